@@ -1,0 +1,134 @@
+#include "attention/pattern.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+namespace sacc {
+namespace {
+
+constexpr const char* kPatternHelp =
+    "patterns: dense | triangular:SINK,WINDOW | interval-slash:VERTICAL,SLASH | block-cluster:BLOCKS, "
+    "optionally followed by @GAMMA (0 < GAMMA <= 1) for an adaptive budget";
+
+Result<int64_t> parse_count(const std::string& text, const std::string& whole) {
+  errno = 0;
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || value < 0) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': '{}' is not a non-negative integer ({})",
+                      whole, text, kPatternHelp);
+  }
+  return static_cast<int64_t>(value);
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t at = text.find(separator, start);
+    parts.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) break;
+    start = at + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+const char* pattern_kind_name(PatternKind kind) {
+  switch (kind) {
+    case PatternKind::DENSE:
+      return "dense";
+    case PatternKind::TRIANGULAR:
+      return "triangular";
+    case PatternKind::INTERVAL_SLASH:
+      return "interval-slash";
+    case PatternKind::BLOCK_CLUSTER:
+      return "block-cluster";
+  }
+  return "?";
+}
+
+Result<PatternSpec> parse_pattern(const std::string& text) {
+  PatternSpec spec;
+  std::string body = text;
+  if (size_t at = text.find('@'); at != std::string::npos) {
+    body = text.substr(0, at);
+    const std::string gamma_text = text.substr(at + 1);
+    char* end = nullptr;
+    spec.gamma = std::strtod(gamma_text.c_str(), &end);
+    if (gamma_text.empty() || *end != '\0' || !(spec.gamma > 0.0 && spec.gamma <= 1.0)) {
+      return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': adaptive mass '{}' must be in (0, 1]",
+                        text, gamma_text);
+    }
+  }
+  const size_t colon = body.find(':');
+  const std::string name = body.substr(0, colon);
+  const std::vector<std::string> args =
+      colon == std::string::npos ? std::vector<std::string>{} : split(body.substr(colon + 1), ',');
+  auto expect_args = [&](size_t count) -> Status {
+    if (args.size() != count) {
+      return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': '{}' takes {} number(s), got {} ({})",
+                        text, name, count, args.size(), kPatternHelp);
+    }
+    return Status::ok();
+  };
+  if (name == "dense") {
+    SACC_RETURN_IF_ERROR(expect_args(0));
+    if (spec.is_adaptive()) {
+      return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': dense has no budget to adapt", text);
+    }
+    spec.kind = PatternKind::DENSE;
+  } else if (name == "triangular" || name == "a-shape") {
+    SACC_RETURN_IF_ERROR(expect_args(2));
+    spec.kind = PatternKind::TRIANGULAR;
+    SACC_ASSIGN_OR_RETURN(spec.sink, parse_count(args[0], text));
+    SACC_ASSIGN_OR_RETURN(spec.window, parse_count(args[1], text));
+    if (spec.window < 1)
+      return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': window must be >= 1", text);
+    if (spec.is_adaptive()) {
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "pattern '{}': triangular is static, it takes no @GAMMA", text);
+    }
+  } else if (name == "interval-slash" || name == "vertical-slash") {
+    SACC_RETURN_IF_ERROR(expect_args(2));
+    spec.kind = PatternKind::INTERVAL_SLASH;
+    SACC_ASSIGN_OR_RETURN(spec.vertical, parse_count(args[0], text));
+    SACC_ASSIGN_OR_RETURN(spec.slash, parse_count(args[1], text));
+    if (spec.slash < 1) {
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "pattern '{}': at least one slash (the diagonal) is needed", text);
+    }
+  } else if (name == "block-cluster" || name == "block-sparse") {
+    SACC_RETURN_IF_ERROR(expect_args(1));
+    spec.kind = PatternKind::BLOCK_CLUSTER;
+    SACC_ASSIGN_OR_RETURN(spec.blocks, parse_count(args[0], text));
+    if (spec.blocks < 1)
+      return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': blocks must be >= 1", text);
+  } else {
+    return make_error(StatusCode::INVALID_ARGUMENT, "unknown pattern '{}' ({})", text, kPatternHelp);
+  }
+  return spec;
+}
+
+std::string to_string(const PatternSpec& spec) {
+  std::string out;
+  switch (spec.kind) {
+    case PatternKind::DENSE:
+      return "dense";
+    case PatternKind::TRIANGULAR:
+      out = fmt::format("triangular:{},{}", spec.sink, spec.window);
+      break;
+    case PatternKind::INTERVAL_SLASH:
+      out = fmt::format("interval-slash:{},{}", spec.vertical, spec.slash);
+      break;
+    case PatternKind::BLOCK_CLUSTER:
+      out = fmt::format("block-cluster:{}", spec.blocks);
+      break;
+  }
+  if (spec.is_adaptive()) out += fmt::format("@{}", spec.gamma);
+  return out;
+}
+
+}  // namespace sacc
