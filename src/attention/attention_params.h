@@ -1,0 +1,47 @@
+// Plain parameters of one attention call (one layer, all heads). No model types, no framework headers.
+// Pointers are device pointers for CUDA kernels and host pointers for the CPU path.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attention/pattern.h"
+#include "attention/sparse_index.h"
+
+namespace sacc {
+
+struct AttentionShape {
+  int64_t seq_len = 0;   // L (queries == keys: prefill, causal)
+  int num_q_heads = 0;   // Hq
+  int num_kv_heads = 0;  // Hkv; Hq % Hkv == 0 (GQA group g = Hq / Hkv)
+  int head_dim = 0;      // d (64 or 128)
+
+  int group_size() const { return num_kv_heads ? num_q_heads / num_kv_heads : 0; }
+  Status validate() const;
+};
+
+// bf16 tensors, row-major; strides in elements (token stride first, then head stride; the last dim is contiguous).
+struct AttentionParams {
+  AttentionShape shape;
+  const void* q = nullptr;  // [L, Hq, d]  bf16
+  const void* k = nullptr;  // [L, Hkv, d] bf16
+  const void* v = nullptr;  // [L, Hkv, d] bf16
+  void* o = nullptr;        // [L, Hq, d]  bf16
+  float* maybe_lse = nullptr;  // [Hq, L] natural-log log-sum-exp of the scaled scores; may be null
+  int64_t q_token_stride = 0, q_head_stride = 0;  // 0: contiguous defaults (Hq*d, d)
+  int64_t kv_token_stride = 0, kv_head_stride = 0;
+  int64_t o_token_stride = 0, o_head_stride = 0;
+  float softmax_scale = 0.0f;  // 0: 1/sqrt(d)
+
+  // Fill zero strides / scale with the contiguous defaults.
+  AttentionParams with_defaults() const;
+};
+
+// The patterns of one layer: one spec per index head (query head, or KV group when shared).
+struct LayerPatterns {
+  std::vector<PatternSpec> heads;  // [num index heads]
+  bool shared_per_kv_group = false;
+  EstimationConfig estimation;
+};
+
+}  // namespace sacc
