@@ -1,0 +1,79 @@
+// Byte-level BPE tokenizer (Llama-3, SmolLM2, Qwen2, GPT-2 families) from a Hugging Face tokenizer.json or
+// from GGUF metadata. encode() follows HF `tokenizer(text, add_special_tokens=add_bos)`: added/special tokens
+// are split out of the text first (so "<|eot_id|>" in a prompt is one token), the rest is pre-tokenized by
+// the model's split regex, then merged by rank. Encode a rendered chat with encode_chat() (or add_bos=false):
+// the template already starts with the BOS text, so no double BOS.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "model/chat_template.h"
+
+namespace sacc {
+
+class GgufFile;
+struct TokenizerModel;
+
+class Tokenizer {
+ public:
+  // `path` is a tokenizer.json file or a directory holding one (tokenizer_config.json beside it is read for
+  // the BOS/EOS tokens, add_bos_token and the chat template when present).
+  static Result<Tokenizer> from_hf_json(const std::string& path);
+  // tokenizer.ggml.* keys (model "gpt2"), the pre-tokenizer from tokenizer.ggml.pre.
+  static Result<Tokenizer> from_gguf(const GgufFile& file);
+
+  // Token ids of `text`; with add_bos, the model's BOS first (when it has one and adds one).
+  std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
+  // Text of `ids`; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD. Special tokens skipped by
+  // default.
+  std::string decode(std::span<const int32_t> ids, bool skip_special = true) const;
+  // Raw bytes of one token (may be an incomplete UTF-8 sequence); "" for an id out of range.
+  std::string token_bytes(int32_t id) const;
+  // Id of a token given by its text (e.g. "<|eot_id|>"); -1 when absent.
+  int32_t token_id(std::string_view token_text) const;
+
+  int32_t vocab_size() const;
+  int32_t bos_id() const;             // -1 when the model has none
+  int32_t eos_id() const;             // -1 when unknown
+  int32_t eot_id() const;             // end of turn: <|eot_id|> / <|im_end|>; -1 when absent
+  bool adds_bos() const;              // whether the model's own pipeline prepends BOS
+  bool is_special(int32_t id) const;  // control/added special tokens (skipped when decoding)
+  // Ids that end generation: eos, eot and other end-of-turn specials, deduplicated.
+  std::vector<int32_t> stop_ids() const;
+  std::string_view pre_tokenizer_name() const;  // "llama3", "qwen2", "smollm", "gpt2", or "custom"
+
+  const ChatTemplate& chat_template() const;
+  Result<std::string> apply_chat_template(std::span<const ChatMessage> messages,
+                                          bool add_generation_prompt) const;
+  // Renders and encodes without adding another BOS.
+  Result<std::vector<int32_t>> encode_chat(std::span<const ChatMessage> messages,
+                                           bool add_generation_prompt) const;
+
+ private:
+  explicit Tokenizer(std::shared_ptr<const TokenizerModel> model) : model_(std::move(model)) {}
+  std::shared_ptr<const TokenizerModel> model_;
+};
+
+// Turns a stream of generated ids into printable text: bytes of an incomplete UTF-8 character are held back
+// until the character completes, so a multi-token emoji is never printed half.
+class StreamingDecoder {
+ public:
+  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special = true);
+  // Text that became complete with this token (possibly "").
+  std::string push(int32_t id);
+  // Whatever is held back, with invalid bytes as U+FFFD; resets the decoder.
+  std::string finish();
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  std::string pending_;  // bytes of an incomplete UTF-8 character
+};
+
+}  // namespace sacc
