@@ -1,0 +1,110 @@
+#include "reference/build_index.h"
+
+#include <algorithm>
+
+#include "reference/estimate_block_cluster.h"
+#include "reference/estimate_interval_slash.h"
+#include "reference/head_index.h"
+#include "reference/parallel.h"
+#include "reference/triangular_index.h"
+
+namespace sacc::ref {
+namespace {
+
+HeadIndex dense_head_index(const IndexGeometry& geometry) {
+  HeadIndex head;
+  head.blocks.resize(geometry.num_q_blocks());
+  head.columns.resize(geometry.num_q_blocks());
+  for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) {
+    for (int64_t kb = 0; kb <= geometry.last_causal_k_block(qb); ++kb) {
+      head.blocks[qb].push_back(static_cast<int32_t>(kb));
+    }
+  }
+  return head;
+}
+
+// The query heads whose scores an index head combines.
+std::vector<int> query_heads_of(int index_head, const AttentionShape& shape, bool shared) {
+  if (!shared) return {index_head};
+  std::vector<int> heads;
+  for (int h = 0; h < shape.group_size(); ++h) heads.push_back(index_head * shape.group_size() + h);
+  return heads;
+}
+
+Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const std::vector<int>& q_heads,
+                             const EstimationConfig& config, const IndexGeometry& geometry) {
+  switch (spec.kind) {
+    case PatternKind::DENSE:
+      return dense_head_index(geometry);
+    case PatternKind::TRIANGULAR:
+      return triangular_head_index(spec, geometry);
+    case PatternKind::INTERVAL_SLASH: {
+      SACC_ASSIGN_OR_RETURN(IntervalSlashScores sum, interval_slash_scores(qkv, q_heads[0], config));
+      for (size_t n = 1; n < q_heads.size(); ++n) {
+        SACC_ASSIGN_OR_RETURN(IntervalSlashScores more, interval_slash_scores(qkv, q_heads[n], config));
+        accumulate_scores(sum, more);
+      }
+      SACC_ASSIGN_OR_RETURN(IntervalSlashSelection selection, select_interval_slash(sum, spec, config));
+      return interval_slash_head_index(selection, geometry);
+    }
+    case PatternKind::BLOCK_CLUSTER: {
+      SACC_ASSIGN_OR_RETURN(BlockScores sum, block_cluster_scores(qkv, q_heads[0], geometry));
+      for (size_t n = 1; n < q_heads.size(); ++n) {
+        SACC_ASSIGN_OR_RETURN(BlockScores more, block_cluster_scores(qkv, q_heads[n], geometry));
+        accumulate_scores(sum, more);
+      }
+      return select_block_cluster(sum, spec, geometry);
+    }
+  }
+  return make_error(StatusCode::INTERNAL, "unknown pattern kind {}", static_cast<int>(spec.kind));
+}
+
+}  // namespace
+
+Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
+                                const EstimationConfig& config, const IndexGeometry& geometry) {
+  SACC_RETURN_IF_ERROR(qkv.validate());
+  SACC_RETURN_IF_ERROR(geometry.validate());
+  const AttentionShape& shape = qkv.shape;
+  if (geometry.seq_len != shape.seq_len) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "index geometry length {} != input length {}",
+                      geometry.seq_len, shape.seq_len);
+  }
+  const int expected_heads = geometry.shared_per_kv_group ? shape.num_kv_heads : shape.num_q_heads;
+  if (geometry.num_heads != expected_heads) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "index geometry has {} heads; this input needs {} ({})",
+                      geometry.num_heads, expected_heads,
+                      geometry.shared_per_kv_group ? "one per KV head" : "one per query head");
+  }
+  if (patterns.size() != 1 && static_cast<int64_t>(patterns.size()) != geometry.num_heads) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "{} patterns given for {} index heads (give 1 or {})",
+                      patterns.size(), geometry.num_heads, geometry.num_heads);
+  }
+  std::vector<HeadIndex> heads(geometry.num_heads);
+  std::vector<Status> errors(geometry.num_heads);
+  parallel_for(geometry.num_heads, [&](int64_t h) {
+    const PatternSpec& spec = patterns.size() == 1 ? patterns[0] : patterns[h];
+    Result<HeadIndex> head =
+        build_head(qkv, spec, query_heads_of(static_cast<int>(h), shape, geometry.shared_per_kv_group),
+                   config, geometry);
+    if (head.is_ok()) {
+      heads[h] = std::move(head).value();
+    } else {
+      errors[h] = head.status();
+    }
+  });
+  for (const Status& error : errors) SACC_RETURN_IF_ERROR(error);
+  return assemble_index(geometry, heads);
+}
+
+PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry) {
+  PatternSpec out = spec;
+  out.sink = std::min(out.sink, geometry.seq_len);
+  out.window = std::min(out.window, geometry.seq_len);
+  out.vertical = std::min(out.vertical, geometry.seq_len);
+  out.slash = std::min(out.slash, geometry.seq_len);
+  out.blocks = std::min(out.blocks, geometry.num_k_blocks());
+  return out;
+}
+
+}  // namespace sacc::ref

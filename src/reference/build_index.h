@@ -1,0 +1,22 @@
+// The oracle's plan step: from Q/K and one PatternSpec per index head, estimate and build the SparseIndex.
+// Per head (geometry.shared_per_kv_group = false: num_heads = Hq) or shared per KV group (num_heads = Hkv:
+// the scores of the group's query heads are summed before selection, so the group shares one index).
+#pragma once
+
+#include <vector>
+
+#include "attention/pattern.h"
+#include "attention/sparse_index.h"
+#include "reference/qkv.h"
+
+namespace sacc::ref {
+
+// `patterns` has one spec per index head, or a single spec applied to all heads.
+Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
+                                const EstimationConfig& config, const IndexGeometry& geometry);
+
+// Budgets larger than the sequence offers, reduced to what it offers (kv, ks <= L; kb <= key blocks; S, W <=
+// L), for callers that apply one configured pattern to inputs of any length.
+PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry);
+
+}  // namespace sacc::ref

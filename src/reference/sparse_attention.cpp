@@ -1,0 +1,81 @@
+#include "reference/sparse_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "reference/head_index.h"
+#include "reference/kv_head.h"
+#include "reference/parallel.h"
+
+namespace sacc::ref {
+
+Status check_index_matches(const SparseIndex& index, const AttentionShape& shape) {
+  const IndexGeometry& g = index.geometry;
+  if (g.seq_len != shape.seq_len) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "index is for length {} but the input has length {}",
+                      g.seq_len, shape.seq_len);
+  }
+  const int expected_heads = g.shared_per_kv_group ? shape.num_kv_heads : shape.num_q_heads;
+  if (g.num_heads != expected_heads) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "index has {} heads but the input needs {} ({} index: one per {} head)", g.num_heads,
+                      expected_heads, g.shared_per_kv_group ? "shared" : "per-head",
+                      g.shared_per_kv_group ? "KV" : "query");
+  }
+  return Status::ok();
+}
+
+Result<AttentionResult> sparse_attention(const QkvView& qkv, const SparseIndex& index) {
+  SACC_RETURN_IF_ERROR(qkv.validate());
+  SACC_RETURN_IF_ERROR(check_index_matches(index, qkv.shape));
+  SACC_RETURN_IF_ERROR(index.validate());
+  const AttentionShape& shape = qkv.shape;
+  const int64_t seq_len = shape.seq_len;
+  const int d = shape.head_dim;
+  const int group = shape.group_size();
+  const int64_t num_q_blocks = index.geometry.num_q_blocks();
+  const int block_q = index.geometry.block_q;
+  AttentionResult out;
+  out.shape = shape;
+  out.o.assign(static_cast<size_t>(seq_len * shape.num_q_heads * d), 0.0);
+  out.lse.assign(static_cast<size_t>(shape.num_q_heads * seq_len), 0.0);
+  for (int kv_head = 0; kv_head < shape.num_kv_heads; ++kv_head) {
+    const KvHeadF64 kv = load_kv_head(qkv, kv_head);
+    parallel_for(group * num_q_blocks, [&](int64_t item) {
+      const int q_head = kv_head * group + static_cast<int>(item / num_q_blocks);
+      const int index_head = index.geometry.shared_per_kv_group ? kv_head : q_head;
+      const int64_t q_block = item % num_q_blocks;
+      std::vector<double> q(d), acc(d), scores;
+      const int64_t row_end = std::min(seq_len, (q_block + 1) * block_q);
+      for (int64_t row = q_block * block_q; row < row_end; ++row) {
+        const std::vector<int32_t> keys = keys_of_row(index, index_head, row);
+        load_scaled_query(qkv, q_head, row, q.data());
+        scores.resize(keys.size());
+        double max_score = -std::numeric_limits<double>::infinity();
+        for (size_t n = 0; n < keys.size(); ++n) {
+          scores[n] = dot(q.data(), kv.k.data() + static_cast<int64_t>(keys[n]) * d, d);
+          max_score = std::max(max_score, scores[n]);
+        }
+        std::fill(acc.begin(), acc.end(), 0.0);
+        double sum = 0.0;
+        for (size_t n = 0; n < keys.size(); ++n) {
+          const double w = std::exp(scores[n] - max_score);
+          sum += w;
+          const double* v_j = kv.v.data() + static_cast<int64_t>(keys[n]) * d;
+          for (int t = 0; t < d; ++t) acc[t] += w * v_j[t];
+        }
+        double* o_row = out.o.data() + (row * shape.num_q_heads + q_head) * static_cast<int64_t>(d);
+        if (keys.empty()) {
+          out.lse[q_head * seq_len + row] = -std::numeric_limits<double>::infinity();
+          continue;
+        }
+        for (int t = 0; t < d; ++t) o_row[t] = acc[t] / sum;
+        out.lse[q_head * seq_len + row] = max_score + std::log(sum);
+      }
+    });
+  }
+  return out;
+}
+
+}  // namespace sacc::ref
