@@ -31,10 +31,20 @@ struct GgufHyperparams {
   double rope_high_freq_factor = 0.0;
   bool tied_embeddings = false;  // no output.weight tensor: the LM head reuses token_embd.weight
   bool qkv_bias = false;         // blk.0.attn_q.bias present (Qwen2)
+  // llama.cpp's converter reorders the rows of attn_q/attn_k of "llama" models so that RoPE rotates adjacent
+  // pairs (x[2i], x[2i+1]); HF checkpoints (and "qwen2" GGUFs) rotate halves (x[i], x[i + d/2]). When true,
+  // apply unpermute_rope_rows() to attn_q.weight (head_count) and attn_k.weight (head_count_kv) to get HF
+  // layout.
+  bool rope_rows_interleaved = false;
 };
 
 // UNSUPPORTED for other architectures; CORRUPT_DATA naming the key when a required key is missing or
 // inconsistent.
 Result<GgufHyperparams> read_gguf_hyperparams(const GgufFile& file);
+
+// Reorders the rows of a projection weight from interleaved RoPE pairs to HF's half-split order, in place.
+// weight: [n_heads * head_dim, in] (F32 or BF16), or a bias [n_heads * head_dim]. Within each head, row 2i +
+// j moves to row j * head_dim / 2 + i.
+Status unpermute_rope_rows(Tensor& weight, int64_t n_heads);
 
 }  // namespace sacc
