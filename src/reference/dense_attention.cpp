@@ -36,7 +36,7 @@ Result<AttentionResult> dense_attention(const QkvView& qkv) {
       std::vector<double> q(static_cast<size_t>(rows * d));
       for (int r = 0; r < rows; ++r) load_scaled_query(qkv, q_head, row0 + r, q.data() + r * d);
       std::vector<double> scores(static_cast<size_t>(rows * key_end));
-      score_rows(kv, q.data(), rows, key_end, scores.data());
+      score_rows(kv.kt.data(), kv.seq_len, d, q.data(), rows, key_end, scores.data());
       std::vector<double> acc(d);
       for (int r = 0; r < rows; ++r) {
         const int64_t row = row0 + r;

@@ -35,20 +35,23 @@ Result<SparseIndex> assemble_index(const IndexGeometry& geometry, const std::vec
   return index;
 }
 
-std::vector<int32_t> keys_of_row(const SparseIndex& index, int index_head, int64_t row) {
+std::vector<int32_t> slot_keys(const SparseIndex& index, int64_t slot, int64_t last_key) {
   const IndexGeometry& g = index.geometry;
-  const int64_t slot = index_head * g.num_q_blocks() + row / g.block_q;
   std::vector<int32_t> keys;
   for (int32_t n = index.block_offsets[slot]; n < index.block_offsets[slot + 1]; ++n) {
     const int64_t begin = static_cast<int64_t>(index.block_ids[n]) * g.block_k;
-    const int64_t end = std::min<int64_t>(begin + g.block_k, row + 1);
+    const int64_t end = std::min<int64_t>(begin + g.block_k, last_key + 1);
     for (int64_t j = begin; j < end; ++j) keys.push_back(static_cast<int32_t>(j));
   }
   for (int32_t n = index.column_offsets[slot]; n < index.column_offsets[slot + 1]; ++n) {
-    if (index.column_ids[n] <= row) keys.push_back(index.column_ids[n]);
+    if (index.column_ids[n] <= last_key) keys.push_back(index.column_ids[n]);
   }
   std::sort(keys.begin(), keys.end());
   return keys;
+}
+
+std::vector<int32_t> keys_of_row(const SparseIndex& index, int index_head, int64_t row) {
+  return slot_keys(index, index_head * index.geometry.num_q_blocks() + row / index.geometry.block_q, row);
 }
 
 }  // namespace sacc::ref

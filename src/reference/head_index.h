@@ -18,7 +18,9 @@ struct HeadIndex {
 // Packs heads [num_heads] in index-head order and checks SparseIndex::validate().
 Result<SparseIndex> assemble_index(const IndexGeometry& geometry, const std::vector<HeadIndex>& heads);
 
-// Expands one slot of an index to the keys it grants row `row` (causal), ascending. For tests and metrics.
+// The keys slot `slot` lists that are <= last_key, ascending (listed blocks expanded, plus the columns).
+std::vector<int32_t> slot_keys(const SparseIndex& index, int64_t slot, int64_t last_key);
+// The keys the index grants query `row` of an index head (causal), ascending.
 std::vector<int32_t> keys_of_row(const SparseIndex& index, int index_head, int64_t row);
 
 }  // namespace sacc::ref

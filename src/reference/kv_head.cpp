@@ -33,11 +33,12 @@ void load_scaled_query(const QkvView& qkv, int q_head, int64_t row, double* out)
   for (int t = 0; t < d; ++t) out[t] = scale * q_row[t];
 }
 
-void score_rows(const KvHeadF64& kv, const double* q, int rows, int64_t key_end, double* scores) {
+void score_rows(const double* kt, int64_t kt_stride, int head_dim, const double* q, int rows, int64_t key_end,
+                double* scores) {
   // Key chunks small enough that a chunk of every row's scores stays in L1 while the dimension loop runs over
   // it; the dimension-outer order makes the innermost loop an independent multiply-add over contiguous keys.
   constexpr int64_t kChunk = 256;
-  const int d = kv.head_dim;
+  const int d = head_dim;
   for (int64_t j0 = 0; j0 < key_end; j0 += kChunk) {
     const int64_t j1 = std::min(key_end, j0 + kChunk);
     for (int r = 0; r < rows; ++r) {
@@ -45,7 +46,7 @@ void score_rows(const KvHeadF64& kv, const double* q, int rows, int64_t key_end,
       for (int64_t j = j0; j < j1; ++j) s[j] = 0.0;
     }
     for (int t = 0; t < d; ++t) {
-      const double* k_t = kv.kt.data() + static_cast<int64_t>(t) * kv.seq_len;
+      const double* k_t = kt + static_cast<int64_t>(t) * kt_stride;
       for (int r = 0; r < rows; ++r) {
         const double q_t = q[r * d + t];
         double* s = scores + r * key_end;
@@ -53,14 +54,6 @@ void score_rows(const KvHeadF64& kv, const double* q, int rows, int64_t key_end,
       }
     }
   }
-}
-
-double dot(const double* a, const double* b, int n) {
-  // Sequential, in the same order as score_rows, so a sparse pass over every key reproduces dense bit for
-  // bit.
-  double sum = 0.0;
-  for (int t = 0; t < n; ++t) sum += a[t] * b[t];
-  return sum;
 }
 
 }  // namespace sacc::ref

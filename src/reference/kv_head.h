@@ -1,4 +1,4 @@
-// fp64 copies of one KV head's keys and values, laid out for the oracle's row loops: K both row-major (sparse
+// fp64 copies of one KV head's keys and values, laid out for the oracle's row loops: K row-major (sparse
 // gathers) and transposed (dense rows, so the inner loop runs over contiguous keys and vectorises).
 #pragma once
 
@@ -22,11 +22,9 @@ KvHeadF64 load_kv_head(const QkvView& qkv, int kv_head);
 // q of query head `q_head`, row `row`, times the softmax scale, in fp64: [d].
 void load_scaled_query(const QkvView& qkv, int q_head, int64_t row, double* out);
 
-// scores[r * key_end + j] = q_r . k_j for rows r in [0, rows) (q: [rows, d], already scaled), keys [0,
-// key_end).
-void score_rows(const KvHeadF64& kv, const double* q, int rows, int64_t key_end, double* scores);
-
-// Dot product of two fp64 vectors of length n, summed in index order (the order score_rows uses).
-double dot(const double* a, const double* b, int n);
+// scores[r * key_end + j] = q_r . k_j for rows r in [0, rows) (q: [rows, d], already scaled) and keys
+// j in [0, key_end), where key j's dimension t is kt[t * kt_stride + j] (a transposed K: [d, >= key_end]).
+void score_rows(const double* kt, int64_t kt_stride, int head_dim, const double* q, int rows, int64_t key_end,
+                double* scores);
 
 }  // namespace sacc::ref

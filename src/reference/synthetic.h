@@ -2,14 +2,13 @@
 // head:
 //  * sinks: the first keys share a direction every query also carries;
 //  * vertical columns: a few scattered keys carry a second shared direction;
-//  * slash diagonals and local attention: rotary features (a fixed set of frequencies shared by all heads,
-//  like
-//    RoPE but spread over (0, pi)) make q_i . k_j depend on i - j and peak at the planted offsets (0 =
-//    local);
-//  * noise on every dimension (uniform, the same variance as the stated logit noise).
+//  * slash diagonals and local attention: rotary features (one set of frequencies shared by all heads, like
+//    RoPE but spread over (0, pi)) make q_i . k_j depend on i - j only; it peaks at the planted offsets and,
+//    decaying, at the local offsets 0, 1, 2, ...; the side lobes give every diagonal some mass, as RoPE does;
+//  * noise on every dimension (uniform, with the variance that gives the stated logit noise).
 // Query heads of one group weigh the features differently, so heads differ as in real models. Values are
-// rounded to bf16 by default (what the engine's kernels see). Cost is O(L * (Hq + Hkv) * d): ~1 s for L =
-// 32K, 32/8 heads, d = 128 on one core.
+// rounded to bf16 by default (what the engine's kernels see). Cost is O(L * (Hq + Hkv) * d): about a second
+// for L = 32K, 32/8 heads, d = 128 on one core.
 #pragma once
 
 #include <cstdint>
@@ -22,18 +21,19 @@ namespace sacc::ref {
 struct SyntheticConfig {
   AttentionShape shape{8192, 8, 2, 128};
   uint64_t seed = 1;
-  int sinks = 4;       // keys [0, sinks) are sinks
-  int verticals = 16;  // planted vertical columns per KV head (at random keys)
-  int slashes = 4;     // planted slash offsets per KV head besides the local one (offset 0)
-  double structure_logit =
-      9.0;                   // logit of a planted sink / vertical / slash hit for a query head of weight 1
+  int sinks = 4;        // keys [0, sinks) are sinks
+  int verticals = 16;   // planted vertical columns per KV head (at random keys)
+  int local_width = 8;  // local attention: offsets [0, local_width), weights halving per step
+  int slashes = 4;      // planted slash offsets per KV head beyond the local band
+  // Logit of a planted sink / vertical / slash hit for a query head of weight 1.
+  double structure_logit = 9.0;
   double noise_logit = 1.0;  // standard deviation of the logit noise between unrelated q and k
   bool bf16_values = true;   // round Q/K/V to bf16
 };
 
 struct PlantedStructure {                              // per KV head
   std::vector<std::vector<int32_t>> vertical_columns;  // [Hkv][verticals] ascending keys
-  std::vector<std::vector<int32_t>> slash_offsets;     // [Hkv][slashes + 1] ascending, includes 0
+  std::vector<std::vector<int32_t>> slash_offsets;     // [Hkv][slashes] ascending, beyond the local band
 };
 
 struct SyntheticInput {
