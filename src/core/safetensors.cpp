@@ -16,6 +16,8 @@ namespace {
 
 // A header bigger than this is not a tensor table but a corrupt length field (real checkpoints: < 1 MiB).
 constexpr uint64_t kMaxHeaderBytes = 256ull << 20;
+// Largest dimension accepted; keeps every element count and byte size far from 64-bit overflow.
+constexpr uint64_t kMaxExtent = 1ull << 40;
 
 Status corrupt(const std::string& path, const std::string& what) {
   return Status(StatusCode::CORRUPT_DATA, fmt::format("{}: {}", path, what));
@@ -112,15 +114,14 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     Result<DType> dtype = parse_dtype(dtype_it->get<std::string>());
     if (!dtype.is_ok()) return bad(dtype.status().message());
     std::vector<int64_t> dims;
-    uint64_t numel = 1;
+    uint64_t numel = 1;  // saturates at data_size + 1: anything larger is an error anyway
     for (const auto& dim : *shape_it) {
-      if (!dim.is_number_unsigned()) return bad("shape entries must be non-negative integers");
+      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > kMaxExtent) {
+        return bad(fmt::format("shape entries must be integers in [0, {}]", kMaxExtent));
+      }
       const uint64_t extent = dim.get<uint64_t>();
-      // Bounded by the file size, so the element count below cannot overflow.
-      if (extent > data_size && numel != 0)
-        return bad(fmt::format("dimension {} exceeds the file size", extent));
-      numel = extent == 0 ? 0 : (numel > data_size / extent ? data_size + 1 : numel * extent);
-      dims.push_back(static_cast<int64_t>(std::min<uint64_t>(extent, data_size + 1)));
+      dims.push_back(static_cast<int64_t>(extent));
+      numel = (numel == 0 || extent == 0) ? 0 : std::min(data_size + 1, numel * extent);
     }
     if (numel > data_size)
       return bad(fmt::format("shape needs more than the {}-byte data section", data_size));
