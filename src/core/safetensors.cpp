@@ -121,7 +121,11 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       }
       const uint64_t extent = dim.get<uint64_t>();
       dims.push_back(static_cast<int64_t>(extent));
-      numel = (numel == 0 || extent == 0) ? 0 : std::min(data_size + 1, numel * extent);
+      if (numel == 0 || extent == 0) {
+        numel = 0;
+      } else {
+        numel = numel > data_size / extent ? data_size + 1 : numel * extent;
+      }
     }
     if (numel > data_size)
       return bad(fmt::format("shape needs more than the {}-byte data section", data_size));
