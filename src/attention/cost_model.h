@@ -18,6 +18,7 @@ struct AttentionCost {
   int64_t gathered_columns = 0;  // (query block, single column) pairs, summed over heads
   int64_t causal_tiles = 0;      // what dense causal visits over the same heads
   double kernel_flops = 0.0;     // tiles and columns
+  double causal_flops = 0.0;     // what dense causal computes over the same heads
   double estimator_flops = 0.0;  // online estimation
 
   double total_flops() const { return kernel_flops + estimator_flops; }
