@@ -22,8 +22,12 @@ std::string_view chat_template_kind_name(ChatTemplateKind kind);
 
 struct ChatTemplate {
   ChatTemplateKind kind = ChatTemplateKind::NONE;
-  std::string bos_text;        // Llama-3: "<|begin_of_text|>" rendered at the start; ChatML: ""
-  std::string default_system;  // ChatML system prompt used when the first message is not "system" ("" = none)
+  std::string bos_text;  // Llama-3: "<|begin_of_text|>" rendered at the start; ChatML: ""
+  // ChatML: the system prompt used when the first message is not "system" ("" = none).
+  // Llama-3.1: the preamble of the system turn (knowledge cut-off and date) when system_preamble is set.
+  std::string default_system;
+  bool system_preamble =
+      false;  // Llama-3.1 always renders a system turn; Llama-3 renders only the given ones
 };
 
 // Picks the template from a model's Jinja source (may be empty) and whether the vocab has the marker tokens.
