@@ -1,0 +1,145 @@
+#include "model/model_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "core/progress.h"
+#include "model/gguf.h"
+#include "model/gguf_hparams.h"
+#include "model/hf_checkpoint.h"
+
+namespace sacc {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kRandomPrefix = "random:";
+
+bool is_random(const std::string& spec) {
+  return spec.rfind(kRandomPrefix, 0) == 0;
+}
+
+Status check_exists(const std::string& spec) {
+  if (!fs::exists(spec))
+    return make_error(StatusCode::NOT_FOUND,
+                      "model '{}' not found: expected an HF model directory, a .gguf file or random:<name>",
+                      spec);
+  return Status::ok();
+}
+
+std::vector<int32_t> merge_stops(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  for (int32_t t : b)
+    if (t >= 0 && std::find(a.begin(), a.end(), t) == a.end()) a.push_back(t);
+  return a;
+}
+
+// GgufFile is used in place inside its Result: moving it would need its private mapping type here.
+Result<LoadedModel> load_gguf(const std::string& path, const ModelLoadOptions& options) {
+  Result<GgufFile> opened = GgufFile::open(path);
+  if (!opened) return opened.status();
+  const GgufFile& file = *opened;
+  SACC_ASSIGN_OR_RETURN(GgufHyperparams hp, read_gguf_hyperparams(file));
+  SACC_ASSIGN_OR_RETURN(ModelConfig config, model_config_from_gguf(file));
+  LoadedModel model;
+  model.kind = ModelSourceKind::GGUF;
+  // Dequantise each tensor the model needs exactly once; keep the buffers alive in the weights' storage.
+  auto tensors = std::make_shared<std::map<std::string, Tensor>>();
+  Progress progress("dequantising GGUF tensors", static_cast<int64_t>(file.tensors().size()),
+                    options.show_progress);
+  TensorLookup lookup = [&](const std::string& name) -> Result<TensorView> {
+    auto it = tensors->find(name);
+    if (it == tensors->end()) {
+      if (!file.find_tensor(name))
+        return make_error(StatusCode::NOT_FOUND, "{}: tensor '{}' is missing", path, name);
+      SACC_ASSIGN_OR_RETURN(Tensor t, file.load_tensor(name, options.dequantize_to));
+      const bool q = name.ends_with("attn_q.weight") || name.ends_with("attn_q.bias");
+      const bool k = name.ends_with("attn_k.weight") || name.ends_with("attn_k.bias");
+      if (hp.rope_rows_interleaved && (q || k))
+        SACC_RETURN_IF_ERROR(unpermute_rope_rows(t, q ? config.num_heads : config.num_kv_heads));
+      it = tensors->emplace(name, std::move(t)).first;
+      progress.advance();
+    }
+    return it->second.view();
+  };
+  SACC_ASSIGN_OR_RETURN(model.weights, llama_weights_from_lookup(config, lookup, TensorNaming::GGUF));
+  model.weights.storage.push_back(tensors);
+  if (options.load_tokenizer) {
+    SACC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_gguf(file));
+    model.maybe_tokenizer = std::make_shared<const Tokenizer>(std::move(tokenizer));
+  }
+  return model;
+}
+
+}  // namespace
+
+Result<ModelConfig> model_config_from_gguf(const GgufFile& file) {
+  SACC_ASSIGN_OR_RETURN(GgufHyperparams hp, read_gguf_hyperparams(file));
+  ModelConfig c;
+  c.name = hp.name.empty() ? fs::path(file.path()).stem().string() : hp.name;
+  c.architecture = hp.architecture;
+  c.hidden = hp.embedding_length;
+  c.num_layers = static_cast<int>(hp.block_count);
+  c.num_heads = static_cast<int>(hp.head_count);
+  c.num_kv_heads = static_cast<int>(hp.head_count_kv);
+  c.head_dim = static_cast<int>(hp.head_dim);
+  c.ffn = hp.feed_forward_length;
+  c.vocab = hp.vocab_size;
+  c.rope_theta = hp.rope_freq_base;
+  c.rms_eps = hp.rms_norm_eps;
+  c.tied_embeddings = hp.tied_embeddings;
+  c.qkv_bias = hp.qkv_bias;
+  c.max_context = hp.context_length;
+  if (hp.rope_scaling_type == "llama3") {
+    c.rope_scaling = {true, hp.rope_scaling_factor, hp.rope_low_freq_factor, hp.rope_high_freq_factor,
+                      hp.rope_original_context_length};
+  } else if (hp.rope_scaling_type != "none" && !hp.rope_scaling_type.empty()) {
+    return make_error(StatusCode::UNSUPPORTED, "{}: rope scaling '{}' is not supported (llama3 only)",
+                      file.path(), hp.rope_scaling_type);
+  }
+  c.bos_token = static_cast<int32_t>(file.get_int_or("tokenizer.ggml.bos_token_id", -1));
+  const int64_t eos = file.get_int_or("tokenizer.ggml.eos_token_id", -1);
+  if (eos >= 0) c.eos_tokens = {static_cast<int32_t>(eos)};
+  Status valid = c.validate();
+  if (!valid) return valid.with_context(file.path());
+  return c;
+}
+
+Result<ModelConfig> load_model_config(const std::string& spec) {
+  if (is_random(spec)) return builtin_model_config(spec.substr(kRandomPrefix.size()));
+  SACC_RETURN_IF_ERROR(check_exists(spec));
+  if (fs::is_directory(spec)) {
+    SACC_ASSIGN_OR_RETURN(HfCheckpoint ckpt, HfCheckpoint::open(spec, false));
+    return ckpt.config();
+  }
+  Result<GgufFile> file = GgufFile::open(spec);
+  if (!file) return file.status();
+  return model_config_from_gguf(*file);
+}
+
+Result<LoadedModel> load_model(const std::string& spec, const ModelLoadOptions& options) {
+  LoadedModel model;
+  if (is_random(spec)) {
+    SACC_ASSIGN_OR_RETURN(ModelConfig config, builtin_model_config(spec.substr(kRandomPrefix.size())));
+    model.kind = ModelSourceKind::RANDOM;
+    model.weights = llama_weights_random(config, options.seed);
+  } else {
+    SACC_RETURN_IF_ERROR(check_exists(spec));
+    if (fs::is_directory(spec)) {
+      SACC_ASSIGN_OR_RETURN(HfCheckpoint ckpt, HfCheckpoint::open(spec, options.show_progress));
+      model.kind = ModelSourceKind::HF_DIRECTORY;
+      SACC_ASSIGN_OR_RETURN(model.weights, ckpt.weights());
+      if (options.load_tokenizer && ckpt.has_tokenizer()) {
+        SACC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_hf_json(spec));
+        model.maybe_tokenizer = std::make_shared<const Tokenizer>(std::move(tokenizer));
+      }
+    } else {
+      SACC_ASSIGN_OR_RETURN(model, load_gguf(spec, options));
+    }
+  }
+  model.stop_tokens = model.weights.config.eos_tokens;
+  if (model.maybe_tokenizer)
+    model.stop_tokens = merge_stops(model.stop_tokens, model.maybe_tokenizer->stop_ids());
+  return model;
+}
+
+}  // namespace sacc

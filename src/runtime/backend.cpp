@@ -1,0 +1,37 @@
+#include "runtime/backend.h"
+
+namespace sacc {
+
+Result<AttentionMode> parse_attention_mode(const std::string& text) {
+  if (text == "auto") return AttentionMode::AUTO;
+  if (text == "dense") return AttentionMode::DENSE;
+  if (text == "cudnn") return AttentionMode::CUDNN;
+  if (text == "eager") return AttentionMode::EAGER;
+  if (text == "sparse") return AttentionMode::SPARSE;
+  return make_error(StatusCode::INVALID_ARGUMENT,
+                    "--attention '{}': expected auto, dense, cudnn, eager or sparse", text);
+}
+
+const char* attention_mode_name(AttentionMode mode) {
+  switch (mode) {
+    case AttentionMode::AUTO:
+      return "auto";
+    case AttentionMode::DENSE:
+      return "dense";
+    case AttentionMode::CUDNN:
+      return "cudnn";
+    case AttentionMode::EAGER:
+      return "eager";
+    case AttentionMode::SPARSE:
+      return "sparse";
+  }
+  return "?";
+}
+
+#if !defined(SACC_WITH_CUDA)
+Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights&, const BackendOptions&) {
+  return make_error(StatusCode::UNSUPPORTED, "this sacc was built without CUDA; use --device cpu");
+}
+#endif
+
+}  // namespace sacc

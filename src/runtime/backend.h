@@ -1,0 +1,61 @@
+// The interface both backends (CPU: OpenBLAS fp32; CUDA: cuBLASLt bf16) implement: a prefill that fills the
+// KV cache from position 0 and returns the last token's logits, and single-token decode steps after it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "attention/attention_params.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "model/llama_weights.h"
+
+namespace sacc {
+
+enum class AttentionMode { AUTO, DENSE, CUDNN, EAGER, SPARSE };
+
+Result<AttentionMode> parse_attention_mode(const std::string& text);
+const char* attention_mode_name(AttentionMode mode);
+
+struct BackendOptions {
+  Device device;
+  AttentionMode attention = AttentionMode::AUTO;
+  int64_t chunk = 8192;  // tokens per linear-layer chunk
+  // Per-layer patterns for sparse attention ([N] entries; empty: dense everywhere).
+  std::vector<LayerPatterns> patterns;
+  // AUTO: prompts shorter than this run dense (from the cost model; see attention_policy.h).
+  int64_t sparse_min_length = 0;
+  bool show_progress = true;
+};
+
+// Peak memory of one device during the run (bytes).
+struct DeviceMemoryReport {
+  std::string device;           // "cpu", "cuda:0"
+  uint64_t peak_allocated = 0;  // high-water mark of our own allocations
+  uint64_t peak_in_use = 0;     // whole-device view (cudaMemGetInfo), 0 when unknown
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Sizes the KV cache for `max_tokens` positions (prompt + generated); must precede prefill.
+  virtual Status reserve(int64_t max_tokens) = 0;
+  // Runs the prompt from position 0 and writes the last position's logits: logits [V].
+  virtual Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) = 0;
+  // Appends one token at the next position; logits [V].
+  virtual Status decode(int32_t token, std::vector<float>& logits) = 0;
+  virtual int64_t position() const = 0;  // tokens in the cache
+  virtual std::vector<DeviceMemoryReport> memory() const = 0;
+  // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).
+  virtual bool last_prefill_sparse() const = 0;
+};
+
+Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights, const BackendOptions& options);
+// UNSUPPORTED in builds without CUDA.
+Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
+                                                   const BackendOptions& options);
+
+}  // namespace sacc

@@ -1,0 +1,220 @@
+// CPU backend: fp32 weights and activations, OpenBLAS GEMMs over token chunks, bf16 KV cache, the runtime's
+// own multi-threaded CPU attention.
+#include <algorithm>
+#include <cmath>
+
+#include "attention/cpu/cpu_attention.h"
+#include "core/progress.h"
+#include "runtime/backend.h"
+#include "runtime/cpu_kernels.h"
+#include "runtime/host_index.h"
+
+namespace sacc {
+namespace {
+
+struct CpuLayer {
+  std::vector<float> attn_norm, wq, wk, wv, bq, bk, bv, wo, mlp_norm, w_gate, w_up, w_down;
+};
+
+std::vector<float> to_f32(const WeightTensor& t) {
+  std::vector<float> out(t.defined() ? t.view.numel() : 0);
+  if (!out.empty()) weight_to_f32(t, out.data());
+  return out;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const LlamaWeights& weights, const BackendOptions& options)
+      : config_(weights.config), options_(options), inv_freq_(rope_inverse_frequencies(weights.config)) {}
+
+  Status load(const LlamaWeights& w) {
+    Progress progress("converting weights to fp32", config_.num_layers + 2, options_.show_progress);
+    embed_ = to_f32(w.embed);
+    final_norm_ = to_f32(w.final_norm);
+    if (!config_.tied_embeddings) lm_head_ = to_f32(w.lm_head);
+    progress.advance();
+    layers_.resize(config_.num_layers);
+    for (int i = 0; i < config_.num_layers; ++i) {
+      const LayerWeights& s = w.layers[i];
+      CpuLayer& l = layers_[i];
+      l.attn_norm = to_f32(s.attn_norm);
+      l.wq = to_f32(s.wq);
+      l.wk = to_f32(s.wk);
+      l.wv = to_f32(s.wv);
+      l.bq = to_f32(s.bq);
+      l.bk = to_f32(s.bk);
+      l.bv = to_f32(s.bv);
+      l.wo = to_f32(s.wo);
+      l.mlp_norm = to_f32(s.mlp_norm);
+      l.w_gate = to_f32(s.w_gate);
+      l.w_up = to_f32(s.w_up);
+      l.w_down = to_f32(s.w_down);
+      progress.advance();
+    }
+    return Status::ok();
+  }
+
+  Status reserve(int64_t max_tokens) override {
+    if (max_tokens > config_.max_context)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
+                        max_tokens, config_.max_context);
+    capacity_ = max_tokens;
+    k_cache_.assign(config_.num_layers, {});
+    v_cache_.assign(config_.num_layers, {});
+    for (int i = 0; i < config_.num_layers; ++i) {
+      k_cache_[i].resize(capacity_ * config_.kv_dim());
+      v_cache_[i].resize(capacity_ * config_.kv_dim());
+    }
+    position_ = 0;
+    return Status::ok();
+  }
+
+  Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    position_ = 0;
+    return forward(tokens, logits);
+  }
+
+  Status decode(int32_t token, std::vector<float>& logits) override {
+    return forward(std::span<const int32_t>(&token, 1), logits);
+  }
+
+  int64_t position() const override { return position_; }
+  bool last_prefill_sparse() const override { return last_sparse_; }
+
+  std::vector<DeviceMemoryReport> memory() const override {
+    return {{"cpu", static_cast<uint64_t>(peak_bytes_), 0}};
+  }
+
+ private:
+  // Runs `tokens` at positions [position_, position_ + n): linear layers over chunks, attention over all n
+  // queries against every cached key.
+  Status forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+    const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
+    if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
+    if (start + n > capacity_)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
+                        start + n, capacity_);
+    const int64_t D = config_.hidden, Q = config_.q_dim(), KV = config_.kv_dim(), F = config_.ffn;
+    for (int64_t i = 0; i < n; ++i)
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab)
+        return make_error(StatusCode::INVALID_ARGUMENT,
+                          "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
+                          start + i, config_.vocab);
+    const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
+    const bool sparse = start == 0 && use_sparse(n);
+    last_sparse_ = start == 0 ? sparse : last_sparse_;
+
+    std::vector<float> x(n * D), q(n * Q), o(n * Q);       // [n, D], [n, Q], [n, Q]
+    std::vector<float> normed(chunk * D), kv(chunk * KV);  // [c, D], [c, KV]
+    std::vector<float> gate(chunk * F), up(chunk * F);     // [c, F]
+    track_peak(x.size() + q.size() + o.size() + normed.size() + kv.size() + gate.size() + up.size());
+    for (int64_t i = 0; i < n; ++i) std::copy_n(embed_.data() + tokens[i] * D, D, x.data() + i * D);
+
+    const float eps = static_cast<float>(config_.rms_eps);
+    Progress progress("prefill", config_.num_layers, options_.show_progress && n >= 4096);
+    for (int layer = 0; layer < config_.num_layers; ++layer) {
+      const CpuLayer& l = layers_[layer];
+      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        const int64_t c = std::min(chunk, n - c0);
+        cpu_rms_norm(x.data() + c0 * D, l.attn_norm.data(), normed.data(), c, D, eps);
+        float* qc = q.data() + c0 * Q;
+        cpu_linear(normed.data(), l.wq.data(), qc, c, D, Q, false);
+        if (!l.bq.empty()) cpu_add_bias(qc, l.bq.data(), c, Q);
+        cpu_rope(qc, c, config_.num_heads, config_.head_dim, start + c0, inv_freq_);
+        for (int which = 0; which < 2; ++which) {
+          cpu_linear(normed.data(), (which == 0 ? l.wk : l.wv).data(), kv.data(), c, D, KV, false);
+          const std::vector<float>& bias = which == 0 ? l.bk : l.bv;
+          if (!bias.empty()) cpu_add_bias(kv.data(), bias.data(), c, KV);
+          if (which == 0)
+            cpu_rope(kv.data(), c, config_.num_kv_heads, config_.head_dim, start + c0, inv_freq_);
+          uint16_t* cache = (which == 0 ? k_cache_ : v_cache_)[layer].data() + (start + c0) * KV;
+          for (int64_t i = 0; i < c * KV; ++i) cache[i] = float_to_bf16(kv[i]);
+        }
+      }
+      CpuAttentionArgs args;
+      args.num_queries = n;
+      args.num_keys = start + n;
+      args.num_q_heads = config_.num_heads;
+      args.num_kv_heads = config_.num_kv_heads;
+      args.head_dim = config_.head_dim;
+      args.q = q.data();
+      args.k = k_cache_[layer].data();
+      args.v = v_cache_[layer].data();
+      args.o = o.data();
+      if (sparse) {
+        const LayerPatterns& patterns = options_.patterns[layer];
+        IndexGeometry geometry;
+        geometry.seq_len = n;
+        geometry.shared_per_kv_group = patterns.shared_per_kv_group;
+        geometry.num_heads = patterns.shared_per_kv_group ? config_.num_kv_heads : config_.num_heads;
+        Result<SparseIndex> index = build_host_index(patterns, geometry);
+        if (!index) return index.status().with_context(fmt::format("layer {}", layer));
+        SACC_RETURN_IF_ERROR(cpu_attention_sparse(args, *index));
+      } else {
+        SACC_RETURN_IF_ERROR(cpu_attention_dense(args));
+      }
+      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        const int64_t c = std::min(chunk, n - c0);
+        float* xc = x.data() + c0 * D;
+        cpu_linear(o.data() + c0 * Q, l.wo.data(), xc, c, Q, D, true);
+        cpu_rms_norm(xc, l.mlp_norm.data(), normed.data(), c, D, eps);
+        cpu_linear(normed.data(), l.w_gate.data(), gate.data(), c, D, F, false);
+        cpu_linear(normed.data(), l.w_up.data(), up.data(), c, D, F, false);
+        cpu_swiglu(gate.data(), up.data(), c * F);
+        cpu_linear(gate.data(), l.w_down.data(), xc, c, F, D, true);
+      }
+      progress.advance();
+    }
+    // Only the last position's logits are ever needed (TTFT, decode): never [n, V].
+    std::vector<float> last(D);
+    cpu_rms_norm(x.data() + (n - 1) * D, final_norm_.data(), last.data(), 1, D, eps);
+    logits.resize(config_.vocab);
+    const std::vector<float>& head = config_.tied_embeddings ? embed_ : lm_head_;
+    cpu_linear(last.data(), head.data(), logits.data(), 1, D, config_.vocab, false);
+    position_ = start + n;
+    return Status::ok();
+  }
+
+  bool use_sparse(int64_t n) const {
+    if (options_.patterns.empty()) return false;
+    if (options_.attention == AttentionMode::SPARSE) return true;
+    return options_.attention == AttentionMode::AUTO && n >= options_.sparse_min_length;
+  }
+
+  void track_peak(size_t activation_floats) {
+    size_t weights = embed_.size() + lm_head_.size() + final_norm_.size();
+    for (const CpuLayer& l : layers_)
+      for (const auto* v : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.wo, &l.mlp_norm,
+                            &l.w_gate, &l.w_up, &l.w_down})
+        weights += v->size();
+    const size_t bytes = weights * 4 + activation_floats * 4 +
+                         static_cast<size_t>(2 * config_.num_layers) * capacity_ * config_.kv_dim() * 2;
+    peak_bytes_ = std::max(peak_bytes_, bytes);
+  }
+
+  ModelConfig config_;
+  BackendOptions options_;
+  std::vector<double> inv_freq_;
+  std::vector<float> embed_, final_norm_, lm_head_;  // [V, D], [D], [V, D] (empty when tied)
+  std::vector<CpuLayer> layers_;
+  std::vector<std::vector<uint16_t>> k_cache_, v_cache_;  // [N][capacity, Hkv*d] bf16
+  int64_t capacity_ = 0;
+  int64_t position_ = 0;
+  bool last_sparse_ = false;
+  size_t peak_bytes_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights,
+                                                  const BackendOptions& options) {
+  SACC_RETURN_IF_ERROR(weights.config.validate());
+  if (!options.patterns.empty() && static_cast<int>(options.patterns.size()) != weights.config.num_layers)
+    return make_error(StatusCode::INVALID_ARGUMENT, "pattern config has {} layers, the model has {}",
+                      options.patterns.size(), weights.config.num_layers);
+  auto backend = std::make_unique<CpuBackend>(weights, options);
+  SACC_RETURN_IF_ERROR(backend->load(weights));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+}  // namespace sacc

@@ -1,0 +1,85 @@
+#include "runtime/engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+namespace sacc {
+
+Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
+                                   const GenerateOptions& options,
+                                   const std::function<void(int32_t)>& on_token) {
+  SACC_RETURN_IF_ERROR(options.sampling.validate());
+  if (prompt.empty()) return make_error(StatusCode::INVALID_ARGUMENT, "the prompt has no tokens");
+  if (options.max_new_tokens < 1)
+    return make_error(StatusCode::INVALID_ARGUMENT, "-n {} must be at least 1", options.max_new_tokens);
+  SACC_RETURN_IF_ERROR(backend.reserve(static_cast<int64_t>(prompt.size()) + options.max_new_tokens));
+  GenerationMetrics m;
+  m.prompt_tokens = static_cast<int64_t>(prompt.size());
+  Sampler sampler(options.sampling);
+  std::vector<float> logits;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  SACC_RETURN_IF_ERROR(backend.prefill(prompt, logits));
+  int32_t token = sampler.sample(logits);
+  auto last = Clock::now();
+  m.ttft_seconds = std::chrono::duration<double>(last - start).count();
+  m.prefill_tokens_per_second = static_cast<double>(m.prompt_tokens) / std::max(m.ttft_seconds, 1e-9);
+  m.sparse_prefill = backend.last_prefill_sparse();
+  double itl_total = 0.0;
+  m.stop_reason = "length";
+  for (;;) {
+    m.tokens.push_back(token);
+    on_token(token);
+    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
+        options.stop_tokens.end()) {
+      m.stop_reason = "stop token";
+      break;
+    }
+    if (static_cast<int64_t>(m.tokens.size()) >= options.max_new_tokens) break;
+    SACC_RETURN_IF_ERROR(backend.decode(token, logits));
+    token = sampler.sample(logits);
+    const auto now = Clock::now();
+    itl_total += std::chrono::duration<double>(now - last).count();
+    last = now;
+  }
+  m.generated_tokens = static_cast<int64_t>(m.tokens.size());
+  if (m.generated_tokens > 1) m.mean_itl_seconds = itl_total / static_cast<double>(m.generated_tokens - 1);
+  m.memory = backend.memory();
+  return m;
+}
+
+std::string format_metrics_line(const GenerationMetrics& m) {
+  std::string line =
+      fmt::format("prompt {} tok | TTFT {:.3f} s | prefill {:.0f} tok/s | ITL {:.1f} ms | {} tok ({})",
+                  m.prompt_tokens, m.ttft_seconds, m.prefill_tokens_per_second, m.mean_itl_seconds * 1e3,
+                  m.generated_tokens, m.stop_reason);
+  line += m.sparse_prefill ? " | sparse prefill" : " | dense prefill";
+  for (const DeviceMemoryReport& d : m.memory) {
+    line += fmt::format(" | peak {} {}", d.device, format_bytes(d.peak_allocated));
+    if (d.peak_in_use) line += fmt::format(" (device {})", format_bytes(d.peak_in_use));
+  }
+  return line;
+}
+
+std::string format_metrics_json(const GenerationMetrics& m) {
+  nlohmann::json j;
+  j["prompt_tokens"] = m.prompt_tokens;
+  j["generated_tokens"] = m.generated_tokens;
+  j["ttft_s"] = m.ttft_seconds;
+  j["prefill_tokens_per_s"] = m.prefill_tokens_per_second;
+  j["mean_itl_s"] = m.mean_itl_seconds;
+  j["sparse_prefill"] = m.sparse_prefill;
+  j["stop_reason"] = m.stop_reason;
+  j["tokens"] = m.tokens;
+  nlohmann::json mem = nlohmann::json::array();
+  for (const DeviceMemoryReport& d : m.memory)
+    mem.push_back({{"device", d.device},
+                   {"peak_allocated_bytes", d.peak_allocated},
+                   {"peak_in_use_bytes", d.peak_in_use}});
+  j["memory"] = mem;
+  return j.dump();
+}
+
+}  // namespace sacc

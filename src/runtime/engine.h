@@ -1,0 +1,46 @@
+// The engine: prefill the prompt, then decode until a stop token or the token limit, streaming each sampled
+// id to a callback, and measure TTFT, prefill throughput, inter-token latency and peak memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/sampling.h"
+
+namespace sacc {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 128;
+  SamplingOptions sampling;
+  std::vector<int32_t>
+      stop_tokens;  // generation ends after sampling one of these (it is reported, not printed)
+};
+
+struct GenerationMetrics {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;  // including a final stop token
+  // Prompt ids in host memory -> first sampled id in host memory (prefill, LM head, sampling, all syncs).
+  double ttft_seconds = 0.0;
+  double prefill_tokens_per_second = 0.0;  // prompt_tokens / ttft
+  double mean_itl_seconds = 0.0;  // mean time between consecutive generated tokens (0 with one token)
+  bool sparse_prefill = false;
+  std::string stop_reason;  // "stop token", "length"
+  std::vector<DeviceMemoryReport> memory;
+  std::vector<int32_t> tokens;  // generated ids
+};
+
+// on_token runs for every sampled id (including a stop token) as soon as it is on the host.
+Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
+                                   const GenerateOptions& options,
+                                   const std::function<void(int32_t)>& on_token);
+
+// "prompt 8192 tok | TTFT 1.234 s | prefill 6640 tok/s | ITL 25.1 ms | peak cuda:0 17.20 GiB (device 18.01
+// GiB)"
+std::string format_metrics_line(const GenerationMetrics& metrics);
+std::string format_metrics_json(const GenerationMetrics& metrics);
+
+}  // namespace sacc

@@ -1,0 +1,184 @@
+// The CPU forward pass against an independent fp64 reference, on tiny random models written as HF
+// directories.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "model/hf_checkpoint.h"
+#include "runtime/backend.h"
+#include "runtime/tiny_model.h"
+
+namespace sacc {
+namespace {
+
+std::vector<int32_t> prompt_of(int length, int vocab, int salt = 0) {
+  std::vector<int32_t> t(length);
+  for (int i = 0; i < length; ++i) t[i] = (i * 31 + 7 + salt * 13) % vocab;
+  return t;
+}
+
+struct Loaded {
+  LlamaWeights weights;
+  std::string dir;
+};
+
+Loaded load(const test::TinyWeights& tiny, int shards = 1) {
+  Loaded out;
+  out.dir = test::make_temp_dir("fwd");
+  test::write_hf_dir(tiny, out.dir, shards);
+  Result<HfCheckpoint> ckpt = HfCheckpoint::open(out.dir, false);
+  EXPECT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
+  Result<LlamaWeights> w = ckpt->weights();
+  EXPECT_TRUE(w.is_ok()) << w.status().to_string();
+  out.weights = std::move(w).value();
+  return out;
+}
+
+// fp32 compute against fp64: the error is a few fp32 ulps times the depth, plus the rare K/V element that
+// rounds to the other neighbouring bf16 value (2^-8 relative) because its fp32 and fp64 values straddle a
+// rounding boundary. Relative to the logits' scale, 2e-3 bounds both with margin on this size of model.
+void expect_logits_near(const std::vector<float>& got, const std::vector<double>& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  double scale = 0.0, max_err = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::abs(want[i]));
+    max_err = std::max(max_err, std::abs(got[i] - want[i]));
+  }
+  EXPECT_LT(max_err, 2e-3 * scale) << what << ": max error " << max_err << " at logit scale " << scale;
+}
+
+std::unique_ptr<Backend> cpu(const LlamaWeights& w, BackendOptions options = {}) {
+  options.show_progress = false;
+  Result<std::unique_ptr<Backend>> b = make_cpu_backend(w, options);
+  EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+  return std::move(b).value();
+}
+
+struct Variant {
+  const char* name;
+  test::TinySpec spec;
+};
+
+class CpuForward : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(CpuForward, PrefillAndDecodeMatchFp64Reference) {
+  const test::TinyWeights tiny = test::make_tiny_weights(GetParam().spec);
+  Loaded m = load(tiny);
+  auto backend = cpu(m.weights);
+  std::vector<int32_t> tokens = prompt_of(45, tiny.spec.vocab);
+  ASSERT_TRUE(backend->reserve(60).is_ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(backend->prefill(tokens, logits).is_ok());
+  expect_logits_near(logits, test::reference_logits(tiny, tokens), "prefill");
+  for (int step = 0; step < 3; ++step) {
+    tokens.push_back((step * 17 + 5) % tiny.spec.vocab);
+    ASSERT_TRUE(backend->decode(tokens.back(), logits).is_ok());
+    expect_logits_near(logits, test::reference_logits(tiny, tokens), "decode");
+  }
+  std::filesystem::remove_all(m.dir);
+}
+
+test::TinySpec spec_with(bool bias, bool tied, bool scaling, int heads, int kv_heads) {
+  test::TinySpec s;
+  s.qkv_bias = bias;
+  s.tied = tied;
+  s.llama3_scaling = scaling;
+  s.heads = heads;
+  s.kv_heads = kv_heads;
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, CpuForward,
+                         ::testing::Values(Variant{"llama3_gqa2", spec_with(false, false, true, 4, 2)},
+                                           Variant{"qwen2_bias_tied", spec_with(true, true, false, 6, 2)},
+                                           Variant{"mha", spec_with(false, true, true, 3, 3)},
+                                           Variant{"gqa4_single_kv", spec_with(false, false, false, 4, 1)}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CpuForwardChunks, ChunkedEqualsUnchunkedAndShardedEqualsSingleFile) {
+  const test::TinyWeights tiny = test::make_tiny_weights(test::TinySpec{});
+  Loaded single = load(tiny), sharded = load(tiny, 3);
+  const std::vector<int32_t> tokens = prompt_of(37, tiny.spec.vocab, 1);
+  std::vector<float> whole, chunked, from_shards;
+  auto a = cpu(single.weights);
+  ASSERT_TRUE(a->reserve(40).is_ok());
+  ASSERT_TRUE(a->prefill(tokens, whole).is_ok());
+  BackendOptions small_chunks;
+  small_chunks.chunk = 5;  // 37 = 7 * 5 + 2: a ragged last chunk
+  auto b = cpu(single.weights, small_chunks);
+  ASSERT_TRUE(b->reserve(40).is_ok());
+  ASSERT_TRUE(b->prefill(tokens, chunked).is_ok());
+  auto c = cpu(sharded.weights);
+  ASSERT_TRUE(c->reserve(40).is_ok());
+  ASSERT_TRUE(c->prefill(tokens, from_shards).is_ok());
+  // Rows of a GEMM do not interact, but BLAS blocks a 5-row call differently from a 37-row call; a last-ulp
+  // fp32 difference can flip a K/V element's bf16 rounding (2^-8 relative), which moves logits by ~1e-4 of
+  // their scale.
+  float scale = 0.0f;
+  for (float v : whole) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_NEAR(chunked[i], whole[i], 5e-4f * scale) << i;
+    EXPECT_EQ(from_shards[i], whole[i]) << i;
+  }
+  std::filesystem::remove_all(single.dir);
+  std::filesystem::remove_all(sharded.dir);
+}
+
+TEST(CpuForwardSparse, AllBlocksSparseEqualsDense) {
+  test::TinySpec spec;
+  spec.max_context = 1024;
+  const test::TinyWeights tiny = test::make_tiny_weights(spec);
+  Loaded m = load(tiny);
+  // 300 tokens: three query blocks of 128, the last one ragged.
+  const std::vector<int32_t> tokens = prompt_of(300, spec.vocab, 2);
+  std::vector<float> dense, sparse;
+  auto a = cpu(m.weights);
+  ASSERT_TRUE(a->reserve(300).is_ok());
+  ASSERT_TRUE(a->prefill(tokens, dense).is_ok());
+  EXPECT_FALSE(a->last_prefill_sparse());
+  BackendOptions options;
+  options.attention = AttentionMode::SPARSE;
+  LayerPatterns all_blocks;
+  all_blocks.heads.assign(spec.heads, PatternSpec{});
+  options.patterns.assign(spec.layers, all_blocks);
+  auto b = cpu(m.weights, options);
+  ASSERT_TRUE(b->reserve(300).is_ok());
+  ASSERT_TRUE(b->prefill(tokens, sparse).is_ok());
+  EXPECT_TRUE(b->last_prefill_sparse());
+  for (size_t i = 0; i < dense.size(); ++i) EXPECT_EQ(sparse[i], dense[i]) << i;
+  // A real sparse pattern changes the answer (so the sparse path is not silently dense).
+  LayerPatterns local;
+  local.heads.assign(spec.heads, PatternSpec{PatternKind::TRIANGULAR, 16, 64});
+  options.patterns.assign(spec.layers, local);
+  auto c = cpu(m.weights, options);
+  std::vector<float> triangular;
+  ASSERT_TRUE(c->reserve(300).is_ok());
+  ASSERT_TRUE(c->prefill(tokens, triangular).is_ok());
+  double diff = 0.0;
+  for (size_t i = 0; i < dense.size(); ++i)
+    diff = std::max(diff, static_cast<double>(std::abs(triangular[i] - dense[i])));
+  EXPECT_GT(diff, 1e-4);
+  std::filesystem::remove_all(m.dir);
+}
+
+TEST(CpuForwardErrors, PromptLongerThanReservedOrContext) {
+  test::TinySpec spec;
+  spec.max_context = 64;
+  const test::TinyWeights tiny = test::make_tiny_weights(spec);
+  Loaded m = load(tiny);
+  auto backend = cpu(m.weights);
+  Status over = backend->reserve(65);
+  EXPECT_EQ(over.code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(over.message().find("context of 64"), std::string::npos) << over.message();
+  ASSERT_TRUE(backend->reserve(10).is_ok());
+  std::vector<float> logits;
+  Status too_long = backend->prefill(prompt_of(11, spec.vocab), logits);
+  EXPECT_FALSE(too_long.is_ok());
+  Status bad_token = backend->prefill(std::vector<int32_t>{1, 2, spec.vocab}, logits);
+  EXPECT_EQ(bad_token.code(), StatusCode::INVALID_ARGUMENT);
+  std::filesystem::remove_all(m.dir);
+}
+
+}  // namespace
+}  // namespace sacc

@@ -1,0 +1,54 @@
+// A tiny Llama-family model for the runtime tests: random weights written by the test itself as an HF
+// directory (config.json, safetensors with a hand-written header, generation_config.json), and an independent
+// naive fp64 forward pass over the same numbers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sacc::test {
+
+struct TinySpec {
+  int hidden = 48;
+  int layers = 2;
+  int heads = 4;
+  int kv_heads = 2;
+  int head_dim = 12;
+  int ffn = 80;
+  int vocab = 97;
+  double rope_theta = 10000.0;
+  bool llama3_scaling = true;  // with a small original context so the ramp matters at test lengths
+  bool qkv_bias = false;
+  bool tied = false;
+  int max_context = 512;
+  double rms_eps = 1e-5;
+  uint64_t seed = 7;
+};
+
+// Tensors by HF name, values exactly representable in the dtype they are written with.
+struct TinyWeights {
+  TinySpec spec;
+  std::map<std::string, std::vector<double>> tensors;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::map<std::string, std::string> dtypes;  // "BF16" for matrices, "F32" for norms and biases
+};
+
+TinyWeights make_tiny_weights(const TinySpec& spec);
+
+// Writes the directory; `shards` > 1 splits the tensors over files with an index.
+void write_hf_dir(const TinyWeights& weights, const std::string& directory, int shards = 1);
+// Writes one safetensors file holding `names` (all of the weights when empty).
+void write_safetensors_file(const TinyWeights& weights, const std::string& path,
+                            const std::vector<std::string>& names = {});
+std::string tiny_config_json(const TinySpec& spec);
+
+// Logits [V] of the last position of `tokens`, in fp64. K and V are rounded to bf16 after RoPE, as the
+// runtime's KV cache stores them; everything else is exact fp64.
+std::vector<double> reference_logits(const TinyWeights& weights, const std::vector<int32_t>& tokens);
+
+// A fresh temporary directory, removed by the caller.
+std::string make_temp_dir(const std::string& tag);
+
+}  // namespace sacc::test
