@@ -1,0 +1,116 @@
+#include "attention/attention.h"
+
+#include <cstdint>
+#include <limits>
+
+#ifdef SACC_WITH_CUDA
+#include "attention/cuda/flash_forward.h"
+#endif
+
+namespace sacc {
+namespace {
+
+// The flash kernels' query tile and key tile (attention/cuda/flash_config.h); an index must use the same.
+constexpr int kFlashBlockQ = 128;
+constexpr int kFlashBlockK = 64;
+
+bool aligned16(const void* pointer) {
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
+}
+
+}  // namespace
+
+const char* attention_kernel_name(AttentionKernel kernel) {
+  switch (kernel) {
+    case AttentionKernel::FLASH_DENSE_CAUSAL:
+      return "flash-dense-causal";
+    case AttentionKernel::FLASH_SPARSE_INDEX:
+      return "flash-sparse-index";
+  }
+  return "unknown";
+}
+
+Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
+                                                 const IndexGeometry* maybe_geometry) {
+#ifndef SACC_WITH_CUDA
+  (void)shape;
+  (void)maybe_geometry;
+  return make_error(StatusCode::UNSUPPORTED,
+                    "attention: this build has no CUDA kernels (rebuild with SACC_CUDA=ON)");
+#else
+  SACC_RETURN_IF_ERROR(shape.validate());
+  if (shape.head_dim != 64 && shape.head_dim != 128) {
+    return make_error(StatusCode::UNSUPPORTED,
+                      "attention: CUDA flash kernels support head dim 64 or 128, got {}", shape.head_dim);
+  }
+  // 32-bit row indices inside the kernel; int32 CSR offsets in the index.
+  if (shape.seq_len > std::numeric_limits<int32_t>::max() / 2) {
+    return make_error(StatusCode::UNSUPPORTED,
+                      "attention: sequence length {} exceeds the kernel's 2^30 limit", shape.seq_len);
+  }
+  AttentionSelection selection;
+  if (maybe_geometry == nullptr) return selection;
+
+  const IndexGeometry& g = *maybe_geometry;
+  SACC_RETURN_IF_ERROR(g.validate());
+  if (g.block_q != kFlashBlockQ || g.block_k != kFlashBlockK) {
+    return make_error(StatusCode::UNSUPPORTED,
+                      "attention: the CUDA sparse kernel reads indices with Bq={} and Bk={}, this index has "
+                      "Bq={}, Bk={} (rebuild the index with the kernel's block sizes)",
+                      kFlashBlockQ, kFlashBlockK, g.block_q, g.block_k);
+  }
+  if (g.seq_len != shape.seq_len) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: index built for L={} but the input has L={}",
+                      g.seq_len, shape.seq_len);
+  }
+  const int expected_heads = g.shared_per_kv_group ? shape.num_kv_heads : shape.num_q_heads;
+  if (g.num_heads != expected_heads) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: index has {} heads but needs {} (one per {})",
+                      g.num_heads, expected_heads, g.shared_per_kv_group ? "KV group" : "query head");
+  }
+  selection.kernel = AttentionKernel::FLASH_SPARSE_INDEX;
+  selection.workspace_bytes =
+      flash::sparse_work_order_bytes(static_cast<int64_t>(shape.num_q_heads) * g.num_q_blocks());
+  return selection;
+#endif
+}
+
+Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
+                          size_t workspace_bytes, void* stream) {
+  const AttentionParams p = params.with_defaults();
+  SACC_ASSIGN_OR_RETURN(const AttentionSelection selection,
+                        attention_select_cuda(p.shape, maybe_index ? &maybe_index->geometry : nullptr));
+  if (p.q == nullptr || p.k == nullptr || p.v == nullptr || p.o == nullptr) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "attention: Q, K, V and O must be device pointers, got null");
+  }
+  if (!aligned16(p.q) || !aligned16(p.k) || !aligned16(p.v) || !aligned16(p.o)) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: Q, K, V and O must be 16-byte aligned");
+  }
+  for (int64_t stride : {p.q_token_stride, p.q_head_stride, p.kv_token_stride, p.kv_head_stride,
+                         p.o_token_stride, p.o_head_stride}) {
+    if (stride % 8 != 0) {
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "attention: token/head strides must be multiples of 8 elements (16 bytes), got {}",
+                        stride);
+    }
+  }
+  if (maybe_index != nullptr &&
+      (maybe_index->block_offsets == nullptr || maybe_index->column_offsets == nullptr)) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "attention: sparse index offsets must be device pointers");
+  }
+  if (workspace_bytes < selection.workspace_bytes) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: workspace of {} bytes given, {} needed",
+                      workspace_bytes, selection.workspace_bytes);
+  }
+#ifdef SACC_WITH_CUDA
+  return flash::run_flash_forward(p, maybe_index, workspace, workspace_bytes, stream);
+#else
+  (void)stream;
+  (void)workspace;
+  return Status::ok();
+#endif
+}
+
+}  // namespace sacc

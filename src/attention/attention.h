@@ -1,0 +1,38 @@
+// The one attention selector: "is this supported", "how much workspace" and "which kernel" for the CUDA path,
+// so the runtime, the CLI and the benchmarks cannot disagree. Compiles without CUDA (streams are void*,
+// a cudaStream_t); without CUDA every CUDA request answers UNSUPPORTED.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "attention/attention_params.h"
+#include "attention/sparse_index.h"
+#include "core/status.h"
+
+namespace sacc {
+
+enum class AttentionKernel {
+  FLASH_DENSE_CAUSAL,  // flash kernel visiting every causal key block
+  FLASH_SPARSE_INDEX,  // the same kernel visiting the CSR key blocks and gathered columns of a SparseIndex
+};
+
+const char* attention_kernel_name(AttentionKernel kernel);
+
+struct AttentionSelection {
+  AttentionKernel kernel = AttentionKernel::FLASH_DENSE_CAUSAL;
+  size_t workspace_bytes = 0;  // device bytes attention_run_cuda needs in `workspace`
+};
+
+// Checks shape, head dim, index geometry and picks the kernel. maybe_geometry null = dense causal.
+Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
+                                                 const IndexGeometry* maybe_geometry);
+
+// Runs causal attention for all heads of one layer in one launch on `stream` (a cudaStream_t; null = default
+// stream). maybe_index null = dense; otherwise the index's arrays are device pointers (e.g. a plan
+// workspace). `workspace` must hold attention_select_cuda(...)->workspace_bytes device bytes (may be null
+// when 0). No host synchronisation: safe inside CUDA graph capture.
+Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
+                          size_t workspace_bytes, void* stream);
+
+}  // namespace sacc

@@ -1,0 +1,61 @@
+// Tuning of the flash-attention kernel family (tile sizes, warps, pipeline depth). Tuning, not semantics:
+// none of these values changes what the kernel computes, only how fast. Head dim and visit policy are the
+// compile-time semantics; everything else lives in this one table.
+#pragma once
+
+namespace sacc::flash {
+
+// Query rows per CTA and key columns per tile. They equal the index geometry's Bq / Bk (sparse_index.h),
+// so one CTA is exactly one (query head, query block) slot of the index.
+inline constexpr int kBlockM = 128;
+inline constexpr int kBlockN = 64;
+
+template <int kHeadDim>
+struct FlashConfig;
+
+// d = 128: 4 warps x 32 rows (two m16 tiles per warp, so every K/V fragment read from shared memory feeds two
+// MMAs). Q is re-read from shared memory each tile: keeping it in registers (64 more per thread) would push
+// the 128 O + 64 S accumulators past the 255-register limit.
+template <>
+struct FlashConfig<128> {
+  static constexpr int kWarps = 4;
+  static constexpr int kMTilesPerWarp = 2;  // m16 tiles per warp
+  static constexpr int kStages = 2;         // K/V shared-memory stages (cp.async double buffering)
+  static constexpr bool kQInRegisters = false;
+  static constexpr int kMinBlocksPerSm = 1;
+};
+
+// d = 64: same tiling; Q fits in registers (32 per thread) next to 64 O + 64 S accumulators.
+template <>
+struct FlashConfig<64> {
+  static constexpr int kWarps = 4;
+  static constexpr int kMTilesPerWarp = 2;
+  static constexpr int kStages = 2;
+  static constexpr bool kQInRegisters = true;
+  static constexpr int kMinBlocksPerSm = 2;
+};
+
+template <int kHeadDim>
+struct FlashTiles : FlashConfig<kHeadDim> {
+  using Config = FlashConfig<kHeadDim>;
+  static constexpr int kThreads = Config::kWarps * 32;
+  static constexpr int kChunksPerRow = kHeadDim / 8;  // 16-byte chunks of one bf16 row
+  // bf16 elements of shared memory: Q tile, then kStages x (K tile, V tile).
+  static constexpr int kQElems = kBlockM * kHeadDim;
+  static constexpr int kKvElems = kBlockN * kHeadDim;
+  static constexpr int kSmemBytes =
+      2 * (kQElems + 2 * Config::kStages * kKvElems) + Config::kStages * kBlockN * int(sizeof(int));
+
+  static_assert(kHeadDim % 16 == 0 && kHeadDim <= 256, "head dim must be a multiple of the MMA k (16)");
+  static_assert(Config::kWarps * 16 * Config::kMTilesPerWarp == kBlockM,
+                "warps x rows must cover the query tile");
+  static_assert(kBlockN % 16 == 0, "key tile must be a multiple of the MMA k (16)");
+  static_assert((kBlockN * kChunksPerRow) % kThreads == 0, "K/V tile loads must split evenly over threads");
+  static_assert((kBlockM * kChunksPerRow) % kThreads == 0, "Q tile loads must split evenly over threads");
+  // Hopper: 227 KB of shared memory per CTA (opt-in above 48 KB), 228 KB per SM; kMinBlocksPerSm CTAs must
+  // fit.
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory over the sm_90 per-CTA limit");
+  static_assert(kSmemBytes * Config::kMinBlocksPerSm <= 228 * 1024, "shared memory over the per-SM limit");
+};
+
+}  // namespace sacc::flash

@@ -1,0 +1,7 @@
+// Explicit instantiation: head dim 64, dense visit policy.
+#include "attention/cuda/flash_kernel.cuh"
+#include "attention/cuda/flash_launch.h"
+
+namespace sacc::flash {
+template cudaError_t launch_flash_forward<64, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
+}  // namespace sacc::flash

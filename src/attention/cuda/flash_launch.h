@@ -1,0 +1,39 @@
+// CUDA-side launch interface of the flash kernel family. Kept free of core/status.h: fmt's consteval format
+// strings do not compile under nvcc, so Status conversion happens in flash_forward.cpp (host compiler).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "attention/cuda/flash_params.h"
+
+namespace sacc::flash {
+
+struct DenseCausalVisit;
+struct SparseIndexVisit;
+
+// Defined once per (head dim, visit policy) in flash_inst_*.cu.
+template <int kHeadDim, class Visit>
+cudaError_t launch_flash_forward(const FlashParams& params, int num_ctas, cudaStream_t stream);
+
+extern template cudaError_t launch_flash_forward<64, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
+extern template cudaError_t launch_flash_forward<64, SparseIndexVisit>(const FlashParams&, int, cudaStream_t);
+extern template cudaError_t launch_flash_forward<128, DenseCausalVisit>(const FlashParams&, int,
+                                                                        cudaStream_t);
+extern template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const FlashParams&, int,
+                                                                        cudaStream_t);
+
+// Runtime -> compile-time dispatch (flash_dispatch.cu). Head dims other than 64/128 give
+// cudaErrorInvalidValue.
+cudaError_t launch_flash_dense(int head_dim, const FlashParams& params, cudaStream_t stream);
+
+// Device bytes of the sparse work order for num_items CTAs.
+size_t sparse_work_order_workspace(int num_items);
+
+// Sorts work items by visited tiles (longest first) into `workspace`, then launches the sparse kernel.
+// params carries the index pointers; its work_order is set here.
+cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspace, size_t workspace_bytes,
+                                cudaStream_t stream);
+
+}  // namespace sacc::flash

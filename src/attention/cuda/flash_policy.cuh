@@ -1,0 +1,69 @@
+// Tile-visit policies: the ONE place where dense and sparse attention differ (STYLE.md "which key blocks a
+// query tile visits"). A policy maps the CTA's work item to (query head, query block) and lists the key tiles
+// that query block visits; the main loop and epilogue in flash_kernel.cuh are shared.
+#pragma once
+
+#include <cstdint>
+
+#include "attention/cuda/flash_config.h"
+#include "attention/cuda/flash_params.h"
+
+namespace sacc::flash {
+
+// One key tile: kBlockN consecutive keys from key0, or (gathered) up to kBlockN listed single key columns.
+struct KeyTile {
+  int key0 = 0;                            // first key of a contiguous block
+  const int32_t* maybe_columns = nullptr;  // [count] listed key positions when gathered
+  int count = kBlockN;                     // valid columns of a gathered tile
+
+  __device__ bool gathered() const { return maybe_columns != nullptr; }
+};
+
+// Dense causal: key blocks 0 .. last causal block, in ascending order. Work items run the most expensive
+// query blocks (the last ones) first; heads of one KV group are adjacent so their K/V tiles meet in L2.
+struct DenseCausalVisit {
+  int q_head = 0;
+  int q_block = 0;
+  int num_tiles_ = 0;
+
+  __device__ DenseCausalVisit(const FlashParams& p, int item) {
+    q_block = p.num_q_blocks - 1 - item / p.num_q_heads;
+    q_head = item % p.num_q_heads;
+    const int last_row = min(p.seq_len, (q_block + 1) * kBlockM) - 1;
+    num_tiles_ = last_row / kBlockN + 1;
+  }
+  __device__ int num_tiles() const { return num_tiles_; }
+  __device__ KeyTile tile(int t) const { return KeyTile{t * kBlockN, nullptr, kBlockN}; }
+};
+
+// Sparse: the slot's CSR key blocks, then its CSR single columns gathered kBlockN at a time.
+struct SparseIndexVisit {
+  int q_head = 0;
+  int q_block = 0;
+  const int32_t* blocks = nullptr;   // [num_blocks] ascending key block ids
+  const int32_t* columns = nullptr;  // [num_columns] ascending key positions
+  int num_blocks = 0;
+  int num_columns = 0;
+
+  __device__ SparseIndexVisit(const FlashParams& p, int cta) {
+    const int item = p.work_order[cta];
+    const int slot = item / p.heads_per_index_head;
+    const int index_head = slot / p.num_q_blocks;
+    q_block = slot - index_head * p.num_q_blocks;
+    q_head = index_head * p.heads_per_index_head + item % p.heads_per_index_head;
+    const int b0 = __ldg(p.block_offsets + slot);
+    const int c0 = __ldg(p.column_offsets + slot);
+    blocks = p.block_ids + b0;
+    columns = p.column_ids + c0;
+    num_blocks = __ldg(p.block_offsets + slot + 1) - b0;
+    num_columns = __ldg(p.column_offsets + slot + 1) - c0;
+  }
+  __device__ int num_tiles() const { return num_blocks + (num_columns + kBlockN - 1) / kBlockN; }
+  __device__ KeyTile tile(int t) const {
+    if (t < num_blocks) return KeyTile{__ldg(blocks + t) * kBlockN, nullptr, kBlockN};
+    const int c = (t - num_blocks) * kBlockN;
+    return KeyTile{0, columns + c, min(kBlockN, num_columns - c)};
+  }
+};
+
+}  // namespace sacc::flash
