@@ -1,0 +1,175 @@
+#include "model/head_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace sacc {
+namespace {
+
+constexpr const char* kFormat = "sparseaccelerate.head-config";
+constexpr int kVersion = 1;
+
+using Json = nlohmann::json;
+
+Result<PatternSpec> minference_head(const Json& entry, const std::string& where) {
+  if (!entry.is_array() || entry.size() < 3 || !entry[0].is_string() || !entry[1].is_number() ||
+      !entry[2].is_number()) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: expected [\"type\", a, b, score]", where);
+  }
+  const std::string type = entry[0].get<std::string>();
+  const int64_t a = entry[1].get<int64_t>(), b = entry[2].get<int64_t>();
+  std::string text;
+  if (type == "vertical_and_slash")
+    text = fmt::format("interval-slash:{},{}", a, b);
+  else if (type == "stream_llm" || type == "a_shape")
+    text = fmt::format("triangular:{},{}", a, b);
+  else if (type == "block_sparse")
+    text = fmt::format("block-cluster:{}", a);
+  else
+    return make_error(StatusCode::UNSUPPORTED, "{}: unknown MInference pattern type '{}'", where, type);
+  Result<PatternSpec> spec = parse_pattern(text);
+  if (!spec) return spec.status().with_context(where);
+  return spec;
+}
+
+Result<HeadConfig> parse_minference(const Json& root, const std::string& origin) {
+  HeadConfig config;
+  config.target = "minference";
+  for (size_t layer = 0; layer < root.size(); ++layer) {
+    const Json& heads = root[layer];
+    if (!heads.is_object()) {
+      return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} is not an object of heads", origin, layer);
+    }
+    std::vector<HeadChoiceRecord> records(heads.size());
+    for (auto it = heads.begin(); it != heads.end(); ++it) {
+      const std::string where = fmt::format("{}: layer {} head {}", origin, layer, it.key());
+      char* end = nullptr;
+      const long head = std::strtol(it.key().c_str(), &end, 10);
+      if (it.key().empty() || *end != '\0' || head < 0 || head >= static_cast<long>(records.size())) {
+        return make_error(StatusCode::CORRUPT_DATA, "{}: head keys must be 0..{}", where, records.size() - 1);
+      }
+      SACC_ASSIGN_OR_RETURN(records[head].pattern, minference_head(it.value(), where));
+      if (it.value().size() >= 4 && it.value()[3].is_number())
+        records[head].recall = it.value()[3].get<double>();
+    }
+    config.layers.push_back(std::move(records));
+  }
+  return config;
+}
+
+Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
+  if (root.value("format", "") != kFormat) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: not a head config (\"format\" is not \"{}\")", origin,
+                      kFormat);
+  }
+  if (root.value("version", 0) != kVersion) {
+    return make_error(StatusCode::UNSUPPORTED, "{}: head-config version {} (this build reads version {})",
+                      origin, root.value("version", 0), kVersion);
+  }
+  HeadConfig config;
+  config.model = root.value("model", "");
+  config.target = root.value("target", "");
+  config.block_q = root.value("block_q", 128);
+  config.block_k = root.value("block_k", 64);
+  config.last_queries = root.value("last_queries", int64_t{64});
+  if (!root.contains("layers") || !root["layers"].is_array()) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: \"layers\" must be a list of layers", origin);
+  }
+  for (size_t layer = 0; layer < root["layers"].size(); ++layer) {
+    const Json& heads = root["layers"][layer];
+    if (!heads.is_array()) {
+      return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} must be a list of heads", origin, layer);
+    }
+    std::vector<HeadChoiceRecord> records;
+    for (size_t head = 0; head < heads.size(); ++head) {
+      const std::string where = fmt::format("{}: layer {} head {}", origin, layer, head);
+      const Json& entry = heads[head];
+      if (!entry.is_object() || !entry.contains("pattern") || !entry["pattern"].is_string()) {
+        return make_error(StatusCode::CORRUPT_DATA, "{}: needs a \"pattern\" string", where);
+      }
+      HeadChoiceRecord record;
+      Result<PatternSpec> spec = parse_pattern(entry["pattern"].get<std::string>());
+      if (!spec) return spec.status().with_context(where);
+      record.pattern = *spec;
+      record.error = entry.value("error", -1.0);
+      record.recall = entry.value("recall", -1.0);
+      record.density = entry.value("density", -1.0);
+      records.push_back(record);
+    }
+    config.layers.push_back(std::move(records));
+  }
+  return config;
+}
+
+}  // namespace
+
+LayerPatterns HeadConfig::layer_patterns(int layer) const {
+  LayerPatterns patterns;
+  patterns.estimation.last_queries = last_queries;
+  for (const HeadChoiceRecord& record : layers.at(layer)) patterns.heads.push_back(record.pattern);
+  return patterns;
+}
+
+Status HeadConfig::check_fits(int num_layers, int num_q_heads) const {
+  if (static_cast<int>(layers.size()) != num_layers) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "head config has {} layers but the model has {}",
+                      layers.size(), num_layers);
+  }
+  for (size_t layer = 0; layer < layers.size(); ++layer) {
+    if (static_cast<int>(layers[layer].size()) != num_q_heads) {
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "head config layer {} has {} heads but the model has {}", layer, layers[layer].size(),
+                        num_q_heads);
+    }
+  }
+  return Status::ok();
+}
+
+Result<HeadConfig> parse_head_config(const std::string& json_text, const std::string& origin) {
+  Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
+  if (root.is_array()) return parse_minference(root, origin);
+  if (root.is_object()) return parse_ours(root, origin);
+  return make_error(StatusCode::CORRUPT_DATA, "{}: expected a JSON object or list", origin);
+}
+
+Result<HeadConfig> load_head_config(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return make_error(StatusCode::NOT_FOUND, "cannot open head config '{}'", path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return parse_head_config(text.str(), path);
+}
+
+Status save_head_config(const HeadConfig& config, const std::string& path) {
+  Json root;
+  root["format"] = kFormat;
+  root["version"] = kVersion;
+  root["model"] = config.model;
+  root["target"] = config.target;
+  root["block_q"] = config.block_q;
+  root["block_k"] = config.block_k;
+  root["last_queries"] = config.last_queries;
+  Json layers = Json::array();
+  for (const auto& heads : config.layers) {
+    Json layer = Json::array();
+    for (const HeadChoiceRecord& record : heads) {
+      Json entry;
+      entry["pattern"] = to_string(record.pattern);
+      if (record.error >= 0) entry["error"] = record.error;
+      if (record.recall >= 0) entry["recall"] = record.recall;
+      if (record.density >= 0) entry["density"] = record.density;
+      layer.push_back(entry);
+    }
+    layers.push_back(layer);
+  }
+  root["layers"] = layers;
+  std::ofstream file(path);
+  if (!file) return make_error(StatusCode::IO_ERROR, "cannot write head config '{}'", path);
+  file << root.dump(1) << "\n";
+  if (!file) return make_error(StatusCode::IO_ERROR, "writing head config '{}' failed", path);
+  return Status::ok();
+}
+
+}  // namespace sacc
