@@ -27,4 +27,7 @@ void load_scaled_query(const QkvView& qkv, int q_head, int64_t row, double* out)
 void score_rows(const double* kt, int64_t kt_stride, int head_dim, const double* q, int rows, int64_t key_end,
                 double* scores);
 
+// acc[t] += w * x[t] for t in [0, n).
+void axpy(double w, const double* x, int n, double* acc);
+
 }  // namespace sacc::ref

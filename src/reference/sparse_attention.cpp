@@ -85,7 +85,7 @@ Result<AttentionResult> sparse_attention(const QkvView& qkv, const SparseIndex& 
             const double w = std::exp(s[n] - max_score);
             sum += w;
             const double* v_j = kv.v.data() + static_cast<int64_t>(keys[n]) * d;
-            for (int t = 0; t < d; ++t) acc[t] += w * v_j[t];
+            axpy(w, v_j, d, acc.data());
           }
           double* o_row = out.o.data() + (row * shape.num_q_heads + q_head) * static_cast<int64_t>(d);
           for (int t = 0; t < d; ++t) o_row[t] = acc[t] / sum;
