@@ -4,7 +4,8 @@
 #   scripts/gpu_check.sh [build-dir] [out-dir]
 # Binaries default to <build-dir>/tests/sacc_gpu_tests and <build-dir>/bench/flash_bench; override with
 # SACC_GPU_TESTS / SACC_FLASH_BENCH. Shared libraries the device image lacks (libfmt) are looked up in
-# <build-dir>/lib. FLASH_BENCH_LENS overrides the d=128 lengths. Logs and JSON land in out-dir ($OUT there).
+# <build-dir>/lib. FLASH_BENCH_LENS overrides the d=128 lengths. out-dir ($OUT there) receives checks.log,
+# flash_bench.md and one flash_bench_<run>.json per benchmark run.
 set -uo pipefail
 BUILD=${1:-build}
 OUT_DIR=${2:-${OUT:-/tmp/gpu_check}}
@@ -16,33 +17,46 @@ export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 summary=()
 
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT_DIR/checks.log"
 
-echo "== GPU tests ($TESTS)"
-if "$TESTS" --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1 >"$OUT_DIR/tests.log" 2>&1; then
-  summary+=("tests: PASS")
-else
-  summary+=("tests: FAIL (see tests.log)")
-  status=1
-fi
-tail -n 30 "$OUT_DIR/tests.log"
-
-echo "== compute-sanitizer memcheck (small shapes)"
 small='Shapes/FlashShapeTest.*/L1_*:Shapes/FlashShapeTest.*/L63_*:Shapes/FlashShapeTest.*/L113_*:Shapes/FlashShapeTest.*/L128_*'
-if compute-sanitizer --tool memcheck --error-exitcode 7 "$TESTS" --gtest_filter="$small" --gtest_brief=1 \
-  >"$OUT_DIR/memcheck.log" 2>&1; then
-  summary+=("memcheck: clean")
-else
-  summary+=("memcheck: FAIL (see memcheck.log)")
-  status=1
-fi
-tail -n 8 "$OUT_DIR/memcheck.log"
+# Both kernel bodies: wgmma (the Hopper default) and mma.sync (SACC_FLASH_BODY=mma, the pre-Hopper path).
+for body in wgmma mma; do
+  echo "== GPU tests, $body body ($TESTS)"
+  if SACC_FLASH_BODY=$body "$TESTS" --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1 \
+    >"$OUT_DIR/tests.tmp" 2>&1; then
+    summary+=("tests ($body): PASS")
+  else
+    summary+=("tests ($body): FAIL (see checks.log)")
+    status=1
+  fi
+  tail -n 30 "$OUT_DIR/tests.tmp"
+  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+
+  echo "== compute-sanitizer memcheck, $body body (small shapes)"
+  if SACC_FLASH_BODY=$body compute-sanitizer --tool memcheck --error-exitcode 7 "$TESTS" --gtest_filter="$small" \
+    --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
+    summary+=("memcheck ($body): clean")
+  else
+    summary+=("memcheck ($body): FAIL (see checks.log)")
+    status=1
+  fi
+  tail -n 4 "$OUT_DIR/tests.tmp"
+  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+done
+rm -f "$OUT_DIR/tests.tmp"
 
 echo "== flash_bench"
-"$BENCH" --lens "$LENS" --heads 32 --kv-heads 8 --dim 128 --json "$OUT_DIR/flash_bench_d128.json" \
-  2>&1 | tee "$OUT_DIR/flash_bench_d128.md" || { summary+=("bench d128: FAIL"); status=1; }
-"$BENCH" --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64 --json "$OUT_DIR/flash_bench_d64.json" \
-  2>&1 | tee "$OUT_DIR/flash_bench_d64.md" || { summary+=("bench d64: FAIL"); status=1; }
+bench() {  # name body args...
+  local name=$1 body=$2
+  shift 2
+  echo "-- $name ($body body)"
+  SACC_FLASH_BODY=$body "$BENCH" "$@" --json "$OUT_DIR/flash_bench_$name.json" 2>&1 | tee -a "$OUT_DIR/flash_bench.md" \
+    || { summary+=("bench $name: FAIL"); status=1; }
+}
+bench d128 wgmma --lens "$LENS" --heads 32 --kv-heads 8 --dim 128
+bench d64 wgmma --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64
+bench d128_mma mma --lens 16384,65536 --heads 32 --kv-heads 8 --dim 128
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"

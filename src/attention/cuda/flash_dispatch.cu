@@ -3,6 +3,9 @@
 // (the hardware hands out CTAs roughly in blockIdx order). No host synchronisation.
 #include <cub/device/device_radix_sort.cuh>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "attention/cuda/flash_config.h"
 #include "attention/cuda/flash_launch.h"
 
@@ -42,13 +45,28 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
   items[w] = w;
 }
 
+// wgmma needs sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
+cudaError_t use_wgmma_body(bool* use) {
+  int device = 0, major = 0;
+  cudaError_t error = cudaGetDevice(&device);
+  if (error == cudaSuccess) error = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  const char* body = std::getenv("SACC_FLASH_BODY");
+  *use = major == 9 && !(body != nullptr && std::strcmp(body, "mma") == 0);
+  return error;
+}
+
 template <class Visit>
 cudaError_t launch_for_head_dim(int head_dim, const FlashParams& p, int num_ctas, cudaStream_t stream) {
+  bool wgmma = false;
+  const cudaError_t error = use_wgmma_body(&wgmma);
+  if (error != cudaSuccess) return error;
   switch (head_dim) {
     case 64:
-      return launch_flash_forward<64, Visit>(p, num_ctas, stream);
+      return wgmma ? launch_flash_forward_sm90<64, Visit>(p, num_ctas, stream)
+                   : launch_flash_forward<64, Visit>(p, num_ctas, stream);
     case 128:
-      return launch_flash_forward<128, Visit>(p, num_ctas, stream);
+      return wgmma ? launch_flash_forward_sm90<128, Visit>(p, num_ctas, stream)
+                   : launch_flash_forward<128, Visit>(p, num_ctas, stream);
     default:
       return cudaErrorInvalidValue;
   }

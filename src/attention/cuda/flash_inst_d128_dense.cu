@@ -1,7 +1,9 @@
-// Explicit instantiation: head dim 128, dense visit policy.
+// Explicit instantiation: head dim 128, dense visit policy, mma.sync and wgmma bodies.
 #include "attention/cuda/flash_kernel.cuh"
+#include "attention/cuda/flash_kernel_sm90.cuh"
 #include "attention/cuda/flash_launch.h"
 
 namespace sacc::flash {
 template cudaError_t launch_flash_forward<128, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
+template cudaError_t launch_flash_forward_sm90<128, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
 }  // namespace sacc::flash

@@ -24,6 +24,19 @@ extern template cudaError_t launch_flash_forward<128, DenseCausalVisit>(const Fl
 extern template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const FlashParams&, int,
                                                                         cudaStream_t);
 
+// The same instantiations on Hopper warpgroup MMA (flash_kernel_sm90.cuh).
+template <int kHeadDim, class Visit>
+cudaError_t launch_flash_forward_sm90(const FlashParams& params, int num_ctas, cudaStream_t stream);
+
+extern template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&, int,
+                                                                            cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<64, SparseIndexVisit>(const FlashParams&, int,
+                                                                            cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<128, DenseCausalVisit>(const FlashParams&, int,
+                                                                             cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<128, SparseIndexVisit>(const FlashParams&, int,
+                                                                             cudaStream_t);
+
 // Runtime -> compile-time dispatch (flash_dispatch.cu). Head dims other than 64/128 give
 // cudaErrorInvalidValue.
 cudaError_t launch_flash_dense(int head_dim, const FlashParams& params, cudaStream_t stream);
