@@ -178,7 +178,12 @@ class CpuBackend final : public Backend {
   bool use_sparse(int64_t n) const {
     if (options_.patterns.empty()) return false;
     if (options_.attention == AttentionMode::SPARSE) return true;
-    return options_.attention == AttentionMode::AUTO && n >= options_.sparse_min_length;
+    if (options_.attention != AttentionMode::AUTO || n < options_.sparse_min_length) return false;
+    // AUTO picks sparse only where the host can build the index; estimated patterns stay dense on the CPU.
+    for (const LayerPatterns& layer : options_.patterns)
+      for (const PatternSpec& spec : layer.heads)
+        if (spec.kind != PatternKind::DENSE && spec.kind != PatternKind::TRIANGULAR) return false;
+    return true;
   }
 
   void track_peak(size_t activation_floats) {

@@ -15,6 +15,8 @@ using CommandBody = std::function<int()>;
 // Registration: adds the subcommand's options to `app` and stores what to run into `body`.
 void add_attention_command(CLI::App& app, CommandBody& body);
 void add_version_command(CLI::App& app, CommandBody& body);
+void add_generate_command(CLI::App& app, CommandBody& body);
+void add_info_command(CLI::App& app, CommandBody& body);
 
 // Prints "error: <message>" to stderr and returns the exit code for a failed Status.
 int report_error(const Status& status);

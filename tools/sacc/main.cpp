@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   sacc::cli::CommandBody body;
   sacc::cli::add_attention_command(app, body);
   sacc::cli::add_version_command(app, body);
+  sacc::cli::add_generate_command(app, body);
+  sacc::cli::add_info_command(app, body);
 
   try {
     app.parse(argc, argv);

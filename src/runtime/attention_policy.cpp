@@ -1,0 +1,53 @@
+#include "runtime/attention_policy.h"
+
+#include "attention/cost_model.h"
+#include "runtime/pattern_config.h"
+
+namespace sacc {
+
+Result<std::vector<LayerPatterns>> uniform_patterns(const ModelConfig& config, const std::string& pattern) {
+  Result<PatternSpec> spec = parse_pattern(pattern);
+  if (!spec) return spec.status().with_context("--pattern");
+  LayerPatterns layer;
+  layer.heads.assign(config.num_heads, *spec);
+  return std::vector<LayerPatterns>(config.num_layers, layer);
+}
+
+int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns) {
+  for (int64_t length = kMinSparseLength; length <= config.max_context; length *= 2) {
+    double dense = 0.0, sparse = 0.0;
+    for (const LayerPatterns& layer : patterns) {
+      IndexGeometry geometry;
+      geometry.seq_len = length;
+      geometry.shared_per_kv_group = layer.shared_per_kv_group;
+      geometry.num_heads = static_cast<int>(layer.heads.size());
+      const AttentionCost dense_cost =
+          predict_cost(PatternSpec{}, geometry, config.head_dim, layer.estimation);
+      for (const PatternSpec& spec : layer.heads) {
+        dense += dense_cost.total_flops();
+        sparse += predict_cost(spec, geometry, config.head_dim, layer.estimation).total_flops();
+      }
+    }
+    if (sparse <= 0.5 * dense) return length;
+  }
+  return config.max_context + 1;
+}
+
+Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
+                           const std::string& pattern_config, BackendOptions& options) {
+  options.attention = mode;
+  options.patterns.clear();
+  options.sparse_min_length = 0;
+  if (mode != AttentionMode::SPARSE && mode != AttentionMode::AUTO) return Status::ok();
+  if (!pattern_config.empty()) {
+    SACC_ASSIGN_OR_RETURN(options.patterns, load_pattern_config(pattern_config, config));
+  } else {
+    SACC_ASSIGN_OR_RETURN(options.patterns,
+                          uniform_patterns(config, pattern.empty() ? kDefaultSparsePattern : pattern));
+  }
+  if (mode == AttentionMode::AUTO)
+    options.sparse_min_length = sparse_break_even_length(config, options.patterns);
+  return Status::ok();
+}
+
+}  // namespace sacc

@@ -1,0 +1,34 @@
+// Which attention a prefill runs: the per-layer patterns for sparse prefill (from a pattern config file, one
+// pattern for every head, or the default) and, for --attention auto, the prompt length below which dense is
+// cheaper (from the tile cost model), so short prompts pay nothing for sparsity.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention/attention_params.h"
+#include "model/model_config.h"
+#include "runtime/backend.h"
+
+namespace sacc {
+
+// MInference's default budget for Llama-3-8B-class models: 1000 vertical columns, 6096 slash diagonals.
+constexpr const char* kDefaultSparsePattern = "interval-slash:1000,6096";
+// Below this many tokens AUTO stays dense whatever the cost model says: estimation launches and index
+// building cost more than they save on a few key blocks.
+constexpr int64_t kMinSparseLength = 4096;
+
+// The same pattern for every head of every layer ([N] layers of Hq heads).
+Result<std::vector<LayerPatterns>> uniform_patterns(const ModelConfig& config, const std::string& pattern);
+
+// Smallest length (a power of two from kMinSparseLength up to the model's context) at which the predicted
+// sparse cost, estimation included, is at most half of dense; the context + 1 (never) when none is.
+int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns);
+
+// Fills options.attention / patterns / sparse_min_length. `pattern_config` (a file) wins over `pattern`
+// (a pattern string); with neither, SPARSE and AUTO use kDefaultSparsePattern.
+Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
+                           const std::string& pattern_config, BackendOptions& options);
+
+}  // namespace sacc

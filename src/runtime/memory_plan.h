@@ -1,0 +1,50 @@
+// What a run needs on its device — weights + KV cache + workspace — against what the device has, so a prompt
+// that cannot fit fails up front with the shortfall named instead of dying halfway through prefill.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+#include "model/model_config.h"
+
+namespace sacc {
+
+struct MemoryPlan {
+  std::string device;      // "cpu", "cuda:0"
+  int64_t tokens = 0;      // prompt + generated positions the KV cache holds
+  uint64_t weights = 0;    // bytes: fp32 on the CPU, bf16 on the GPU
+  uint64_t kv_cache = 0;   // bytes: 2 * N * tokens * Hkv * d * 2 (bf16)
+  uint64_t workspace = 0;  // bytes: activations of the longest step (prefill) and attention workspace
+  uint64_t available = 0;  // bytes the device can give (free memory, capped by a budget); 0 when unknown
+  uint64_t total() const { return weights + kv_cache + workspace; }
+  std::string describe() const;  // multi-line table for `sacc info`
+};
+
+// Device buffers of the CUDA backend's prefill, in bytes (used by both the plan and the backend's allocator).
+struct CudaWorkspaceSizes {
+  uint64_t hidden = 0;     // [L, D] bf16 residual stream
+  uint64_t q_or_mlp = 0;   // [L, Hq*d] bf16 queries; reused by the MLP chunk buffers [c, 2F] after attention
+  uint64_t attn_out = 0;   // [L, Hq*d] bf16
+  uint64_t normed = 0;     // [c, D] bf16
+  uint64_t attention = 0;  // attention kernels' own workspace (sparse plan: index, estimation scratch)
+  uint64_t small = 0;      // logits, RoPE tables, GEMM workspace
+  uint64_t total() const { return hidden + q_or_mlp + attn_out + normed + attention + small; }
+};
+CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,
+                                        uint64_t attention_workspace);
+
+// The plan for `tokens` positions with linear layers over `chunk` tokens; `attention_workspace` as the
+// attention library reports it for that length (0 on the CPU).
+MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk, const Device& device,
+                       uint64_t attention_workspace = 0);
+
+// INVALID_ARGUMENT when tokens exceed the model's context, OUT_OF_MEMORY naming each part and the shortfall
+// when the plan does not fit the available memory.
+Status check_plan(const MemoryPlan& plan, const ModelConfig& config);
+
+// Free memory a device can give: MemAvailable for the CPU; for a GPU, cudaMemGetInfo's free bytes capped by a
+// DeviceAllocator budget. 0 when it cannot be determined.
+uint64_t available_memory(const Device& device);
+
+}  // namespace sacc

@@ -1,0 +1,42 @@
+// `sacc info`: a model's configuration and the memory plan of a context length on a device.
+#include <cstdio>
+
+#include "core/device_info.h"
+#include "model/model_loader.h"
+#include "runtime/memory_plan.h"
+#include "tools/sacc/commands.h"
+
+namespace sacc::cli {
+
+void add_info_command(CLI::App& app, CommandBody& body) {
+  struct Args {
+    std::string model;
+    int64_t ctx = 0;
+    int64_t chunk = 8192;
+    std::string device;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd =
+      app.add_subcommand("info", "print a model's config and the memory plan for a context length");
+  cmd->add_option("-m,--model", args->model, "HF model directory, .gguf file or random:<name>")->required();
+  cmd->add_option("--ctx", args->ctx, "tokens to plan for (default: the model's context)");
+  cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
+  cmd->callback([&body, args] {
+    body = [args] {
+      Result<ModelConfig> config = load_model_config(args->model);
+      if (!config) return report_error(config.status());
+      Result<Device> device =
+          parse_device(args->device.empty() ? (cuda_device_count() > 0 ? "cuda" : "cpu") : args->device);
+      if (!device) return report_error(device.status());
+      std::printf("%s", config->summary().c_str());
+      const int64_t ctx = args->ctx > 0 ? args->ctx : config->max_context;
+      const MemoryPlan plan = plan_memory(*config, ctx, args->chunk, *device);
+      std::printf("%s", plan.describe().c_str());
+      if (Status fits = check_plan(plan, *config); !fits) return report_error(fits);
+      return 0;
+    };
+  });
+}
+
+}  // namespace sacc::cli
