@@ -1,0 +1,189 @@
+// Index building for every pattern kind in one pass over all slots (one warp per (index head, query block)):
+// count each slot's key blocks and single columns, scan the counts into CSR offsets, then write the ids.
+//  * DENSE: key blocks 0..last causal block.
+//  * TRIANGULAR: the oracle's block rounding (plan_slot_capacity.h): full sink blocks, window blocks, partial
+//    sink block as single columns.
+//  * INTERVAL_SLASH: a slash o covers keys [r0 - o, r1 - o] of the query block [r0, r1], so key block
+//    [ks, ke] is listed iff a chosen offset lies in [max(0, r0 - ke), r1 - ks] (two loads from the prefix
+//    count over chosen offsets); chosen verticals j <= r1 outside the listed blocks become single columns.
+//  * BLOCK_CLUSTER: the staged selection.
+// Ids come out ascending because every list is produced in ascending order by ballots over consecutive ids.
+#include <cub/block/block_scan.cuh>
+
+#include <climits>
+#include <cstdint>
+
+#include "attention/cuda/plan_kernels.h"
+#include "attention/cuda/plan_slot_capacity.h"
+
+namespace sacc::plan_detail {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+constexpr int kScanThreads = 1024;
+constexpr int kScanItems = 8;
+
+struct BuildArgs {
+  PlanDims dims;
+  PlanHeads heads;
+  const int32_t* is_columns;       // [num_is_heads, L]
+  const int32_t* is_column_count;  // [num_is_heads]
+  const int32_t* is_slash_prefix;  // [num_is_heads, L + 1]
+  const int32_t* bc_stage_ids;     // [num_bc_heads, num_q_blocks, bc_capacity]
+  const int32_t* bc_stage_count;   // [num_bc_heads, num_q_blocks]
+  int32_t* block_counts;           // [num_slots]
+  int32_t* column_counts;          // [num_slots]
+  const int32_t* block_offsets;    // [num_slots + 1]
+  const int32_t* column_offsets;   // [num_slots + 1]
+  int32_t* block_ids;              // [total blocks]
+  int32_t* column_ids;             // [total columns]
+};
+
+// Appends the lanes' ids for which `take` holds, in lane order; returns the new list length.
+template <bool kFill>
+__device__ inline int append(int32_t* out, int length, int id, bool take, int lane) {
+  const unsigned taken = __ballot_sync(0xFFFFFFFFu, take);
+  if (kFill && take) out[length + __popc(taken & ((1u << lane) - 1u))] = id;
+  return length + __popc(taken);
+}
+
+template <bool kFill>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const BuildArgs args) {
+  const PlanDims& dims = args.dims;
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (slot >= static_cast<int64_t>(dims.num_heads) * dims.num_q_blocks) return;
+  const int index_head = static_cast<int>(slot / dims.num_q_blocks);
+  const int q_block = static_cast<int>(slot % dims.num_q_blocks);
+  const HeadPlan& head = args.heads.head[index_head];
+  const SlotRows rows = slot_rows(dims, q_block);
+  int32_t* blocks_out = kFill ? args.block_ids + args.block_offsets[slot] : nullptr;
+  int32_t* columns_out = kFill ? args.column_ids + args.column_offsets[slot] : nullptr;
+  int num_blocks = 0;
+  int num_columns = 0;
+
+  switch (head.kind) {
+    case kKindTriangular: {
+      const TriangularSlot tri = triangular_slot(head, dims, rows);
+      num_blocks = triangular_block_count(tri, rows);
+      num_columns = tri.column_end - tri.column_begin;
+      if (kFill) {
+        for (int i = lane; i < num_blocks; i += 32) {
+          blocks_out[i] = i < tri.sink_end ? i : tri.window_first + (i - tri.sink_end);
+        }
+        for (int i = lane; i < num_columns; i += 32) columns_out[i] = tri.column_begin + i;
+      }
+      break;
+    }
+    case kKindIntervalSlash: {
+      const int32_t* prefix = args.is_slash_prefix + static_cast<int64_t>(head.ordinal) * (dims.seq_len + 1);
+      auto covered = [&](int kb) {
+        const int first_key = kb * dims.block_k;
+        const int lo = max(0, rows.first_row - (first_key + dims.block_k - 1));
+        const int hi = rows.last_row - first_key;
+        return prefix[hi + 1] - prefix[lo] > 0;
+      };
+      for (int base = 0; base <= rows.last_block; base += 32) {
+        const int kb = base + lane;
+        num_blocks = append<kFill>(blocks_out, num_blocks, kb, kb <= rows.last_block && covered(kb), lane);
+      }
+      const int32_t* verticals = args.is_columns + static_cast<int64_t>(head.ordinal) * dims.seq_len;
+      const int count = args.is_column_count[head.ordinal];
+      for (int base = 0; base < count; base += 32) {
+        const int j = base + lane < count ? verticals[base + lane] : INT_MAX;
+        const bool causal = j <= rows.last_row;
+        num_columns = append<kFill>(columns_out, num_columns, j, causal && !covered(j / dims.block_k), lane);
+        if (!__all_sync(0xFFFFFFFFu, causal)) break;  // ascending: the rest lie beyond the block's rows
+      }
+      break;
+    }
+    case kKindBlockCluster: {
+      const int64_t stage = static_cast<int64_t>(head.ordinal) * dims.num_q_blocks + q_block;
+      num_blocks = args.bc_stage_count[stage];
+      if (kFill) {
+        const int32_t* staged = args.bc_stage_ids + stage * dims.bc_capacity;
+        for (int i = lane; i < num_blocks; i += 32) blocks_out[i] = staged[i];
+      }
+      break;
+    }
+    default:
+      num_blocks = rows.last_block + 1;
+      if (kFill) {
+        for (int i = lane; i < num_blocks; i += 32) blocks_out[i] = i;
+      }
+      break;
+  }
+  if (!kFill && lane == 0) {
+    args.block_counts[slot] = num_blocks;
+    args.column_counts[slot] = num_columns;
+  }
+}
+
+// offsets[0] = 0, offsets[s + 1] = counts[0] + ... + counts[s]. CTA 0 scans the block counts, CTA 1 the
+// column counts; one CTA per array is plenty (num_slots is ~32K at 128K tokens) and needs no scratch or
+// second launch.
+__global__ void __launch_bounds__(kScanThreads)
+    scan_counts_kernel(int64_t num_slots, const int32_t* block_counts, int32_t* block_offsets,
+                       const int32_t* column_counts, int32_t* column_offsets) {
+  using Scan = cub::BlockScan<int32_t, kScanThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ int32_t carry;
+  const int32_t* counts = blockIdx.x == 0 ? block_counts : column_counts;
+  int32_t* offsets = blockIdx.x == 0 ? block_offsets : column_offsets;
+  if (threadIdx.x == 0) {
+    carry = 0;
+    offsets[0] = 0;
+  }
+  __syncthreads();
+  constexpr int kTile = kScanThreads * kScanItems;
+  for (int64_t base = 0; base < num_slots; base += kTile) {
+    int32_t items[kScanItems];
+    const int64_t first = base + static_cast<int64_t>(threadIdx.x) * kScanItems;
+#pragma unroll
+    for (int it = 0; it < kScanItems; ++it) items[it] = first + it < num_slots ? counts[first + it] : 0;
+    int32_t tile_total = 0;
+    Scan(scan).InclusiveSum(items, items, tile_total);
+    const int32_t offset = carry;
+#pragma unroll
+    for (int it = 0; it < kScanItems; ++it) {
+      if (first + it < num_slots) offsets[first + it + 1] = offset + items[it];
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) carry = offset + tile_total;
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaStream_t stream) {
+  BuildArgs args{};
+  args.dims = layout.dims;
+  args.heads = layout.heads;
+  args.is_columns = reinterpret_cast<const int32_t*>(workspace + layout.is_columns);
+  args.is_column_count = reinterpret_cast<const int32_t*>(workspace + layout.is_column_count);
+  args.is_slash_prefix = reinterpret_cast<const int32_t*>(workspace + layout.is_slash_prefix);
+  args.bc_stage_ids = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_ids);
+  args.bc_stage_count = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_count);
+  args.block_counts = reinterpret_cast<int32_t*>(workspace + layout.block_counts);
+  args.column_counts = reinterpret_cast<int32_t*>(workspace + layout.column_counts);
+  auto* block_offsets = reinterpret_cast<int32_t*>(workspace + layout.block_offsets);
+  auto* column_offsets = reinterpret_cast<int32_t*>(workspace + layout.column_offsets);
+  args.block_offsets = block_offsets;
+  args.column_offsets = column_offsets;
+  args.block_ids = reinterpret_cast<int32_t*>(workspace + layout.block_ids);
+  args.column_ids = reinterpret_cast<int32_t*>(workspace + layout.column_ids);
+
+  const int64_t slots = layout.num_slots;
+  const unsigned grid = static_cast<unsigned>((slots + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  build_index_kernel<false><<<grid, kWarpsPerBlock * 32, 0, stream>>>(args);
+  cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) return error;
+  scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(slots, args.block_counts, block_offsets,
+                                                     args.column_counts, column_offsets);
+  if ((error = cudaGetLastError()) != cudaSuccess) return error;
+  build_index_kernel<true><<<grid, kWarpsPerBlock * 32, 0, stream>>>(args);
+  return cudaGetLastError();
+}
+
+}  // namespace sacc::plan_detail

@@ -1,0 +1,200 @@
+// Block-Cluster estimation on the GPU (DESIGN.md §4): mean-pool Q over query blocks (Bq rows) and K over key
+// blocks (Bk keys) in fp32, P = softmax(Qbar Kbar^T * scale) causal over blocks, then per query block the
+// top-kb key blocks with block 0 and the diagonal blocks (those meeting the block's own rows) always kept and
+// counted inside kb; adaptive (gamma > 0): the fewest blocks, forced first, reaching gamma of the row's mass.
+// Shared per KV group: the group's query heads' P are summed. One CTA per (head, query block) computes its
+// row of block scores in shared memory and selects from it (plan_select.h); the choice is staged per slot for
+// the index builder.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "attention/cuda/plan_kernels.h"
+#include "attention/cuda/plan_select.h"
+#include "attention/cuda/plan_slot_capacity.h"
+
+namespace sacc::plan_detail {
+namespace {
+
+constexpr int kPoolThreads = 128;
+constexpr int kSelectThreads = 256;
+constexpr int kSelectWarps = kSelectThreads / 32;
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct BlockClusterArgs {
+  PlanDims dims;
+  PlanHeads heads;
+  const __nv_bfloat16* q;  // [L, Hq, d]
+  const __nv_bfloat16* k;  // [L, Hkv, d]
+  int64_t q_token_stride, q_head_stride, kv_token_stride, kv_head_stride;
+  float* q_pooled;       // [Hq, num_q_blocks, d]
+  float* k_pooled;       // [Hkv, num_k_blocks, d]
+  int32_t* stage_ids;    // [num_bc_heads, num_q_blocks, bc_capacity]
+  int32_t* stage_count;  // [num_bc_heads, num_q_blocks]
+};
+
+__device__ inline bool is_block_cluster(const PlanHeads& heads, int index_head) {
+  return heads.head[index_head].kind == kKindBlockCluster;
+}
+
+// Whether query head q / KV head kv feeds any Block-Cluster index head.
+__device__ inline bool q_head_needed(const BlockClusterArgs& args, int q_head) {
+  return is_block_cluster(args.heads, args.dims.shared ? q_head / args.dims.group_size : q_head);
+}
+__device__ inline bool kv_head_needed(const BlockClusterArgs& args, int kv) {
+  if (args.dims.shared) return is_block_cluster(args.heads, kv);
+  for (int g = 0; g < args.dims.group_size; ++g) {
+    if (is_block_cluster(args.heads, kv * args.dims.group_size + g)) return true;
+  }
+  return false;
+}
+
+// grid (num_q_blocks + num_k_blocks, max(Hq, Hkv)): x < num_q_blocks pools a query block, the rest key
+// blocks.
+__global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterArgs args) {
+  const PlanDims& dims = args.dims;
+  const bool is_key = static_cast<int>(blockIdx.x) >= dims.num_q_blocks;
+  const int block = is_key ? blockIdx.x - dims.num_q_blocks : blockIdx.x;
+  const int head = blockIdx.y;
+  if (is_key ? (head >= dims.num_kv_heads || !kv_head_needed(args, head))
+             : (head >= dims.num_q_heads || !q_head_needed(args, head))) {
+    return;
+  }
+  const int size = is_key ? dims.block_k : dims.block_q;
+  const int first = block * size;
+  const int last = min(dims.seq_len, first + size);
+  const __nv_bfloat16* base =
+      is_key ? args.k + head * args.kv_head_stride : args.q + head * args.q_head_stride;
+  const int64_t token_stride = is_key ? args.kv_token_stride : args.q_token_stride;
+  float* out = is_key
+                   ? args.k_pooled + (static_cast<int64_t>(head) * dims.num_k_blocks + block) * dims.head_dim
+                   : args.q_pooled + (static_cast<int64_t>(head) * dims.num_q_blocks + block) * dims.head_dim;
+  for (int t = threadIdx.x; t < dims.head_dim; t += kPoolThreads) {
+    float sum = 0.0f;
+    for (int row = first; row < last; ++row) sum += __bfloat162float(base[row * token_stride + t]);
+    out[t] = sum / static_cast<float>(last - first);
+  }
+}
+
+__global__ void __launch_bounds__(kSelectThreads) block_cluster_select_kernel(const BlockClusterArgs args) {
+  __shared__ SelectScratch<kSelectThreads> scratch;
+  __shared__ float reduce_s[kSelectWarps];
+  extern __shared__ float dyn[];
+  const PlanDims& dims = args.dims;
+  const int q_block = blockIdx.x;
+  const int ordinal = blockIdx.y;
+  int index_head = 0;
+  for (int h = 0; h < dims.num_heads; ++h) {
+    if (is_block_cluster(args.heads, h) && args.heads.head[h].ordinal == ordinal) index_head = h;
+  }
+  const HeadPlan& head = args.heads.head[index_head];
+  const SlotRows rows = slot_rows(dims, q_block);
+  const int n = rows.last_block + 1;
+  float* prob = dyn;           // [n] summed block probabilities
+  float* logits = dyn + n;     // [n] one head's scaled block scores (log2 domain)
+  float* q_bar = dyn + 2 * n;  // [d]
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+
+  for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) prob[kb] = 0.0f;
+  const int first_q = dims.shared ? index_head * dims.group_size : index_head;
+  const int num_q = dims.shared ? dims.group_size : 1;
+  const float scale_log2 = dims.scale * kLog2e;
+  for (int q_head = first_q; q_head < first_q + num_q; ++q_head) {
+    const int kv = q_head / dims.group_size;
+    __syncthreads();
+    for (int t = threadIdx.x; t < dims.head_dim; t += kSelectThreads) {
+      q_bar[t] =
+          args.q_pooled[(static_cast<int64_t>(q_head) * dims.num_q_blocks + q_block) * dims.head_dim + t];
+    }
+    __syncthreads();
+    float local_max = -INFINITY;
+    for (int kb = warp; kb < n; kb += kSelectWarps) {
+      const float* k_bar =
+          args.k_pooled + (static_cast<int64_t>(kv) * dims.num_k_blocks + kb) * dims.head_dim;
+      float dot = 0.0f;
+      for (int t = lane; t < dims.head_dim; t += 32) dot += q_bar[t] * k_bar[t];
+      for (int width = 16; width > 0; width /= 2) dot += __shfl_xor_sync(0xFFFFFFFFu, dot, width);
+      dot *= scale_log2;
+      if (lane == 0) logits[kb] = dot;
+      local_max = fmaxf(local_max, dot);
+    }
+    for (int width = 16; width > 0; width /= 2) {
+      local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
+    }
+    if (lane == 0) reduce_s[warp] = local_max;
+    __syncthreads();
+    float row_max = -INFINITY;
+    for (int w = 0; w < kSelectWarps; ++w) row_max = fmaxf(row_max, reduce_s[w]);
+    float local_sum = 0.0f;
+    for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) {
+      logits[kb] = exp2f(logits[kb] - row_max);
+      local_sum += logits[kb];
+    }
+    for (int width = 16; width > 0; width /= 2) local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, width);
+    __syncthreads();
+    if (lane == 0) reduce_s[warp] = local_sum;
+    __syncthreads();
+    float row_sum = 0.0f;
+    for (int w = 0; w < kSelectWarps; ++w) row_sum += reduce_s[w];
+    const float inv = 1.0f / row_sum;
+    for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) prob[kb] += logits[kb] * inv;
+  }
+  __syncthreads();
+
+  const int diagonal_first = block_cluster_diagonal_first(dims, rows);
+  auto key_of = [&](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
+  // The forced blocks are kept even beyond kb (the oracle's keep_all_forced).
+  int budget = max(min(head.a, n), block_cluster_forced_count(dims, rows));
+  if (head.gamma > 0.0f) {
+    auto score_of = [&](int kb) { return prob[kb]; };
+    const double target = static_cast<double>(head.gamma) * num_q;  // each head's row sums to one
+    budget = min(budget, select_mass_count(n, target, /*keep_all_forced=*/true, key_of, score_of, scratch));
+  }
+  Threshold threshold;
+  if (budget > 0) threshold = select_count(n, budget, key_of, scratch);
+  const int64_t stage = static_cast<int64_t>(ordinal) * dims.num_q_blocks + q_block;
+  int32_t* ids = args.stage_ids + stage * dims.bc_capacity;
+  const int total = emit_selected<kSelectThreads, 4>(
+      n, threshold, key_of,
+      [&](int kb, int before, bool chosen) {
+        if (chosen) ids[before] = kb;
+      },
+      scratch);
+  if (threadIdx.x == 0) args.stage_count[stage] = total;
+}
+
+}  // namespace
+
+cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const PlanInputs& params,
+                                            char* workspace, cudaStream_t stream) {
+  if (layout.num_bc_heads == 0) return cudaSuccess;
+  const PlanDims& dims = layout.dims;
+  BlockClusterArgs args{};
+  args.dims = dims;
+  args.heads = layout.heads;
+  args.q = static_cast<const __nv_bfloat16*>(params.q);
+  args.k = static_cast<const __nv_bfloat16*>(params.k);
+  args.q_token_stride = params.q_token_stride;
+  args.q_head_stride = params.q_head_stride;
+  args.kv_token_stride = params.kv_token_stride;
+  args.kv_head_stride = params.kv_head_stride;
+  args.q_pooled = reinterpret_cast<float*>(workspace + layout.bc_q_pooled);
+  args.k_pooled = reinterpret_cast<float*>(workspace + layout.bc_k_pooled);
+  args.stage_ids = reinterpret_cast<int32_t*>(workspace + layout.bc_stage_ids);
+  args.stage_count = reinterpret_cast<int32_t*>(workspace + layout.bc_stage_count);
+
+  const dim3 pool_grid(dims.num_q_blocks + dims.num_k_blocks, std::max(dims.num_q_heads, dims.num_kv_heads));
+  pool_kernel<<<pool_grid, kPoolThreads, 0, stream>>>(args);
+  cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) return error;
+  const size_t smem = (2 * static_cast<size_t>(dims.num_k_blocks) + dims.head_dim) * sizeof(float);
+  error = cudaFuncSetAttribute(block_cluster_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem));
+  if (error != cudaSuccess) return error;
+  block_cluster_select_kernel<<<dim3(dims.num_q_blocks, layout.num_bc_heads), kSelectThreads, smem, stream>>>(
+      args);
+  return cudaGetLastError();
+}
+
+}  // namespace sacc::plan_detail

@@ -1,0 +1,386 @@
+// Interval-Slash scores on the GPU (DESIGN.md §4): P = causal softmax(Q[L-m:] K^T * scale) in fp32 for the
+// last m queries of every INTERVAL_SLASH head; vertical score = column sums of P, slash score = sums along
+// diagonals o = i - j. Shared per KV group: the group's query heads' P are summed.
+//
+// The m x L score matrix is never stored: pass 1 computes each row's max and sum of exponentials per key
+// chunk (combined by a small kernel), pass 2 recomputes the scores and accumulates P straight into the column
+// and diagonal sums. One CTA covers one key chunk of one KV head and keeps the estimating rows of the group's
+// query heads in shared memory, so each K tile is read once for all of them. QK^T runs on bf16 tensor cores
+// (mma.sync m16n8k16, fp32 accumulate); warp w of 4 owns keys [16w, 16w + 16) of each 64-key tile for all 64
+// rows of a row tile.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "attention/cuda/plan_kernels.h"
+
+namespace sacc::plan_detail {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct ScoreArgs {
+  PlanDims dims;
+  PlanHeads heads;
+  const uint16_t* q;                                                       // [L, Hq, d] bf16 bits
+  const uint16_t* k;                                                       // [L, Hkv, d] bf16 bits
+  int64_t q_token_stride, q_head_stride, kv_token_stride, kv_head_stride;  // elements
+  float2* partial;          // [Hq, m_eff, num_chunks] (row max, sum of exp2) in the log2 domain
+  const float2* row_stats;  // [Hq, m_eff] (row max, 1 / sum)
+  float* vertical;          // [num_is_heads, L]
+  float* slash;             // [num_is_heads, L]
+};
+
+__device__ inline uint32_t smem_address(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+__device__ inline void copy_16_async(void* smem, const void* global, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(global),
+               "r"(valid ? 16 : 0));
+}
+
+__device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(smem)));
+}
+
+__device__ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The query heads of KV group `kv` that estimate Interval-Slash, in order; returns their count.
+__device__ inline int estimating_heads(const ScoreArgs& args, int kv, int* heads) {
+  const PlanDims& dims = args.dims;
+  int count = 0;
+  for (int g = 0; g < dims.group_size; ++g) {
+    const int q_head = kv * dims.group_size + g;
+    const int index_head = dims.shared ? kv : q_head;
+    if (args.heads.head[index_head].kind == kKindIntervalSlash) heads[count++] = q_head;
+  }
+  return count;
+}
+
+// S = Q[row tile] K[tile]^T for this warp's 16 keys: acc[m tile][n tile][fragment].
+template <int kDim>
+__device__ inline void score_tile(const __nv_bfloat16* q_rows, const __nv_bfloat16* k_tile, int warp,
+                                  int lane, float (&acc)[4][2][4]) {
+  constexpr int kPitch = kDim + 8;
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.0f;
+  const int b_row = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+  const int b_col = ((lane >> 3) & 1) * 8;
+  const int a_row = lane & 15;
+  const int a_col = (lane >> 4) * 8;
+#pragma unroll
+  for (int ks = 0; ks < kDim / 16; ++ks) {
+    uint32_t b[4];
+    ldmatrix_x4(b, k_tile + b_row * kPitch + ks * 16 + b_col);
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+      uint32_t a[4];
+      ldmatrix_x4(a, q_rows + (mt * 16 + a_row) * kPitch + ks * 16 + a_col);
+      mma_bf16(acc[mt][0], a, b[0], b[1]);
+      mma_bf16(acc[mt][1], a, b[2], b[3]);
+    }
+  }
+}
+
+template <int kDim, bool kSums>
+__global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const ScoreArgs args) {
+  constexpr int kPitch = kDim + 8;
+  const PlanDims& dims = args.dims;
+  const int chunk = blockIdx.x;
+  const int kv = blockIdx.y;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int group_id = lane / 4;
+  const int quad = lane % 4;
+
+  int heads[32];
+  const int num_heads = estimating_heads(args, kv, heads);
+  if (num_heads == 0) return;
+
+  const int seq_len = dims.seq_len;
+  const int est_rows = dims.est_rows;
+  const int rows = dims.est_row_tiles * kEstRowTile;  // padded
+  const int row0 = seq_len - est_rows;                // absolute index of estimating row 0
+  const int per_pass = dims.est_heads_per_pass;
+  const int diag_len = rows + kEstKeyTile;
+  const int diag_slots = dims.shared ? 1 : per_pass;
+  const float scale_log2 = dims.scale * kLog2e;
+
+  extern __shared__ __align__(16) unsigned char smem[];
+  auto* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                        // [per_pass][rows][kPitch]
+  auto* k_s = q_s + static_cast<size_t>(per_pass) * rows * kPitch;           // [2][64][kPitch]
+  auto* diag_s = reinterpret_cast<float*>(k_s + 2 * kEstKeyTile * kPitch);   // [diag_slots][diag_len]
+  auto* stat_s = reinterpret_cast<float2*>(diag_s + diag_slots * diag_len);  // [per_pass][rows][4]
+
+  const int key_begin = chunk * dims.chunk_keys;
+  const int key_end = min(seq_len, key_begin + dims.chunk_keys);
+  const int num_tiles = (key_end - key_begin + kEstKeyTile - 1) / kEstKeyTile;
+  const uint16_t* k_head = args.k + static_cast<int64_t>(kv) * args.kv_head_stride;
+
+  auto load_k_tile = [&](int tile, int buffer) {
+    const int first_key = key_begin + tile * kEstKeyTile;
+    constexpr int kVectors = kEstKeyTile * kDim / 8;
+    for (int v = threadIdx.x; v < kVectors; v += kThreads) {
+      const int row = v / (kDim / 8);
+      const int col = (v % (kDim / 8)) * 8;
+      const int key = first_key + row;
+      const bool valid = key < key_end;
+      const uint16_t* src =
+          k_head + static_cast<int64_t>(valid ? key : key_begin) * args.kv_token_stride + col;
+      copy_16_async(k_s + (buffer * kEstKeyTile + row) * kPitch + col, src, valid);
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+  };
+
+  for (int pass_first = 0; pass_first < num_heads; pass_first += per_pass) {
+    const int pass_heads = min(per_pass, num_heads - pass_first);
+    // Estimating rows of this pass's heads (zero rows pad the last row tile) and their row state.
+    constexpr int kRowVectors = kDim / 8;
+    for (int v = threadIdx.x; v < pass_heads * rows * kRowVectors; v += kThreads) {
+      const int hb = v / (rows * kRowVectors);
+      const int r = (v / kRowVectors) % rows;
+      const int col = (v % kRowVectors) * 8;
+      uint4 value = make_uint4(0, 0, 0, 0);
+      if (r < est_rows) {
+        const uint16_t* src = args.q + static_cast<int64_t>(row0 + r) * args.q_token_stride +
+                              static_cast<int64_t>(heads[pass_first + hb]) * args.q_head_stride + col;
+        value = *reinterpret_cast<const uint4*>(src);
+      }
+      *reinterpret_cast<uint4*>(q_s + (hb * rows + r) * kPitch + col) = value;
+    }
+    for (int v = threadIdx.x; v < pass_heads * rows * 4; v += kThreads) {
+      const int hb = v / (rows * 4);
+      const int r = (v / 4) % rows;
+      if (kSums) {
+        // Pass 2 keeps (row max, 1 / sum) once per row in the first quarter of the stat area.
+        if ((v % 4) == 0) {
+          stat_s[hb * rows + r] =
+              r < est_rows ? args.row_stats[heads[pass_first + hb] * est_rows + r] : make_float2(0.0f, 0.0f);
+        }
+      } else {
+        stat_s[v] = make_float2(-INFINITY, 0.0f);
+      }
+    }
+    if (kSums) {
+      for (int v = threadIdx.x; v < diag_slots * diag_len; v += kThreads) diag_s[v] = 0.0f;
+    }
+    load_k_tile(0, 0);
+
+    for (int tile = 0; tile < num_tiles; ++tile) {
+      const int buffer = tile & 1;
+      if (tile + 1 < num_tiles) {
+        load_k_tile(tile + 1, buffer ^ 1);
+        asm volatile("cp.async.wait_group 1;\n" ::);
+      } else {
+        asm volatile("cp.async.wait_group 0;\n" ::);
+      }
+      __syncthreads();
+      const int j0 = key_begin + tile * kEstKeyTile;
+      float col_sum[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+
+      for (int hb = 0; hb < pass_heads; ++hb) {
+        const int q_head = heads[pass_first + hb];
+        for (int rt = 0; rt < dims.est_row_tiles; ++rt) {
+          float acc[4][2][4];
+          score_tile<kDim>(q_s + (hb * rows + rt * kEstRowTile) * kPitch, k_s + buffer * kEstKeyTile * kPitch,
+                           warp, lane, acc);
+#pragma unroll
+          for (int mt = 0; mt < 4; ++mt) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const int r = rt * kEstRowTile + mt * 16 + group_id + half * 8;
+              float s[4];
+              bool valid[4];
+#pragma unroll
+              for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                  const int j = j0 + warp * 16 + nt * 8 + quad * 2 + e;
+                  valid[nt * 2 + e] = r < est_rows && j <= row0 + r;
+                  s[nt * 2 + e] = acc[mt][nt][half * 2 + e] * scale_log2;
+                }
+              if constexpr (!kSums) {
+                float local_max = -INFINITY;
+#pragma unroll
+                for (int x = 0; x < 4; ++x) local_max = valid[x] ? fmaxf(local_max, s[x]) : local_max;
+                local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, 1));
+                local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, 2));
+                float local_sum = 0.0f;
+                if (local_max != -INFINITY) {
+#pragma unroll
+                  for (int x = 0; x < 4; ++x) local_sum += valid[x] ? exp2f(s[x] - local_max) : 0.0f;
+                }
+                local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, 1);
+                local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, 2);
+                if (quad == 0 && local_max != -INFINITY) {
+                  float2& state = stat_s[(hb * rows + r) * 4 + warp];
+                  const float new_max = fmaxf(state.x, local_max);
+                  state.y = state.y * exp2f(state.x - new_max) + local_sum * exp2f(local_max - new_max);
+                  state.x = new_max;
+                }
+              } else {
+                const float2 stats = stat_s[hb * rows + r];
+                float* diag = diag_s + (dims.shared ? 0 : hb) * diag_len;
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+                  for (int e = 0; e < 2; ++e) {
+                    const float p = valid[nt * 2 + e] ? exp2f(s[nt * 2 + e] - stats.x) * stats.y : 0.0f;
+                    col_sum[nt][e] += p;
+                    const int col = warp * 16 + nt * 8 + quad * 2 + e;
+                    if (p != 0.0f) atomicAdd(&diag[r - col + kEstKeyTile - 1], p);
+                  }
+              }
+            }
+          }
+        }
+        if constexpr (kSums) {
+          // Column sums of this head (per-head index) or of all heads so far (shared index).
+          const bool last_of_output = !dims.shared || hb == pass_heads - 1;
+          if (last_of_output) {
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                float v = col_sum[nt][e];
+                v += __shfl_xor_sync(0xFFFFFFFFu, v, 4);
+                v += __shfl_xor_sync(0xFFFFFFFFu, v, 8);
+                v += __shfl_xor_sync(0xFFFFFFFFu, v, 16);
+                col_sum[nt][e] = 0.0f;
+                const int j = j0 + warp * 16 + nt * 8 + quad * 2 + e;
+                if (group_id == 0 && j < seq_len) {
+                  const int index_head = dims.shared ? kv : q_head;
+                  float* out =
+                      args.vertical + static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len;
+                  out[j] = (dims.shared && pass_first > 0) ? out[j] + v : v;
+                }
+              }
+          }
+        }
+      }
+
+      if constexpr (kSums) {
+        __syncthreads();
+        // Diagonal t of the tile holds offset o = row0 + r - (j0 + col) with t = r - col + 63.
+        const int offset_base = row0 - j0 - (kEstKeyTile - 1);
+        for (int v = threadIdx.x; v < diag_slots * diag_len; v += kThreads) {
+          const int slot = v / diag_len;
+          const int o = offset_base + v % diag_len;
+          const float value = diag_s[v];
+          if (value != 0.0f && o >= 0 && o < seq_len) {
+            const int index_head = dims.shared ? kv : heads[pass_first + slot];
+            atomicAdd(args.slash + static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len + o,
+                      value);
+          }
+          diag_s[v] = 0.0f;
+        }
+      }
+      __syncthreads();  // the next iteration's load overwrites this tile's buffer
+    }
+
+    if constexpr (!kSums) {
+      for (int v = threadIdx.x; v < pass_heads * est_rows; v += kThreads) {
+        const int hb = v / est_rows;
+        const int r = v % est_rows;
+        float row_max = -INFINITY;
+        for (int w = 0; w < 4; ++w) row_max = fmaxf(row_max, stat_s[(hb * rows + r) * 4 + w].x);
+        float row_sum = 0.0f;
+        if (row_max != -INFINITY) {
+          for (int w = 0; w < 4; ++w) {
+            const float2 state = stat_s[(hb * rows + r) * 4 + w];
+            if (state.x != -INFINITY) row_sum += state.y * exp2f(state.x - row_max);
+          }
+        }
+        const int q_head = heads[pass_first + hb];
+        args.partial[(static_cast<int64_t>(q_head) * est_rows + r) * dims.num_chunks + chunk] =
+            make_float2(row_max, row_sum);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Combines the per-chunk (max, sum) of every estimating row into (max, 1 / sum).
+__global__ void combine_row_stats_kernel(const PlanDims dims, const PlanHeads heads, const float2* partial,
+                                         float2* row_stats) {
+  const int v = blockIdx.x * blockDim.x + threadIdx.x;
+  if (v >= dims.num_q_heads * dims.est_rows) return;
+  const int q_head = v / dims.est_rows;
+  const int index_head = dims.shared ? q_head / dims.group_size : q_head;
+  if (heads.head[index_head].kind != kKindIntervalSlash) return;
+  const float2* row = partial + static_cast<int64_t>(v) * dims.num_chunks;
+  float row_max = -INFINITY;
+  for (int c = 0; c < dims.num_chunks; ++c) row_max = fmaxf(row_max, row[c].x);
+  float row_sum = 0.0f;
+  for (int c = 0; c < dims.num_chunks; ++c) {
+    if (row[c].x != -INFINITY) row_sum += row[c].y * exp2f(row[c].x - row_max);
+  }
+  row_stats[v] = make_float2(row_max, 1.0f / row_sum);
+}
+
+template <int kDim>
+cudaError_t launch_scores(const PlanLayout& layout, const ScoreArgs& args, cudaStream_t stream) {
+  const PlanDims& dims = layout.dims;
+  const size_t smem = estimation_smem_bytes(dims.est_heads_per_pass, dims.est_row_tiles, kDim, dims.shared);
+  const dim3 grid(dims.num_chunks, dims.num_kv_heads);
+  cudaError_t error =
+      cudaFuncSetAttribute(interval_slash_scores_kernel<kDim, false>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (error != cudaSuccess) return error;
+  error = cudaFuncSetAttribute(interval_slash_scores_kernel<kDim, true>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (error != cudaSuccess) return error;
+  interval_slash_scores_kernel<kDim, false><<<grid, kThreads, smem, stream>>>(args);
+  if ((error = cudaGetLastError()) != cudaSuccess) return error;
+  const int rows = dims.num_q_heads * dims.est_rows;
+  combine_row_stats_kernel<<<(rows + 255) / 256, 256, 0, stream>>>(dims, layout.heads, args.partial,
+                                                                   const_cast<float2*>(args.row_stats));
+  if ((error = cudaGetLastError()) != cudaSuccess) return error;
+  interval_slash_scores_kernel<kDim, true><<<grid, kThreads, smem, stream>>>(args);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_interval_slash_estimation(const PlanLayout& layout, const PlanInputs& params,
+                                             char* workspace, cudaStream_t stream) {
+  if (layout.num_is_heads == 0) return cudaSuccess;
+  const PlanDims& dims = layout.dims;
+  ScoreArgs args{};
+  args.dims = dims;
+  args.heads = layout.heads;
+  args.q = static_cast<const uint16_t*>(params.q);
+  args.k = static_cast<const uint16_t*>(params.k);
+  args.q_token_stride = params.q_token_stride;
+  args.q_head_stride = params.q_head_stride;
+  args.kv_token_stride = params.kv_token_stride;
+  args.kv_head_stride = params.kv_head_stride;
+  args.partial = reinterpret_cast<float2*>(workspace + layout.is_partial_stats);
+  args.row_stats = reinterpret_cast<const float2*>(workspace + layout.is_row_stats);
+  args.vertical = reinterpret_cast<float*>(workspace + layout.is_vertical);
+  args.slash = reinterpret_cast<float*>(workspace + layout.is_slash);
+  cudaError_t error = cudaMemsetAsync(
+      args.slash, 0, static_cast<size_t>(layout.num_is_heads) * dims.seq_len * sizeof(float), stream);
+  if (error != cudaSuccess) return error;
+  error = dims.head_dim == 64 ? launch_scores<64>(layout, args, stream)
+                              : launch_scores<128>(layout, args, stream);
+  if (error != cudaSuccess) return error;
+  return launch_interval_slash_select(layout, workspace, stream);
+}
+
+}  // namespace sacc::plan_detail

@@ -1,0 +1,115 @@
+// Per-slot geometry shared by the host (workspace capacities) and the device (index builders), so the bounds
+// the workspace is sized with and the lists the kernels write come from the same arithmetic. The
+// block-rounding conventions are the oracle's (src/reference/triangular_index.h, estimate_*.h).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "attention/cuda/plan_device_types.h"
+
+#if defined(__CUDACC__)
+#define SACC_PLAN_HD __host__ __device__ inline
+#else
+#define SACC_PLAN_HD inline
+#endif
+
+namespace sacc::plan_detail {
+
+struct SlotRows {
+  int first_row = 0;   // r0: first query row of the block
+  int last_row = 0;    // r1: last query row (the block may be partial at the end of the sequence)
+  int last_block = 0;  // last key block the causal mask allows
+};
+
+SACC_PLAN_HD SlotRows slot_rows(const PlanDims& dims, int q_block) {
+  SlotRows rows;
+  rows.first_row = q_block * dims.block_q;
+  rows.last_row = std::min(dims.seq_len, rows.first_row + dims.block_q) - 1;
+  rows.last_block = rows.last_row / dims.block_k;
+  return rows;
+}
+
+// Triangular(S, W): key blocks [0, sink_end) and [window_first, last_block]; single sink columns
+// [column_begin, column_end) of a partial sink block the window does not list.
+struct TriangularSlot {
+  int sink_end = 0;
+  int window_first = 0;
+  int column_begin = 0;
+  int column_end = 0;
+};
+
+SACC_PLAN_HD TriangularSlot triangular_slot(const HeadPlan& head, const PlanDims& dims,
+                                            const SlotRows& rows) {
+  TriangularSlot slot;
+  const int full_sink_blocks = head.a / dims.block_k;  // blocks lying entirely inside [0, S)
+  slot.window_first = std::max(0, rows.first_row - head.b + 1) / dims.block_k;
+  slot.sink_end = std::min(full_sink_blocks, slot.window_first);
+  slot.column_begin = full_sink_blocks * dims.block_k;
+  slot.column_end = slot.column_begin;
+  if (full_sink_blocks < slot.window_first) {
+    slot.column_end = std::max(slot.column_begin, std::min(head.a, rows.last_row + 1));
+  }
+  return slot;
+}
+
+SACC_PLAN_HD int triangular_block_count(const TriangularSlot& slot, const SlotRows& rows) {
+  return slot.sink_end + std::max(0, rows.last_block - slot.window_first + 1);
+}
+
+// Block-Cluster's always-kept blocks: block 0 and the diagonal blocks [first_row / Bk, last_block].
+SACC_PLAN_HD int block_cluster_diagonal_first(const PlanDims& dims, const SlotRows& rows) {
+  return rows.first_row / dims.block_k;
+}
+SACC_PLAN_HD int block_cluster_forced_count(const PlanDims& dims, const SlotRows& rows) {
+  const int diagonal_first = block_cluster_diagonal_first(dims, rows);
+  return (diagonal_first > 0 ? 1 : 0) + rows.last_block - diagonal_first + 1;
+}
+
+struct SlotCapacity {
+  int64_t blocks = 0;
+  int64_t columns = 0;
+};
+
+// Upper bounds of one slot's lists under a head's (clamped) pattern.
+SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+  const SlotRows rows = slot_rows(dims, q_block);
+  const int64_t causal_blocks = rows.last_block + 1;
+  SlotCapacity cap;
+  switch (head.kind) {
+    case kKindTriangular: {
+      const TriangularSlot slot = triangular_slot(head, dims, rows);
+      cap.blocks = triangular_block_count(slot, rows);
+      cap.columns = slot.column_end - slot.column_begin;
+      break;
+    }
+    case kKindIntervalSlash: {
+      // One slash band spans the block's rows (<= Bq keys), so it touches at most (rows - 1) / Bk + 2 blocks.
+      const int64_t band_blocks = (rows.last_row - rows.first_row) / dims.block_k + 2;
+      cap.blocks = std::min<int64_t>(causal_blocks, static_cast<int64_t>(head.b) * band_blocks);
+      cap.columns = std::min<int64_t>(head.a, rows.last_row + 1);
+      break;
+    }
+    case kKindBlockCluster:
+      cap.blocks = std::min<int64_t>(causal_blocks, std::max(head.a, block_cluster_forced_count(dims, rows)));
+      break;
+    default:
+      cap.blocks = causal_blocks;
+      break;
+  }
+  return cap;
+}
+
+// Staging entries per slot for Block-Cluster selections (the largest slot capacity over its heads).
+inline int block_cluster_stage_capacity(const PlanHeads& heads, const PlanDims& dims) {
+  int capacity = 1;
+  for (int h = 0; h < dims.num_heads; ++h) {
+    if (heads.head[h].kind != kKindBlockCluster) continue;
+    for (int qb = 0; qb < dims.num_q_blocks; ++qb) {
+      capacity = std::max(capacity, static_cast<int>(slot_capacity(heads.head[h], dims, qb).blocks));
+    }
+  }
+  return capacity;
+}
+
+}  // namespace sacc::plan_detail
