@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   sacc::cli::add_version_command(app, body);
   sacc::cli::add_generate_command(app, body);
   sacc::cli::add_info_command(app, body);
+  sacc::cli::add_bench_command(app, body, argc, argv);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,275 @@
+// `sacc bench`: TTFT and peak memory against context length for several attention methods, side by side
+// (the paper's Tables 1-2 and Figures 1-2), with optional HF transformers cells merged in from
+// bench/hf_baseline.py's JSON.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#ifdef SACC_WITH_CUDA
+#include "core/cuda/device_memory.h"
+#endif
+#include "core/device_info.h"
+#include "model/model_loader.h"
+#include "runtime/attention_policy.h"
+#include "runtime/engine.h"
+#include "runtime/memory_plan.h"
+#include "tools/sacc/bench_report.h"
+#include "tools/sacc/commands.h"
+
+#ifndef SACC_GIT_COMMIT
+#define SACC_GIT_COMMIT "unknown"
+#endif
+
+namespace sacc::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::string contexts = "1000,4000,8000,16000,32000,64000,128000";
+  std::string methods = "dense,sparse,auto";
+  int repeats = 3;
+  int warmup = 1;
+  std::string format = "md";
+  std::string out_path;
+  std::string plot_dir;
+  std::string compare_path;
+  std::string device;
+  std::string pattern;
+  std::string pattern_config;
+  int64_t chunk = 8192;
+  uint64_t seed = 0;
+  std::vector<std::string> argv;
+};
+
+Result<std::vector<int64_t>> parse_contexts(const std::string& text) {
+  std::vector<int64_t> contexts;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    char* end = nullptr;
+    const long long value = std::strtoll(item.c_str(), &end, 10);
+    int64_t scale = 1;
+    if (end && (*end == 'K' || *end == 'k')) {
+      scale = 1024;
+      ++end;
+    }
+    if (item.empty() || *end != '\0' || value < 1) {
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "--ctx: '{}' is not a positive token count (e.g. 8000 or 8K)", item);
+    }
+    contexts.push_back(value * scale);
+  }
+  if (contexts.empty()) return make_error(StatusCode::INVALID_ARGUMENT, "--ctx lists no lengths");
+  return contexts;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+std::vector<int32_t> random_prompt(int64_t length, const ModelConfig& config, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> pick(
+      0, static_cast<int32_t>(std::min<int64_t>(config.vocab, 32000) - 1));
+  std::vector<int32_t> ids(length);
+  for (int32_t& id : ids) id = pick(rng);
+  if (config.bos_token >= 0) ids[0] = config.bos_token;
+  return ids;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[64];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+// One (method, context) cell: warm-up, then `repeats` timed prefills of fresh random prompts.
+BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, const ModelConfig& config,
+                   const Device& device, const BenchArgs& a) {
+  BenchCell cell;
+  cell.method = "sacc-" + method;
+  cell.ctx = ctx;
+  const MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device);
+  if (Status fits = check_plan(plan, config); !fits) {
+    cell.status = fits.code() == StatusCode::OUT_OF_MEMORY ? "oom" : "error";
+    cell.error = fits.message();
+    return cell;
+  }
+  GenerateOptions gen;
+  gen.max_new_tokens = 1;
+  std::vector<double> times;
+  for (int rep = 0; rep < a.warmup + a.repeats; ++rep) {
+#ifdef SACC_WITH_CUDA
+    if (!device.is_cpu() && rep == a.warmup) DeviceAllocator::reset_peak(device.index);
+#endif
+    const std::vector<int32_t> prompt = random_prompt(ctx, config, a.seed + 1000 * ctx + rep);
+    Result<GenerationMetrics> metrics = generate(backend, prompt, gen, [](int32_t) {});
+    if (!metrics) {
+      cell.status = metrics.status().code() == StatusCode::OUT_OF_MEMORY ? "oom" : "error";
+      cell.error = metrics.status().message();
+      return cell;
+    }
+    if (rep < a.warmup) continue;
+    times.push_back(metrics->ttft_seconds * 1e3);
+    cell.sparse_prefill = metrics->sparse_prefill;
+    double total = 0.0;
+    cell.peak_mib.clear();
+    for (const DeviceMemoryReport& d : metrics->memory) {
+      const double mib = static_cast<double>(std::max(d.peak_allocated, d.peak_in_use)) / (1024.0 * 1024.0);
+      std::string name = d.device;
+      if (name.rfind("cuda:", 0) == 0) name = "gpu" + name.substr(5);
+      cell.peak_mib.emplace_back(name, mib);
+      total += mib;
+    }
+    cell.peak_mib.emplace_back("total", total);
+  }
+  std::sort(times.begin(), times.end());
+  cell.ttft_median_ms = times[times.size() / 2];
+  if (times.size() % 2 == 0)
+    cell.ttft_median_ms = 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+  cell.ttft_min_ms = times.front();
+  cell.ttft_max_ms = times.back();
+  cell.prefill_tok_s = static_cast<double>(ctx) / (cell.ttft_median_ms / 1e3);
+  return cell;
+}
+
+Status write_output(const std::string& path, const std::string& text) {
+  if (path.empty()) {
+    std::fputs(text.c_str(), stdout);
+    return Status::ok();
+  }
+  std::ofstream out(path);
+  if (!out || !(out << text)) return make_error(StatusCode::IO_ERROR, "-o: cannot write {}", path);
+  return Status::ok();
+}
+
+int run_bench(const BenchArgs& a) {
+  Result<std::vector<int64_t>> contexts = parse_contexts(a.contexts);
+  if (!contexts) return report_error(contexts.status());
+  if (a.repeats < 1) return report_error(make_error(StatusCode::INVALID_ARGUMENT, "-r must be >= 1"));
+  if (a.format != "md" && a.format != "csv" && a.format != "json") {
+    return report_error(
+        make_error(StatusCode::INVALID_ARGUMENT, "--format {}: use md, csv or json", a.format));
+  }
+  const std::vector<std::string> methods = split_list(a.methods);
+  std::vector<AttentionMode> modes;
+  for (const std::string& method : methods) {
+    Result<AttentionMode> mode = parse_attention_mode(method);
+    if (!mode) return report_error(mode.status());
+    modes.push_back(*mode);
+  }
+  const bool cuda = a.device.empty() ? cuda_device_count() > 0 : a.device.rfind("cuda", 0) == 0;
+  Result<Device> device = parse_device(a.device.empty() ? (cuda ? "cuda" : "cpu") : a.device);
+  if (!device) return report_error(device.status());
+
+  BenchReport report;
+  if (!a.compare_path.empty()) {
+    Result<std::vector<BenchCell>> other = read_cells_json(a.compare_path);
+    if (!other) return report_error(other.status());
+    report.cells = std::move(other).value();
+  }
+
+  ModelLoadOptions load;
+  load.seed = a.seed;
+  load.dequantize_to = device->is_cpu() ? DType::F32 : DType::BF16;
+  load.load_tokenizer = false;
+  Result<LoadedModel> model = load_model(a.model, load);
+  if (!model) return report_error(model.status());
+  const ModelConfig& config = model->weights.config;
+
+  std::string command = "sacc";
+  for (const std::string& arg : a.argv) command += " " + arg;
+  report.meta = {{"model", a.model},          {"device", device->to_string()},
+                 {"commit", SACC_GIT_COMMIT}, {"date", utc_now()},
+                 {"command", command},        {"repeats", std::to_string(a.repeats)}};
+  if (!device->is_cpu()) {
+    if (Result<GpuInfo> gpu = query_gpu(device->index); gpu) {
+      report.meta.push_back({"gpu", gpu->name});
+      report.meta.push_back({"driver", fmt::format("CUDA driver API {}", gpu->driver_version)});
+    }
+  }
+
+  for (size_t m = 0; m < modes.size(); ++m) {
+    BackendOptions options;
+    options.device = *device;
+    options.chunk = a.chunk;
+    options.show_progress = false;
+    if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
+      return report_error(s);
+    }
+    Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
+                                                                : make_cuda_backend(model->weights, options);
+    if (!backend) return report_error(backend.status());
+    bool out_of_memory = false;
+    for (int64_t ctx : *contexts) {
+      BenchCell cell;
+      if (out_of_memory) {  // a longer prompt than one that did not fit will not fit either
+        cell.method = "sacc-" + methods[m];
+        cell.ctx = ctx;
+        cell.status = "oom";
+      } else {
+        cell = run_cell(**backend, methods[m], ctx, config, *device, a);
+        out_of_memory = cell.status == "oom";
+      }
+      std::fprintf(stderr, "bench: %-12s ctx %7lld: %s\n", cell.method.c_str(), static_cast<long long>(ctx),
+                   cell.status == "ok"
+                       ? fmt::format("TTFT {:.1f} ms, peak {:.0f} MiB", cell.ttft_median_ms,
+                                     cell.peak_mib.empty() ? 0.0 : cell.peak_mib.back().second)
+                             .c_str()
+                       : (cell.status + ": " + cell.error).c_str());
+      report.cells.push_back(cell);
+    }
+  }
+
+  const std::string text = a.format == "md"    ? render_markdown(report)
+                           : a.format == "csv" ? render_csv(report)
+                                               : render_json(report);
+  if (Status s = write_output(a.out_path, text); !s) return report_error(s);
+  if (!a.plot_dir.empty()) {
+    if (Status s = write_plots(report, a.plot_dir); !s) return report_error(s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) {
+  auto args = std::make_shared<BenchArgs>();
+  for (int i = 1; i < argc; ++i) args->argv.emplace_back(argv[i]);
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "TTFT and peak memory against prompt length for several attention methods (tables and plots)");
+  cmd->add_option("-m,--model", args->model, "HF model directory, .gguf file or random:<name>")->required();
+  cmd->add_option("--ctx", args->contexts,
+                  "comma-separated prompt lengths, e.g. 1000,8K,128K (default 1K..128K)");
+  cmd->add_option(
+      "--attention", args->methods,
+      "comma-separated methods among auto, dense, cudnn, eager, sparse (default dense,sparse,auto)");
+  cmd->add_option("-r,--repeats", args->repeats,
+                  "timed repetitions per cell; the median is reported (default 3)");
+  cmd->add_option("--warmup", args->warmup, "untimed runs before each cell (default 1)");
+  cmd->add_option("-o,--format", args->format, "md (tables like the paper's), csv or json (default md)");
+  cmd->add_option("--out", args->out_path, "write the table to this file instead of stdout");
+  cmd->add_option("--plot", args->plot_dir, "write ttft.png and memory.png (gnuplot) into this folder");
+  cmd->add_option("--compare", args->compare_path,
+                  "merge cells from another run's JSON (bench/hf_baseline.py)");
+  cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
+  cmd->add_option("--pattern", args->pattern,
+                  "one sparse pattern for every head (default interval-slash:1000,6096)");
+  cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
+  cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
+  cmd->callback([&body, args] { body = [args] { return run_bench(*args); }; });
+}
+
+}  // namespace sacc::cli
