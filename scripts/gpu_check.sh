@@ -20,10 +20,11 @@ summary=()
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT_DIR/checks.log"
 
 small='Shapes/FlashShapeTest.*/L1_*:Shapes/FlashShapeTest.*/L63_*:Shapes/FlashShapeTest.*/L113_*:Shapes/FlashShapeTest.*/L128_*'
-# Both kernel bodies: wgmma (the Hopper default) and mma.sync (SACC_FLASH_BODY=mma, the pre-Hopper path).
-for body in wgmma mma; do
+# Every kernel body: ws (warp-specialised TMA + wgmma, the Hopper default), wgmma (synchronous wgmma) and mma
+# (mma.sync, the pre-Hopper path). A deadlocked kernel is stopped by timeout instead of eating the lease.
+for body in ws wgmma mma; do
   echo "== GPU tests, $body body ($TESTS)"
-  if SACC_FLASH_BODY=$body "$TESTS" --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1 \
+  if SACC_FLASH_BODY=$body timeout 180 "$TESTS" --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1 \
     >"$OUT_DIR/tests.tmp" 2>&1; then
     summary+=("tests ($body): PASS")
   else
@@ -34,7 +35,7 @@ for body in wgmma mma; do
   cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
 
   echo "== compute-sanitizer memcheck, $body body (small shapes)"
-  if SACC_FLASH_BODY=$body compute-sanitizer --tool memcheck --error-exitcode 7 "$TESTS" --gtest_filter="$small" \
+  if SACC_FLASH_BODY=$body timeout 180 compute-sanitizer --tool memcheck --error-exitcode 7 "$TESTS" --gtest_filter="$small" \
     --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
     summary+=("memcheck ($body): clean")
   else
@@ -51,11 +52,12 @@ bench() {  # name body args...
   local name=$1 body=$2
   shift 2
   echo "-- $name ($body body)"
-  SACC_FLASH_BODY=$body "$BENCH" "$@" --json "$OUT_DIR/flash_bench_$name.json" 2>&1 | tee -a "$OUT_DIR/flash_bench.md" \
+  SACC_FLASH_BODY=$body timeout 240 "$BENCH" "$@" --json "$OUT_DIR/flash_bench_$name.json" 2>&1 | tee -a "$OUT_DIR/flash_bench.md" \
     || { summary+=("bench $name: FAIL"); status=1; }
 }
-bench d128 wgmma --lens "$LENS" --heads 32 --kv-heads 8 --dim 128
-bench d64 wgmma --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64
+bench d128 ws --lens "$LENS" --heads 32 --kv-heads 8 --dim 128
+bench d64 ws --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64
+bench d128_wgmma wgmma --lens 16384,65536 --heads 32 --kv-heads 8 --dim 128
 bench d128_mma mma --lens 16384,65536 --heads 32 --kv-heads 8 --dim 128
 
 echo "== summary"

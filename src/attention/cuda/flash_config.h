@@ -87,4 +87,24 @@ struct FlashTilesSm90 : FlashConfigSm90<kHeadDim> {
                 "shared memory over the per-SM limit");
 };
 
+// Hopper, warp-specialised (flash_kernel_sm90_ws.cuh): a producer warpgroup (TMA) and two consumer
+// warpgroups; one CTA per SM. Tiles are two index key blocks (128 keys) so both GEMMs are m64n128.
+template <int kHeadDim>
+struct FlashTilesSm90Ws {
+  static constexpr int kStages = 2;
+  static constexpr int kTileKeys = 2 * kBlockN;
+  static constexpr int kThreads = 3 * 128;
+  static constexpr int kQElems = kBlockM * kHeadDim;
+  static constexpr int kKvElems = kTileKeys * kHeadDim;
+  // Q + stages x (K + V) + key positions + 1 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom.
+  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) +
+                                    kStages * kTileKeys * int(sizeof(int)) + 8 * (1 + 2 * kStages) + 1024;
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma tiles are built from 64-column (128-byte) blocks");
+  static_assert(kBlockM == 128, "two consumer warpgroups x 64 rows");
+  static_assert(kTileKeys <= 256, "TMA boxes and wgmma N are at most 256");
+  // Hopper: 227 KB of shared memory per CTA.
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory over the sm_90 per-CTA limit");
+};
+
 }  // namespace sacc::flash

@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <cudaTypedefs.h>
+
 #include "attention/cuda/flash_config.h"
 #include "attention/cuda/flash_launch.h"
+#include "attention/cuda/flash_tma.h"
 
 namespace sacc::flash {
 namespace {
@@ -45,28 +48,80 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
   items[w] = w;
 }
 
-// wgmma needs sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
-cudaError_t use_wgmma_body(bool* use) {
+enum class Body { MMA, WGMMA, WGMMA_WS };
+
+// wgmma and TMA need sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
+cudaError_t pick_body(Body* body) {
   int device = 0, major = 0;
   cudaError_t error = cudaGetDevice(&device);
   if (error == cudaSuccess) error = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  const char* body = std::getenv("SACC_FLASH_BODY");
-  *use = major == 9 && !(body != nullptr && std::strcmp(body, "mma") == 0);
+  const char* name = std::getenv("SACC_FLASH_BODY");
+  *body = Body::WGMMA_WS;
+  if (name != nullptr && std::strcmp(name, "wgmma") == 0) *body = Body::WGMMA;
+  if (major != 9 || (name != nullptr && std::strcmp(name, "mma") == 0)) *body = Body::MMA;
   return error;
+}
+
+// A [L, heads, d] bf16 tensor as a 3-D TMA map (column, head, row) with a 64-column x box_rows box, 128-byte
+// swizzle (the wgmma operand layout), zero fill past L.
+cudaError_t encode_map(CUtensorMap* map, const uint16_t* base, int head_dim, int heads, int seq_len,
+                       int64_t head_stride, int64_t token_stride, int box_rows) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      fn = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads),
+                              static_cast<cuuint64_t>(seq_len)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_stride) * 2,
+                                 static_cast<cuuint64_t>(token_stride) * 2};
+  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  const CUresult result =
+      encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<uint16_t*>(base), dims, strides, box,
+             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return result == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t make_maps(const FlashParams& p, int head_dim, FlashTmaMaps* maps) {
+  const int kv_heads = p.num_q_heads / p.group_size;
+  cudaError_t error = encode_map(&maps->q, p.q, head_dim, p.num_q_heads, p.seq_len, p.q_head_stride,
+                                 p.q_token_stride, kBlockM);
+  if (error == cudaSuccess)
+    error = encode_map(&maps->k, p.k, head_dim, kv_heads, p.seq_len, p.kv_head_stride, p.kv_token_stride,
+                       kBlockN);
+  if (error == cudaSuccess)
+    error = encode_map(&maps->v, p.v, head_dim, kv_heads, p.seq_len, p.kv_head_stride, p.kv_token_stride,
+                       kBlockN);
+  return error;
+}
+
+template <int kHeadDim, class Visit>
+cudaError_t launch_body(Body body, const FlashParams& p, int num_ctas, cudaStream_t stream) {
+  if (body == Body::MMA) return launch_flash_forward<kHeadDim, Visit>(p, num_ctas, stream);
+  if (body == Body::WGMMA) return launch_flash_forward_sm90<kHeadDim, Visit>(p, num_ctas, stream);
+  FlashTmaMaps maps;
+  const cudaError_t error = make_maps(p, kHeadDim, &maps);
+  if (error != cudaSuccess) return error;
+  return launch_flash_forward_sm90_ws<kHeadDim, Visit>(p, maps, num_ctas, stream);
 }
 
 template <class Visit>
 cudaError_t launch_for_head_dim(int head_dim, const FlashParams& p, int num_ctas, cudaStream_t stream) {
-  bool wgmma = false;
-  const cudaError_t error = use_wgmma_body(&wgmma);
+  Body body = Body::MMA;
+  const cudaError_t error = pick_body(&body);
   if (error != cudaSuccess) return error;
   switch (head_dim) {
     case 64:
-      return wgmma ? launch_flash_forward_sm90<64, Visit>(p, num_ctas, stream)
-                   : launch_flash_forward<64, Visit>(p, num_ctas, stream);
+      return launch_body<64, Visit>(body, p, num_ctas, stream);
     case 128:
-      return wgmma ? launch_flash_forward_sm90<128, Visit>(p, num_ctas, stream)
-                   : launch_flash_forward<128, Visit>(p, num_ctas, stream);
+      return launch_body<128, Visit>(body, p, num_ctas, stream);
     default:
       return cudaErrorInvalidValue;
   }

@@ -1,9 +1,13 @@
-// Explicit instantiation: head dim 64, sparse visit policy, mma.sync and wgmma bodies.
+// Explicit instantiation: head dim 64, sparse visit policy, every kernel body.
 #include "attention/cuda/flash_kernel.cuh"
 #include "attention/cuda/flash_kernel_sm90.cuh"
+#include "attention/cuda/flash_kernel_sm90_ws.cuh"
 #include "attention/cuda/flash_launch.h"
 
 namespace sacc::flash {
 template cudaError_t launch_flash_forward<64, SparseIndexVisit>(const FlashParams&, int, cudaStream_t);
 template cudaError_t launch_flash_forward_sm90<64, SparseIndexVisit>(const FlashParams&, int, cudaStream_t);
+template cudaError_t launch_flash_forward_sm90_ws<64, SparseIndexVisit>(const FlashParams&,
+                                                                        const FlashTmaMaps&, int,
+                                                                        cudaStream_t);
 }  // namespace sacc::flash

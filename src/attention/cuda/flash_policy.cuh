@@ -34,6 +34,11 @@ struct DenseCausalVisit {
   }
   __device__ int num_tiles() const { return num_tiles_; }
   __device__ KeyTile tile(int t) const { return KeyTile{t * kBlockN, nullptr, kBlockN}; }
+  // Block-level view, for bodies that group several index blocks into one wider tile.
+  __device__ int num_key_blocks() const { return num_tiles_; }
+  __device__ int key_block(int i) const { return i; }
+  __device__ int num_key_columns() const { return 0; }
+  __device__ const int32_t* key_columns() const { return nullptr; }
 };
 
 // Sparse: the slot's CSR key blocks, then its CSR single columns gathered kBlockN at a time.
@@ -64,6 +69,10 @@ struct SparseIndexVisit {
     const int c = (t - num_blocks) * kBlockN;
     return KeyTile{0, columns + c, min(kBlockN, num_columns - c)};
   }
+  __device__ int num_key_blocks() const { return num_blocks; }
+  __device__ int key_block(int i) const { return __ldg(blocks + i); }
+  __device__ int num_key_columns() const { return num_columns; }
+  __device__ const int32_t* key_columns() const { return columns; }
 };
 
 }  // namespace sacc::flash
