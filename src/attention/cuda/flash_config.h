@@ -58,40 +58,13 @@ struct FlashTiles : FlashConfig<kHeadDim> {
   static_assert(kSmemBytes * Config::kMinBlocksPerSm <= 228 * 1024, "shared memory over the per-SM limit");
 };
 
-// Hopper (sm_90a, wgmma): two warpgroups x 64 query rows; accumulators are 32 (S) + d/2 (O) registers per
-// thread, so two CTAs fit per SM (<= 128 registers at 256 threads).
+// Hopper, warp-specialised (flash_kernel_sm90.cuh): a producer warpgroup (TMA) and two consumer warpgroups;
+// one CTA per SM. A tile is two 64-key halves (index key blocks or groups of 64 gathered columns), so both
+// GEMMs are m64n128. Registers: launched at 65536 / 384 = 168 per thread, setmaxnreg moves the producer to 56
+// and the consumers to 224 (S 64 + O d/2 + P 32 accumulators and fragments).
 template <int kHeadDim>
-struct FlashConfigSm90 {
-  static constexpr int kWarpgroups = 2;
-  static constexpr int kStages = 2;
-  static constexpr int kMinBlocksPerSm = 2;
-};
-
-template <int kHeadDim>
-struct FlashTilesSm90 : FlashConfigSm90<kHeadDim> {
-  using Config = FlashConfigSm90<kHeadDim>;
-  static constexpr int kThreads = Config::kWarpgroups * 128;
-  static constexpr int kQElems = kBlockM * kHeadDim;
-  static constexpr int kKvElems = kBlockN * kHeadDim;
-  // + 1024: the dynamic shared-memory base is re-aligned to the 1024-byte swizzle atom.
-  static constexpr int kSmemBytes =
-      2 * (kQElems + 2 * Config::kStages * kKvElems) + Config::kStages * kBlockN * int(sizeof(int)) + 1024;
-
-  static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma tiles are built from 64-column (128-byte) blocks");
-  static_assert(Config::kWarpgroups * 64 == kBlockM, "each warpgroup owns 64 query rows (wgmma M = 64)");
-  static_assert(kBlockN == 64, "S = Q K^T is one m64n64 wgmma per k16 step");
-  static_assert((kKvElems * 2) % 1024 == 0 && (kQElems * 2) % 1024 == 0,
-                "tiles must keep 1024-byte alignment");
-  // Hopper: 227 KB per CTA, 228 KB per SM (1 KB of it reserved per CTA by the system).
-  static_assert(kSmemBytes * Config::kMinBlocksPerSm <= 228 * 1024 - Config::kMinBlocksPerSm * 1024,
-                "shared memory over the per-SM limit");
-};
-
-// Hopper, warp-specialised (flash_kernel_sm90_ws.cuh): a producer warpgroup (TMA) and two consumer
-// warpgroups; one CTA per SM. Tiles are two index key blocks (128 keys) so both GEMMs are m64n128.
-template <int kHeadDim>
-struct FlashTilesSm90Ws {
-  static constexpr int kStages = 2;
+struct FlashTilesSm90 {
+  static constexpr int kStages = 2;  // K/V ring depth; 3 would need 224 KB at d = 128
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
   static constexpr int kQElems = kBlockM * kHeadDim;

@@ -48,7 +48,7 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
   items[w] = w;
 }
 
-enum class Body { MMA, WGMMA, WGMMA_WS };
+enum class Body { MMA, SM90 };
 
 // wgmma and TMA need sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
 cudaError_t pick_body(Body* body) {
@@ -56,8 +56,7 @@ cudaError_t pick_body(Body* body) {
   cudaError_t error = cudaGetDevice(&device);
   if (error == cudaSuccess) error = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   const char* name = std::getenv("SACC_FLASH_BODY");
-  *body = Body::WGMMA_WS;
-  if (name != nullptr && std::strcmp(name, "wgmma") == 0) *body = Body::WGMMA;
+  *body = Body::SM90;
   if (major != 9 || (name != nullptr && std::strcmp(name, "mma") == 0)) *body = Body::MMA;
   return error;
 }
@@ -105,11 +104,10 @@ cudaError_t make_maps(const FlashParams& p, int head_dim, FlashTmaMaps* maps) {
 template <int kHeadDim, class Visit>
 cudaError_t launch_body(Body body, const FlashParams& p, int num_ctas, cudaStream_t stream) {
   if (body == Body::MMA) return launch_flash_forward<kHeadDim, Visit>(p, num_ctas, stream);
-  if (body == Body::WGMMA) return launch_flash_forward_sm90<kHeadDim, Visit>(p, num_ctas, stream);
   FlashTmaMaps maps;
   const cudaError_t error = make_maps(p, kHeadDim, &maps);
   if (error != cudaSuccess) return error;
-  return launch_flash_forward_sm90_ws<kHeadDim, Visit>(p, maps, num_ctas, stream);
+  return launch_flash_forward_sm90<kHeadDim, Visit>(p, maps, num_ctas, stream);
 }
 
 template <class Visit>

@@ -1,13 +1,10 @@
-// Explicit instantiation: head dim 64, dense visit policy, every kernel body.
+// Explicit instantiation: head dim 64, dense visit policy, both kernel bodies (mma.sync and sm_90a).
 #include "attention/cuda/flash_kernel.cuh"
 #include "attention/cuda/flash_kernel_sm90.cuh"
-#include "attention/cuda/flash_kernel_sm90_ws.cuh"
 #include "attention/cuda/flash_launch.h"
 
 namespace sacc::flash {
 template cudaError_t launch_flash_forward<64, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
-template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&, int, cudaStream_t);
-template cudaError_t launch_flash_forward_sm90_ws<64, DenseCausalVisit>(const FlashParams&,
-                                                                        const FlashTmaMaps&, int,
-                                                                        cudaStream_t);
+template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&, const FlashTmaMaps&,
+                                                                     int, cudaStream_t);
 }  // namespace sacc::flash

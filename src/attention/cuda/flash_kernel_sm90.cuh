@@ -1,108 +1,213 @@
-// The Hopper (sm_90a) body of the flash kernel family: the same visit policies, pipeline and online softmax
-// as flash_kernel.cuh, with the two GEMMs on warpgroup MMA. Two warpgroups per CTA, 64 query rows each: S = Q
-// K^T reads Q and K straight from shared memory (K-major), O += P V takes P from registers and V from shared
-// memory (MN-major, the transpose bit). Tiles live in shared memory as 64-column blocks of 128-byte rows with
-// the 16-byte chunk XOR-swizzled by the row, which is the layout wgmma's 128-byte swizzle expects.
+// Hopper body of the flash kernel family (sm_90a), warp-specialised: one producer warpgroup moves K/V into a
+// two-stage shared-memory ring guarded by mbarriers, two consumer warpgroups (64 query rows each) run
+// S = Q K^T and O += P V on wgmma with the online softmax in between; setmaxnreg hands the producer's
+// registers to the consumers. A tile is two 64-key halves taken in order from the visit policy's list: index
+// key blocks (one TMA box per 64 columns of d, for K and V) and then groups of 64 listed single columns,
+// which the producer gathers row by row with cp.async because TMA cannot gather arbitrary rows on sm_90. Both
+// GEMMs are m64n128 per k16 step. Same visit policies, same masking rule and same softmax as the mma.sync
+// body.
 #pragma once
 
 #include "attention/cuda/flash_kernel.cuh"
+#include "attention/cuda/flash_tma.h"
 #include "attention/cuda/flash_wgmma.cuh"
 
 namespace sacc::flash {
 
-// Element offset of (row, 16-byte chunk) in a [rows, d] tile stored as d/64 blocks of [rows, 64].
-template <int kRows>
-__device__ __forceinline__ int sw128_offset(int row, int chunk) {
-  return (chunk >> 3) * kRows * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// 3-D tiled TMA load (coordinates: column, head, row) completing on an mbarrier.
+__device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, int column, int head, int row,
+                                            uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+      "[%5];\n" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(head), "r"(row), "r"(smem_u32(bar))
+      : "memory");
+}
+
+// One 64-key half of a tile, from the visit policy's ordered list of key blocks then column groups.
+struct KeyHalf {
+  int key0 = INT_MAX;  // first key of a listed block; INT_MAX: not a block
+  int group = -1;      // gathered column group (64 columns per group); -1: not gathered
+};
+
+template <class Visit>
+__device__ __forceinline__ KeyHalf key_half(const Visit& visit, int half, int num_blocks, int num_halves) {
+  KeyHalf kh;
+  if (half < num_blocks) {
+    kh.key0 = visit.key_block(half) * kBlockN;
+  } else if (half < num_halves) {
+    kh.group = half - num_blocks;
+  }
+  return kh;
 }
 
 template <int kHeadDim, class Visit>
-__global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
-                                  FlashConfigSm90<kHeadDim>::kMinBlocksPerSm)
-    flash_forward_sm90_kernel(const __grid_constant__ FlashParams p) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma exists only in the sm_90a target; the dispatcher never
-                                        // launches this kernel elsewhere
+__global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
+    flash_forward_sm90_kernel(const __grid_constant__ FlashParams p,
+                              const __grid_constant__ FlashTmaMaps maps) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma/setmaxnreg exist only in sm_90a; never launched elsewhere
   using Tiles = FlashTilesSm90<kHeadDim>;
   constexpr int kStages = Tiles::kStages;
+  constexpr int kTileKeys = Tiles::kTileKeys;
+  constexpr int kColumnBlocks = kHeadDim / 64;
   constexpr int kChunks = kHeadDim / 8;
-  constexpr int kKeyTiles = kBlockN / 8;
-  constexpr int kSRegs = kBlockN / 2;   // m64n64 accumulator registers per thread
-  constexpr int kORegs = kHeadDim / 2;  // m64n(d) accumulator registers per thread
+  constexpr int kSRegs = kTileKeys / 2;
+  constexpr int kORegs = kHeadDim / 2;
+  constexpr uint32_t kHalfBytes = kBlockN * kHeadDim * 2;  // one 64-key half of K (or V)
 
   extern __shared__ unsigned char smem_raw[];
-  // wgmma's swizzle works on absolute address bits: every 8-row atom must start on a 1024-byte boundary.
+  // The 128-byte swizzle works on absolute address bits: every 8-row atom must start on a 1024-byte boundary.
   auto* s_q = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
-  uint16_t* s_k = s_q + Tiles::kQElems;                                  // [kStages][kBlockN, d]
-  uint16_t* s_v = s_k + kStages * Tiles::kKvElems;                       // [kStages][kBlockN, d]
-  int* s_key = reinterpret_cast<int*>(s_v + kStages * Tiles::kKvElems);  // [kStages][kBlockN]
+  uint16_t* s_k = s_q + Tiles::kQElems;                                  // [kStages][d/64][kTileKeys][64]
+  uint16_t* s_v = s_k + kStages * Tiles::kKvElems;                       // [kStages][d/64][kTileKeys][64]
+  int* s_key = reinterpret_cast<int*>(s_v + kStages * Tiles::kKvElems);  // [kStages][kTileKeys] gathered keys
+  auto* bars = reinterpret_cast<uint64_t*>(s_key + kStages * kTileKeys);
+  uint64_t* q_full = bars;               // Q landed
+  uint64_t* full = bars + 1;             // [kStages] K/V stage landed
+  uint64_t* empty = bars + 1 + kStages;  // [kStages] every consumer warp is done with the stage
 
   const Visit visit(p, blockIdx.x);
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
   const int lane = tid & 31;
-  const int warpgroup = warp >> 2;
+  const int warpgroup = warp >> 2;  // 0: producer, 1-2: consumers
+  const int num_blocks = visit.num_key_blocks();
+  const int num_halves = num_blocks + (visit.num_key_columns() + kBlockN - 1) / kBlockN;
+  const int num_tiles = (num_halves + 1) / 2;
+  const int kv_head = visit.q_head / p.group_size;
+  const int q_row0 = visit.q_block * kBlockM;
+
+  if (tid == 0) {
+    mbarrier_init(q_full, 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(full + s, 1);
+      mbarrier_init(empty + s, 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    // ---- producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+    if (tid == 0) {
+      mbarrier_arrive_expect_tx(q_full, Tiles::kQElems * 2);
+      for (int cb = 0; cb < kColumnBlocks; ++cb)
+        tma_load_3d(s_q + cb * kBlockM * 64, &maps.q, cb * 64, visit.q_head, q_row0, q_full);
+    }
+    const uint16_t* k_base = p.k + kv_head * p.kv_head_stride;
+    const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;
+    for (int t = 0; t < num_tiles; ++t) {
+      const int s = t % kStages;
+      if (t >= kStages) mbarrier_wait(empty + s, ((t / kStages) - 1) & 1);
+      uint16_t* k_tile = s_k + s * Tiles::kKvElems;
+      uint16_t* v_tile = s_v + s * Tiles::kKvElems;
+      KeyHalf halves[2] = {key_half(visit, 2 * t, num_blocks, num_halves),
+                           key_half(visit, 2 * t + 1, num_blocks, num_halves)};
+      // A half past the list repeats a block half (finite data, masked) or is gathered with no columns
+      // (zeros).
+      if (halves[1].key0 == INT_MAX && halves[1].group < 0) {
+        if (halves[0].key0 != INT_MAX) {
+          halves[1].key0 = halves[0].key0;
+        } else {
+          halves[1].group = INT_MAX;
+        }
+      }
+      bool any_gathered = false;
+      uint32_t tma_bytes = 0;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (halves[h].group < 0) {
+          tma_bytes += 2 * kHalfBytes;
+          continue;
+        }
+        any_gathered = true;
+        const int c0 = halves[h].group == INT_MAX ? 0 : halves[h].group * kBlockN;
+        const int count = halves[h].group == INT_MAX ? 0 : min(kBlockN, visit.num_key_columns() - c0);
+        const int32_t* columns = visit.key_columns() + c0;
+        for (int i = tid; i < kBlockN * kChunks; i += 128) {
+          const int r = i / kChunks, c = i % kChunks;
+          const int key = r < count ? __ldg(columns + r) : INT_MAX;
+          const bool valid = key < p.seq_len;
+          const int64_t offset = static_cast<int64_t>(valid ? key : 0) * p.kv_token_stride + c * 8;
+          const int row = h * kBlockN + r;
+          cp_async_16(k_tile + sw128_offset<kTileKeys>(row, c), k_base + offset, valid);
+          cp_async_16(v_tile + sw128_offset<kTileKeys>(row, c), v_base + offset, valid);
+          if (c == 0) s_key[s * kTileKeys + row] = key;
+        }
+      }
+      if (any_gathered) {
+        asm volatile("cp.async.wait_all;\n" ::: "memory");
+        fence_proxy_async();  // generic-proxy writes, read next by wgmma (async proxy)
+        asm volatile("bar.sync 1, 128;\n" ::: "memory");
+      }
+      if (tid == 0) {
+        mbarrier_arrive_expect_tx(full + s, tma_bytes);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          if (halves[h].group >= 0) continue;
+          for (int cb = 0; cb < kColumnBlocks; ++cb) {
+            const int at = cb * kTileKeys * 64 + h * kBlockN * 64;
+            tma_load_3d(k_tile + at, &maps.k, cb * 64, kv_head, halves[h].key0, full + s);
+            tma_load_3d(v_tile + at, &maps.v, cb * 64, kv_head, halves[h].key0, full + s);
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  // ---- consumers ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
+  const int consumer = warpgroup - 1;
   const int quad_row = lane >> 2;
   const int quad_col = lane & 3;
-  const int seq_len = p.seq_len;
-  const int q_row0 = visit.q_block * kBlockM;
-  const int warpgroup_row_last = q_row0 + warpgroup * 64 + 63;
-  const int warp_row0 = q_row0 + warp * 16;
-  const int kv_head = visit.q_head / p.group_size;
-  const uint16_t* q_base = p.q + visit.q_head * p.q_head_stride;
-  const uint16_t* k_base = p.k + kv_head * p.kv_head_stride;
-  const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;
-
-  for (int i = tid; i < kBlockM * kChunks; i += Tiles::kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    const int row = q_row0 + r;
-    const bool valid = row < seq_len;
-    cp_async_16(s_q + sw128_offset<kBlockM>(r, c), q_base + (valid ? row : 0) * p.q_token_stride + c * 8,
-                valid);
-  }
-  cp_async_commit();
-
-  auto load_tile = [&](int t, int stage) {
-    const KeyTile kt = visit.tile(t);
-    for (int i = tid; i < kBlockN * kChunks; i += Tiles::kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      int key = kt.key0 + r;
-      if (kt.gathered()) key = r < kt.count ? __ldg(kt.maybe_columns + r) : INT_MAX;
-      const bool valid = key < seq_len;
-      const int64_t offset = static_cast<int64_t>(valid ? key : 0) * p.kv_token_stride + c * 8;
-      cp_async_16(s_k + stage * Tiles::kKvElems + sw128_offset<kBlockN>(r, c), k_base + offset, valid);
-      cp_async_16(s_v + stage * Tiles::kKvElems + sw128_offset<kBlockN>(r, c), v_base + offset, valid);
-      if (c == 0) s_key[stage * kBlockN + r] = key;
-    }
-  };
-
-  const int num_tiles = visit.num_tiles();
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < num_tiles) load_tile(s, s);
-    cp_async_commit();
-  }
+  const int warpgroup_row_last = q_row0 + consumer * 64 + 63;
+  const int warp_row0 = q_row0 + (warp - 4) * 16;
 
   float acc_o[kORegs];
-  float row_max[2] = {-INFINITY, -INFINITY};
-  float row_sum[2] = {0.f, 0.f};
+  float row_max[2] = {-INFINITY, -INFINITY};  // running max of scaled scores, log2 domain
+  float row_sum[2] = {0.f, 0.f};              // this thread's partial sum of exp2(score - max)
 #pragma unroll
   for (int i = 0; i < kORegs; ++i) acc_o[i] = 0.f;
 
+  mbarrier_wait(q_full, 0);
   for (int t = 0; t < num_tiles; ++t) {
-    const int stage = t % kStages;
-    if (t + kStages - 1 < num_tiles) load_tile(t + kStages - 1, (t + kStages - 1) % kStages);
-    cp_async_commit();
-    cp_async_wait<kStages - 1>();
-    fence_proxy_async();
-    __syncthreads();
-
-    const KeyTile kt = visit.tile(t);
-    const bool gathered = kt.gathered();
-    // Warpgroup-uniform: a contiguous tile entirely right of this warpgroup's last row is fully masked.
-    if (gathered || kt.key0 <= warpgroup_row_last) {
-      const uint16_t* k_tile = s_k + stage * Tiles::kKvElems;
-      const uint16_t* v_tile = s_v + stage * Tiles::kKvElems;
-
+    const int s = t % kStages;
+    mbarrier_wait(full + s, (t / kStages) & 1);
+    const uint16_t* k_tile = s_k + s * Tiles::kKvElems;
+    const uint16_t* v_tile = s_v + s * Tiles::kKvElems;
+    // Key of each half's first column (INT_MAX: gathered or unused); gathered halves read s_key.
+    const KeyHalf half0 = key_half(visit, 2 * t, num_blocks, num_halves);
+    const KeyHalf half1 = key_half(visit, 2 * t + 1, num_blocks, num_halves);
+    const bool gathered0 = half0.group >= 0, gathered1 = half1.group >= 0;
+    const bool any_gathered = gathered0 || gathered1;
+    // Warpgroup-uniform: blocks ascend, so a block-only tile whose first block starts right of this
+    // warpgroup's last row is fully masked.
+    if (any_gathered || half0.key0 <= warpgroup_row_last) {
       float acc_s[kSRegs];
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) acc_s[i] = 0.f;
@@ -111,43 +216,52 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
 #pragma unroll
       for (int kk = 0; kk < kHeadDim / 16; ++kk) {
         const uint64_t desc_q =
-            smem_desc_sw128(s_q + (kk / 4) * kBlockM * 64 + warpgroup * 64 * 64 + (kk % 4) * 16, 16, 1024);
-        const uint64_t desc_k = smem_desc_sw128(k_tile + (kk / 4) * kBlockN * 64 + (kk % 4) * 16, 16, 1024);
-        wgmma_m64n64k16_ss(acc_s, desc_q, desc_k, kk > 0 ? 1 : 0);
+            smem_desc_sw128(s_q + (kk / 4) * kBlockM * 64 + consumer * 64 * 64 + (kk % 4) * 16, 16, 1024);
+        const uint64_t desc_k = smem_desc_sw128(k_tile + (kk / 4) * kTileKeys * 64 + (kk % 4) * 16, 16, 1024);
+        wgmma_m64n128k16_ss(acc_s, desc_q, desc_k, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(acc_s);
 
-      if (gathered || kt.key0 + kBlockN - 1 > warp_row0) {
-        const int* keys = s_key + stage * kBlockN;
+      // Causal mask (also drops padded, repeated and unused keys), only where the tile can cross it.
+      const bool half1_block = !gathered1 && half1.key0 != INT_MAX;
+      const int last_key0 = half1_block ? half1.key0 : half0.key0;
+      if (any_gathered || !half1_block || last_key0 + kBlockN - 1 > warp_row0) {
+        const int* keys = s_key + s * kTileKeys;
 #pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j)
+        for (int j = 0; j < kTileKeys / 8; ++j) {
+          const bool second = j >= kBlockN / 8;
+          const bool gathered = second ? gathered1 : gathered0;
+          const int half_key0 = second ? half1.key0 : half0.key0;
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int row = warp_row0 + quad_row + (e >> 1) * 8;
             const int col = j * 8 + quad_col * 2 + (e & 1);
-            const int key = gathered ? keys[col] : kt.key0 + col;
+            const int key =
+                gathered ? keys[col] : (half_key0 == INT_MAX ? INT_MAX : half_key0 + (col & (kBlockN - 1)));
             if (key > row) acc_s[j * 4 + e] = -INFINITY;
           }
+        }
       }
 
-      uint32_t p_frag[kBlockN / 16][4];
+      // Online softmax: rescale the running O and sum by exp2(old max - new max).
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         float mx = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j)
+        for (int j = 0; j < kTileKeys / 8; ++j)
           mx = fmaxf(mx, fmaxf(acc_s[j * 4 + 2 * h], acc_s[j * 4 + 2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float new_max = fmaxf(row_max[h], mx * p.scale_log2);
+        // A row with no visible key yet keeps max -inf; offset 0 keeps exp2 finite (all terms are 0).
         const float offset = new_max == -INFINITY ? 0.f : new_max;
         const float alpha = exp2f(row_max[h] - offset);
         row_max[h] = new_max;
         float sum = 0.f;
 #pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j) {
+        for (int j = 0; j < kTileKeys / 8; ++j) {
           const float p0 = exp2f(fmaf(acc_s[j * 4 + 2 * h], p.scale_log2, -offset));
           const float p1 = exp2f(fmaf(acc_s[j * 4 + 2 * h + 1], p.scale_log2, -offset));
           acc_s[j * 4 + 2 * h] = p0;
@@ -161,8 +275,10 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
           acc_o[j * 4 + 2 * h + 1] *= alpha;
         }
       }
+      // The S accumulator layout of two adjacent n8 tiles is the A register fragment of one k16 step of P V.
+      uint32_t p_frag[kTileKeys / 16][4];
 #pragma unroll
-      for (int kc = 0; kc < kBlockN / 16; ++kc) {
+      for (int kc = 0; kc < kTileKeys / 16; ++kc) {
         p_frag[kc][0] = pack_bf16(acc_s[8 * kc + 0], acc_s[8 * kc + 1]);
         p_frag[kc][1] = pack_bf16(acc_s[8 * kc + 2], acc_s[8 * kc + 3]);
         p_frag[kc][2] = pack_bf16(acc_s[8 * kc + 4], acc_s[8 * kc + 5]);
@@ -172,10 +288,10 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
       fence_registers(acc_o);
       wgmma_fence();
 #pragma unroll
-      for (int kc = 0; kc < kBlockN / 16; ++kc) {
-        // V is [keys, d] with d contiguous: MN-major for the B operand. Leading offset = next 64-column block
-        // (kBlockN rows of 128 bytes), stride offset = next 8 keys (1024 bytes).
-        const uint64_t desc_v = smem_desc_sw128(v_tile + kc * 16 * 64, kBlockN * 128, 1024);
+      for (int kc = 0; kc < kTileKeys / 16; ++kc) {
+        // V tile [d/64][kTileKeys][64] is MN-major for the B operand: leading offset = next 64-column block,
+        // stride offset = next 8 keys.
+        const uint64_t desc_v = smem_desc_sw128(v_tile + kc * 16 * 64, kTileKeys * 128, 1024);
         if constexpr (kHeadDim == 128) {
           wgmma_m64n128k16_rs(acc_o, p_frag[kc], desc_v);
         } else {
@@ -186,10 +302,11 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
       wgmma_wait<0>();
       fence_registers(acc_o);
     }
-    __syncthreads();
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(empty + s);
   }
-  cp_async_wait<0>();
 
+  // Epilogue: normalise, write O (bf16) and the natural-log LSE. Rows with no visible key: O = 0, LSE = -inf.
   uint16_t* o_base = p.o + visit.q_head * p.o_head_stride;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -197,16 +314,15 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     const int row = warp_row0 + quad_row + h * 8;
-    if (row >= seq_len) continue;
+    if (row >= p.seq_len) continue;
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     uint16_t* o_row = o_base + static_cast<int64_t>(row) * p.o_token_stride + quad_col * 2;
 #pragma unroll
-    for (int j = 0; j < kHeadDim / 8; ++j) {
+    for (int j = 0; j < kHeadDim / 8; ++j)
       *reinterpret_cast<uint32_t*>(o_row + j * 8) =
           pack_bf16(acc_o[j * 4 + 2 * h] * inv, acc_o[j * 4 + 2 * h + 1] * inv);
-    }
     if (p.maybe_lse != nullptr && quad_col == 0) {
-      p.maybe_lse[static_cast<int64_t>(visit.q_head) * seq_len + row] =
+      p.maybe_lse[static_cast<int64_t>(visit.q_head) * p.seq_len + row] =
           sum > 0.f ? (row_max[h] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
     }
   }
@@ -214,13 +330,14 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads,
 }
 
 template <int kHeadDim, class Visit>
-cudaError_t launch_flash_forward_sm90(const FlashParams& params, int num_ctas, cudaStream_t stream) {
+cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaMaps& maps, int num_ctas,
+                                      cudaStream_t stream) {
   using Tiles = FlashTilesSm90<kHeadDim>;
   auto* kernel = flash_forward_sm90_kernel<kHeadDim, Visit>;
   cudaError_t error =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tiles::kSmemBytes);
   if (error != cudaSuccess) return error;
-  kernel<<<num_ctas, Tiles::kThreads, Tiles::kSmemBytes, stream>>>(params);
+  kernel<<<num_ctas, Tiles::kThreads, Tiles::kSmemBytes, stream>>>(params, maps);
   return cudaGetLastError();
 }
 

@@ -24,37 +24,25 @@ extern template cudaError_t launch_flash_forward<128, DenseCausalVisit>(const Fl
 extern template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const FlashParams&, int,
                                                                         cudaStream_t);
 
-// The same instantiations on Hopper warpgroup MMA (flash_kernel_sm90.cuh).
-template <int kHeadDim, class Visit>
-cudaError_t launch_flash_forward_sm90(const FlashParams& params, int num_ctas, cudaStream_t stream);
-
-extern template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&, int,
-                                                                            cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90<64, SparseIndexVisit>(const FlashParams&, int,
-                                                                            cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90<128, DenseCausalVisit>(const FlashParams&, int,
-                                                                             cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90<128, SparseIndexVisit>(const FlashParams&, int,
-                                                                             cudaStream_t);
-
-// Warp-specialised TMA body (flash_kernel_sm90_ws.cuh); maps are the Q/K/V tensor maps of the launch.
+// The Hopper body (flash_kernel_sm90.cuh: warp-specialised, TMA + wgmma); maps are the launch's Q/K/V tensor
+// maps.
 struct FlashTmaMaps;
 template <int kHeadDim, class Visit>
-cudaError_t launch_flash_forward_sm90_ws(const FlashParams& params, const FlashTmaMaps& maps, int num_ctas,
-                                         cudaStream_t stream);
+cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaMaps& maps, int num_ctas,
+                                      cudaStream_t stream);
 
-extern template cudaError_t launch_flash_forward_sm90_ws<64, DenseCausalVisit>(const FlashParams&,
-                                                                               const FlashTmaMaps&, int,
-                                                                               cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90_ws<64, SparseIndexVisit>(const FlashParams&,
-                                                                               const FlashTmaMaps&, int,
-                                                                               cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90_ws<128, DenseCausalVisit>(const FlashParams&,
-                                                                                const FlashTmaMaps&, int,
-                                                                                cudaStream_t);
-extern template cudaError_t launch_flash_forward_sm90_ws<128, SparseIndexVisit>(const FlashParams&,
-                                                                                const FlashTmaMaps&, int,
-                                                                                cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&,
+                                                                            const FlashTmaMaps&, int,
+                                                                            cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<64, SparseIndexVisit>(const FlashParams&,
+                                                                            const FlashTmaMaps&, int,
+                                                                            cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<128, DenseCausalVisit>(const FlashParams&,
+                                                                             const FlashTmaMaps&, int,
+                                                                             cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<128, SparseIndexVisit>(const FlashParams&,
+                                                                             const FlashTmaMaps&, int,
+                                                                             cudaStream_t);
 
 // Runtime -> compile-time dispatch (flash_dispatch.cu). Head dims other than 64/128 give
 // cudaErrorInvalidValue.

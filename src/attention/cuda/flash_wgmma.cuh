@@ -19,6 +19,14 @@ __device__ __forceinline__ uint64_t smem_desc_sw128(const void* smem, uint32_t l
   return desc;
 }
 
+// Element offset of (row, 16-byte chunk) in a [rows, d] bf16 tile stored as d/64 blocks of [rows, 64] with
+// the chunk XOR-swizzled by the row: the layout TMA's and wgmma's 128-byte swizzle agree on (1024-byte
+// atoms).
+template <int kRows>
+__device__ __forceinline__ int sw128_offset(int row, int chunk) {
+  return (chunk >> 3) * kRows * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
 __device__ __forceinline__ void wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
