@@ -131,9 +131,9 @@ Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
 
   for (int h = 0; h < hq; ++h) {
     // Heads weigh the features differently, as real heads do (some mostly local, some mostly vertical, ...).
-    const double w_sink = rng.uniform(0.5, 1.1);
-    const double w_vertical = rng.uniform(0.3, 1.1);
-    const double w_rotary = rng.uniform(0.5, 1.1);
+    const double w_sink = config.vary_heads ? rng.uniform(0.5, 1.1) : 1.0;
+    const double w_vertical = config.vary_heads ? rng.uniform(0.3, 1.1) : 1.0;
+    const double w_rotary = config.vary_heads ? rng.uniform(0.5, 1.1) : 1.0;
     for (int64_t i = 0; i < seq_len; ++i) {
       float* q = qkv.q.data() + (i * hq + h) * static_cast<int64_t>(d);
       for (int t = 0; t < d; ++t) q[t] = static_cast<float>(rng.uniform(-noise, noise));

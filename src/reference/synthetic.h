@@ -29,6 +29,7 @@ struct SyntheticConfig {
   double structure_logit = 9.0;
   double noise_logit = 1.0;  // standard deviation of the logit noise between unrelated q and k
   bool bf16_values = true;   // round Q/K/V to bf16
+  bool vary_heads = true;  // false: every query head weighs every feature 1 (all structure at full strength)
 };
 
 struct PlantedStructure {                              // per KV head
