@@ -14,9 +14,11 @@ namespace {
 constexpr int kFlashBlockQ = 128;
 constexpr int kFlashBlockK = 64;
 
+#ifdef SACC_WITH_CUDA
 bool aligned16(const void* pointer) {
   return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
 }
+#endif
 
 }  // namespace
 
@@ -77,6 +79,15 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
 
 Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
                           size_t workspace_bytes, void* stream) {
+#ifndef SACC_WITH_CUDA
+  (void)params;
+  (void)maybe_index;
+  (void)workspace;
+  (void)workspace_bytes;
+  (void)stream;
+  return make_error(StatusCode::UNSUPPORTED,
+                    "attention: this build has no CUDA kernels (rebuild with SACC_CUDA=ON)");
+#else
   const AttentionParams p = params.with_defaults();
   SACC_ASSIGN_OR_RETURN(const AttentionSelection selection,
                         attention_select_cuda(p.shape, maybe_index ? &maybe_index->geometry : nullptr));
@@ -104,12 +115,7 @@ Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* 
     return make_error(StatusCode::INVALID_ARGUMENT, "attention: workspace of {} bytes given, {} needed",
                       workspace_bytes, selection.workspace_bytes);
   }
-#ifdef SACC_WITH_CUDA
   return flash::run_flash_forward(p, maybe_index, workspace, workspace_bytes, stream);
-#else
-  (void)stream;
-  (void)workspace;
-  return Status::ok();
 #endif
 }
 
