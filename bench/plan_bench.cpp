@@ -6,7 +6,8 @@
 //     for slot (near-tie slots may differ: at most 2 %), and validate;
 //  2. per length, every layer's plan() is timed with CUDA events (warm-up, L2 flushed before each repetition,
 //     median of the repetitions), eagerly and as a replayed CUDA graph; the index of the last run is copied
-//     back and validated.
+//     back and validated; for layer 0 the stages (scores, selection, index build) are also timed on their
+//     own.
 // Usage: plan_bench [--config FILE] [--lengths 8192,32768,131072] [--reps N] [--json FILE]
 #include <cuda_runtime.h>
 
@@ -18,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/cuda/plan_kernels.h"
+#include "attention/cuda/plan_layout.h"
 #include "attention/minference_config.h"
 #include "attention/plan.h"
 #include "core/dtype.h"
@@ -197,6 +200,7 @@ float median(std::vector<float> values) {
 
 struct LengthResult {
   int64_t seq_len = 0;
+  double scores_ms = 0, select_ms = 0, build_ms = 0;  // layer 0, stage by stage
   double eager_mean_ms = 0, eager_max_ms = 0, graph_mean_ms = 0, graph_max_ms = 0;
   double workspace_mib = 0, density = 0;
 };
@@ -226,6 +230,41 @@ LengthResult time_length(const MinferenceConfig& config, int64_t seq_len, int re
   params.shape = in.shape;
   params.q = in.q;
   params.k = in.k;
+  {
+    // Stage breakdown of layer 0 through the internal launchers (the same calls plan() makes).
+    const plan_detail::PlanLayout stages =
+        must(plan_detail::make_plan_layout(in.shape, layer(config, 0), geometry), "layout");
+    plan_detail::PlanInputs inputs;
+    const AttentionParams p = params.with_defaults();
+    inputs.q = p.q;
+    inputs.k = p.k;
+    inputs.q_token_stride = p.q_token_stride;
+    inputs.q_head_stride = p.q_head_stride;
+    inputs.kv_token_stride = p.kv_token_stride;
+    inputs.kv_head_stride = p.kv_head_stride;
+    plan_detail::PlanLayout scaled = stages;
+    scaled.dims.scale = p.softmax_scale;
+    char* base = static_cast<char*>(workspace);
+    auto time_stage = [&](auto&& stage) {
+      std::vector<float> times;
+      for (int r = 0; r <= reps; ++r) {
+        BENCH_CUDA(cudaMemsetAsync(flush, r, kFlushBytes, stream));
+        BENCH_CUDA(cudaEventRecord(start, stream));
+        BENCH_CUDA(stage());
+        BENCH_CUDA(cudaEventRecord(stop, stream));
+        BENCH_CUDA(cudaEventSynchronize(stop));
+        float ms = 0;
+        BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
+        if (r > 0) times.push_back(ms);
+      }
+      return median(times);
+    };
+    result.scores_ms = time_stage(
+        [&] { return plan_detail::launch_interval_slash_estimation(scaled, inputs, base, stream); });
+    result.select_ms =
+        time_stage([&] { return plan_detail::launch_interval_slash_select(scaled, base, stream); });
+    result.build_ms = time_stage([&] { return plan_detail::launch_index_build(scaled, base, stream); });
+  }
   double eager_sum = 0, graph_sum = 0;
   int64_t listed_blocks = 0, causal_blocks = 0;
   for (size_t l = 0; l < config.size(); ++l) {
@@ -318,6 +357,11 @@ int run(int argc, char** argv) {
                 static_cast<long long>(r.seq_len), r.eager_mean_ms, r.eager_max_ms, r.graph_mean_ms,
                 r.graph_max_ms, r.graph_mean_ms * config.size(), r.density, r.workspace_mib);
   }
+  std::printf("\n| L | layer 0: scores ms | selection ms | index build ms |\n|---|---|---|---|\n");
+  for (const LengthResult& r : results) {
+    std::printf("| %lld | %.3f | %.3f | %.3f |\n", static_cast<long long>(r.seq_len), r.scores_ms,
+                r.select_ms, r.build_ms);
+  }
   if (!options.json.empty()) {
     std::ofstream json(options.json);
     json << "{\"gpu\": \"" << prop.name
@@ -327,7 +371,8 @@ int run(int argc, char** argv) {
       json << (n ? ", " : "") << "{\"L\": " << r.seq_len << ", \"eager_ms_mean\": " << r.eager_mean_ms
            << ", \"eager_ms_max\": " << r.eager_max_ms << ", \"graph_ms_mean\": " << r.graph_mean_ms
            << ", \"graph_ms_max\": " << r.graph_max_ms << ", \"density\": " << r.density
-           << ", \"workspace_mib\": " << r.workspace_mib << "}";
+           << ", \"workspace_mib\": " << r.workspace_mib << ", \"layer0_scores_ms\": " << r.scores_ms
+           << ", \"layer0_select_ms\": " << r.select_ms << ", \"layer0_build_ms\": " << r.build_ms << "}";
     }
     json << "]}\n";
   }

@@ -4,8 +4,10 @@
 //  * TRIANGULAR: the oracle's block rounding (plan_slot_capacity.h): full sink blocks, window blocks, partial
 //    sink block as single columns.
 //  * INTERVAL_SLASH: a slash o covers keys [r0 - o, r1 - o] of the query block [r0, r1], so key block
-//    [ks, ke] is listed iff a chosen offset lies in [max(0, r0 - ke), r1 - ks] (two loads from the prefix
-//    count over chosen offsets); chosen verticals j <= r1 outside the listed blocks become single columns.
+//    [ks, ke] is listed iff a chosen offset lies in [max(0, r0 - ke), r1 - ks]: for full query blocks one
+//    byte of the cover table (indexed by block distance, contiguous over a slot's key blocks), otherwise two
+//    loads from the prefix count over chosen offsets; chosen verticals j <= r1 outside the listed blocks
+//    become single columns.
 //  * BLOCK_CLUSTER: the staged selection.
 // Ids come out ascending because every list is produced in ascending order by ballots over consecutive ids.
 #include <cub/block/block_scan.cuh>
@@ -20,6 +22,7 @@ namespace sacc::plan_detail {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
+constexpr int kBuildIlp = 4;
 constexpr int kScanThreads = 1024;
 constexpr int kScanItems = 8;
 
@@ -29,6 +32,7 @@ struct BuildArgs {
   const int32_t* is_columns;       // [num_is_heads, L]
   const int32_t* is_column_count;  // [num_is_heads]
   const int32_t* is_slash_prefix;  // [num_is_heads, L + 1]
+  const uint8_t* is_cover;         // [num_is_heads, cover_stride]
   const int32_t* bc_stage_ids;     // [num_bc_heads, num_q_blocks, bc_capacity]
   const int32_t* bc_stage_count;   // [num_bc_heads, num_q_blocks]
   int32_t* block_counts;           // [num_slots]
@@ -77,23 +81,45 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
     }
     case kKindIntervalSlash: {
       const int32_t* prefix = args.is_slash_prefix + static_cast<int64_t>(head.ordinal) * (dims.seq_len + 1);
+      const uint8_t* cover = args.is_cover + static_cast<int64_t>(head.ordinal) * dims.cover_stride;
+      const bool full_block = rows.last_row - rows.first_row + 1 == dims.block_q;
+      const bool use_table = dims.cover_ratio > 0 && full_block;
       auto covered = [&](int kb) {
-        const int first_key = kb * dims.block_k;
-        const int lo = max(0, rows.first_row - (first_key + dims.block_k - 1));
-        const int hi = rows.last_row - first_key;
-        return prefix[hi + 1] - prefix[lo] > 0;
+        if (use_table) return cover[cover_entry(dims, q_block, kb)] != 0;
+        const OffsetRange range = covering_offsets(dims, rows.first_row, rows.last_row, kb);
+        return prefix[range.hi + 1] - prefix[range.lo] > 0;
       };
-      for (int base = 0; base <= rows.last_block; base += 32) {
-        const int kb = base + lane;
-        num_blocks = append<kFill>(blocks_out, num_blocks, kb, kb <= rows.last_block && covered(kb), lane);
+      // kBuildIlp groups of 32 candidates per step: their loads are in flight together, appends stay in
+      // order.
+      for (int base = 0; base <= rows.last_block; base += 32 * kBuildIlp) {
+        bool take[kBuildIlp];
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u) {
+          const int kb = base + u * 32 + lane;
+          take[u] = kb <= rows.last_block && covered(kb);
+        }
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u) {
+          num_blocks = append<kFill>(blocks_out, num_blocks, base + u * 32 + lane, take[u], lane);
+        }
       }
       const int32_t* verticals = args.is_columns + static_cast<int64_t>(head.ordinal) * dims.seq_len;
       const int count = args.is_column_count[head.ordinal];
-      for (int base = 0; base < count; base += 32) {
-        const int j = base + lane < count ? verticals[base + lane] : INT_MAX;
-        const bool causal = j <= rows.last_row;
-        num_columns = append<kFill>(columns_out, num_columns, j, causal && !covered(j / dims.block_k), lane);
-        if (!__all_sync(0xFFFFFFFFu, causal)) break;  // ascending: the rest lie beyond the block's rows
+      for (int base = 0; base < count; base += 32 * kBuildIlp) {
+        int j[kBuildIlp];
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u) {
+          const int t = base + u * 32 + lane;
+          j[u] = t < count ? verticals[t] : INT_MAX;
+        }
+        bool take[kBuildIlp];
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u) take[u] = j[u] <= rows.last_row && !covered(j[u] / dims.block_k);
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u)
+          num_columns = append<kFill>(columns_out, num_columns, j[u], take[u], lane);
+        // Ascending: once a group reaches past the block's last row, every later vertical does too.
+        if (!__all_sync(0xFFFFFFFFu, j[kBuildIlp - 1] <= rows.last_row)) break;
       }
       break;
     }
@@ -163,6 +189,7 @@ cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaSt
   args.is_columns = reinterpret_cast<const int32_t*>(workspace + layout.is_columns);
   args.is_column_count = reinterpret_cast<const int32_t*>(workspace + layout.is_column_count);
   args.is_slash_prefix = reinterpret_cast<const int32_t*>(workspace + layout.is_slash_prefix);
+  args.is_cover = reinterpret_cast<const uint8_t*>(workspace + layout.is_cover);
   args.bc_stage_ids = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_ids);
   args.bc_stage_count = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_count);
   args.block_counts = reinterpret_cast<int32_t*>(workspace + layout.block_counts);

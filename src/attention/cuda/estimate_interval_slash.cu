@@ -7,7 +7,9 @@
 // and diagonal sums. One CTA covers one key chunk of one KV head and keeps the estimating rows of the group's
 // query heads in shared memory, so each K tile is read once for all of them. QK^T runs on bf16 tensor cores
 // (mma.sync m16n8k16, fp32 accumulate); warp w of 4 owns keys [16w, 16w + 16) of each 64-key tile for all 64
-// rows of a row tile.
+// rows of a row tile. Pass 2 writes each tile's probabilities (summed over the heads of a shared index) to a
+// padded shared-memory tile and reduces its columns and diagonals with one thread per line: no shared-memory
+// float atomics (a compare-and-swap loop on this hardware).
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -20,6 +22,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kProbPitch = kEstProbPitch;  // fp32 probability tile row pitch (plan_device_types.h)
 
 struct ScoreArgs {
   PlanDims dims;
@@ -49,8 +52,7 @@ __device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
 }
 
 __device__ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -85,14 +87,16 @@ __device__ inline void score_tile(const __nv_bfloat16* q_rows, const __nv_bfloat
   const int a_col = (lane >> 4) * 8;
 #pragma unroll
   for (int ks = 0; ks < kDim / 16; ++ks) {
+    // All fragments of this k-step first, so the five shared-memory loads are in flight together.
     uint32_t b[4];
+    uint32_t a[4][4];
     ldmatrix_x4(b, k_tile + b_row * kPitch + ks * 16 + b_col);
 #pragma unroll
+    for (int mt = 0; mt < 4; ++mt) ldmatrix_x4(a[mt], q_rows + (mt * 16 + a_row) * kPitch + ks * 16 + a_col);
+#pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
-      uint32_t a[4];
-      ldmatrix_x4(a, q_rows + (mt * 16 + a_row) * kPitch + ks * 16 + a_col);
-      mma_bf16(acc[mt][0], a, b[0], b[1]);
-      mma_bf16(acc[mt][1], a, b[2], b[3]);
+      mma_bf16(acc[mt][0], a[mt], b[0], b[1]);
+      mma_bf16(acc[mt][1], a[mt], b[2], b[3]);
     }
   }
 }
@@ -117,15 +121,13 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
   const int rows = dims.est_row_tiles * kEstRowTile;  // padded
   const int row0 = seq_len - est_rows;                // absolute index of estimating row 0
   const int per_pass = dims.est_heads_per_pass;
-  const int diag_len = rows + kEstKeyTile;
-  const int diag_slots = dims.shared ? 1 : per_pass;
   const float scale_log2 = dims.scale * kLog2e;
 
   extern __shared__ __align__(16) unsigned char smem[];
-  auto* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                        // [per_pass][rows][kPitch]
-  auto* k_s = q_s + static_cast<size_t>(per_pass) * rows * kPitch;           // [2][64][kPitch]
-  auto* diag_s = reinterpret_cast<float*>(k_s + 2 * kEstKeyTile * kPitch);   // [diag_slots][diag_len]
-  auto* stat_s = reinterpret_cast<float2*>(diag_s + diag_slots * diag_len);  // [per_pass][rows][4]
+  auto* q_s = reinterpret_cast<__nv_bfloat16*>(smem);                    // [per_pass][rows][kPitch]
+  auto* k_s = q_s + static_cast<size_t>(per_pass) * rows * kPitch;       // [2][64][kPitch]
+  auto* p_s = reinterpret_cast<float*>(k_s + 2 * kEstKeyTile * kPitch);  // [rows][kProbPitch]
+  auto* stat_s = reinterpret_cast<float2*>(p_s + rows * kProbPitch);     // [per_pass][rows][4]
 
   const int key_begin = chunk * dims.chunk_keys;
   const int key_end = min(seq_len, key_begin + dims.chunk_keys);
@@ -176,9 +178,6 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
         stat_s[v] = make_float2(-INFINITY, 0.0f);
       }
     }
-    if (kSums) {
-      for (int v = threadIdx.x; v < diag_slots * diag_len; v += kThreads) diag_s[v] = 0.0f;
-    }
     load_k_tile(0, 0);
 
     for (int tile = 0; tile < num_tiles; ++tile) {
@@ -191,30 +190,33 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
       }
       __syncthreads();
       const int j0 = key_begin + tile * kEstKeyTile;
-      float col_sum[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+      const __nv_bfloat16* k_tile = k_s + buffer * kEstKeyTile * kPitch;
 
-      for (int hb = 0; hb < pass_heads; ++hb) {
-        const int q_head = heads[pass_first + hb];
-        for (int rt = 0; rt < dims.est_row_tiles; ++rt) {
-          float acc[4][2][4];
-          score_tile<kDim>(q_s + (hb * rows + rt * kEstRowTile) * kPitch, k_s + buffer * kEstKeyTile * kPitch,
-                           warp, lane, acc);
+      // Scaled logits (log2 domain) of this lane's fragment rows; false where masked or padding.
+      auto logits = [&](const float(&acc)[4][2][4], int mt, int half, int r, float(&s)[4], bool(&valid)[4]) {
 #pragma unroll
-          for (int mt = 0; mt < 4; ++mt) {
+        for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-            for (int half = 0; half < 2; ++half) {
-              const int r = rt * kEstRowTile + mt * 16 + group_id + half * 8;
-              float s[4];
-              bool valid[4];
+          for (int e = 0; e < 2; ++e) {
+            const int j = j0 + warp * 16 + nt * 8 + quad * 2 + e;
+            valid[nt * 2 + e] = r < est_rows && j <= row0 + r;
+            s[nt * 2 + e] = acc[mt][nt][half * 2 + e] * scale_log2;
+          }
+      };
+
+      if constexpr (!kSums) {
+        for (int hb = 0; hb < pass_heads; ++hb) {
+          for (int rt = 0; rt < dims.est_row_tiles; ++rt) {
+            float acc[4][2][4];
+            score_tile<kDim>(q_s + (hb * rows + rt * kEstRowTile) * kPitch, k_tile, warp, lane, acc);
 #pragma unroll
-              for (int nt = 0; nt < 2; ++nt)
+            for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                  const int j = j0 + warp * 16 + nt * 8 + quad * 2 + e;
-                  valid[nt * 2 + e] = r < est_rows && j <= row0 + r;
-                  s[nt * 2 + e] = acc[mt][nt][half * 2 + e] * scale_log2;
-                }
-              if constexpr (!kSums) {
+              for (int half = 0; half < 2; ++half) {
+                const int r = rt * kEstRowTile + mt * 16 + group_id + half * 8;
+                float s[4];
+                bool valid[4];
+                logits(acc, mt, half, r, s, valid);
                 float local_max = -INFINITY;
 #pragma unroll
                 for (int x = 0; x < 4; ++x) local_max = valid[x] ? fmaxf(local_max, s[x]) : local_max;
@@ -233,61 +235,68 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
                   state.y = state.y * exp2f(state.x - new_max) + local_sum * exp2f(local_max - new_max);
                   state.x = new_max;
                 }
-              } else {
-                const float2 stats = stat_s[hb * rows + r];
-                float* diag = diag_s + (dims.shared ? 0 : hb) * diag_len;
-#pragma unroll
-                for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-                  for (int e = 0; e < 2; ++e) {
-                    const float p = valid[nt * 2 + e] ? exp2f(s[nt * 2 + e] - stats.x) * stats.y : 0.0f;
-                    col_sum[nt][e] += p;
-                    const int col = warp * 16 + nt * 8 + quad * 2 + e;
-                    if (p != 0.0f) atomicAdd(&diag[r - col + kEstKeyTile - 1], p);
-                  }
               }
+          }
+        }
+      } else {
+        // One output per index head: every head (per-head index) or all heads together (shared index).
+        const int outputs = dims.shared ? 1 : pass_heads;
+        for (int out = 0; out < outputs; ++out) {
+          const int first_hb = dims.shared ? 0 : out;
+          const int end_hb = dims.shared ? pass_heads : out + 1;
+          for (int hb = first_hb; hb < end_hb; ++hb) {
+            for (int rt = 0; rt < dims.est_row_tiles; ++rt) {
+              float acc[4][2][4];
+              score_tile<kDim>(q_s + (hb * rows + rt * kEstRowTile) * kPitch, k_tile, warp, lane, acc);
+#pragma unroll
+              for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+                for (int half = 0; half < 2; ++half) {
+                  const int r = rt * kEstRowTile + mt * 16 + group_id + half * 8;
+                  float s[4];
+                  bool valid[4];
+                  logits(acc, mt, half, r, s, valid);
+                  const float2 stats = stat_s[hb * rows + r];
+#pragma unroll
+                  for (int nt = 0; nt < 2; ++nt) {
+                    float2 p;
+                    p.x = valid[nt * 2] ? exp2f(s[nt * 2] - stats.x) * stats.y : 0.0f;
+                    p.y = valid[nt * 2 + 1] ? exp2f(s[nt * 2 + 1] - stats.x) * stats.y : 0.0f;
+                    float2* cell =
+                        reinterpret_cast<float2*>(p_s + r * kProbPitch + warp * 16 + nt * 8 + quad * 2);
+                    if (hb != first_hb) {
+                      const float2 old = *cell;
+                      p.x += old.x;
+                      p.y += old.y;
+                    }
+                    *cell = p;
+                  }
+                }
             }
           }
-        }
-        if constexpr (kSums) {
-          // Column sums of this head (per-head index) or of all heads so far (shared index).
-          const bool last_of_output = !dims.shared || hb == pass_heads - 1;
-          if (last_of_output) {
-#pragma unroll
-            for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                float v = col_sum[nt][e];
-                v += __shfl_xor_sync(0xFFFFFFFFu, v, 4);
-                v += __shfl_xor_sync(0xFFFFFFFFu, v, 8);
-                v += __shfl_xor_sync(0xFFFFFFFFu, v, 16);
-                col_sum[nt][e] = 0.0f;
-                const int j = j0 + warp * 16 + nt * 8 + quad * 2 + e;
-                if (group_id == 0 && j < seq_len) {
-                  const int index_head = dims.shared ? kv : q_head;
-                  float* out =
-                      args.vertical + static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len;
-                  out[j] = (dims.shared && pass_first > 0) ? out[j] + v : v;
-                }
-              }
+          __syncthreads();
+          const int index_head = dims.shared ? kv : heads[pass_first + out];
+          const int64_t base = static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len;
+          // Column sums: vertical scores of keys j0 .. j0 + 63 (this CTA alone owns them).
+          for (int c = threadIdx.x; c < kEstKeyTile; c += kThreads) {
+            float sum = 0.0f;
+            for (int r = 0; r < rows; ++r) sum += p_s[r * kProbPitch + c];
+            const int j = j0 + c;
+            if (j < seq_len) {
+              float* out_j = args.vertical + base + j;
+              *out_j = (dims.shared && pass_first > 0) ? *out_j + sum : sum;
+            }
           }
-        }
-      }
-
-      if constexpr (kSums) {
-        __syncthreads();
-        // Diagonal t of the tile holds offset o = row0 + r - (j0 + col) with t = r - col + 63.
-        const int offset_base = row0 - j0 - (kEstKeyTile - 1);
-        for (int v = threadIdx.x; v < diag_slots * diag_len; v += kThreads) {
-          const int slot = v / diag_len;
-          const int o = offset_base + v % diag_len;
-          const float value = diag_s[v];
-          if (value != 0.0f && o >= 0 && o < seq_len) {
-            const int index_head = dims.shared ? kv : heads[pass_first + slot];
-            atomicAdd(args.slash + static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len + o,
-                      value);
+          // Diagonal t holds (r, c) with c = r + 63 - t, offset o = row0 + r - (j0 + c) = row0 - j0 - 63 + t.
+          for (int t = threadIdx.x; t < rows + kEstKeyTile - 1; t += kThreads) {
+            const int r_begin = max(0, t - (kEstKeyTile - 1));
+            const int r_end = min(rows, t + 1);
+            float sum = 0.0f;
+            for (int r = r_begin; r < r_end; ++r) sum += p_s[r * kProbPitch + r + kEstKeyTile - 1 - t];
+            const int o = row0 - j0 - (kEstKeyTile - 1) + t;
+            if (sum != 0.0f && o >= 0 && o < seq_len) atomicAdd(args.slash + base + o, sum);
           }
-          diag_s[v] = 0.0f;
+          __syncthreads();
         }
       }
       __syncthreads();  // the next iteration's load overwrites this tile's buffer
@@ -336,7 +345,7 @@ __global__ void combine_row_stats_kernel(const PlanDims dims, const PlanHeads he
 template <int kDim>
 cudaError_t launch_scores(const PlanLayout& layout, const ScoreArgs& args, cudaStream_t stream) {
   const PlanDims& dims = layout.dims;
-  const size_t smem = estimation_smem_bytes(dims.est_heads_per_pass, dims.est_row_tiles, kDim, dims.shared);
+  const size_t smem = estimation_smem_bytes(dims.est_heads_per_pass, dims.est_row_tiles, kDim);
   const dim3 grid(dims.num_chunks, dims.num_kv_heads);
   cudaError_t error =
       cudaFuncSetAttribute(interval_slash_scores_kernel<kDim, false>,
@@ -377,10 +386,8 @@ cudaError_t launch_interval_slash_estimation(const PlanLayout& layout, const Pla
   cudaError_t error = cudaMemsetAsync(
       args.slash, 0, static_cast<size_t>(layout.num_is_heads) * dims.seq_len * sizeof(float), stream);
   if (error != cudaSuccess) return error;
-  error = dims.head_dim == 64 ? launch_scores<64>(layout, args, stream)
-                              : launch_scores<128>(layout, args, stream);
-  if (error != cudaSuccess) return error;
-  return launch_interval_slash_select(layout, workspace, stream);
+  return dims.head_dim == 64 ? launch_scores<64>(layout, args, stream)
+                             : launch_scores<128>(layout, args, stream);
 }
 
 }  // namespace sacc::plan_detail

@@ -7,6 +7,7 @@
 
 #include "attention/cuda/plan_kernels.h"
 #include "attention/cuda/plan_select.h"
+#include "attention/cuda/plan_slot_capacity.h"
 
 namespace sacc::plan_detail {
 namespace {
@@ -22,6 +23,7 @@ struct SelectArgs {
   int32_t* columns;       // [num_is_heads, L] chosen verticals, ascending
   int32_t* column_count;  // [num_is_heads]
   int32_t* slash_prefix;  // [num_is_heads, L + 1] chosen slashes with a smaller offset
+  uint8_t* cover;         // [num_is_heads, cover_stride] slash cover by block distance
 };
 
 __global__ void __launch_bounds__(kThreads) interval_slash_select_kernel(const SelectArgs args) {
@@ -56,6 +58,19 @@ __global__ void __launch_bounds__(kThreads) interval_slash_select_kernel(const S
     const int total = emit_selected<kThreads, kItems>(
         n, threshold, key_of, [&](int i, int before, bool) { prefix[i] = before; }, scratch);
     if (threadIdx.x == 0) prefix[n] = total;
+    if (dims.cover_ratio > 0) {
+      // The cover table: entry e is block distance delta = e - (ratio - 1), i.e. first row r0 = delta * Bk
+      // relative to the key block's first key, for a full query block of Bq rows.
+      __syncthreads();
+      uint8_t* cover = args.cover + static_cast<int64_t>(ordinal) * dims.cover_stride;
+      const int entries = dims.num_q_blocks * dims.cover_ratio + dims.cover_ratio - 1;
+      for (int e = threadIdx.x; e < entries; e += kThreads) {
+        const int distance = (e - (dims.cover_ratio - 1)) * dims.block_k;  // r0 - first key
+        const int lo = max(0, distance - dims.block_k + 1);
+        const int hi = min(n - 1, distance + dims.block_q - 1);
+        cover[e] = (hi >= lo && prefix[hi + 1] - prefix[lo] > 0) ? 1 : 0;
+      }
+    }
   } else {
     int32_t* columns = args.columns + static_cast<int64_t>(ordinal) * n;
     const int total = emit_selected<kThreads, kItems>(
@@ -79,6 +94,7 @@ cudaError_t launch_interval_slash_select(const PlanLayout& layout, char* workspa
   args.columns = reinterpret_cast<int32_t*>(workspace + layout.is_columns);
   args.column_count = reinterpret_cast<int32_t*>(workspace + layout.is_column_count);
   args.slash_prefix = reinterpret_cast<int32_t*>(workspace + layout.is_slash_prefix);
+  args.cover = reinterpret_cast<uint8_t*>(workspace + layout.is_cover);
   interval_slash_select_kernel<<<dim3(layout.num_is_heads, 2), kThreads, 0, stream>>>(args);
   return cudaGetLastError();
 }

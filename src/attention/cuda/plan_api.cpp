@@ -67,6 +67,10 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   SACC_RETURN_IF_ERROR(
       cuda_status(plan_detail::launch_interval_slash_estimation(layout, inputs, base, stream),
                   "plan: interval-slash estimation"));
+  if (layout.num_is_heads > 0) {
+    SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_interval_slash_select(layout, base, stream),
+                                     "plan: interval-slash selection"));
+  }
   SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_block_cluster_estimation(layout, inputs, base, stream),
                                    "plan: block-cluster estimation"));
   SACC_RETURN_IF_ERROR(

@@ -21,6 +21,9 @@ constexpr int kMaxPlanHeads = 128;
 // Interval-Slash estimation tiles: estimating rows are processed 64 at a time against 64-key tiles.
 constexpr int kEstRowTile = 64;
 constexpr int kEstKeyTile = 64;
+// Row pitch (floats) of the fp32 probability tile: 72 = 8 mod 32, so the 8-byte stores of an mma fragment
+// (rows g, columns 2q) land on distinct banks in each half-warp; line reductions read consecutive words.
+constexpr int kEstProbPitch = kEstKeyTile + 8;
 
 struct HeadPlan {
   int32_t kind = 0;     // PatternKind
@@ -56,6 +59,10 @@ struct PlanDims {
   int chunk_keys = 0;          // keys per chunk (multiple of kEstKeyTile)
   int est_heads_per_pass = 0;  // query heads whose Q rows fit in shared memory at once
   int bc_capacity = 0;         // Block-Cluster: staging entries per slot
+  // Interval-Slash slash cover table (when Bk divides Bq): whether a full query block and a key block share a
+  // chosen slash depends only on their block distance delta = q_block * Bq / Bk - k_block.
+  int cover_ratio = 0;   // Bq / Bk, or 0 when Bk does not divide Bq (no table)
+  int cover_stride = 0;  // table bytes per head: deltas -(ratio - 1) .. (num_q_blocks - 1) * ratio, padded
 };
 
 struct PlanLayout {
@@ -78,6 +85,7 @@ struct PlanLayout {
   size_t is_columns = 0;        // int32 [num_is_heads, L] chosen verticals, ascending
   size_t is_column_count = 0;   // int32 [num_is_heads]
   size_t is_slash_prefix = 0;   // int32 [num_is_heads, L + 1] chosen slashes with offset < o
+  size_t is_cover = 0;          // uint8 [num_is_heads, cover_stride] slash cover by block distance
   size_t is_partial_stats = 0;  // float2 [Hq, m_eff, num_chunks] per-chunk row max / sum of exp
   size_t is_row_stats = 0;      // float2 [Hq, m_eff] row max / reciprocal sum
   size_t bc_q_pooled = 0;       // f32 [Hq, num_q_blocks, d]
@@ -96,6 +104,6 @@ struct PlanInputs {
 };
 
 // Shared memory of one Interval-Slash estimation CTA holding `heads` query heads' estimating rows.
-size_t estimation_smem_bytes(int heads, int row_tiles, int head_dim, bool shared);
+size_t estimation_smem_bytes(int heads, int row_tiles, int head_dim);
 
 }  // namespace sacc::plan_detail

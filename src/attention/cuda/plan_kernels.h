@@ -8,10 +8,11 @@
 
 namespace sacc::plan_detail {
 
-// Interval-Slash: vertical and slash scores of every INTERVAL_SLASH index head, then its top-k selections
-// (chosen verticals as an ascending list, chosen slashes as a prefix count over offsets).
+// Interval-Slash: vertical and slash scores of every INTERVAL_SLASH index head ...
 cudaError_t launch_interval_slash_estimation(const PlanLayout& layout, const PlanInputs& inputs,
                                              char* workspace, cudaStream_t stream);
+// ... then its top-k selections: chosen verticals as an ascending list, chosen slashes as a prefix count over
+// offsets and as a cover table by block distance.
 cudaError_t launch_interval_slash_select(const PlanLayout& layout, char* workspace, cudaStream_t stream);
 
 // Block-Cluster: pooled Q/K, block scores and each slot's chosen key blocks (staged, ascending).

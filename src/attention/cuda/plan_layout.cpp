@@ -42,14 +42,14 @@ int clamp_to(int64_t value, int64_t limit) {
 
 }  // namespace
 
-size_t estimation_smem_bytes(int heads, int row_tiles, int head_dim, bool shared) {
+size_t estimation_smem_bytes(int heads, int row_tiles, int head_dim) {
   const size_t rows = static_cast<size_t>(row_tiles) * kEstRowTile;
   const size_t row_pitch = static_cast<size_t>(head_dim + 8) * 2;  // bf16 rows padded against bank conflicts
   const size_t q_bytes = static_cast<size_t>(heads) * rows * row_pitch;
   const size_t k_bytes = 2 * static_cast<size_t>(kEstKeyTile) * row_pitch;  // double-buffered key tile
-  const size_t diag_bytes = static_cast<size_t>(shared ? 1 : heads) * (rows + kEstKeyTile) * sizeof(float);
+  const size_t prob_bytes = rows * kEstProbPitch * sizeof(float);           // one fp32 probability tile
   const size_t stat_bytes = static_cast<size_t>(heads) * rows * 4 * 2 * sizeof(float);  // per warp max/sum
-  return q_bytes + k_bytes + diag_bytes + stat_bytes;
+  return q_bytes + k_bytes + prob_bytes + stat_bytes;
 }
 
 Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatterns& patterns,
@@ -145,7 +145,7 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
     const int heads_in_group = dims.group_size;
     int per_pass = heads_in_group;
     while (per_pass > 0 &&
-           estimation_smem_bytes(per_pass, dims.est_row_tiles, dims.head_dim, dims.shared) > kEstSmemBudget) {
+           estimation_smem_bytes(per_pass, dims.est_row_tiles, dims.head_dim) > kEstSmemBudget) {
       --per_pass;
     }
     if (per_pass == 0) {
@@ -160,6 +160,10 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
     const int64_t tiles_per_chunk = (key_tiles + want_chunks - 1) / want_chunks;
     dims.chunk_keys = static_cast<int>(tiles_per_chunk * kEstKeyTile);
     dims.num_chunks = static_cast<int>((key_tiles + tiles_per_chunk - 1) / tiles_per_chunk);
+    if (dims.block_q % dims.block_k == 0) {
+      dims.cover_ratio = dims.block_q / dims.block_k;
+      dims.cover_stride = (dims.num_q_blocks * dims.cover_ratio + dims.cover_ratio + 3) / 4 * 4;
+    }
   }
   if (layout.num_bc_heads > 0) dims.bc_capacity = block_cluster_stage_capacity(layout.heads, dims);
   const float scale_default = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
@@ -199,6 +203,7 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
     layout.is_columns = take(is_heads * length * i32);
     layout.is_column_count = take(is_heads * i32);
     layout.is_slash_prefix = take(is_heads * (length + 1) * i32);
+    layout.is_cover = take(is_heads * static_cast<size_t>(dims.cover_stride));
     layout.is_partial_stats =
         take(static_cast<size_t>(shape.num_q_heads) * dims.est_rows * dims.num_chunks * 8);
     layout.is_row_stats = take(static_cast<size_t>(shape.num_q_heads) * dims.est_rows * 8);

@@ -16,6 +16,9 @@
 namespace sacc::plan_detail {
 
 constexpr uint32_t kForcedKey = 0xFFFFFFFFu;
+// Entries each thread loads per histogram step: several independent loads in flight hide the L2 latency that
+// one CTA per score row would otherwise wait on serially.
+constexpr int kSelectIlp = 8;
 
 __device__ inline uint32_t score_key(float score) {
   return score > 0.0f ? __float_as_uint(score) : 0u;
@@ -70,10 +73,18 @@ __device__ Threshold select_count(int n, int k, KeyOf key_of, SelectScratch<kThr
     for (int d = threadIdx.x; d < 256; d += kThreads) s.count[d] = 0;
     __syncthreads();
     const uint32_t prefix = s.prefix;
-    for (int base = 0; base < n; base += kThreads) {
-      const int i = base + threadIdx.x;
-      const uint32_t key = i < n ? key_of(i) : 0u;
-      count_in_bin(s.count, (key >> shift) & 255u, i < n && (key & mask) == prefix);
+    for (int base = 0; base < n; base += kThreads * kSelectIlp) {
+      uint32_t keys[kSelectIlp];
+#pragma unroll
+      for (int u = 0; u < kSelectIlp; ++u) {
+        const int i = base + u * kThreads + threadIdx.x;
+        keys[u] = i < n ? key_of(i) : 0u;
+      }
+#pragma unroll
+      for (int u = 0; u < kSelectIlp; ++u) {
+        const int i = base + u * kThreads + threadIdx.x;
+        count_in_bin(s.count, (keys[u] >> shift) & 255u, i < n && (keys[u] & mask) == prefix);
+      }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -146,13 +157,21 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
     }
     __syncthreads();
     const uint32_t prefix = s.prefix;
-    for (int base = 0; base < n; base += kThreads) {
-      const int i = base + threadIdx.x;
-      const uint32_t key = i < n ? key_of(i) : kForcedKey;
-      const bool active = key != kForcedKey && (key & mask) == prefix;
-      const uint32_t bin = (key >> shift) & 255u;
-      count_in_bin(s.count, bin, active);
-      if (active) atomicAdd(&s.warp_mass[warp][bin], score_of(i));
+    for (int base = 0; base < n; base += kThreads * kSelectIlp) {
+      uint32_t keys[kSelectIlp];
+#pragma unroll
+      for (int u = 0; u < kSelectIlp; ++u) {
+        const int i = base + u * kThreads + threadIdx.x;
+        keys[u] = i < n ? key_of(i) : kForcedKey;
+      }
+#pragma unroll
+      for (int u = 0; u < kSelectIlp; ++u) {
+        const int i = base + u * kThreads + threadIdx.x;
+        const bool active = keys[u] != kForcedKey && (keys[u] & mask) == prefix;
+        const uint32_t bin = (keys[u] >> shift) & 255u;
+        count_in_bin(s.count, bin, active);
+        if (active) atomicAdd(&s.warp_mass[warp][bin], score_of(i));
+      }
     }
     __syncthreads();
     for (int d = threadIdx.x; d < 256; d += kThreads) {

@@ -66,6 +66,22 @@ SACC_PLAN_HD int block_cluster_forced_count(const PlanDims& dims, const SlotRows
   return (diagonal_first > 0 ? 1 : 0) + rows.last_block - diagonal_first + 1;
 }
 
+// Interval-Slash: the chosen offsets o that make key block kb listed for the query block of rows [r0, r1]:
+// a slash covers keys [r0 - o, r1 - o], so o in [max(0, r0 - (kb + 1) * Bk + 1), r1 - kb * Bk].
+struct OffsetRange {
+  int lo = 0;
+  int hi = 0;
+};
+SACC_PLAN_HD OffsetRange covering_offsets(const PlanDims& dims, int first_row, int last_row, int k_block) {
+  const int first_key = k_block * dims.block_k;
+  return {std::max(0, first_row - (first_key + dims.block_k - 1)), last_row - first_key};
+}
+
+// Entry of the cover table for a full query block and a causal key block (dims.cover_ratio > 0).
+SACC_PLAN_HD int cover_entry(const PlanDims& dims, int q_block, int k_block) {
+  return q_block * dims.cover_ratio - k_block + dims.cover_ratio - 1;
+}
+
 struct SlotCapacity {
   int64_t blocks = 0;
   int64_t columns = 0;
