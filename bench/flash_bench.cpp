@@ -71,11 +71,13 @@ std::vector<uint16_t> random_bf16(int64_t count, uint64_t seed, float scale) {
 
 // Mixed budgets, as real layers have: head h keeps the first key block, a local window of w(h) blocks and
 // r(h) random blocks, plus c(h) single columns outside them. Budgets differ by ~20x across heads.
-SparseIndex mixed_budget_index(int64_t seq_len, int heads, uint64_t seed) {
+// shared: one index per KV group (heads = Hkv), so the group's query heads read the same K/V blocks.
+SparseIndex mixed_budget_index(int64_t seq_len, int heads, uint64_t seed, bool shared) {
   SparseIndex index;
   IndexGeometry& g = index.geometry;
   g.seq_len = seq_len;
   g.num_heads = heads;
+  g.shared_per_kv_group = shared;
   std::mt19937_64 rng(seed);
   index.block_offsets.push_back(0);
   index.column_offsets.push_back(0);
@@ -191,7 +193,8 @@ double sampled_row_error(const AttentionShape& s, const std::vector<uint16_t>& q
     const int kvh = h / s.group_size();
     for (int r = 0; r < rows; ++r) {
       const int64_t i = r == 0 ? s.seq_len - 1 : static_cast<int64_t>(rng() % s.seq_len);
-      const int64_t slot = h * g.num_q_blocks() + i / g.block_q;
+      const int index_head = g.shared_per_kv_group ? h / s.group_size() : h;
+      const int64_t slot = index_head * g.num_q_blocks() + i / g.block_q;
       std::vector<int64_t> keys;
       for (int32_t at = index.block_offsets[slot]; at < index.block_offsets[slot + 1]; ++at)
         for (int64_t j = int64_t{index.block_ids[at]} * g.block_k;
@@ -244,7 +247,7 @@ void verify_small(const Options& opt) {
   };
   const auto qf = widen(q), kf = widen(k), vf = widen(v);
   const ref::QkvView view{s, qf.data(), kf.data(), vf.data(), 0.0};
-  const SparseIndex index = mixed_budget_index(s.seq_len, s.num_q_heads, 9);
+  const SparseIndex index = mixed_budget_index(s.seq_len, s.num_q_heads, 9, false);
   for (const SparseIndex* maybe_index : {static_cast<const SparseIndex*>(nullptr), &index}) {
     auto want = maybe_index ? ref::sparse_attention(view, *maybe_index) : ref::dense_attention(view);
     check_status(want.status(), "oracle");
@@ -330,8 +333,9 @@ int main_impl(int argc, char** argv) {
   std::string rows_json;
   std::printf(
       "\n| L | dense ms | dense TFLOP/s (causal) | dense TFLOP/s (visited tiles) | sparse ms | density | "
-      "sparse TFLOP/s (visited tiles) | sparse/dense tile rate | max sampled-row err |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+      "sparse TFLOP/s (visited tiles) | sparse/dense tile rate | shared-per-group sparse ms | density | "
+      "TFLOP/s (visited tiles) | tile rate vs dense | max sampled-row err |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const int64_t len : opt.lens) {
     const AttentionShape s{len, opt.heads, opt.kv_heads, opt.dim};
     AttentionParams params{s, dq, dk, dv, dout};
@@ -340,15 +344,21 @@ int main_impl(int argc, char** argv) {
     dense_geometry.seq_len = len;
     dense_geometry.num_heads = opt.heads;
     const SparseIndex dense_index = SparseIndex::dense(dense_geometry);
-    const SparseIndex sparse_index = mixed_budget_index(len, opt.heads, 17);
+    const SparseIndex sparse_index = mixed_budget_index(len, opt.heads, 17, false);
+    const SparseIndex shared_index = mixed_budget_index(len, opt.kv_heads, 19, true);
     DeviceIndex d_sparse(sparse_index);
+    DeviceIndex d_shared(shared_index);
     auto sel = attention_select_cuda(s, &sparse_index.geometry);
     check_status(sel.status(), "select");
+    auto sel_shared = attention_select_cuda(s, &shared_index.geometry);
+    check_status(sel_shared.status(), "select");
     void* ws = nullptr;
-    BENCH_CHECK(cudaMalloc(&ws, sel->workspace_bytes));
+    const size_t ws_bytes = std::max(sel->workspace_bytes, sel_shared->workspace_bytes);
+    BENCH_CHECK(cudaMalloc(&ws, ws_bytes));
 
     const Run dense_run{params, nullptr, nullptr, 0};
-    const Run sparse_run{params, &d_sparse.view, ws, sel->workspace_bytes};
+    const Run sparse_run{params, &d_sparse.view, ws, ws_bytes};
+    const Run shared_run{params, &d_shared.view, ws, ws_bytes};
     std::vector<uint16_t> o(len * opt.heads * opt.dim);
     const int rows = len > 32768 ? 2 : 4;
     // Verify this length before timing it: sampled rows in fp64 for dense and sparse.
@@ -358,7 +368,10 @@ int main_impl(int argc, char** argv) {
     run_once(sparse_run);
     BENCH_CHECK(cudaMemcpy(o.data(), dout, o.size() * 2, cudaMemcpyDeviceToHost));
     const double sparse_err = sampled_row_error(s, q, k, v, sparse_index, o, rows);
-    const double worst = std::max(dense_err, sparse_err);
+    run_once(shared_run);
+    BENCH_CHECK(cudaMemcpy(o.data(), dout, o.size() * 2, cudaMemcpyDeviceToHost));
+    const double shared_err = sampled_row_error(s, q, k, v, shared_index, o, rows);
+    const double worst = std::max({dense_err, sparse_err, shared_err});
     if (!(worst < 2e-2)) {
       std::fprintf(stderr, "flash_bench: L=%lld verification failed (error %.3e), no timings\n",
                    static_cast<long long>(len), worst);
@@ -367,6 +380,7 @@ int main_impl(int argc, char** argv) {
     const int reps = len > 65536 ? std::max(3, opt.reps / 2) : opt.reps;
     const double dense_ms = time_median_ms(dense_run, reps, flush, flush_bytes);
     const double sparse_ms = time_median_ms(sparse_run, reps, flush, flush_bytes);
+    const double shared_ms = time_median_ms(shared_run, reps, flush, flush_bytes);
     const double tile_flops = 4.0 * 128 * 64 * opt.dim;
     const double causal_flops = 4.0 * opt.heads * opt.dim * (static_cast<double>(len) * (len + 1) / 2);
     const int64_t dense_tiles = visited_tiles(dense_index, 1);
@@ -375,16 +389,24 @@ int main_impl(int argc, char** argv) {
     const double dense_tile_tflops = dense_tiles * tile_flops / dense_ms / 1e9;
     const double sparse_tile_tflops = sparse_tiles * tile_flops / sparse_ms / 1e9;
     const double density = static_cast<double>(sparse_tiles) / dense_tiles;
-    std::printf("| %lld | %.3f | %.1f | %.1f | %.3f | %.3f | %.1f | %.2f | %.1e |\n",
-                static_cast<long long>(len), dense_ms, dense_tflops, dense_tile_tflops, sparse_ms, density,
-                sparse_tile_tflops, sparse_tile_tflops / dense_tile_tflops, worst);
+    const int64_t shared_tiles = visited_tiles(shared_index, s.group_size());
+    const double shared_tile_tflops = shared_tiles * tile_flops / shared_ms / 1e9;
+    const double shared_density = static_cast<double>(shared_tiles) / dense_tiles;
+    std::printf(
+        "| %lld | %.3f | %.1f | %.1f | %.3f | %.3f | %.1f | %.2f | %.3f | %.3f | %.1f | %.2f | %.1e |\n",
+        static_cast<long long>(len), dense_ms, dense_tflops, dense_tile_tflops, sparse_ms, density,
+        sparse_tile_tflops, sparse_tile_tflops / dense_tile_tflops, shared_ms, shared_density,
+        shared_tile_tflops, shared_tile_tflops / dense_tile_tflops, worst);
     std::fflush(stdout);
     char row[512];
-    std::snprintf(row, sizeof row,
-                  "%s{\"L\":%lld,\"dense_ms\":%.4f,\"dense_tflops_causal\":%.2f,\"dense_tflops_tiles\":%.2f,"
-                  "\"sparse_ms\":%.4f,\"sparse_density\":%.4f,\"sparse_tflops_tiles\":%.2f,\"max_err\":%.3e}",
-                  rows_json.empty() ? "" : ",", static_cast<long long>(len), dense_ms, dense_tflops,
-                  dense_tile_tflops, sparse_ms, density, sparse_tile_tflops, worst);
+    std::snprintf(
+        row, sizeof row,
+        "%s{\"L\":%lld,\"dense_ms\":%.4f,\"dense_tflops_causal\":%.2f,\"dense_tflops_tiles\":%.2f,"
+        "\"sparse_ms\":%.4f,\"sparse_density\":%.4f,\"sparse_tflops_tiles\":%.2f,"
+        "\"shared_sparse_ms\":%.4f,\"shared_sparse_density\":%.4f,\"shared_sparse_tflops_tiles\":%.2f,"
+        "\"max_err\":%.3e}",
+        rows_json.empty() ? "" : ",", static_cast<long long>(len), dense_ms, dense_tflops, dense_tile_tflops,
+        sparse_ms, density, sparse_tile_tflops, shared_ms, shared_density, shared_tile_tflops, worst);
     rows_json += row;
     cudaFree(ws);
   }
