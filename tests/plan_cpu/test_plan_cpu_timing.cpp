@@ -1,0 +1,63 @@
+// Timing of plan_cpu() at L = 32K, 32 query / 8 KV heads, d = 128, with MInference's Llama-3.1-8B budget
+// mix (../shared/data/minference/). Disabled by default (it needs a few seconds of setup); run with
+//   sacc_plan_cpu_tests --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
+// It prints seconds per layer and fails when a layer takes longer than SACC_PLAN_CPU_MAX_SECONDS (default 2).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "attention/cpu/parallel_for.h"
+#include "attention/cpu/plan_cpu.h"
+#include "attention/minference_config.h"
+#include "reference/synthetic.h"
+
+namespace sacc {
+namespace {
+
+TEST(PlanCpuTiming, DISABLED_Llama8BMinferenceMix32K) {
+  const std::string path =
+      std::string(SACC_SHARED_DATA_DIR) + "/minference/Llama_3.1_8B_Instruct_128k_heads.json";
+  Result<MinferenceConfig> config = load_minference_config(path);
+  if (!config.is_ok()) GTEST_SKIP() << config.status().to_string();
+  const char* env = std::getenv("SACC_PLAN_CPU_MAX_SECONDS");
+  const double max_seconds = env != nullptr ? std::atof(env) : 2.0;
+
+  ref::SyntheticConfig synthetic;
+  synthetic.shape = {32768, 32, 8, 128};
+  Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic);
+  ASSERT_TRUE(input.is_ok()) << input.status().to_string();
+  // What the runtime's CPU backend holds: fp32 queries, bf16 keys.
+  std::vector<uint16_t> k(input->qkv.k.size());
+  for (size_t n = 0; n < k.size(); ++n) k[n] = float_to_bf16(input->qkv.k[n]);
+  AttentionParams params;
+  params.shape = synthetic.shape;
+  params.q = input->qkv.q.data();
+  params.k = k.data();
+  IndexGeometry geometry{synthetic.shape.seq_len, synthetic.shape.num_q_heads, 128, 64, false};
+
+  std::printf("threads %d\n", cpu_thread_count());
+  for (size_t layer : {size_t{0}, size_t{1}, config->size() / 2, config->size() - 1}) {
+    LayerPatterns patterns;
+    patterns.heads = layer_patterns(*config, layer);
+    ASSERT_EQ(patterns.heads.size(), 32u);
+    int counts[4] = {};
+    for (const PatternSpec& spec : patterns.heads) ++counts[static_cast<int>(spec.kind)];
+    const auto start = std::chrono::steady_clock::now();
+    Result<SparseIndex> index = plan_cpu(params, patterns, geometry, {DType::F32, DType::BF16});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(index.is_ok()) << index.status().to_string();
+    const double density = static_cast<double>(index->block_ids.size()) /
+                           static_cast<double>(SparseIndex::dense(geometry).block_ids.size());
+    std::printf(
+        "layer %2zu: %d triangular, %d interval-slash, %d block-cluster: %.3f s, block density %.3f\n", layer,
+        counts[1], counts[2], counts[3], seconds, density);
+    EXPECT_LT(seconds, max_seconds) << "layer " << layer;
+  }
+}
+
+}  // namespace
+}  // namespace sacc
