@@ -16,7 +16,7 @@
 namespace sacc::bench {
 namespace {
 
-constexpr double kBf16UnitRoundoff = 1.0 / 512.0;
+constexpr double kBf16UnitRoundoff = 1.0 / 256.0;
 constexpr double kLseTolerance = 1e-3;
 
 struct DeviceInput {

@@ -16,7 +16,7 @@ namespace sacc::bench {
 constexpr int64_t kCheckLength = 2113;
 
 // Large shapes: relative L2 error allowed between our dense (or eager) and cuDNN on the same input. Each
-// implementation rounds P and O to bf16 (unit roundoff 2^-9, so about 3e-3 between two of them); a masking or
+// implementation rounds P and O to bf16 (unit roundoff 2^-8, so a few 1e-3 between two of them); a masking or
 // indexing error moves O by 0.1 or more.
 constexpr double kLargeShapeTolerance = 0.02;
 
@@ -27,7 +27,7 @@ struct SmallShapeCheck {
 
 // Every method against the CPU fp64 oracle on the same input: dense methods against dense attention; sparse
 // ones against the oracle's attention over exactly the index the GPU built (dense with the equivalent mask).
-// O must be within 2u * max|V| elementwise (u = 2^-9: P and O are rounded to bf16 once each), LSE within
+// O must be within 2u * max|V| elementwise (u = 2^-8: P and O are rounded to bf16 once each), LSE within
 // 1e-3.
 SmallShapeCheck check_small_shape(const BenchShape& shape, const LayerBudgets& budgets,
                                   const std::vector<Method>& methods, int device);

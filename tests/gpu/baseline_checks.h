@@ -20,8 +20,9 @@
 
 namespace sacc::test {
 
-// bf16 keeps 8 significant bits: one rounding moves a value by at most 2^-9 of itself.
-constexpr double kBf16UnitRoundoff = 1.0 / 512.0;
+// bf16 keeps 8 significant bits (7 stored + 1 implicit): one rounding moves a value by at most 2^-8 of
+// itself.
+constexpr double kBf16UnitRoundoff = 1.0 / 256.0;
 
 struct BaselineCase {
   const char* name;

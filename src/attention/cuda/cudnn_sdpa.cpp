@@ -37,8 +37,8 @@ constexpr const char* kLibraryName = "libcudnn.so.9";
 constexpr const char* kInstallHint =
     "install cuDNN 9 (e.g. `pip install nvidia-cudnn-cu13`, which PyTorch also ships) and point "
     "SACC_CUDNN_PATH at "
-    "the folder holding libcudnn.so.9 (for pip: `python3 -c \"import nvidia.cudnn, os; "
-    "print(os.path.dirname(nvidia.cudnn.__file__))\"`/lib) or add that folder to LD_LIBRARY_PATH";
+    "the folder holding libcudnn.so.9 (for pip: `python3 -c \"import nvidia.cudnn; "
+    "print(nvidia.cudnn.__path__[0])\"`/lib) or add that folder to LD_LIBRARY_PATH";
 
 // Tensor uids of the graph's variant pack.
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats };

@@ -6,8 +6,8 @@
 // Where the library is looked for, first hit wins:
 //   1. $SACC_CUDNN_PATH: a folder holding libcudnn.so.9, or the library file itself;
 //   2. libcudnn.so.9 on the loader's search path (LD_LIBRARY_PATH, ldconfig).
-// cuDNN 9 as shipped with PyTorch lives in `python3 -c "import nvidia.cudnn, os;
-// print(os.path.dirname(nvidia.cudnn.__file__))"`/lib.
+// cuDNN 9 as shipped with PyTorch lives in `python3 -c "import nvidia.cudnn;
+// print(nvidia.cudnn.__path__[0])"`/lib (nvidia.cudnn is a namespace package: it has no __file__).
 #pragma once
 
 #include <cuda_runtime_api.h>
