@@ -133,6 +133,8 @@ std::string GgufValue::to_string(size_t max_elements) const {
   return out + "]";
 }
 
+GgufFile::GgufFile(GgufFile&&) noexcept = default;
+GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
 uint64_t GgufFile::file_size() const {

@@ -70,8 +70,8 @@ class GgufFile {
   // message.
   static Result<GgufFile> open(const std::string& path);
 
-  GgufFile(GgufFile&&) noexcept = default;
-  GgufFile& operator=(GgufFile&&) noexcept = default;
+  GgufFile(GgufFile&&) noexcept;
+  GgufFile& operator=(GgufFile&&) noexcept;
   ~GgufFile();
 
   const std::string& path() const { return path_; }
