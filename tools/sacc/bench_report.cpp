@@ -66,6 +66,31 @@ std::string render_markdown(const BenchReport& report) {
     }
     out << "\n";
   }
+  // Speedup of every method against the HF baseline (hf-sdpa when present), where both ran.
+  std::string baseline;
+  for (const std::string& m : methods) {
+    if (m == "hf-sdpa" || (baseline.empty() && m.rfind("hf-", 0) == 0)) baseline = m;
+  }
+  if (!baseline.empty()) {
+    out << "\n**TTFT speedup against " << baseline << "** (its TTFT / the method's TTFT)\n\n| ctx |";
+    for (const std::string& m : methods) out << " " << m << " |";
+    out << "\n| --- |";
+    for (size_t i = 0; i < methods.size(); ++i) out << " --- |";
+    out << "\n";
+    for (int64_t ctx : contexts) {
+      const BenchCell* base = find_cell(report, baseline, ctx);
+      out << "| " << ctx << " |";
+      for (const std::string& m : methods) {
+        const BenchCell* cell = find_cell(report, m, ctx);
+        if (base && cell && base->status == "ok" && cell->status == "ok") {
+          out << fmt::format(" {:.2f}x |", base->ttft_median_ms / cell->ttft_median_ms);
+        } else {
+          out << " - |";
+        }
+      }
+      out << "\n";
+    }
+  }
   out << "\n**Peak GPU memory (MiB)**: one row per device, then the total\n\n| ctx | device |";
   for (const std::string& m : methods) out << " " << m << " |";
   out << "\n| --- | --- |";

@@ -35,6 +35,7 @@ struct BenchArgs {
   int warmup = 1;
   std::string format = "md";
   std::string out_path;
+  std::string json_path;
   std::string plot_dir;
   std::string compare_path;
   std::string device;
@@ -236,6 +237,9 @@ int run_bench(const BenchArgs& a) {
                            : a.format == "csv" ? render_csv(report)
                                                : render_json(report);
   if (Status s = write_output(a.out_path, text); !s) return report_error(s);
+  if (!a.json_path.empty()) {
+    if (Status s = write_output(a.json_path, render_json(report)); !s) return report_error(s);
+  }
   if (!a.plot_dir.empty()) {
     if (Status s = write_plots(report, a.plot_dir); !s) return report_error(s);
   }
@@ -260,6 +264,7 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   cmd->add_option("--warmup", args->warmup, "untimed runs before each cell (default 1)");
   cmd->add_option("-o,--format", args->format, "md (tables like the paper's), csv or json (default md)");
   cmd->add_option("--out", args->out_path, "write the table to this file instead of stdout");
+  cmd->add_option("--json", args->json_path, "also write the results as JSON to this file");
   cmd->add_option("--plot", args->plot_dir, "write ttft.png and memory.png (gnuplot) into this folder");
   cmd->add_option("--compare", args->compare_path,
                   "merge cells from another run's JSON (bench/hf_baseline.py)");

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# TTFT and peak memory against context length, ours and HF transformers side by side, in ONE device call
+# (issue 6; the paper's Tables 1-2 and Figures 1-2).
+#
+#   here:   scripts/bench_ttft.sh --prepare     build sacc (CUDA) and copy it with the libraries the GPU image
+#                                               lacks into build-ttft/carry
+#   device: run with carry ["build-ttft/carry"]:
+#           scripts/bench_ttft.sh [--ctx LIST] [--long LIST]
+# Writes into $OUT (or bench/results/): hf.json, ttft.md, ttft.json, ttft.png, memory.png, long.md, logs.
+# Environment: SACC_TTFT_MODEL (default llama-3.1-8b), SACC_TTFT_REPEATS (default 3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${SACC_BUILD_DIR:-build-ttft}
+
+if [ "${1:-}" = "--prepare" ]; then
+  set -e
+  [ -d "$BUILD" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSACC_BUILD_TESTS=OFF
+  cmake "$BUILD" >/dev/null
+  ninja -C "$BUILD" -j2 sacc
+  mkdir -p "$BUILD/carry"
+  cp "$BUILD/tools/sacc" "$BUILD/carry/"
+  ldd "$BUILD/carry/sacc" | awk '/=> \// {print $3}' |
+    { grep -E 'libfmt|libopenblas|libpcre2|libgfortran|libquadmath|libz\.' || true; } |
+    while read -r lib; do cp -L "$lib" "$BUILD/carry/"; done
+  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tools || echo '+local changes')" >"$BUILD/carry/COMMIT"
+  du -sh "$BUILD/carry"
+  exit 0
+fi
+
+CTX=1000,4000,8000,16000,32000,64000,128000
+LONG=262144,524288
+while [ $# -gt 0 ]; do
+  case $1 in
+    --ctx) CTX=$2; shift 2 ;;
+    --long) LONG=$2; shift 2 ;;
+    *) echo "bench_ttft: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+MODEL=${SACC_TTFT_MODEL:-llama-3.1-8b}
+REPEATS=${SACC_TTFT_REPEATS:-3}
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$PWD/$BUILD/carry${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -z "${SACC_CUDNN_PATH:-}" ]; then
+  cudnn_dir=$(python3 -c "import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])" 2>/dev/null) &&
+    export SACC_CUDNN_PATH=$cudnn_dir/lib
+fi
+SACC=$BUILD/carry/sacc
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+status=0
+
+echo "== HF transformers (random:$MODEL, sdpa + eager)"
+PYTHONUNBUFFERED=1 timeout 240 python3 bench/hf_baseline.py --model "$MODEL" --ctx "$CTX" --attn sdpa,eager \
+  -r "$REPEATS" -o "$OUT/hf.json" 2>&1 | tee "$OUT/hf.log" | grep -v Warning || status=1
+
+echo "== sacc (random:$MODEL)"
+"$SACC" -q bench -m "random:$MODEL" --ctx "$CTX" --attention dense,cudnn,sparse,auto -r "$REPEATS" \
+  --compare "$OUT/hf.json" --plot "$OUT" --out "$OUT/ttft.md" --json "$OUT/ttft.json" 2>&1 | tee "$OUT/sacc.log" \
+  || status=1
+
+echo "== long prompts (sparse)"
+"$SACC" -q bench -m "random:$MODEL" --ctx "$LONG" --attention sparse -r 1 --out "$OUT/long.md" 2>&1 |
+  tee "$OUT/long.log" || status=1
+cat "$OUT/ttft.md" "$OUT/long.md"
+exit $status
