@@ -6,7 +6,7 @@
 #                                               lacks into build-ttft/carry
 #   device: run with carry ["build-ttft/carry"]:
 #           scripts/bench_ttft.sh [--ctx LIST] [--long LIST]
-# Writes into $OUT (or bench/results/): hf.json, ttft.md, ttft.json, ttft.png, memory.png, long.md, logs.
+# Writes into $OUT (or bench/results/): hf.json, ttft.md, ttft.json (HF cells merged), ttft.png, memory.png, long.md, logs.
 # Environment: SACC_TTFT_MODEL (default llama-3.1-8b), SACC_TTFT_REPEATS (default 3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +55,8 @@ PYTHONUNBUFFERED=1 timeout 240 python3 bench/hf_baseline.py --model "$MODEL" --c
 
 echo "== sacc (random:$MODEL)"
 "$SACC" -q bench -m "random:$MODEL" --ctx "$CTX" --attention dense,cudnn,sparse,auto -r "$REPEATS" \
-  --compare "$OUT/hf.json" --plot "$OUT" --out "$OUT/ttft.md" --json "$OUT/ttft.json" 2>&1 | tee "$OUT/sacc.log" \
-  || status=1
+  --compare "$OUT/hf.json" --out "$OUT/ttft.md" --json "$OUT/ttft.json" 2>&1 | tee "$OUT/sacc.log" || status=1
+python3 bench/plot_ttft.py "$OUT/ttft.json" "$OUT" || status=1
 
 echo "== long prompts (sparse)"
 "$SACC" -q bench -m "random:$MODEL" --ctx "$LONG" --attention sparse -r 1 --out "$OUT/long.md" 2>&1 |
