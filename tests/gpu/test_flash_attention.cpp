@@ -63,19 +63,23 @@ struct DeviceArray {
   T* data = nullptr;
   size_t count = 0;
   explicit DeviceArray(size_t n) : count(n) {
-    if (n) EXPECT_EQ(cudaMalloc(&data, n * sizeof(T)), cudaSuccess);
+    if (n) {
+      EXPECT_EQ(cudaMalloc(&data, n * sizeof(T)), cudaSuccess);
+    }
   }
   DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
-    if (count)
+    if (count) {
       EXPECT_EQ(cudaMemcpy(data, host.data(), count * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    }
   }
   ~DeviceArray() {
     if (data) cudaFree(data);
   }
   std::vector<T> download() const {
     std::vector<T> host(count);
-    if (count)
+    if (count) {
       EXPECT_EQ(cudaMemcpy(host.data(), data, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    }
     return host;
   }
   DeviceArray(const DeviceArray&) = delete;
@@ -87,11 +91,33 @@ struct GpuOutput {
   std::vector<float> lse;   // [Hq, L]
 };
 
+// Q, K and V interleaved per token as one fused projection output: [L, Hq + 2 Hkv, d].
+std::vector<uint16_t> fuse_qkv(const HostInput& in) {
+  const AttentionShape& s = in.shape;
+  const int64_t width = s.num_q_heads + 2 * s.num_kv_heads;
+  std::vector<uint16_t> fused(s.seq_len * width * s.head_dim);
+  for (int64_t i = 0; i < s.seq_len; ++i) {
+    for (int h = 0; h < s.num_q_heads; ++h)
+      std::copy_n(in.q.begin() + (i * s.num_q_heads + h) * s.head_dim, s.head_dim,
+                  fused.begin() + (i * width + h) * s.head_dim);
+    for (int h = 0; h < s.num_kv_heads; ++h) {
+      std::copy_n(in.k.begin() + (i * s.num_kv_heads + h) * s.head_dim, s.head_dim,
+                  fused.begin() + (i * width + s.num_q_heads + h) * s.head_dim);
+      std::copy_n(in.v.begin() + (i * s.num_kv_heads + h) * s.head_dim, s.head_dim,
+                  fused.begin() + (i * width + s.num_q_heads + s.num_kv_heads + h) * s.head_dim);
+    }
+  }
+  return fused;
+}
+
 // Runs attention_run_cuda with poisoned O/LSE and a canary region after O; fails the test on any error.
-GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index) {
+// fused_qkv: read Q/K/V through token/head strides out of one fused buffer instead of contiguous tensors.
+GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, bool fused_qkv = false) {
   const AttentionShape& s = in.shape;
   const size_t o_count = static_cast<size_t>(s.seq_len) * s.num_q_heads * s.head_dim;
-  DeviceArray<uint16_t> q(in.q), k(in.k), v(in.v);
+  DeviceArray<uint16_t> q(fused_qkv ? std::vector<uint16_t>{} : in.q),
+      k(fused_qkv ? std::vector<uint16_t>{} : in.k), v(fused_qkv ? std::vector<uint16_t>{} : in.v);
+  DeviceArray<uint16_t> fused(fused_qkv ? fuse_qkv(in) : std::vector<uint16_t>{});
   std::vector<uint16_t> o_init(o_count + kCanaryElems, kPoisonBf16);
   std::fill(o_init.begin() + o_count, o_init.end(), kCanary);
   DeviceArray<uint16_t> o(o_init);
@@ -119,6 +145,14 @@ GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index) {
   params.q = q.data;
   params.k = k.data;
   params.v = v.data;
+  if (fused_qkv) {
+    const int64_t token_stride = int64_t{s.num_q_heads + 2 * s.num_kv_heads} * s.head_dim;
+    params.q = fused.data;
+    params.k = fused.data + int64_t{s.num_q_heads} * s.head_dim;
+    params.v = fused.data + int64_t{s.num_q_heads + s.num_kv_heads} * s.head_dim;
+    params.q_token_stride = params.kv_token_stride = token_stride;
+    params.q_head_stride = params.kv_head_stride = s.head_dim;
+  }
   params.o = o.data;
   params.maybe_lse = lse.data;
   const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, workspace.data,
@@ -352,6 +386,21 @@ TEST_F(FlashGpuTest, LargeSparseMatchesSampledRows) {
     const HostInput in = random_input({16384 + 5, 8, 2, d}, 22);
     const SparseIndex index = random_index(in.shape, /*shared=*/d == 128, 0.05, 300, 23);
     check_sampled_rows(in, index, run_gpu(in, &index), 16);
+  }
+}
+
+// The kernels take Q/K/V through strides (a fused QKV projection output): same values, same bits.
+TEST_F(FlashGpuTest, FusedQkvStridesMatchContiguousBitwise) {
+  for (int d : {64, 128}) {
+    const HostInput in = random_input({700, 8, 2, d}, 41);
+    const SparseIndex index = random_index(in.shape, /*shared=*/true, 0.4, 100, 42);
+    for (const SparseIndex* maybe_index : {static_cast<const SparseIndex*>(nullptr), &index}) {
+      const GpuOutput contiguous = run_gpu(in, maybe_index);
+      const GpuOutput fused = run_gpu(in, maybe_index, /*fused_qkv=*/true);
+      EXPECT_EQ(contiguous.o, fused.o) << "d=" << d << (maybe_index ? " sparse" : " dense");
+      ASSERT_EQ(contiguous.lse.size(), fused.lse.size());
+      EXPECT_EQ(std::memcmp(contiguous.lse.data(), fused.lse.data(), fused.lse.size() * 4), 0);
+    }
   }
 }
 

@@ -1,6 +1,8 @@
-// The flash-attention main loop and epilogue (FlashAttention-2 style on mma.sync m16n8k16 bf16, fp32
-// accumulation and online softmax, cp.async multi-stage K/V pipeline). One kernel body for every visit
-// policy (flash_policy.cuh): dense and sparse differ only in which key tiles a query tile visits.
+// The portable body of the flash kernel family: FlashAttention-2 style on mma.sync m16n8k16 bf16, fp32
+// accumulation and online softmax, cp.async multi-stage K/V pipeline. It runs on any sm_80+ GPU (and on
+// Hopper with SACC_FLASH_BODY=mma); Hopper uses flash_kernel_sm90.cuh. One body for every visit policy
+// (flash_policy.cuh): dense and sparse differ only in which key tiles a query tile visits. Also holds the
+// small device helpers (cp.async, ldmatrix, mma, bf16 packing) the Hopper body reuses.
 // Included only by the explicit instantiation files flash_inst_*.cu.
 #pragma once
 

@@ -1,6 +1,9 @@
 // Tile-visit policies: the ONE place where dense and sparse attention differ (STYLE.md "which key blocks a
-// query tile visits"). A policy maps the CTA's work item to (query head, query block) and lists the key tiles
-// that query block visits; the main loop and epilogue in flash_kernel.cuh are shared.
+// query tile visits"). A policy maps the CTA's work item to (query head, query block) and lists, in order,
+// the 64-key blocks and then the single key columns that query block visits. Both kernel bodies read only
+// this: the mma.sync body (flash_kernel.cuh) as kBlockN-key tiles through tile(), the Hopper body
+// (flash_kernel_sm90.cuh) as 64-key halves of 128-key tiles through the block/column accessors. Masking
+// (key > row, which also drops keys past L and unused gathered slots) and the softmax are the same in both.
 #pragma once
 
 #include <cstdint>
