@@ -16,11 +16,13 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "attention/cost_model.h"
 #include "attention/cuda/cudnn_sdpa.h"
 #include "attention_bench.h"
 #include "attention_bench_fill.h"
+#include "attention_bench_inputs.h"
 #include "attention_bench_methods.h"
 #include "attention_bench_report.h"
 #include "attention_bench_verify.h"
@@ -69,6 +71,8 @@ struct Options {
   int reps = 5, reps_long = 3;
   std::string minference = "../shared/data/minference/Llama_3.1_8B_Instruct_128k_heads.json";
   std::string out = "bench/results/attention_h200";
+  std::string inputs =
+      "structured";  // or "random" (uniform: near-uniform attention, see attention_bench_inputs.h)
   std::string driver, commit = "unknown";
   double max_seconds = 0.0;  // 0: no limit; else lengths not started within it are reported as not run
   int device = 0;
@@ -99,9 +103,16 @@ double median(std::vector<double> values) {
 struct Tensors {
   DeviceBuffer q, k, v, o, o_cudnn, lse, flush;
   int64_t q_count = 0, kv_count = 0;
+  AttentionShape shape;
+  std::optional<StructuredInput> structured;  // absent: uniform random inputs
 
-  static Result<Tensors> create(const AttentionShape& s, int device) {
+  static Result<Tensors> create(const AttentionShape& s, bool structured, int device) {
     Tensors t;
+    t.shape = s;
+    if (structured) {
+      SACC_ASSIGN_OR_RETURN(t.structured,
+                            StructuredInput::create(s, static_cast<uint64_t>(s.seq_len), device));
+    }
     t.q_count = s.seq_len * s.num_q_heads * s.head_dim;
     t.kv_count = s.seq_len * s.num_kv_heads * s.head_dim;
     SACC_ASSIGN_OR_RETURN(t.q, DeviceBuffer::create(device, t.q_count * 2, "bench Q"));
@@ -126,6 +137,12 @@ struct Tensors {
   }
 
   Status fill(uint64_t seed, cudaStream_t stream) const {
+    if (structured) {
+      SACC_CUDA_TRY(fill_structured_qkv(q.data(), k.data(), v.data(), shape.seq_len, shape.num_q_heads,
+                                        shape.num_kv_heads, shape.head_dim, structured->tables(), seed,
+                                        stream));
+      return Status::ok();
+    }
     SACC_CUDA_TRY(fill_random_bf16(q.data(), q_count, seed * 3 + 0, 1.0f, stream));
     SACC_CUDA_TRY(fill_random_bf16(k.data(), kv_count, seed * 3 + 1, 1.0f, stream));
     SACC_CUDA_TRY(fill_random_bf16(v.data(), kv_count, seed * 3 + 2, 1.0f, stream));
@@ -295,11 +312,19 @@ int run(const Options& opt, const std::string& command) {
   info.commit = opt.commit;
   info.date = fmt::format("{:%Y-%m-%d %H:%M:%S} UTC", fmt::gmtime(std::time(nullptr)));
   info.command = command;
-  info.inputs =
-      "uniform random bf16 in [-1, 1], regenerated on the device before every repetition; sparse rows use "
-      "one layer's budgets: " +
-      std::to_string(budgets.layer) + " (the median total budget of " + std::to_string(layers->size()) +
-      " layers)";
+  if (opt.inputs != "structured" && opt.inputs != "random") {
+    return std::fprintf(stderr, "--inputs must be structured or random\n"), 2;
+  }
+  const bool structured = opt.inputs == "structured";
+  info.inputs = fmt::format(
+      "{}, regenerated on the device before every repetition; sparse rows use layer {}'s budgets (the median "
+      "total "
+      "budget of {} layers)",
+      structured
+          ? "structured bf16 (planted sinks, 16 vertical columns and 4 slashes per KV head, local attention "
+            "decaying with distance; fresh noise every repetition: bench/attention_bench_inputs.h)"
+          : "uniform random bf16 in [-1, 1]",
+      budgets.layer, layers->size());
 
   std::printf("attention_bench: %s, cuDNN %s, commit %s\n", info.gpu.c_str(), info.cudnn.c_str(),
               info.commit.c_str());
@@ -318,7 +343,7 @@ int run(const Options& opt, const std::string& command) {
     for (int64_t L : opt.lengths) {
       const bool out_of_time = opt.max_seconds > 0.0 && elapsed() > opt.max_seconds;
       Result<Tensors> tensors = out_of_time ? Result<Tensors>(Status(StatusCode::UNSUPPORTED, "time"))
-                                            : Tensors::create(shape.at(L), opt.device);
+                                            : Tensors::create(shape.at(L), structured, opt.device);
       bool have_cudnn_reference = false;
       double cudnn_ms = 0.0;
       for (Method method : methods) {
@@ -380,6 +405,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps-long", opt.reps_long, "timed repetitions above 64K (>= 3)")
       ->check(CLI::Range(3, 1000));
   app.add_option("--minference", opt.minference, "MInference per-head config (Interval-Slash budgets)");
+  app.add_option("--inputs", opt.inputs, "structured (default) or random");
   app.add_option("--out", opt.out, "results path without extension (.md and .json are written)");
   app.add_option("--driver", opt.driver, "driver version to record (e.g. from nvidia-smi)");
   app.add_option("--commit", opt.commit, "source commit to record");
