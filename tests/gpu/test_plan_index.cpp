@@ -216,6 +216,15 @@ TEST(PlanIndex, GroupOf8ManyEstimatingRows) {
   check_plan(c);
 }
 
+TEST(PlanIndex, SharedGroupOf8SeveralEstimationPasses) {
+  PlanCase c;
+  c.shape = {1500, 16, 2, 64};
+  c.shared = true;
+  c.estimation.last_queries = 100;  // 2 row tiles x 8 heads: the group is estimated in several passes
+  c.patterns = {"interval-slash:90,200", "interval-slash:300,50@0.9"};
+  check_plan(c);
+}
+
 TEST(PlanIndex, QueryBlocksSmallerThanKeyBlocks) {
   PlanCase c;
   c.shape = {3001, 4, 4, 128};

@@ -45,6 +45,13 @@ __device__ inline void copy_16_async(void* smem, const void* global, bool valid)
                "r"(valid ? 16 : 0));
 }
 
+// 2^x on the special-function unit (relative error ~2^-22; flushes denormals; 2^-inf = 0).
+__device__ inline float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -151,6 +158,17 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
 
   for (int pass_first = 0; pass_first < num_heads; pass_first += per_pass) {
     const int pass_heads = min(per_pass, num_heads - pass_first);
+    // Pass 1 units: (head, row tile) pairs of this pass, at most kEstMaxUnits (plan_layout.cpp).
+    const int units = pass_heads * dims.est_row_tiles;
+    float run_max[kEstMaxUnits][8];
+    float run_sum[kEstMaxUnits][8];
+#pragma unroll
+    for (int u = 0; u < kEstMaxUnits; ++u)
+#pragma unroll
+      for (int x = 0; x < 8; ++x) {
+        run_max[u][x] = -INFINITY;
+        run_sum[u][x] = 0.0f;
+      }
     // Estimating rows of this pass's heads (zero rows pad the last row tile) and their row state.
     constexpr int kRowVectors = kDim / 8;
     for (int v = threadIdx.x; v < pass_heads * rows * kRowVectors; v += kThreads) {
@@ -165,17 +183,13 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
       }
       *reinterpret_cast<uint4*>(q_s + (hb * rows + r) * kPitch + col) = value;
     }
-    for (int v = threadIdx.x; v < pass_heads * rows * 4; v += kThreads) {
-      const int hb = v / (rows * 4);
-      const int r = (v / 4) % rows;
-      if (kSums) {
-        // Pass 2 keeps (row max, 1 / sum) once per row in the first quarter of the stat area.
-        if ((v % 4) == 0) {
-          stat_s[hb * rows + r] =
-              r < est_rows ? args.row_stats[heads[pass_first + hb] * est_rows + r] : make_float2(0.0f, 0.0f);
-        }
-      } else {
-        stat_s[v] = make_float2(-INFINITY, 0.0f);
+    if (kSums) {
+      // Pass 2 keeps (row max, 1 / sum) once per row in the first quarter of the stat area.
+      for (int v = threadIdx.x; v < pass_heads * rows; v += kThreads) {
+        const int hb = v / rows;
+        const int r = v % rows;
+        stat_s[v] =
+            r < est_rows ? args.row_stats[heads[pass_first + hb] * est_rows + r] : make_float2(0.0f, 0.0f);
       }
     }
     load_k_tile(0, 0);
@@ -205,8 +219,12 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
       };
 
       if constexpr (!kSums) {
-        for (int hb = 0; hb < pass_heads; ++hb) {
-          for (int rt = 0; rt < dims.est_row_tiles; ++rt) {
+        // Running (max, sum of exp2) per fragment row in registers: no shuffles or shared memory per tile.
+#pragma unroll
+        for (int u = 0; u < kEstMaxUnits; ++u) {
+          if (u < units) {
+            const int hb = u / dims.est_row_tiles;
+            const int rt = u - hb * dims.est_row_tiles;
             float acc[4][2][4];
             score_tile<kDim>(q_s + (hb * rows + rt * kEstRowTile) * kPitch, k_tile, warp, lane, acc);
 #pragma unroll
@@ -217,24 +235,18 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
                 float s[4];
                 bool valid[4];
                 logits(acc, mt, half, r, s, valid);
-                float local_max = -INFINITY;
+                float tile_max = -INFINITY;
 #pragma unroll
-                for (int x = 0; x < 4; ++x) local_max = valid[x] ? fmaxf(local_max, s[x]) : local_max;
-                local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, 1));
-                local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, 2));
-                float local_sum = 0.0f;
-                if (local_max != -INFINITY) {
+                for (int x = 0; x < 4; ++x) tile_max = valid[x] ? fmaxf(tile_max, s[x]) : tile_max;
+                float& row_max = run_max[u][mt * 2 + half];
+                float& row_sum = run_sum[u][mt * 2 + half];
+                const float new_max = fmaxf(row_max, tile_max);
+                const float ref = new_max == -INFINITY ? 0.0f : new_max;  // all masked so far: sums stay 0
+                float sum = row_sum * fast_exp2(row_max - ref);
 #pragma unroll
-                  for (int x = 0; x < 4; ++x) local_sum += valid[x] ? exp2f(s[x] - local_max) : 0.0f;
-                }
-                local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, 1);
-                local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, 2);
-                if (quad == 0 && local_max != -INFINITY) {
-                  float2& state = stat_s[(hb * rows + r) * 4 + warp];
-                  const float new_max = fmaxf(state.x, local_max);
-                  state.y = state.y * exp2f(state.x - new_max) + local_sum * exp2f(local_max - new_max);
-                  state.x = new_max;
-                }
+                for (int x = 0; x < 4; ++x) sum += valid[x] ? fast_exp2(s[x] - ref) : 0.0f;
+                row_sum = sum;
+                row_max = new_max;
               }
           }
         }
@@ -260,8 +272,8 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
 #pragma unroll
                   for (int nt = 0; nt < 2; ++nt) {
                     float2 p;
-                    p.x = valid[nt * 2] ? exp2f(s[nt * 2] - stats.x) * stats.y : 0.0f;
-                    p.y = valid[nt * 2 + 1] ? exp2f(s[nt * 2 + 1] - stats.x) * stats.y : 0.0f;
+                    p.x = valid[nt * 2] ? fast_exp2(s[nt * 2] - stats.x) * stats.y : 0.0f;
+                    p.y = valid[nt * 2 + 1] ? fast_exp2(s[nt * 2 + 1] - stats.x) * stats.y : 0.0f;
                     float2* cell =
                         reinterpret_cast<float2*>(p_s + r * kProbPitch + warp * 16 + nt * 8 + quad * 2);
                     if (hb != first_hb) {
@@ -279,8 +291,13 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
           const int64_t base = static_cast<int64_t>(args.heads.head[index_head].ordinal) * seq_len;
           // Column sums: vertical scores of keys j0 .. j0 + 63 (this CTA alone owns them).
           for (int c = threadIdx.x; c < kEstKeyTile; c += kThreads) {
-            float sum = 0.0f;
-            for (int r = 0; r < rows; ++r) sum += p_s[r * kProbPitch + c];
+            // Four partial sums: independent shared-memory loads in flight instead of one dependent chain.
+            float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int r = 0; r < rows; r += 4) {  // rows is a multiple of 64
+#pragma unroll
+              for (int u = 0; u < 4; ++u) part[u] += p_s[(r + u) * kProbPitch + c];
+            }
+            const float sum = (part[0] + part[1]) + (part[2] + part[3]);
             const int j = j0 + c;
             if (j < seq_len) {
               float* out_j = args.vertical + base + j;
@@ -291,8 +308,14 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
           for (int t = threadIdx.x; t < rows + kEstKeyTile - 1; t += kThreads) {
             const int r_begin = max(0, t - (kEstKeyTile - 1));
             const int r_end = min(rows, t + 1);
-            float sum = 0.0f;
-            for (int r = r_begin; r < r_end; ++r) sum += p_s[r * kProbPitch + r + kEstKeyTile - 1 - t];
+            float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int r = r_begin; r < r_end; r += 4) {
+#pragma unroll
+              for (int u = 0; u < 4; ++u) {
+                if (r + u < r_end) part[u] += p_s[(r + u) * kProbPitch + r + u + kEstKeyTile - 1 - t];
+              }
+            }
+            const float sum = (part[0] + part[1]) + (part[2] + part[3]);
             const int o = row0 - j0 - (kEstKeyTile - 1) + t;
             if (sum != 0.0f && o >= 0 && o < seq_len) atomicAdd(args.slash + base + o, sum);
           }
@@ -303,6 +326,32 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
     }
 
     if constexpr (!kSums) {
+      // Merge each row's state over the 4 lanes of a quad (same rows, different columns), then over the
+      // warps.
+#pragma unroll
+      for (int u = 0; u < kEstMaxUnits; ++u) {
+        if (u < units) {
+          const int hb = u / dims.est_row_tiles;
+          const int rt = u - hb * dims.est_row_tiles;
+#pragma unroll
+          for (int x = 0; x < 8; ++x) {
+            float row_max = run_max[u][x];
+            float row_sum = run_sum[u][x];
+#pragma unroll
+            for (int width = 1; width <= 2; width *= 2) {
+              const float other_max = __shfl_xor_sync(0xFFFFFFFFu, row_max, width);
+              const float other_sum = __shfl_xor_sync(0xFFFFFFFFu, row_sum, width);
+              const float new_max = fmaxf(row_max, other_max);
+              const float ref = new_max == -INFINITY ? 0.0f : new_max;
+              row_sum = row_sum * fast_exp2(row_max - ref) + other_sum * fast_exp2(other_max - ref);
+              row_max = new_max;
+            }
+            const int r = rt * kEstRowTile + (x / 2) * 16 + group_id + (x % 2) * 8;
+            if (quad == 0) stat_s[(hb * rows + r) * 4 + warp] = make_float2(row_max, row_sum);
+          }
+        }
+      }
+      __syncthreads();
       for (int v = threadIdx.x; v < pass_heads * est_rows; v += kThreads) {
         const int hb = v / est_rows;
         const int r = v % est_rows;
@@ -312,7 +361,7 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
         if (row_max != -INFINITY) {
           for (int w = 0; w < 4; ++w) {
             const float2 state = stat_s[(hb * rows + r) * 4 + w];
-            if (state.x != -INFINITY) row_sum += state.y * exp2f(state.x - row_max);
+            if (state.x != -INFINITY) row_sum += state.y * fast_exp2(state.x - row_max);
           }
         }
         const int q_head = heads[pass_first + hb];

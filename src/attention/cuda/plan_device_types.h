@@ -21,6 +21,8 @@ constexpr int kMaxPlanHeads = 128;
 // Interval-Slash estimation tiles: estimating rows are processed 64 at a time against 64-key tiles.
 constexpr int kEstRowTile = 64;
 constexpr int kEstKeyTile = 64;
+// (query head, row tile) pairs one estimation pass keeps running softmax state for in registers.
+constexpr int kEstMaxUnits = 4;
 // Row pitch (floats) of the fp32 probability tile: 72 = 8 mod 32, so the 8-byte stores of an mma fragment
 // (rows g, columns 2q) land on distinct banks in each half-warp; line reductions read consecutive words.
 constexpr int kEstProbPitch = kEstKeyTile + 8;

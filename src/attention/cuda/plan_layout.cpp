@@ -143,7 +143,11 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
                         shape.head_dim);
     }
     const int heads_in_group = dims.group_size;
-    int per_pass = heads_in_group;
+    if (dims.est_row_tiles > kEstMaxUnits) {
+      return make_error(StatusCode::UNSUPPORTED, "plan: estimation supports up to {} last queries, not {}",
+                        kEstMaxUnits * kEstRowTile, dims.est_rows);
+    }
+    int per_pass = std::min(heads_in_group, kEstMaxUnits / dims.est_row_tiles);
     while (per_pass > 0 &&
            estimation_smem_bytes(per_pass, dims.est_row_tiles, dims.head_dim) > kEstSmemBudget) {
       --per_pass;
