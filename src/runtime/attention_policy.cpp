@@ -28,7 +28,7 @@ int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<La
         sparse += predict_cost(spec, geometry, config.head_dim, layer.estimation).total_flops();
       }
     }
-    if (sparse <= 0.5 * dense) return length;
+    if (sparse <= kSparseCostRatio * dense) return length;
   }
   return config.max_context + 1;
 }

@@ -80,6 +80,17 @@ Status check_plan(const MemoryPlan& plan, const ModelConfig& config) {
   return Status::ok();
 }
 
+Status apply_memory_budget(const std::string& budget, const Device& device, MemoryPlan& plan) {
+  if (budget.empty()) return Status::ok();
+  Result<uint64_t> bytes = parse_bytes(budget);
+  if (!bytes) return bytes.status().with_context("--budget");
+#if defined(SACC_WITH_CUDA)
+  if (!device.is_cpu()) DeviceAllocator::set_budget(device.index, *bytes);
+#endif
+  plan.available = plan.available ? std::min(plan.available, *bytes) : *bytes;
+  return Status::ok();
+}
+
 uint64_t available_memory(const Device& device) {
   if (device.is_cpu()) {
     std::ifstream meminfo("/proc/meminfo");

@@ -43,6 +43,10 @@ MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk,
 // when the plan does not fit the available memory.
 Status check_plan(const MemoryPlan& plan, const ModelConfig& config);
 
+// --budget: caps what the plan may use ("24GiB"; "" = no cap). On a GPU it also caps the DeviceAllocator, so
+// the run itself fails cleanly at the budget.
+Status apply_memory_budget(const std::string& budget, const Device& device, MemoryPlan& plan);
+
 // Free memory a device can give: MemAvailable for the CPU; for a GPU, cudaMemGetInfo's free bytes capped by a
 // DeviceAllocator budget. 0 when it cannot be determined.
 uint64_t available_memory(const Device& device);

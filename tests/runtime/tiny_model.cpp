@@ -153,7 +153,10 @@ void write_safetensors_file(const TinyWeights& w, const std::string& path,
     const bool bf16 = w.dtypes.at(name) == "BF16";
     const size_t begin = data.size();
     for (double v : values) {
-      if (bf16) {
+      if (w.dtypes.at(name) == "I32") {
+        const int32_t i = static_cast<int32_t>(v);
+        data.append(reinterpret_cast<const char*>(&i), 4);
+      } else if (bf16) {
         const uint16_t bits = float_to_bf16(static_cast<float>(v));
         data.append(reinterpret_cast<const char*>(&bits), 2);
       } else {

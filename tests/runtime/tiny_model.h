@@ -32,7 +32,8 @@ struct TinyWeights {
   TinySpec spec;
   std::map<std::string, std::vector<double>> tensors;
   std::map<std::string, std::vector<int64_t>> shapes;
-  std::map<std::string, std::string> dtypes;  // "BF16" for matrices, "F32" for norms and biases
+  std::map<std::string, std::string>
+      dtypes;  // "BF16" for matrices, "F32" for norms and biases ("I32": tests)
 };
 
 TinyWeights make_tiny_weights(const TinySpec& spec);

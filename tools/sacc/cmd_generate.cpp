@@ -33,6 +33,7 @@ struct GenerateArgs {
   std::string pattern;
   std::string pattern_config;
   int64_t chunk = 8192;
+  std::string budget;
   bool json = false;
 };
 
@@ -99,7 +100,8 @@ int run_generate(const GenerateArgs& a) {
   if (!prompt) return report_error(prompt.status());
 
   const int64_t tokens = static_cast<int64_t>(prompt->size()) + a.max_new_tokens;
-  const MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device);
+  MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device);
+  if (Status s = apply_memory_budget(a.budget, *device, plan); !s) return report_error(s);
   if (Status fits = check_plan(plan, config); !fits) return report_error(fits);
 
   BackendOptions options;
@@ -172,6 +174,8 @@ void add_generate_command(CLI::App& app, CommandBody& body) {
                   "one sparse pattern for every head (default interval-slash:1000,6096)");
   cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  cmd->add_option("--budget", args->budget,
+                  "memory budget of the device, e.g. 24GiB (emulates a smaller card)");
   cmd->add_flag("--json", args->json, "one JSON object (text and metrics) instead of streamed text");
   cmd->callback([&body, args] { body = [args] { return run_generate(*args); }; });
 }

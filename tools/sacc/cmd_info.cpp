@@ -14,6 +14,7 @@ void add_info_command(CLI::App& app, CommandBody& body) {
     int64_t ctx = 0;
     int64_t chunk = 8192;
     std::string device;
+    std::string budget;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd =
@@ -22,6 +23,7 @@ void add_info_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--ctx", args->ctx, "tokens to plan for (default: the model's context)");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
+  cmd->add_option("--budget", args->budget, "memory budget of the device, e.g. 24GiB");
   cmd->callback([&body, args] {
     body = [args] {
       Result<ModelConfig> config = load_model_config(args->model);
@@ -31,7 +33,8 @@ void add_info_command(CLI::App& app, CommandBody& body) {
       if (!device) return report_error(device.status());
       std::printf("%s", config->summary().c_str());
       const int64_t ctx = args->ctx > 0 ? args->ctx : config->max_context;
-      const MemoryPlan plan = plan_memory(*config, ctx, args->chunk, *device);
+      MemoryPlan plan = plan_memory(*config, ctx, args->chunk, *device);
+      if (Status s = apply_memory_budget(args->budget, *device, plan); !s) return report_error(s);
       std::printf("%s", plan.describe().c_str());
       if (Status fits = check_plan(plan, *config); !fits) return report_error(fits);
       return 0;
