@@ -27,6 +27,7 @@
 #include "attention_bench_report.h"
 #include "attention_bench_verify.h"
 #include "core/cuda/cuda_check.h"
+#include "core/cuda/device_memory.h"
 #include "core/device_info.h"
 #include "core/tensor.h"
 
@@ -216,6 +217,8 @@ Row bench_method(Method method, const BenchShape& shape, int64_t L, const LayerB
   Result<MethodSetup> setup = setup_method(method, s, budgets);
   if (!setup.is_ok()) return fail(setup.status());
   row.pattern = setup->pattern;
+  DeviceAllocator::reset_peak(opt.device);
+  const uint64_t in_use_before = DeviceAllocator::stats(opt.device).in_use;
   Result<MethodRunner> runner = MethodRunner::create(*setup, s, opt.device);
   if (!runner.is_ok()) return fail(runner.status());
 
@@ -241,6 +244,9 @@ Row bench_method(Method method, const BenchShape& shape, int64_t L, const LayerB
   const int reps = L > kLongLength ? opt.reps_long : opt.reps;
   const uint64_t seed = static_cast<uint64_t>(L) * 1000 + static_cast<uint64_t>(method) * 100;
   if (Status st = time_method(*runner, t, s, reps, seed, stream, row); !st.is_ok()) return fail(st);
+  // cuDNN's own workspace goes through DeviceBuffer too; its library-internal allocations are not seen here.
+  row.workspace_mib =
+      static_cast<double>(DeviceAllocator::stats(opt.device).peak - in_use_before) / (1 << 20);
   const double flops = causal_flops(s);
   row.tflops = flops / (row.median_ms * 1e-3) / 1e12;
   if (is_sparse(method)) {

@@ -47,7 +47,8 @@ struct Row {
   double density = 1.0;  // tiles computed / causal tiles (1 for dense methods)
   double estimation_share = 0.0;  // median plan time / median total time
   double speedup_vs_cudnn = 0.0;  // cuDNN median / this median, same shape and L
-  double check_error = -1.0;  // relative L2 error of O against cuDNN on this shape (dense rows), -1 if none
+  double check_error = -1.0;   // relative L2 error of O against cuDNN on this shape (dense rows), -1 if none
+  double workspace_mib = 0.0;  // device memory the method allocated beyond Q/K/V/O (allocator peak)
 };
 
 struct RunInfo {

@@ -26,7 +26,7 @@ std::string markdown_table(const std::vector<Row>& rows, const std::string& shap
   std::string text =
       "| L | method | median ms | TFLOP/s | visited-tile TFLOP/s | density | est+index share | speedup vs "
       "cuDNN | "
-      "check |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+      "workspace MiB | check |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const Row& r : rows) {
     if (r.shape != shape) continue;
     // Every timed row passed the small-shape oracle check; dense rows also the same-input comparison with
@@ -34,16 +34,16 @@ std::string markdown_table(const std::vector<Row>& rows, const std::string& shap
     const std::string check =
         r.check_error >= 0.0 ? fmt::format("oracle ok; rel err {:.1e} vs cuDNN", r.check_error) : "oracle ok";
     if (r.status != "ok") {
-      text += fmt::format("| {} | {} | — | — | — | — | — | — | {} |\n", length_label(r.seq_len),
+      text += fmt::format("| {} | {} | — | — | — | — | — | — | — | {} |\n", length_label(r.seq_len),
                           method_name(r.method), r.status);
       continue;
     }
     const bool sparse = is_sparse(r.method);
-    text += fmt::format("| {} | {} | {:.3f} | {:.1f} | {} | {:.3f} | {} | {} | {} |\n",
-                        length_label(r.seq_len), method_name(r.method), r.median_ms, r.tflops,
-                        sparse ? fmt::format("{:.1f}", r.visited_tflops) : "—", r.density,
-                        sparse ? fmt::format("{:.1f} %", 100.0 * r.estimation_share) : "—",
-                        r.speedup_vs_cudnn > 0.0 ? fmt::format("{:.2f}x", r.speedup_vs_cudnn) : "—", check);
+    text += fmt::format(
+        "| {} | {} | {:.3f} | {:.1f} | {} | {:.3f} | {} | {} | {:.0f} | {} |\n", length_label(r.seq_len),
+        method_name(r.method), r.median_ms, r.tflops, sparse ? fmt::format("{:.1f}", r.visited_tflops) : "—",
+        r.density, sparse ? fmt::format("{:.1f} %", 100.0 * r.estimation_share) : "—",
+        r.speedup_vs_cudnn > 0.0 ? fmt::format("{:.2f}x", r.speedup_vs_cudnn) : "—", r.workspace_mib, check);
   }
   return text;
 }
@@ -113,7 +113,8 @@ Status write_results(const std::string& stem, const RunInfo& info, const std::ve
                             {"density", r.density},
                             {"estimation_share", r.estimation_share},
                             {"speedup_vs_cudnn", r.speedup_vs_cudnn},
-                            {"check_rel_error_vs_cudnn", r.check_error}});
+                            {"check_rel_error_vs_cudnn", r.check_error},
+                            {"workspace_mib", r.workspace_mib}});
   }
   SACC_RETURN_IF_ERROR(write_file(stem + ".md", md));
   return write_file(stem + ".json", json.dump(2) + "\n");
