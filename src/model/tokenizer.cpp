@@ -1,6 +1,6 @@
 #include "model/tokenizer.h"
 
-#include <queue>
+#include <algorithm>
 #include <unordered_map>
 
 #include "model/tokenizer_model.h"
@@ -50,6 +50,7 @@ class BpeEncoder {
     int32_t left;  // symbol index
     int32_t left_id;
     int32_t right_id;
+    int32_t result;  // id of the merged token
     // Lowest rank first; among equal ranks the leftmost pair, as HF's BPE does.
     bool operator>(const Candidate& other) const {
       return rank != other.rank ? rank > other.rank : left > other.left;
@@ -64,11 +65,10 @@ class BpeEncoder {
   void consider(int32_t left) {
     const int32_t right = symbols_[left].next;
     if (right < 0) return;
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(symbols_[left].id)) << 32) |
-                         static_cast<uint32_t>(symbols_[right].id);
-    auto it = model_.merges.find(key);
-    if (it != model_.merges.end())
-      queue_.push({it->second.rank, left, symbols_[left].id, symbols_[right].id});
+    const BpeMerge* merge = model_.merges.find(merge_key(symbols_[left].id, symbols_[right].id));
+    if (merge == nullptr) return;
+    heap_.push_back({merge->rank, left, symbols_[left].id, symbols_[right].id, merge->result});
+    std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
   }
 
   void merge(std::string_view piece, std::vector<int32_t>& out) {
@@ -81,19 +81,17 @@ class BpeEncoder {
     }
     if (symbols_.empty()) return;
     symbols_.back().next = -1;
-    queue_ = {};
+    heap_.clear();
     for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols_.size()); ++i) consider(i);
-    while (!queue_.empty()) {
-      const Candidate top = queue_.top();
-      queue_.pop();
+    while (!heap_.empty()) {
+      std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+      const Candidate top = heap_.back();
+      heap_.pop_back();
       Symbol& left = symbols_[top.left];
       // Stale entries: the left symbol was merged away or either side changed since the pair was queued.
       if (left.id != top.left_id || left.next < 0 || symbols_[left.next].id != top.right_id) continue;
       const int32_t right = left.next;
-      left.id = model_.merges
-                    .at((static_cast<uint64_t>(static_cast<uint32_t>(top.left_id)) << 32) |
-                        static_cast<uint32_t>(top.right_id))
-                    .result;
+      left.id = top.result;
       left.next = symbols_[right].next;
       if (left.next >= 0) symbols_[left.next].prev = top.left;
       symbols_[right].id = -1;  // dead
@@ -105,7 +103,8 @@ class BpeEncoder {
 
   const TokenizerModel& model_;
   std::vector<Symbol> symbols_;
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue_;
+  std::vector<Candidate>
+      heap_;  // min-heap on (rank, position); a vector so its storage is reused across pieces
   struct StringHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 
 namespace sacc {
 namespace {
@@ -57,6 +58,34 @@ bool next_code_point(std::string_view text, size_t* pos, uint32_t* cp) {
 }
 
 }  // namespace
+
+void MergeTable::reserve(size_t n) {
+  size_t capacity = 16;
+  while (capacity < 2 * n) capacity *= 2;
+  if (capacity <= keys_.size()) return;
+  std::vector<uint64_t> old_keys = std::move(keys_);
+  std::vector<BpeMerge> old_values = std::move(values_);
+  keys_.assign(capacity, kEmpty);
+  values_.assign(capacity, BpeMerge{});
+  mask_ = capacity - 1;
+  shift_ = 64 - std::countr_zero(capacity);
+  size_ = 0;
+  for (size_t i = 0; i < old_keys.size(); ++i) {
+    if (old_keys[i] != kEmpty) insert(old_keys[i], old_values[i]);
+  }
+}
+
+void MergeTable::insert(uint64_t key, BpeMerge merge) {
+  if (2 * (size_ + 1) > keys_.size()) reserve(2 * (size_ + 1));
+  size_t slot = bucket(key);
+  while (keys_[slot] != kEmpty) {
+    if (keys_[slot] == key) return;
+    slot = (slot + 1) & mask_;
+  }
+  keys_[slot] = key;
+  values_[slot] = merge;
+  ++size_;
+}
 
 bool byte_level_decode(std::string_view spelled, std::string* raw) {
   raw->clear();
@@ -115,9 +144,7 @@ Status TokenizerModel::add_merge(std::string_view left, std::string_view right, 
                       "{}: merges[{}] '{} {}' refers to a token not in the vocabulary", source, rank, left,
                       right);
   }
-  const uint64_t key =
-      (static_cast<uint64_t>(static_cast<uint32_t>(left_id)) << 32) | static_cast<uint32_t>(right_id);
-  merges.emplace(key, BpeMerge{rank, result});  // a repeated pair keeps its first (lowest) rank
+  merges.insert(merge_key(left_id, right_id), BpeMerge{rank, result});
   return Status::ok();
 }
 

@@ -19,12 +19,46 @@ struct BpeMerge {
   int32_t result = 0;  // id of the merged token
 };
 
+// Open-addressing map from a token pair (left id << 32 | right id) to its merge: the BPE inner loop looks
+// pairs up constantly, and a flat table keeps each probe to one cache line instead of a node chase.
+class MergeTable {
+ public:
+  void reserve(size_t n);
+  // Keeps the first merge of a pair (the lowest rank), as HF does for repeated merges.
+  void insert(uint64_t key, BpeMerge merge);
+  const BpeMerge* find(uint64_t key) const {
+    if (keys_.empty()) return nullptr;
+    for (size_t slot = bucket(key);; slot = (slot + 1) & mask_) {
+      if (keys_[slot] == key) return &values_[slot];
+      if (keys_[slot] == kEmpty) return nullptr;
+    }
+  }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};  // no pair of valid ids (< 2^31) has this key
+  size_t bucket(uint64_t key) const {
+    return static_cast<size_t>((key * 0x9e3779b97f4a7c15ull) >> shift_) & mask_;
+  }
+  void grow();
+
+  std::vector<uint64_t> keys_;
+  std::vector<BpeMerge> values_;
+  size_t mask_ = 0;
+  int shift_ = 64;
+  size_t size_ = 0;
+};
+
+inline uint64_t merge_key(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+
 struct TokenizerModel {
   std::vector<std::string> token_bytes;               // [vocab] raw bytes of each token
   std::unordered_map<std::string_view, int32_t> ids;  // raw bytes -> id (views into token_bytes)
   std::vector<uint8_t> special;                       // [vocab] 1 for control/special tokens
   std::vector<int32_t> byte_ids;                      // [256] id of each single-byte token, -1 if none
-  std::unordered_map<uint64_t, BpeMerge> merges;      // (left id << 32 | right id) -> merge
+  MergeTable merges;                                  // merge_key(left, right) -> merge
   bool ignore_merges = false;  // a pre-token that is itself in the vocab is one token (Llama-3)
   bool add_prefix_space = false;
   PreTokenizer pre_tokenizer;
