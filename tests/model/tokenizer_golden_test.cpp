@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "model/tokenizer.h"
@@ -106,6 +107,25 @@ TEST_F(Llama3Tokenizer, Speed500KB) {
   std::printf("tokenized %zu bytes into %zu tokens in %.3f s (%.1f MB/s)\n", text.size(), ids.size(), seconds,
               text.size() / seconds / 1e6);
   EXPECT_GT(ids.size(), text.size() / 8);
+  EXPECT_LT(seconds, 3.0);
+  EXPECT_EQ(tokenizer_->decode(ids), text);
+}
+
+// Random letter strings defeat the per-call cache: every word is merged from bytes.
+TEST_F(Llama3Tokenizer, Speed500KBRandomWords) {
+  std::string text;
+  std::mt19937 rng(777);
+  while (text.size() < 500 * 1000) {
+    text += ' ';
+    const uint32_t length = 1 + rng() % 10;
+    for (uint32_t i = 0; i < length; ++i) text += static_cast<char>('a' + rng() % 26);
+    if (rng() % 13 == 0) text += ".\n";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto ids = tokenizer_->encode(text, false);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("tokenized %zu bytes of random words into %zu tokens in %.3f s\n", text.size(), ids.size(),
+              seconds);
   EXPECT_LT(seconds, 3.0);
   EXPECT_EQ(tokenizer_->decode(ids), text);
 }
