@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "attention/cpu/plan_cpu_detail.h"
 
@@ -49,6 +50,37 @@ __attribute__((target_clones("avx", "default"))) void score_key_tile(const float
   }
 }
 
+// p[j] *= scale for j in [0, n); returns the largest product (a maximum does not depend on the order).
+__attribute__((target_clones("avx", "default"))) float scale_and_max(float* p, int64_t n, float scale) {
+  Vec8 lane_max = Vec8{} - std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    Vec8 v;
+    std::memcpy(&v, p + j, sizeof(Vec8));
+    v = v * scale;
+    std::memcpy(p + j, &v, sizeof(Vec8));
+    lane_max = lane_max > v ? lane_max : v;
+  }
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int lane = 0; lane < kLanes; ++lane) max_score = std::max(max_score, lane_max[lane]);
+  for (; j < n; ++j) {
+    p[j] = p[j] * scale;
+    max_score = std::max(max_score, p[j]);
+  }
+  return max_score;
+}
+
+// p[j] *= inv, vertical[j] += p[j] for j in [0, n); then slash[o] += p[last - o] for o in [0, n).
+__attribute__((target_clones("avx", "default"))) void accumulate_row(float* __restrict p, int64_t n,
+                                                                     float inv, float* __restrict vertical,
+                                                                     float* __restrict slash) {
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = p[j] * inv;
+    vertical[j] += p[j];
+  }
+  for (int64_t o = 0; o < n; ++o) slash[o] += p[n - 1 - o];
+}
+
 void interval_slash_scores(const QkSource& source, int q_head, int64_t rows, SlashScores* out) {
   const int64_t seq_len = source.shape.seq_len;
   const int d = source.shape.head_dim;
@@ -59,15 +91,12 @@ void interval_slash_scores(const QkSource& source, int q_head, int64_t rows, Sla
 
   std::vector<float> q(static_cast<size_t>(padded_rows) * d, 0.0f);  // [padded_rows, d], zero padding
   for (int64_t r = 0; r < rows; ++r) source.load_q(first_row + r, q_head, q.data() + r * d);
-  std::vector<float> scores(static_cast<size_t>(padded_rows) * ld);  // [padded_rows, ld]
-  std::vector<float> kt(static_cast<size_t>(d) * kKeyTile);          // [d, kKeyTile]
-  std::vector<float> key(d);
+  // [padded_rows, ld], left uninitialised: every entry a row reads is written by score_key_tile first.
+  const std::unique_ptr<float[]> scores(new float[static_cast<size_t>(padded_rows) * ld]);
+  std::vector<float> kt(static_cast<size_t>(d) * kKeyTile);  // [d, kKeyTile]
   for (int64_t j0 = 0; j0 < seq_len; j0 += kKeyTile) {
     const int width = static_cast<int>(std::min<int64_t>(kKeyTile, seq_len - j0));
-    for (int jj = 0; jj < width; ++jj) {
-      source.load_k(j0 + jj, kv_head, key.data());
-      for (int t = 0; t < d; ++t) kt[t * kKeyTile + jj] = key[t];
-    }
+    for (int jj = 0; jj < width; ++jj) source.load_k(j0 + jj, kv_head, kt.data() + jj, kKeyTile);
     for (int jj = width; jj < kKeyTile; ++jj) {
       for (int t = 0; t < d; ++t) kt[t * kKeyTile + jj] = 0.0f;
     }
@@ -75,7 +104,7 @@ void interval_slash_scores(const QkSource& source, int q_head, int64_t rows, Sla
     const int row_begin =
         static_cast<int>(std::clamp<int64_t>(j0 - first_row, 0, rows - 1) / kRowGroup * kRowGroup);
     score_key_tile(q.data() + static_cast<int64_t>(row_begin) * d, padded_rows - row_begin, d, kt.data(),
-                   scores.data() + row_begin * ld + j0, ld);
+                   scores.get() + row_begin * ld + j0, ld);
   }
 
   out->vertical.assign(seq_len, 0.0f);
@@ -85,24 +114,15 @@ void interval_slash_scores(const QkSource& source, int q_head, int64_t rows, Sla
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t row = first_row + r;
     const int64_t keys = row + 1;
-    float* p = scores.data() + r * ld;
-    float max_score = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < keys; ++j) {
-      p[j] = p[j] * source.scale;
-      max_score = std::max(max_score, p[j]);
-    }
+    float* p = scores.get() + r * ld;
+    const float max_score = scale_and_max(p, keys, source.scale);
     // Serial on purpose: the sum's rounding must not depend on the vector width.
     float sum = 0.0f;
     for (int64_t j = 0; j < keys; ++j) {
       p[j] = std::exp(p[j] - max_score);
       sum += p[j];
     }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < keys; ++j) {
-      p[j] = p[j] * inv;
-      vertical[j] += p[j];
-    }
-    for (int64_t o = 0; o < keys; ++o) slash[o] += p[row - o];
+    accumulate_row(p, keys, 1.0f / sum, vertical, slash);
   }
 }
 

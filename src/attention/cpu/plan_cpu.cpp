@@ -13,24 +13,24 @@ namespace sacc {
 namespace cpu_plan {
 namespace {
 
-void widen_row(const void* base, DType dtype, int64_t offset, int d, float* out) {
+void widen_row(const void* base, DType dtype, int64_t offset, int d, float* out, int64_t out_stride) {
   if (dtype == DType::F32) {
     const float* src = static_cast<const float*>(base) + offset;
-    std::copy(src, src + d, out);
+    for (int t = 0; t < d; ++t) out[t * out_stride] = src[t];
     return;
   }
   const uint16_t* src = static_cast<const uint16_t*>(base) + offset;
-  for (int t = 0; t < d; ++t) out[t] = bf16_to_float(src[t]);
+  for (int t = 0; t < d; ++t) out[t * out_stride] = bf16_to_float(src[t]);
 }
 
 }  // namespace
 
-void QkSource::load_q(int64_t token, int q_head, float* out) const {
-  widen_row(q, q_dtype, token * q_token_stride + q_head * q_head_stride, shape.head_dim, out);
+void QkSource::load_q(int64_t token, int q_head, float* out, int64_t out_stride) const {
+  widen_row(q, q_dtype, token * q_token_stride + q_head * q_head_stride, shape.head_dim, out, out_stride);
 }
 
-void QkSource::load_k(int64_t token, int kv_head, float* out) const {
-  widen_row(k, k_dtype, token * kv_token_stride + kv_head * kv_head_stride, shape.head_dim, out);
+void QkSource::load_k(int64_t token, int kv_head, float* out, int64_t out_stride) const {
+  widen_row(k, k_dtype, token * kv_token_stride + kv_head * kv_head_stride, shape.head_dim, out, out_stride);
 }
 
 }  // namespace cpu_plan

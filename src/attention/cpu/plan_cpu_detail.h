@@ -27,9 +27,10 @@ struct QkSource {
   int64_t kv_token_stride = 0, kv_head_stride = 0;
   float scale = 0.0f;  // softmax scale applied to q . k
 
-  // Widen one row to fp32: out [d].
-  void load_q(int64_t token, int q_head, float* out) const;
-  void load_k(int64_t token, int kv_head, float* out) const;
+  // Widen one row to fp32: out[t * out_stride] for t in [0, d) (out_stride > 1 writes a column of a
+  // transposed tile).
+  void load_q(int64_t token, int q_head, float* out, int64_t out_stride = 1) const;
+  void load_k(int64_t token, int kv_head, float* out, int64_t out_stride = 1) const;
 };
 
 // ---- Interval-Slash
