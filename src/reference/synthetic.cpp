@@ -46,27 +46,33 @@ std::vector<int32_t> distinct_sorted(Rng& rng, int64_t lo, int64_t hi, int64_t c
 Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
   const AttentionShape& shape = config.shape;
   SACC_RETURN_IF_ERROR(shape.validate());
-  if (shape.head_dim < 8 || shape.head_dim % 2 != 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "synthetic input: head dim must be even and >= 8, got {}",
-                      shape.head_dim);
-  }
-  if (config.sinks < 0 || config.verticals < 0 || config.slashes < 0 || config.local_width < 1) {
+  if (shape.head_dim < 16 || shape.head_dim % 2 != 0) {
     return make_error(StatusCode::INVALID_ARGUMENT,
-                      "synthetic input: sinks, verticals, slashes must be >= 0 and local width >= 1");
+                      "synthetic input: head dim must be even and >= 16, got {}", shape.head_dim);
+  }
+  if (config.sinks < 0 || config.verticals < 0 || config.slashes < 0 || config.local_width < 1 ||
+      config.topic_segment < 1 || config.topics < 1 || config.topics > 8 || config.topic_logit < 0.0) {
+    return make_error(
+        StatusCode::INVALID_ARGUMENT,
+        "synthetic input: sinks, verticals, slashes, topic logit must be >= 0, local width and topic "
+        "segment >= 1, topics in [1, 8]");
   }
   const int64_t seq_len = shape.seq_len;
   const int d = shape.head_dim;
   const int hq = shape.num_q_heads;
   const int hkv = shape.num_kv_heads;
   // Feature layout per head: rotary pairs in dims [0, 2F), the sink direction in dim 2F, the vertical one in
-  // 2F+1.
-  const int pairs = (d - 2) / 2;
+  // 2F+1, the topics in the next four (topic t is +-e_{t mod 4}: other topics are orthogonal or opposite).
+  const int pairs = (d - 6) / 2;
   const int sink_dim = 2 * pairs;
   const int vertical_dim = sink_dim + 1;
+  const int topic_dim = sink_dim + 2;
   // Every feature is scaled so a full hit gives `structure_logit` after the 1/sqrt(d) softmax scale.
   const double hit = config.structure_logit * std::sqrt(static_cast<double>(d));
   const double feature = std::sqrt(hit);
   const double rotary = std::sqrt(hit / pairs);
+  const double topic_feature = std::sqrt(config.topic_logit * std::sqrt(static_cast<double>(d)));
+  const int64_t segments = (seq_len + config.topic_segment - 1) / config.topic_segment;
   // Uniform noise of variance s^2 on q and k gives q.k/sqrt(d) a standard deviation of s^2.
   const double noise = std::sqrt(config.noise_logit) * std::sqrt(3.0);
 
@@ -89,6 +95,13 @@ Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
       sin_table[i * pairs + f] = static_cast<float>(std::sin(theta[f] * static_cast<double>(i)));
     }
   }
+
+  // Topic of every (KV head, segment); a query uses its own segment's topic.
+  std::vector<int> topic(static_cast<size_t>(hkv * segments));
+  for (int& t : topic) t = static_cast<int>(rng.below(config.topics));
+  auto add_topic = [&](float* x, int t, double weight) {
+    x[topic_dim + t % 4] += static_cast<float>((t < 4 ? 1.0 : -1.0) * weight * topic_feature);
+  };
 
   out.planted.vertical_columns.resize(hkv);
   out.planted.slash_offsets.resize(hkv);
@@ -124,6 +137,7 @@ Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
       }
       if (j < sinks) k[sink_dim] += static_cast<float>(feature);
       k[vertical_dim] += static_cast<float>(feature * column_weight[j]);
+      add_topic(k, topic[kh * segments + j / config.topic_segment], 1.0);
     }
     out.planted.vertical_columns[kh] = std::move(columns);
     out.planted.slash_offsets[kh] = std::move(offsets);
@@ -131,9 +145,11 @@ Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
 
   for (int h = 0; h < hq; ++h) {
     // Heads weigh the features differently, as real heads do (some mostly local, some mostly vertical, ...).
-    const double w_sink = config.vary_heads ? rng.uniform(0.5, 1.1) : 1.0;
+    const double w_sink = config.vary_heads ? rng.uniform(0.3, 1.0) : 1.0;
     const double w_vertical = config.vary_heads ? rng.uniform(0.3, 1.1) : 1.0;
     const double w_rotary = config.vary_heads ? rng.uniform(0.5, 1.1) : 1.0;
+    const double w_topic = config.vary_heads ? rng.uniform(0.0, 1.5) : 1.0;
+    const int kv_head = h / shape.group_size();
     for (int64_t i = 0; i < seq_len; ++i) {
       float* q = qkv.q.data() + (i * hq + h) * static_cast<int64_t>(d);
       for (int t = 0; t < d; ++t) q[t] = static_cast<float>(rng.uniform(-noise, noise));
@@ -143,6 +159,7 @@ Result<SyntheticInput> make_synthetic_input(const SyntheticConfig& config) {
       }
       q[sink_dim] += static_cast<float>(w_sink * feature);
       q[vertical_dim] += static_cast<float>(w_vertical * feature);
+      add_topic(q, topic[kv_head * segments + i / config.topic_segment], w_topic);
     }
   }
 

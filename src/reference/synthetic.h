@@ -5,6 +5,10 @@
 //  * slash diagonals and local attention: rotary features (one set of frequencies shared by all heads, like
 //    RoPE but spread over (0, pi)) make q_i . k_j depend on i - j only; it peaks at the planted offsets and,
 //    decaying, at the local offsets 0, 1, 2, ...; the side lobes give every diagonal some mass, as RoPE does;
+//  * topics (what block-cluster heads exploit): the text is cut into segments, each about one of a few
+//  topics;
+//    keys carry their segment's topic and queries their own segment's, so a query attends to every segment
+//    on its topic (block-shaped attention);
 //  * noise on every dimension (uniform, with the variance that gives the stated logit noise).
 // Query heads of one group weigh the features differently, so heads differ as in real models. Values are
 // rounded to bf16 by default (what the engine's kernels see). Cost is O(L * (Hq + Hkv) * d): about a second
@@ -26,8 +30,11 @@ struct SyntheticConfig {
   int local_width = 8;  // local attention: offsets [0, local_width), weights halving per step
   int slashes = 4;      // planted slash offsets per KV head beyond the local band
   // Logit of a planted sink / vertical / slash hit for a query head of weight 1.
-  double structure_logit = 9.0;
-  double noise_logit = 1.0;  // standard deviation of the logit noise between unrelated q and k
+  double structure_logit = 12.0;
+  double topic_logit = 2.5;  // logit between a query and a key on the same topic (0: no topics)
+  int topic_segment = 512;   // tokens per topic segment
+  int topics = 6;            // distinct topics (at most 8)
+  double noise_logit = 0.5;  // standard deviation of the logit noise between unrelated q and k
   bool bf16_values = true;   // round Q/K/V to bf16
   bool vary_heads = true;  // false: every query head weighs every feature 1 (all structure at full strength)
 };

@@ -24,11 +24,12 @@ TEST(PlantedStructure, IntervalSlashFindsThePlantedLines) {
   config.noise_logit = 0.2;
   config.local_width = 2;
   config.vary_heads = false;
+  config.topic_logit = 0.0;
   Result<SyntheticInput> input = make_synthetic_input(config);
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
   const QkvView qkv = input->qkv.view();
   const EstimationConfig estimation{64, config.sinks, config.local_width};
-  const PatternSpec spec = parse_pattern("interval-slash:32,32").value();
+  const PatternSpec spec = parse_pattern("interval-slash:32,64").value();
   int planted = 0, significant = 0;
   for (int h = 0; h < config.shape.num_q_heads; ++h) {
     const int kv_head = h / config.shape.group_size();

@@ -119,7 +119,7 @@ TEST(Synthetic, DeterministicBf16AndSeedDependent) {
   for (int32_t j : a.planted.vertical_columns[1]) EXPECT_TRUE(j >= config.sinks && j < 257);
   config.shape.head_dim = 7;
   EXPECT_FALSE(make_synthetic_input(config).is_ok());
-  config.shape = {1, 1, 1, 8};
+  config.shape = {1, 1, 1, 16};
   EXPECT_TRUE(make_synthetic_input(config).is_ok());  // tiny inputs plant what fits
 }
 

@@ -29,8 +29,8 @@ std::vector<std::string> default_patterns(int64_t seq_len, int block_k) {
       fmt::format("triangular:64,{}", window),
       fmt::format("interval-slash:{},{}", verticals, slashes),
       fmt::format("block-cluster:{}", blocks),
-      fmt::format("interval-slash:{},{}@0.95", 2 * verticals, 2 * slashes),
-      fmt::format("block-cluster:{}@0.95", 2 * blocks),
+      fmt::format("interval-slash:{},{}@0.9", 2 * verticals, 2 * slashes),
+      fmt::format("block-cluster:{}@0.9", 2 * blocks),
   };
 }
 

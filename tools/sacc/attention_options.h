@@ -23,8 +23,8 @@ struct IndexOptions {
 
 struct DemoOptions {
   int64_t seq_len = 8192;
-  int num_q_heads = 8;
-  int num_kv_heads = 2;
+  int num_q_heads = 4;  // one Llama-like KV group (4 query heads per KV head) keeps the demo quick on 2 cores
+  int num_kv_heads = 1;
   int head_dim = 128;
   uint64_t seed = 1;
   std::vector<std::string> patterns;  // empty: a default set scaled to the length

@@ -186,12 +186,12 @@ void add_attention_command(CLI::App& app, CommandBody& body) {
                 "reduce budgets larger than the input (KV, KS > L; KB > key blocks) instead of failing");
   cmd->add_option("--len", demo->seq_len, "--demo: sequence length L; default 8192")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cmd->add_option("--heads", demo->num_q_heads, "--demo: query heads Hq; default 8")
+  cmd->add_option("--heads", demo->num_q_heads, "--demo: query heads Hq; default 4")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--kv-heads", demo->num_kv_heads, "--demo: KV heads Hkv (divides Hq); default 2")
+  cmd->add_option("--kv-heads", demo->num_kv_heads, "--demo: KV heads Hkv (divides Hq); default 1")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--head-dim", demo->head_dim, "--demo: head dim d (even, >= 8); default 128")
-      ->check(CLI::Range(8, 1024));
+  cmd->add_option("--head-dim", demo->head_dim, "--demo: head dim d (even, >= 16); default 128")
+      ->check(CLI::Range(16, 1024));
   cmd->add_option("--seed", demo->seed, "--demo: seed of the synthetic input; default 1");
 
   cmd->callback([&body, file, options, demo, run_demo] {
