@@ -17,21 +17,48 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Budgets scaled to the length so the table means something from 1K to 128K tokens.
-std::vector<std::string> default_patterns(int64_t seq_len, int block_k) {
-  const int64_t key_blocks = (seq_len + block_k - 1) / block_k;
-  const int64_t window = std::max<int64_t>(64, seq_len / 16);
-  const int64_t verticals = std::max<int64_t>(1, seq_len / 16);
-  const int64_t slashes = std::max<int64_t>(1, seq_len / 64);
-  const int64_t blocks = std::max<int64_t>(2, key_blocks / 8);
-  return {
-      "dense",
-      fmt::format("triangular:64,{}", window),
-      fmt::format("interval-slash:{},{}", verticals, slashes),
-      fmt::format("block-cluster:{}", blocks),
-      fmt::format("interval-slash:{},{}@0.9", 2 * verticals, 2 * slashes),
-      fmt::format("block-cluster:{}@0.9", 2 * blocks),
-  };
+// The smallest knob value in [1, limit] whose predicted density reaches `target` (the cost model's search,
+// DESIGN.md §5, in miniature): patterns are compared at equal cost.
+int64_t knob_for_density(PatternSpec spec, int64_t PatternSpec::*knob, int64_t limit, double target,
+                         const IndexGeometry& geometry, int head_dim, const EstimationConfig& estimation) {
+  int64_t lo = 1, hi = std::max<int64_t>(1, limit);
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    spec.*knob = mid;
+    if (predict_cost(spec, geometry, head_dim, estimation).density() >= target) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+// One pattern of each kind at the same predicted density, and the adaptive variants capped at twice that.
+std::vector<std::string> default_patterns(const IndexGeometry& geometry, int head_dim,
+                                          const EstimationConfig& estimation, double target) {
+  const int64_t seq_len = geometry.seq_len;
+  PatternSpec triangular = parse_pattern("triangular:64,1").value();
+  triangular.sink = std::min<int64_t>(64, seq_len);
+  triangular.window =
+      knob_for_density(triangular, &PatternSpec::window, seq_len, target, geometry, head_dim, estimation);
+  PatternSpec slash = parse_pattern("interval-slash:1,1").value();
+  slash.vertical = std::min<int64_t>(seq_len, std::max<int64_t>(estimation.sink_keys + 1, seq_len / 64));
+  slash.slash = knob_for_density(slash, &PatternSpec::slash, seq_len, target, geometry, head_dim, estimation);
+  PatternSpec blocks = parse_pattern("block-cluster:1").value();
+  blocks.blocks = knob_for_density(blocks, &PatternSpec::blocks, geometry.num_k_blocks(), target, geometry,
+                                   head_dim, estimation);
+  PatternSpec adaptive_slash = slash;
+  adaptive_slash.slash =
+      knob_for_density(slash, &PatternSpec::slash, seq_len, 2 * target, geometry, head_dim, estimation);
+  adaptive_slash.vertical = std::min(seq_len, 2 * slash.vertical);
+  adaptive_slash.gamma = 0.9;
+  PatternSpec adaptive_blocks = blocks;
+  adaptive_blocks.blocks = knob_for_density(blocks, &PatternSpec::blocks, geometry.num_k_blocks(), 2 * target,
+                                            geometry, head_dim, estimation);
+  adaptive_blocks.gamma = 0.9;
+  return {"dense",           to_string(triangular),     to_string(slash),
+          to_string(blocks), to_string(adaptive_slash), to_string(adaptive_blocks)};
 }
 
 struct Row {
@@ -64,7 +91,9 @@ Status run_attention_demo(const DemoOptions& demo, const IndexOptions& options) 
   SACC_RETURN_IF_ERROR(geometry.validate());
   std::vector<PatternSpec> specs;
   const std::vector<std::string> names =
-      demo.patterns.empty() ? default_patterns(demo.seq_len, options.block_k) : demo.patterns;
+      demo.patterns.empty()
+          ? default_patterns(geometry, demo.head_dim, options.estimation, demo.target_density)
+          : demo.patterns;
   for (const std::string& name : names) {
     SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_pattern(name));
     specs.push_back(options.clamp_budgets ? ref::clamp_pattern_to_length(spec, geometry) : spec);

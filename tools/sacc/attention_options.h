@@ -27,7 +27,9 @@ struct DemoOptions {
   int num_kv_heads = 1;
   int head_dim = 128;
   uint64_t seed = 1;
-  std::vector<std::string> patterns;  // empty: a default set scaled to the length
+  std::vector<std::string>
+      patterns;  // empty: one pattern per kind at `target_density`, and adaptive variants
+  double target_density = 0.15;
 };
 
 // Runs every pattern on a synthetic long-context input and prints density, attention recall, relative error

@@ -192,6 +192,11 @@ void add_attention_command(CLI::App& app, CommandBody& body) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--head-dim", demo->head_dim, "--demo: head dim d (even, >= 16); default 128")
       ->check(CLI::Range(16, 1024));
+  cmd->add_option(
+         "--density", demo->target_density,
+         "--demo: predicted density (cost model) the default patterns are sized to; adaptive variants "
+         "are capped at twice it; default 0.15")
+      ->check(CLI::Range(0.001, 1.0));
   cmd->add_option("--seed", demo->seed, "--demo: seed of the synthetic input; default 1");
 
   cmd->callback([&body, file, options, demo, run_demo] {
