@@ -71,6 +71,7 @@ Result<GgufHyperparams> read_gguf_hyperparams(const GgufFile& file) {
   hp.tied_embeddings = file.find_tensor("output.weight") == nullptr;
   hp.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
   hp.rope_rows_interleaved = hp.architecture == "llama";
+  hp.rope_freqs_tensor = file.find_tensor("rope_freqs.weight") != nullptr;
   return hp;
 }
 

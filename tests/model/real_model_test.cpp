@@ -61,6 +61,8 @@ TEST(SmolLM2, Metadata) {
   EXPECT_EQ(hp->rope_freq_base, 100000.0);
   EXPECT_TRUE(hp->tied_embeddings);
   EXPECT_FALSE(hp->qkv_bias);
+  EXPECT_TRUE(hp->rope_rows_interleaved);
+  EXPECT_FALSE(hp->rope_freqs_tensor);
   EXPECT_EQ(file->tensors().size(), 272u);
   EXPECT_EQ(file->find_tensor("token_embd.weight")->type.name, "Q8_0");
   EXPECT_EQ(file->find_tensor("blk.0.attn_q.weight")->type.name, "Q4_1");
@@ -136,6 +138,9 @@ TEST(Qwen25Coder05B, MetadataAndTokenizer) {
   EXPECT_FALSE(t.adds_bos());
   EXPECT_EQ(t.decode(t.encode(kText, true)), kText);
   EXPECT_EQ(t.encode("12345", false).size(), 5u);
+  EXPECT_EQ(t.encode("<|im_start|>user", false).front(), t.token_id("<|im_start|>"));
+  EXPECT_EQ(t.token_id("<|im_start|>"), 151644);
+  EXPECT_TRUE(t.is_special(151644));
   auto rendered = t.apply_chat_template({{ChatMessage{"user", "hi"}}}, true);
   ASSERT_TRUE(rendered.is_ok());
   EXPECT_EQ(
