@@ -1,5 +1,6 @@
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/cuda/cuda_kernels.h"
@@ -65,21 +66,23 @@ __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int heads, int hea
       row[c] = to_bf(to_f(row[c]) + to_f(bias[c]));
     return;
   }
+  // One thread per rotary pair i: its angle is computed once and applied to that pair of every head.
   const double position = static_cast<double>(first_position + blockIdx.x);
-  for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
-    const int h = p / half, i = p % half;
-    const int lo = h * head_dim + i, hi = lo + half;
-    float a = to_f(row[lo]), b = to_f(row[hi]);
-    if (bias) {
-      a += to_f(bias[lo]);
-      b += to_f(bias[hi]);
-    }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
     // The angle in double: a float angle at position 1e5 is off by ~0.01 rad.
     double s, c;
     sincos(position * inv_freq[i], &s, &c);
     const float cf = static_cast<float>(c), sf = static_cast<float>(s);
-    row[lo] = to_bf(a * cf - b * sf);
-    row[hi] = to_bf(b * cf + a * sf);
+    for (int h = 0; h < heads; ++h) {
+      const int lo = h * head_dim + i, hi = lo + half;
+      float a = to_f(row[lo]), b = to_f(row[hi]);
+      if (bias) {
+        a += to_f(bias[lo]);
+        b += to_f(bias[hi]);
+      }
+      row[lo] = to_bf(a * cf - b * sf);
+      row[hi] = to_bf(b * cf + a * sf);
+    }
   }
 }
 
@@ -195,8 +198,9 @@ cudaError_t bias_rope(uint16_t* x, int64_t stride, int64_t rows, int heads, int 
                       const uint16_t* maybe_bias, const double* maybe_inv_freq, int64_t first_position,
                       cudaStream_t stream) {
   if (!maybe_bias && !maybe_inv_freq) return cudaSuccess;
-  bias_rope_kernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, stride, heads, head_dim, maybe_bias,
-                                                                    maybe_inv_freq, first_position);
+  const int threads = maybe_inv_freq ? std::max(32, head_dim / 2) : 256;
+  bias_rope_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(
+      x, stride, heads, head_dim, maybe_bias, maybe_inv_freq, first_position);
   return cudaGetLastError();
 }
 
