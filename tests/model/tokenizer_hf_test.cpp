@@ -14,6 +14,9 @@ namespace {
 
 using Json = nlohmann::json;
 
+constexpr std::string_view kQwen2Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 std::string make_dir(const std::string& name, const Json& tokenizer, const Json* maybe_config) {
   const std::string dir = ::testing::TempDir() + name;
   std::filesystem::create_directories(dir);
@@ -77,6 +80,32 @@ TEST(HfTokenizer, SmolLM2StylePipeline) {
   EXPECT_EQ(t->encode("a hi12", true), (std::vector<int32_t>{1, t->token_id("a"), hi, one, two}));
   EXPECT_EQ(t->encode("<|im_end|> hi", false), (std::vector<int32_t>{2, hi}));
   EXPECT_EQ(t->decode(t->encode("x\n hi 12!", false)), "x\n hi 12!");
+}
+
+TEST(HfTokenizer, Qwen2StyleSplitAndNfcDeclaration) {
+  Json qwen = smollm_style();
+  qwen["normalizer"] = {{"type", "NFC"}};
+  qwen["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       Json::array({{{"type", "Split"},
+                     {"pattern", {{"Regex", std::string(kQwen2Regex)}}},
+                     {"behavior", "Isolated"},
+                     {"invert", false}},
+                    {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
+  auto t = Tokenizer::from_hf_json(make_dir("hf_qwen", qwen, nullptr) + "/tokenizer.json");
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->pre_tokenizer_name(), "qwen2");
+  EXPECT_FALSE(t->adds_bos());
+  EXPECT_EQ(t->bos_id(), -1);
+  // Qwen2's split isolates single digits; " hi" keeps its leading space.
+  EXPECT_EQ(t->encode(" hi12", true),
+            (std::vector<int32_t>{t->token_id(" hi"), t->token_id("1"), t->token_id("2")}));
+
+  Json split_removed = qwen;
+  split_removed["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed";
+  auto removed = Tokenizer::from_hf_json(make_dir("hf_removed", split_removed, nullptr));
+  EXPECT_EQ(removed.status().code(), StatusCode::UNSUPPORTED);
 }
 
 TEST(HfTokenizer, FileErrors) {
