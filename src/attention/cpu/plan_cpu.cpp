@@ -168,7 +168,7 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   AttentionParams p = params;
   // As the oracle: 1/sqrt(d) in double, rounded once to fp32.
   if (p.softmax_scale == 0.0f)
-    p.softmax_scale = static_cast<float>(1.0 / std::sqrt(double{1.0} * p.shape.head_dim));
+    p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.shape.head_dim)));
   p = p.with_defaults();
   SACC_RETURN_IF_ERROR(validate_inputs(p, patterns, geometry, types));
 
@@ -204,15 +204,18 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   });
 
   // Pooled keys of the KV heads Block-Cluster heads read.
-  std::vector<char> needs_pooled(p.shape.num_kv_heads, 0);
+  std::vector<int> pooled_kv_heads;
   for (int h = 0; h < num_heads; ++h) {
-    if (specs[h].kind == PatternKind::BLOCK_CLUSTER) needs_pooled[h * members / p.shape.group_size()] = 1;
+    const int kv_head = h * members / p.shape.group_size();
+    if (specs[h].kind == PatternKind::BLOCK_CLUSTER &&
+        std::find(pooled_kv_heads.begin(), pooled_kv_heads.end(), kv_head) == pooled_kv_heads.end()) {
+      pooled_kv_heads.push_back(kv_head);
+    }
   }
   std::vector<std::vector<float>> pooled_keys(p.shape.num_kv_heads);
-  parallel_for(p.shape.num_kv_heads, [&](int64_t kv_head) {
-    if (needs_pooled[kv_head]) {
-      pooled_keys[kv_head] = cpu_plan::pooled_keys_transposed(source, static_cast<int>(kv_head), geometry);
-    }
+  parallel_for(static_cast<int64_t>(pooled_kv_heads.size()), [&](int64_t task) {
+    const int kv_head = pooled_kv_heads[task];
+    pooled_keys[kv_head] = cpu_plan::pooled_keys_transposed(source, kv_head, geometry);
   });
 
   std::vector<HeadLists> lists(num_heads);
