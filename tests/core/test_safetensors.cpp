@@ -64,8 +64,9 @@ TEST_F(Safetensors, RoundTripsEveryDtypeWithMetadata) {
     EXPECT_EQ(view->dtype, expected.view.dtype) << expected.name;
     EXPECT_EQ(view->shape, expected.view.shape) << expected.name;
     ASSERT_EQ(view->nbytes(), expected.view.nbytes());
-    if (view->nbytes())
+    if (view->nbytes()) {
       EXPECT_EQ(std::memcmp(view->data, expected.view.data, view->nbytes()), 0) << expected.name;
+    }
   }
   EXPECT_TRUE(file->contains("f16"));
   // The file on disk has the 8-byte aligned header the format recommends.
