@@ -5,6 +5,9 @@
 // Reading memory-maps the file and hands out zero-copy TensorViews into the mapping (valid while the
 // SafetensorsFile lives), so sharded multi-GiB checkpoints open instantly. The header is validated up front:
 // known dtypes, offsets inside the data section, sizes equal to numel * dtype size, no overlapping tensors.
+// A view's data is aligned only as the file lays it out (our writer and HF's: 8-byte aligned data section,
+// but tensor offsets are not padded), so read element by element (load_as_float / memcpy) or copy before
+// casting.
 #pragma once
 
 #include <map>
