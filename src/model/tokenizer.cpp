@@ -166,6 +166,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
   return out;
 }
 
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  std::vector<int32_t> ids = encode(text, adds_bos());
+  if (ids.size() >= 2 && adds_bos() && ids[0] == model_->bos && ids[1] == model_->bos) ids.erase(ids.begin());
+  return ids;
+}
+
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string bytes;
   for (int32_t id : ids) {

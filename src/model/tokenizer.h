@@ -28,8 +28,11 @@ class Tokenizer {
   // tokenizer.ggml.* keys (model "gpt2"), the pre-tokenizer from tokenizer.ggml.pre.
   static Result<Tokenizer> from_gguf(const GgufFile& file);
 
-  // Token ids of `text`; with add_bos, the model's BOS first (when it has one and adds one).
+  // Token ids of `text`; with add_bos, the model's BOS first (when it has one and adds one). Exactly HF's
+  // behaviour, so a text that itself starts with the BOS text gets two BOS tokens.
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
+  // A user's prompt: BOS when the model adds one, unless the text already starts with it (no double BOS).
+  std::vector<int32_t> encode_prompt(std::string_view text) const;
   // Text of `ids`; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD. Special tokens skipped by
   // default.
   std::string decode(std::span<const int32_t> ids, bool skip_special = true) const;

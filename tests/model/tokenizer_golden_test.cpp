@@ -78,6 +78,13 @@ TEST_F(Llama3Tokenizer, GoldenChat) {
   EXPECT_EQ(std::count(ids->begin(), ids->end(), tokenizer_->bos_id()), 1);
 }
 
+TEST_F(Llama3Tokenizer, PromptsGetOneBos) {
+  EXPECT_EQ(tokenizer_->encode_prompt("Hello world"), (std::vector<int32_t>{128000, 9906, 1917}));
+  EXPECT_EQ(tokenizer_->encode_prompt("<|begin_of_text|>Hello world"),
+            (std::vector<int32_t>{128000, 9906, 1917}));
+  EXPECT_EQ(tokenizer_->encode_prompt(""), (std::vector<int32_t>{128000}));
+}
+
 TEST_F(Llama3Tokenizer, RoundTripsArbitraryBytes) {
   std::string text;
   for (int i = 0; i < 2000; ++i) text += static_cast<char>((i * 7919 + 13) % 95 + 32);
