@@ -214,6 +214,10 @@ class CpuBackend final : public Backend {
 Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights,
                                                   const BackendOptions& options) {
   SACC_RETURN_IF_ERROR(weights.config.validate());
+  if (options.attention == AttentionMode::CUDNN || options.attention == AttentionMode::EAGER)
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "--attention {} is a GPU baseline; use --device cuda, or auto/dense/sparse on the CPU",
+                      attention_mode_name(options.attention));
   if (!options.patterns.empty() && static_cast<int>(options.patterns.size()) != weights.config.num_layers)
     return make_error(StatusCode::INVALID_ARGUMENT, "pattern config has {} layers, the model has {}",
                       options.patterns.size(), weights.config.num_layers);

@@ -177,6 +177,9 @@ TEST(CpuForwardErrors, PromptLongerThanReservedOrContext) {
   EXPECT_FALSE(too_long.is_ok());
   Status bad_token = backend->prefill(std::vector<int32_t>{1, 2, spec.vocab}, logits);
   EXPECT_EQ(bad_token.code(), StatusCode::INVALID_ARGUMENT);
+  BackendOptions gpu_only;
+  gpu_only.attention = AttentionMode::CUDNN;
+  EXPECT_EQ(make_cpu_backend(m.weights, gpu_only).status().code(), StatusCode::INVALID_ARGUMENT);
   std::filesystem::remove_all(m.dir);
 }
 
