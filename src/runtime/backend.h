@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,6 +30,11 @@ struct BackendOptions {
   // AUTO: prompts shorter than this run dense (from the cost model; see attention_policy.h).
   int64_t sparse_min_length = 0;
   bool show_progress = true;
+  // Evaluation hooks (CPU backend; the CUDA backend rejects them). Called once per layer during a prefill
+  // with the post-RoPE q [L, Hq, d] and k, v [L, Hkv, d] in fp32, as attention sees them.
+  std::function<void(int layer, const float* q, const float* k, const float* v)> maybe_qkv_observer;
+  // A prefill returns the logits of its last `prefill_logit_rows` positions: logits [rows, V] (default 1).
+  int64_t prefill_logit_rows = 1;
 };
 
 // Peak memory of one device during the run (bytes).
@@ -54,6 +60,10 @@ class Backend {
 };
 
 Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights, const BackendOptions& options);
+// Device bytes the CUDA backend's prefill attention needs for a prompt of `tokens` (kernel workspace and, for
+// sparse prefill, the plan's index space), for the memory plan; 0 in builds without CUDA.
+Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig& config, const BackendOptions& options,
+                                                int64_t tokens);
 // UNSUPPORTED in builds without CUDA.
 Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
                                                    const BackendOptions& options);

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "attention/cpu/cpu_attention.h"
+#include "attention/cpu/plan_cpu.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
-#include "runtime/host_index.h"
 
 namespace sacc {
 namespace {
@@ -131,6 +131,14 @@ class CpuBackend final : public Backend {
           for (int64_t i = 0; i < c * KV; ++i) cache[i] = float_to_bf16(kv[i]);
         }
       }
+      if (start == 0 && options_.maybe_qkv_observer) {
+        std::vector<float> k_f32(n * KV), v_f32(n * KV);  // [n, Hkv, d] each
+        for (int64_t i = 0; i < n * KV; ++i) {
+          k_f32[i] = bf16_to_float(k_cache_[layer][i]);
+          v_f32[i] = bf16_to_float(v_cache_[layer][i]);
+        }
+        options_.maybe_qkv_observer(layer, q.data(), k_f32.data(), v_f32.data());
+      }
       CpuAttentionArgs args;
       args.num_queries = n;
       args.num_keys = start + n;
@@ -147,7 +155,12 @@ class CpuBackend final : public Backend {
         geometry.seq_len = n;
         geometry.shared_per_kv_group = patterns.shared_per_kv_group;
         geometry.num_heads = patterns.shared_per_kv_group ? config_.num_kv_heads : config_.num_heads;
-        Result<SparseIndex> index = build_host_index(patterns, geometry);
+        // Online estimation from this prompt's own post-RoPE Q and cached K (rows 0..n-1).
+        AttentionParams plan_params;
+        plan_params.shape = {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
+        plan_params.q = q.data();                // [n, Hq, d] fp32
+        plan_params.k = k_cache_[layer].data();  // [n, Hkv, d] bf16
+        Result<SparseIndex> index = plan_cpu(plan_params, patterns, geometry, {DType::F32, DType::BF16});
         if (!index) return index.status().with_context(fmt::format("layer {}", layer));
         SACC_RETURN_IF_ERROR(cpu_attention_sparse(args, *index));
       } else {
@@ -165,12 +178,14 @@ class CpuBackend final : public Backend {
       }
       progress.advance();
     }
-    // Only the last position's logits are ever needed (TTFT, decode): never [n, V].
-    std::vector<float> last(D);
-    cpu_rms_norm(x.data() + (n - 1) * D, final_norm_.data(), last.data(), 1, D, eps);
-    logits.resize(config_.vocab);
+    // Only the last position's logits are needed for TTFT and decode, never [n, V]; evaluations may ask a
+    // prefill for the last `prefill_logit_rows` positions: logits [rows, V].
+    const int64_t rows = start == 0 ? std::clamp<int64_t>(options_.prefill_logit_rows, 1, n) : 1;
+    std::vector<float> last(rows * D);
+    cpu_rms_norm(x.data() + (n - rows) * D, final_norm_.data(), last.data(), rows, D, eps);
+    logits.resize(rows * config_.vocab);
     const std::vector<float>& head = config_.tied_embeddings ? embed_ : lm_head_;
-    cpu_linear(last.data(), head.data(), logits.data(), 1, D, config_.vocab, false);
+    cpu_linear(last.data(), head.data(), logits.data(), rows, D, config_.vocab, false);
     position_ = start + n;
     return Status::ok();
   }
@@ -178,12 +193,7 @@ class CpuBackend final : public Backend {
   bool use_sparse(int64_t n) const {
     if (options_.patterns.empty()) return false;
     if (options_.attention == AttentionMode::SPARSE) return true;
-    if (options_.attention != AttentionMode::AUTO || n < options_.sparse_min_length) return false;
-    // AUTO picks sparse only where the host can build the index; estimated patterns stay dense on the CPU.
-    for (const LayerPatterns& layer : options_.patterns)
-      for (const PatternSpec& spec : layer.heads)
-        if (spec.kind != PatternKind::DENSE && spec.kind != PatternKind::TRIANGULAR) return false;
-    return true;
+    return options_.attention == AttentionMode::AUTO && n >= options_.sparse_min_length;
   }
 
   void track_peak(size_t activation_floats) {

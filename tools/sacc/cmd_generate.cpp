@@ -99,16 +99,23 @@ int run_generate(const GenerateArgs& a) {
   Result<std::vector<int32_t>> prompt = prompt_ids(a, *model);
   if (!prompt) return report_error(prompt.status());
 
-  const int64_t tokens = static_cast<int64_t>(prompt->size()) + a.max_new_tokens;
-  MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device);
-  if (Status s = apply_memory_budget(a.budget, *device, plan); !s) return report_error(s);
-  if (Status fits = check_plan(plan, config); !fits) return report_error(fits);
-
   BackendOptions options;
   options.device = *device;
   options.chunk = a.chunk;
   if (Status s = configure_attention(config, *mode, a.pattern, a.pattern_config, options); !s)
     return report_error(s);
+  const int64_t tokens = static_cast<int64_t>(prompt->size()) + a.max_new_tokens;
+  uint64_t attention_bytes = 0;
+  if (!device->is_cpu()) {
+    Result<uint64_t> bytes =
+        cuda_attention_workspace_bytes(config, options, static_cast<int64_t>(prompt->size()));
+    if (!bytes) return report_error(bytes.status());
+    attention_bytes = *bytes;
+  }
+  MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device, attention_bytes);
+  if (Status s = apply_memory_budget(a.budget, *device, plan); !s) return report_error(s);
+  if (Status fits = check_plan(plan, config); !fits) return report_error(fits);
+
   Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
                                                               : make_cuda_backend(model->weights, options);
   if (!backend) return report_error(backend.status());

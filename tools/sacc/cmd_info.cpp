@@ -3,6 +3,8 @@
 
 #include "core/device_info.h"
 #include "model/model_loader.h"
+#include "runtime/attention_policy.h"
+#include "runtime/backend.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
 
@@ -33,7 +35,18 @@ void add_info_command(CLI::App& app, CommandBody& body) {
       if (!device) return report_error(device.status());
       std::printf("%s", config->summary().c_str());
       const int64_t ctx = args->ctx > 0 ? args->ctx : config->max_context;
-      MemoryPlan plan = plan_memory(*config, ctx, args->chunk, *device);
+      // The attention workspace of the default (--attention auto) prefill at this length.
+      uint64_t attention_bytes = 0;
+      if (!device->is_cpu()) {
+        BackendOptions options;
+        options.chunk = args->chunk;
+        if (Status s = configure_attention(*config, AttentionMode::AUTO, "", "", options); !s)
+          return report_error(s);
+        Result<uint64_t> bytes = cuda_attention_workspace_bytes(*config, options, ctx);
+        if (!bytes) return report_error(bytes.status());
+        attention_bytes = *bytes;
+      }
+      MemoryPlan plan = plan_memory(*config, ctx, args->chunk, *device, attention_bytes);
       if (Status s = apply_memory_budget(args->budget, *device, plan); !s) return report_error(s);
       std::printf("%s", plan.describe().c_str());
       if (Status fits = check_plan(plan, *config); !fits) return report_error(fits);

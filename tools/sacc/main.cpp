@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   sacc::cli::add_generate_command(app, body);
   sacc::cli::add_info_command(app, body);
   sacc::cli::add_bench_command(app, body, argc, argv);
+  sacc::cli::add_eval_command(app, body);
+  sacc::cli::add_search_command(app, body);
 
   try {
     app.parse(argc, argv);

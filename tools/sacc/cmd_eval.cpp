@@ -1,0 +1,58 @@
+// `sacc eval niah|ppl|recall`: accuracy of sparse prefill against dense on a real model.
+#include "tools/sacc/commands.h"
+#include "tools/sacc/eval_niah.h"
+#include "tools/sacc/eval_quality.h"
+
+namespace sacc::cli {
+
+void add_eval_command(CLI::App& app, CommandBody& body) {
+  CLI::App* eval = app.add_subcommand("eval", "accuracy of sparse attention against dense on a real model");
+  eval->require_subcommand(1);
+  const std::string settings_help =
+      "';'-separated sparse settings compared with dense: pattern strings (interval-slash:64,512) or "
+      "config:FILE";
+
+  auto niah = std::make_shared<NiahArgs>();
+  CLI::App* n =
+      eval->add_subcommand("niah", "needle in a haystack: exact-match grid over lengths x 11 depths");
+  n->add_option("-m,--model", niah->model, "HF model directory or .gguf file (needs a tokenizer)")
+      ->required();
+  n->add_option("--lengths", niah->lengths, "prompt lengths in tokens (default 1000 2000 4000)")
+      ->delimiter(',');
+  n->add_option("--sparse", niah->sparse, settings_help);
+  n->add_option("--text", niah->text_path, "prose for the haystack (default: Debian's Jargon File)");
+  n->add_option("--device", niah->device, "cpu or cuda[:N] (default: cuda when present)");
+  n->add_option("--out", niah->out_dir, "folder for niah.json and one PNG heat map per setting");
+  n->add_option("--seed", niah->seed, "needle numbers (default 1)");
+  n->callback([&body, niah] { body = [niah] { return run_eval_niah(*niah); }; });
+
+  auto ppl = std::make_shared<PplArgs>();
+  CLI::App* p =
+      eval->add_subcommand("ppl", "perplexity of the last positions of a long text, dense vs sparse");
+  p->add_option("-m,--model", ppl->model, "HF model directory or .gguf file (needs a tokenizer)")->required();
+  p->add_option("--length", ppl->length, "prompt tokens (default 4096)");
+  p->add_option("--last", ppl->last, "positions scored at the end (default 1024)");
+  p->add_option("--sparse", ppl->sparse, settings_help);
+  p->add_option("--text", ppl->text_path, "the text (default: Debian's Jargon File)");
+  p->add_option("--device", ppl->device, "cpu or cuda[:N] (default: cuda when present)");
+  p->add_option("--out", ppl->out_path, "JSON results file");
+  p->callback([&body, ppl] { body = [ppl] { return run_eval_ppl(*ppl); }; });
+
+  auto recall = std::make_shared<RecallArgs>();
+  CLI::App* r =
+      eval->add_subcommand("recall", "per layer and head: attention recall and O error of each setting");
+  r->add_option("-m,--model", recall->model, "HF model directory or .gguf file (needs a tokenizer)")
+      ->required();
+  r->add_option("--length", recall->length, "prompt tokens (default 2048)");
+  r->add_option("--layers", recall->layers, "layers to measure (default every fourth)")->delimiter(',');
+  r->add_option("--sparse", recall->sparse, settings_help);
+  r->add_option("--text", recall->text_path, "the text (default: Debian's Jargon File)");
+  r->add_option("--block-q", recall->block_q, "query block rows (default 64)");
+  r->add_option("--block-k", recall->block_k, "key block width (default 64)");
+  r->add_option("--dump-qkv", recall->dump_qkv_dir,
+                "write the layers' real Q/K/V as layer_<i>.safetensors here");
+  r->add_option("--out", recall->out_path, "JSON results file");
+  r->callback([&body, recall] { body = [recall] { return run_eval_recall(*recall); }; });
+}
+
+}  // namespace sacc::cli

@@ -1,0 +1,101 @@
+#include "tools/sacc/eval_common.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/device_info.h"
+#include "runtime/attention_policy.h"
+#include "runtime/engine.h"
+
+namespace sacc::cli {
+namespace {
+
+constexpr const char* kDefaultProse = "/usr/share/doc/jargon-text/jargon.txt.gz";
+
+}  // namespace
+
+Result<std::string> load_prose(const std::string& path_in) {
+  const std::string path = path_in.empty() ? kDefaultProse : path_in;
+  gzFile file = gzopen(path.c_str(), "rb");  // reads plain files as they are
+  if (!file) {
+    return make_error(StatusCode::NOT_FOUND, "cannot open prose file '{}'{}", path,
+                      path_in.empty() ? " (install Debian's jargon-text package or pass --text FILE)" : "");
+  }
+  std::string raw;
+  char buffer[1 << 16];
+  int got = 0;
+  while ((got = gzread(file, buffer, sizeof buffer)) > 0) raw.append(buffer, got);
+  const bool failed = got < 0;
+  gzclose(file);
+  if (failed) return make_error(StatusCode::CORRUPT_DATA, "'{}': read or decompression failed", path);
+  std::string text;
+  text.reserve(raw.size());
+  for (char c : raw) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\n' || (u >= 32 && u < 127))
+      text.push_back(c);
+    else if (c == '\t')
+      text.push_back(' ');
+  }
+  if (text.size() < 1000) return make_error(StatusCode::CORRUPT_DATA, "'{}' holds too little text", path);
+  return text;
+}
+
+Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text) {
+  EvalModel eval;
+  const bool cuda = device_text.empty() ? cuda_device_count() > 0 : device_text.rfind("cuda", 0) == 0;
+  SACC_ASSIGN_OR_RETURN(eval.device,
+                        parse_device(device_text.empty() ? (cuda ? "cuda" : "cpu") : device_text));
+  ModelLoadOptions load;
+  load.dequantize_to = eval.device.is_cpu() ? DType::F32 : DType::BF16;
+  SACC_ASSIGN_OR_RETURN(eval.model, load_model(spec, load));
+  if (!eval.model.maybe_tokenizer) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "model '{}' has no tokenizer; evals need real text",
+                      spec);
+  }
+  return eval;
+}
+
+Result<std::unique_ptr<Backend>> make_setting_backend(const EvalModel& eval, const std::string& setting,
+                                                      BackendOptions options) {
+  options.device = eval.device;
+  const ModelConfig& config = eval.model.weights.config;
+  if (setting == "dense") {
+    SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::DENSE, "", "", options));
+  } else if (setting.rfind("config:", 0) == 0) {
+    SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::SPARSE, "", setting.substr(7), options));
+  } else {
+    SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::SPARSE, setting, "", options));
+  }
+  return eval.device.is_cpu() ? make_cpu_backend(eval.model.weights, options)
+                              : make_cuda_backend(eval.model.weights, options);
+}
+
+Result<std::string> greedy_continuation(Backend& backend, const EvalModel& eval,
+                                        const std::vector<int32_t>& prompt, int64_t max_new_tokens) {
+  GenerateOptions gen;
+  gen.max_new_tokens = max_new_tokens;
+  gen.stop_tokens = eval.model.stop_tokens;
+  std::vector<int32_t> ids;
+  SACC_ASSIGN_OR_RETURN(
+      GenerationMetrics metrics, generate(backend, prompt, gen, [&](int32_t id) {
+        if (std::find(gen.stop_tokens.begin(), gen.stop_tokens.end(), id) == gen.stop_tokens.end())
+          ids.push_back(id);
+      }));
+  (void)metrics;
+  return eval.model.maybe_tokenizer->decode(ids);
+}
+
+std::vector<std::string> split_settings(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ';')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+}  // namespace sacc::cli

@@ -1,0 +1,36 @@
+// Shared pieces of `sacc eval` and `sacc search`: real prose for haystacks and calibration, model loading,
+// and building a backend for one attention setting ("dense", a pattern string, or "config:FILE").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_loader.h"
+#include "runtime/backend.h"
+
+namespace sacc::cli {
+
+// Long real English prose: `path` (plain text or .gz), or by default the Jargon File from Debian's
+// jargon-text package. The text is cleaned to printable ASCII lines.
+Result<std::string> load_prose(const std::string& path);
+
+struct EvalModel {
+  LoadedModel model;
+  Device device;
+};
+
+Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text);
+
+// A backend for one setting: "dense", a pattern string applied to every head ("interval-slash:256,1024"), or
+// "config:FILE" (per-head config, ours or MInference's). Sparse settings run sparse at every length.
+Result<std::unique_ptr<Backend>> make_setting_backend(const EvalModel& model, const std::string& setting,
+                                                      BackendOptions options);
+
+// Greedy continuation of `prompt` (at most `max_new_tokens`, stopping at the model's stop tokens), decoded.
+Result<std::string> greedy_continuation(Backend& backend, const EvalModel& model,
+                                        const std::vector<int32_t>& prompt, int64_t max_new_tokens);
+
+std::vector<std::string> split_settings(const std::string& text);  // ';'-separated
+
+}  // namespace sacc::cli

@@ -1,0 +1,119 @@
+// `sacc eval recall`: on a real model's Q/K/V (captured from one prefill of real prose), per layer and head,
+// the attention recall and the relative O error of each pattern setting, computed by the CPU oracle.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+#include "model/head_config.h"
+#include "reference/build_index.h"
+#include "reference/dense_attention.h"
+#include "reference/metrics.h"
+#include "reference/sparse_attention.h"
+#include "search/pattern_search.h"
+#include "tools/sacc/commands.h"
+#include "tools/sacc/eval_common.h"
+#include "tools/sacc/eval_quality.h"
+#include "tools/sacc/qkv_capture.h"
+
+namespace sacc::cli {
+namespace {
+
+// One spec per query head for `setting` at `layer`: a pattern for every head, or "config:FILE".
+Result<std::vector<PatternSpec>> setting_specs(const std::string& setting, int layer, int num_heads) {
+  if (setting.rfind("config:", 0) == 0) {
+    SACC_ASSIGN_OR_RETURN(HeadConfig config, load_head_config(setting.substr(7)));
+    if (layer >= static_cast<int>(config.layers.size()) ||
+        static_cast<int>(config.layers[layer].size()) != num_heads) {
+      return make_error(StatusCode::INVALID_ARGUMENT, "{}: no entry for layer {} with {} heads", setting,
+                        layer, num_heads);
+    }
+    return config.layer_patterns(layer).heads;
+  }
+  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_pattern(setting));
+  return std::vector<PatternSpec>(num_heads, spec);
+}
+
+}  // namespace
+
+int run_eval_recall(const RecallArgs& a) {
+  Result<EvalModel> eval = load_eval_model(a.model, "cpu");
+  if (!eval) return report_error(eval.status());
+  const ModelConfig& config = eval->model.weights.config;
+  std::vector<int> layers = a.layers;
+  if (layers.empty()) {
+    for (int layer = 0; layer < config.num_layers; layer += 4) layers.push_back(layer);
+  }
+  Result<std::vector<int32_t>> ids = prose_prompt(*eval, a.text_path, a.length);
+  if (!ids) return report_error(ids.status());
+  Result<std::map<int, ref::HostQkv>> captured = capture_qkv(*eval, *ids, layers);
+  if (!captured) return report_error(captured.status());
+  if (!a.dump_qkv_dir.empty()) {
+    if (Status s = dump_qkv(*captured, a.dump_qkv_dir); !s) return report_error(s);
+  }
+  const std::vector<std::string> settings = split_settings(a.sparse);
+  nlohmann::json out;
+  out["model"] = a.model;
+  out["tokens"] = a.length;
+  out["block_q"] = a.block_q;
+  out["block_k"] = a.block_k;
+  out["settings"] = nlohmann::json::array();
+  std::vector<double> recall_sum(settings.size(), 0.0), error_sum(settings.size(), 0.0),
+      density_sum(settings.size(), 0.0);
+  std::printf("%-6s %-32s %8s %10s %8s\n", "layer", "setting", "recall", "O error", "density");
+  for (size_t s = 0; s < settings.size(); ++s)
+    out["settings"].push_back({{"setting", settings[s]}, {"layers", {}}});
+  for (const auto& [layer, qkv] : *captured) {
+    const ref::QkvView view = qkv.view();
+    Result<ref::AttentionResult> dense = ref::dense_attention(view);
+    if (!dense) return report_error(dense.status());
+    const IndexGeometry geometry{qkv.shape.seq_len, qkv.shape.num_q_heads, a.block_q, a.block_k, false};
+    for (size_t s = 0; s < settings.size(); ++s) {
+      Result<std::vector<PatternSpec>> specs = setting_specs(settings[s], layer, qkv.shape.num_q_heads);
+      if (!specs) return report_error(specs.status());
+      for (PatternSpec& spec : *specs) spec = ref::clamp_pattern_to_length(spec, geometry);
+      Result<SparseIndex> index = ref::build_index(view, *specs, EstimationConfig{}, geometry);
+      if (!index) return report_error(index.status());
+      Result<ref::RecallReport> recall = ref::attention_recall(view, *index);
+      Result<ref::AttentionResult> sparse = ref::sparse_attention(view, *index);
+      if (!recall || !sparse) return report_error(!recall ? recall.status() : sparse.status());
+      Result<std::vector<double>> errors = ref::relative_l2_error_per_head(sparse->o, dense->o, qkv.shape);
+      if (!errors) return report_error(errors.status());
+      const std::vector<double> costs = search::per_head_cost(*index, qkv.shape.head_dim);
+      const double causal = search::per_head_cost(SparseIndex::dense(geometry), qkv.shape.head_dim)[0];
+      double error_mean = 0.0, density_mean = 0.0;
+      for (int h = 0; h < qkv.shape.num_q_heads; ++h) {
+        error_mean += (*errors)[h] / qkv.shape.num_q_heads;
+        density_mean += costs[h] / causal / qkv.shape.num_q_heads;
+      }
+      recall_sum[s] += recall->mean;
+      error_sum[s] += error_mean;
+      density_sum[s] += density_mean;
+      std::printf("%-6d %-32s %8.4f %10.5f %8.3f\n", layer, settings[s].c_str(), recall->mean, error_mean,
+                  density_mean);
+      out["settings"][s]["layers"].push_back({{"layer", layer},
+                                              {"recall_per_head", recall->per_head},
+                                              {"o_error_per_head", *errors},
+                                              {"recall", recall->mean},
+                                              {"o_error", error_mean},
+                                              {"density", density_mean}});
+    }
+  }
+  const double n = static_cast<double>(captured->size());
+  for (size_t s = 0; s < settings.size(); ++s) {
+    out["settings"][s]["mean_recall"] = recall_sum[s] / n;
+    out["settings"][s]["mean_o_error"] = error_sum[s] / n;
+    out["settings"][s]["mean_density"] = density_sum[s] / n;
+    std::printf("%-6s %-32s %8.4f %10.5f %8.3f\n", "mean", settings[s].c_str(), recall_sum[s] / n,
+                error_sum[s] / n, density_sum[s] / n);
+  }
+  if (!a.out_path.empty()) {
+    std::ofstream file(a.out_path);
+    if (!file || !(file << out.dump(1) << "\n")) {
+      return report_error(make_error(StatusCode::IO_ERROR, "cannot write {}", a.out_path));
+    }
+  }
+  return 0;
+}
+
+}  // namespace sacc::cli
