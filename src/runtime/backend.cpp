@@ -29,6 +29,10 @@ const char* attention_mode_name(AttentionMode mode) {
 }
 
 #if !defined(SACC_WITH_CUDA)
+Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig&, const BackendOptions&, int64_t) {
+  return uint64_t{0};
+}
+
 Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights&, const BackendOptions&) {
   return make_error(StatusCode::UNSUPPORTED, "this sacc was built without CUDA; use --device cpu");
 }

@@ -33,6 +33,50 @@ size_t align_up(size_t bytes) {
   return (bytes + kAlign - 1) / kAlign * kAlign;
 }
 
+bool prefill_uses_sparse(const BackendOptions& options, int64_t n) {
+  if (options.patterns.empty()) return false;
+  if (options.attention == AttentionMode::SPARSE) return true;
+  return options.attention == AttentionMode::AUTO && n >= options.sparse_min_length;
+}
+
+IndexGeometry layer_geometry(const ModelConfig& c, const BackendOptions& options, int layer, int64_t n) {
+  const LayerPatterns& p = options.patterns[layer];
+  IndexGeometry g;
+  g.seq_len = n;
+  g.shared_per_kv_group = p.shared_per_kv_group;
+  g.num_heads = p.shared_per_kv_group ? c.num_kv_heads : c.num_heads;
+  return g;
+}
+
+// Device bytes of prefill attention at length n: the kernel's workspace and (sparse) the plan's index space.
+struct AttentionBytes {
+  size_t select = 0, plan = 0;
+};
+
+Result<AttentionBytes> attention_bytes(const ModelConfig& c, const BackendOptions& options, int64_t n) {
+  AttentionBytes b;
+  const AttentionShape shape{n, c.num_heads, c.num_kv_heads, c.head_dim};
+  if (options.attention == AttentionMode::EAGER) {
+    b.select = eager_attention_workspace_bytes(shape);
+  } else if (options.attention == AttentionMode::CUDNN) {
+    return b;
+  } else if (prefill_uses_sparse(options, n)) {
+    for (int l = 0; l < c.num_layers; ++l) {
+      const IndexGeometry g = layer_geometry(c, options, l, n);
+      SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, &g));
+      SACC_ASSIGN_OR_RETURN(size_t bytes, plan_workspace_bytes(shape, options.patterns[l], g));
+      b.select = std::max(b.select, sel.workspace_bytes);
+      b.plan = std::max(b.plan, bytes);
+    }
+  } else {
+    SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, nullptr));
+    b.select = sel.workspace_bytes;
+  }
+  b.select = align_up(b.select);
+  b.plan = align_up(b.plan);
+  return b;
+}
+
 struct DeviceLayer {
   uint16_t *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate_up,
       *w_down;  // see LayerWeights; gate_up [2F, D]
@@ -138,7 +182,7 @@ class CudaBackend final : public Backend {
       return make_error(StatusCode::INVALID_ARGUMENT,
                         "{} prompt tokens exceed the reserved KV cache of {} tokens", n, capacity_);
     last_sparse_ = use_sparse(n);
-    SACC_RETURN_IF_ERROR(allocate_workspace(n, last_sparse_));
+    SACC_RETURN_IF_ERROR(allocate_workspace(n));
     return forward(tokens, logits);
   }
 
@@ -174,51 +218,24 @@ class CudaBackend final : public Backend {
     return cuda_status(cudaStreamSynchronize(stream_), "weight upload");
   }
 
-  bool use_sparse(int64_t n) const {
-    if (options_.patterns.empty()) return false;
-    if (options_.attention == AttentionMode::SPARSE) return true;
-    return options_.attention == AttentionMode::AUTO && n >= options_.sparse_min_length;
-  }
+  bool use_sparse(int64_t n) const { return prefill_uses_sparse(options_, n); }
 
   IndexGeometry geometry_for(int layer, int64_t n) const {
-    const LayerPatterns& p = options_.patterns[layer];
-    IndexGeometry g;
-    g.seq_len = n;
-    g.shared_per_kv_group = p.shared_per_kv_group;
-    g.num_heads = p.shared_per_kv_group ? config_.num_kv_heads : config_.num_heads;
-    return g;
+    return layer_geometry(config_, options_, layer, n);
   }
 
   AttentionShape shape_for(int64_t n) const {
     return {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
   }
 
-  Status allocate_workspace(int64_t n, bool sparse) {
+  Status allocate_workspace(int64_t n) {
     workspace_ = {};  // free the previous prompt's buffers first
-    size_t select_bytes = 0, plan_bytes = 0;
-    const AttentionShape shape = shape_for(n);
-    if (options_.attention == AttentionMode::EAGER) {
-      select_bytes = eager_attention_workspace_bytes(shape);
-    } else if (options_.attention != AttentionMode::CUDNN) {
-      if (sparse) {
-        for (int l = 0; l < config_.num_layers; ++l) {
-          const IndexGeometry g = geometry_for(l, n);
-          SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, &g));
-          SACC_ASSIGN_OR_RETURN(size_t bytes, plan_workspace_bytes(shape, options_.patterns[l], g));
-          select_bytes = std::max(select_bytes, sel.workspace_bytes);
-          plan_bytes = std::max(plan_bytes, bytes);
-        }
-      } else {
-        SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, nullptr));
-        select_bytes = sel.workspace_bytes;
-      }
-    }
-    const CudaWorkspaceSizes s =
-        cuda_workspace_sizes(config_, n, options_.chunk, align_up(select_bytes) + align_up(plan_bytes));
+    SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
+    const CudaWorkspaceSizes s = cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan);
     Workspace w;
     w.tokens = n;
-    w.attention_select_bytes = align_up(select_bytes);
-    w.plan_bytes = align_up(plan_bytes);
+    w.attention_select_bytes = attn.select;
+    w.plan_bytes = attn.plan;
     SACC_ASSIGN_OR_RETURN(w.hidden, DeviceBuffer::create(device_, s.hidden, "hidden states"));
     SACC_ASSIGN_OR_RETURN(w.q_or_mlp, DeviceBuffer::create(device_, s.q_or_mlp, "queries / MLP chunk"));
     SACC_ASSIGN_OR_RETURN(w.attn_out, DeviceBuffer::create(device_, s.attn_out, "attention output"));
@@ -388,6 +405,12 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
+
+Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig& config, const BackendOptions& options,
+                                                int64_t tokens) {
+  SACC_ASSIGN_OR_RETURN(AttentionBytes b, attention_bytes(config, options, tokens));
+  return static_cast<uint64_t>(b.select + b.plan);
+}
 
 Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
                                                    const BackendOptions& options) {
