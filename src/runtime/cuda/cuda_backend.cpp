@@ -424,6 +424,11 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
     return make_error(StatusCode::UNSUPPORTED,
                       "the CUDA backend supports head_dim 64 and 128, the model has {}",
                       weights.config.head_dim);
+  if (options.maybe_qkv_observer || options.prefill_logit_rows != 1)
+    return make_error(
+        StatusCode::UNSUPPORTED,
+        "the Q/K/V observer and multi-row prefill logits are evaluation hooks of the CPU backend "
+        "(use --device cpu)");
   if (options.attention == AttentionMode::CUDNN) SACC_RETURN_IF_ERROR(cudnn_sdpa_available());
   auto backend = std::make_unique<CudaBackend>(weights, options);
   SACC_RETURN_IF_ERROR(backend->load(weights));
