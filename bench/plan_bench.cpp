@@ -21,7 +21,7 @@
 
 #include "attention/cuda/plan_kernels.h"
 #include "attention/cuda/plan_layout.h"
-#include "attention/minference_config.h"
+#include "model/minference_config.h"
 #include "attention/plan.h"
 #include "core/dtype.h"
 #include "reference/build_index.h"

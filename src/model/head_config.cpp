@@ -1,5 +1,7 @@
 #include "model/head_config.h"
 
+#include "model/minference_config.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,47 +14,12 @@ constexpr int kVersion = 1;
 
 using Json = nlohmann::json;
 
-Result<PatternSpec> minference_head(const Json& entry, const std::string& where) {
-  if (!entry.is_array() || entry.size() < 3 || !entry[0].is_string() || !entry[1].is_number() ||
-      !entry[2].is_number()) {
-    return make_error(StatusCode::CORRUPT_DATA, "{}: expected [\"type\", a, b, score]", where);
-  }
-  const std::string type = entry[0].get<std::string>();
-  const int64_t a = entry[1].get<int64_t>(), b = entry[2].get<int64_t>();
-  std::string text;
-  if (type == "vertical_and_slash")
-    text = fmt::format("interval-slash:{},{}", a, b);
-  else if (type == "stream_llm" || type == "a_shape")
-    text = fmt::format("triangular:{},{}", a, b);
-  else if (type == "block_sparse")
-    text = fmt::format("block-cluster:{}", a);
-  else
-    return make_error(StatusCode::UNSUPPORTED, "{}: unknown MInference pattern type '{}'", where, type);
-  Result<PatternSpec> spec = parse_pattern(text);
-  if (!spec) return spec.status().with_context(where);
-  return spec;
-}
-
-Result<HeadConfig> parse_minference(const Json& root, const std::string& origin) {
+Result<HeadConfig> from_minference(const MinferenceConfig& minference) {
   HeadConfig config;
   config.target = "minference";
-  for (size_t layer = 0; layer < root.size(); ++layer) {
-    const Json& heads = root[layer];
-    if (!heads.is_object()) {
-      return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} is not an object of heads", origin, layer);
-    }
-    std::vector<HeadChoiceRecord> records(heads.size());
-    for (auto it = heads.begin(); it != heads.end(); ++it) {
-      const std::string where = fmt::format("{}: layer {} head {}", origin, layer, it.key());
-      char* end = nullptr;
-      const long head = std::strtol(it.key().c_str(), &end, 10);
-      if (it.key().empty() || *end != '\0' || head < 0 || head >= static_cast<long>(records.size())) {
-        return make_error(StatusCode::CORRUPT_DATA, "{}: head keys must be 0..{}", where, records.size() - 1);
-      }
-      SACC_ASSIGN_OR_RETURN(records[head].pattern, minference_head(it.value(), where));
-      if (it.value().size() >= 4 && it.value()[3].is_number())
-        records[head].recall = it.value()[3].get<double>();
-    }
+  for (const auto& heads : minference) {
+    std::vector<HeadChoiceRecord> records;
+    for (const MinferenceHead& head : heads) records.push_back({head.spec});
     config.layers.push_back(std::move(records));
   }
   return config;
@@ -129,7 +96,10 @@ Status HeadConfig::check_fits(int num_layers, int num_q_heads) const {
 Result<HeadConfig> parse_head_config(const std::string& json_text, const std::string& origin) {
   Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
-  if (root.is_array()) return parse_minference(root, origin);
+  if (root.is_array()) {
+    SACC_ASSIGN_OR_RETURN(MinferenceConfig minference, parse_minference_config(json_text, origin));
+    return from_minference(minference);
+  }
   if (root.is_object()) return parse_ours(root, origin);
   return make_error(StatusCode::CORRUPT_DATA, "{}: expected a JSON object or list", origin);
 }

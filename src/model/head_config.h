@@ -5,9 +5,8 @@
 //    "block_q": 128, "block_k": 64, "last_queries": 64,
 //    "layers": [[{"pattern": "interval-slash:1000,6096", "error": 0.012, "recall": 0.97, "density": 0.08},
 //    ...],
-//               ...]}                                                 // [num_layers][num_q_heads]
-// MInference's: a list over layers of {"<head>": ["vertical_and_slash", v, s, score]} (also "stream_llm" /
-// "a_shape" [.., sink, window, ..] and "block_sparse" [.., blocks, ..]).
+//               ...]}                                                  // [num_layers][num_q_heads]
+// MInference's (model/minference_config.h): a list over layers of {"<head>": [type, v, s, score]}.
 #pragma once
 
 #include <string>

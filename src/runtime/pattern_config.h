@@ -1,9 +1,6 @@
-// Per-head pattern configs for sparse prefill, in either format the runtime accepts:
-//  * ours: {"layers": [{"heads": ["interval-slash:1000,6096", {"pattern": "triangular:64,4096", ...}, ...]},
-//  ...]}
-//    (a layer may also be a plain list of head entries);
-//  * MInference's: a list over layers of {"<head>": ["vertical_and_slash" | "a_shape" | "block_sparse", v, s,
-//    score]}.
+// Per-head pattern configs for sparse prefill: our versioned head-config files (written by `sacc search`) or
+// MInference's per-head JSON, both read by model/head_config.h, mapped onto the model's layers. A layer
+// listing one entry per KV head shares one index per KV group.
 #pragma once
 
 #include <string>

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "attention/minference_config.h"
+#include "model/minference_config.h"
 
 namespace sacc {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "attention/cpu/parallel_for.h"
 #include "attention/cpu/plan_cpu.h"
-#include "attention/minference_config.h"
+#include "model/minference_config.h"
 #include "reference/synthetic.h"
 
 namespace sacc {

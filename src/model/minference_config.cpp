@@ -1,4 +1,4 @@
-#include "attention/minference_config.h"
+#include "model/minference_config.h"
 
 #include <charconv>
 #include <fstream>
