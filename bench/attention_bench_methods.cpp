@@ -8,9 +8,9 @@
 #include "attention/cost_model.h"
 #include "attention/cuda/cudnn_sdpa.h"
 #include "attention/cuda/eager_attention.h"
-#include "model/minference_config.h"
 #include "attention/plan.h"
 #include "core/cuda/cuda_check.h"
+#include "model/minference_config.h"
 
 namespace sacc::bench {
 namespace {

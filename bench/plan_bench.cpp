@@ -21,9 +21,9 @@
 
 #include "attention/cuda/plan_kernels.h"
 #include "attention/cuda/plan_layout.h"
-#include "model/minference_config.h"
 #include "attention/plan.h"
 #include "core/dtype.h"
+#include "model/minference_config.h"
 #include "reference/build_index.h"
 #include "reference/qkv.h"
 #include "reference/synthetic.h"

@@ -5,15 +5,18 @@
 namespace sacc {
 
 Status AttentionShape::validate() const {
-  if (seq_len < 1) return make_error(StatusCode::INVALID_ARGUMENT, "attention: sequence length {} < 1", seq_len);
+  if (seq_len < 1)
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: sequence length {} < 1", seq_len);
   if (num_q_heads < 1 || num_kv_heads < 1) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "attention: need >= 1 query and KV head (got Hq={}, Hkv={})",
-                      num_q_heads, num_kv_heads);
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "attention: need >= 1 query and KV head (got Hq={}, Hkv={})", num_q_heads,
+                      num_kv_heads);
   }
   if (num_q_heads % num_kv_heads != 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "attention: query heads ({}) must be a multiple of KV heads ({}) for grouped-query attention",
-                      num_q_heads, num_kv_heads);
+    return make_error(
+        StatusCode::INVALID_ARGUMENT,
+        "attention: query heads ({}) must be a multiple of KV heads ({}) for grouped-query attention",
+        num_q_heads, num_kv_heads);
   }
   if (head_dim < 1) return make_error(StatusCode::INVALID_ARGUMENT, "attention: head dim {} < 1", head_dim);
   return Status::ok();

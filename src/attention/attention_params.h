@@ -20,13 +20,14 @@ struct AttentionShape {
   Status validate() const;
 };
 
-// bf16 tensors, row-major; strides in elements (token stride first, then head stride; the last dim is contiguous).
+// bf16 tensors, row-major; strides in elements (token stride first, then head stride; the last dim is
+// contiguous).
 struct AttentionParams {
   AttentionShape shape;
-  const void* q = nullptr;  // [L, Hq, d]  bf16
-  const void* k = nullptr;  // [L, Hkv, d] bf16
-  const void* v = nullptr;  // [L, Hkv, d] bf16
-  void* o = nullptr;        // [L, Hq, d]  bf16
+  const void* q = nullptr;     // [L, Hq, d]  bf16
+  const void* k = nullptr;     // [L, Hkv, d] bf16
+  const void* v = nullptr;     // [L, Hkv, d] bf16
+  void* o = nullptr;           // [L, Hq, d]  bf16
   float* maybe_lse = nullptr;  // [Hq, L] natural-log log-sum-exp of the scaled scores; may be null
   int64_t q_token_stride = 0, q_head_stride = 0;  // 0: contiguous defaults (Hq*d, d)
   int64_t kv_token_stride = 0, kv_head_stride = 0;
