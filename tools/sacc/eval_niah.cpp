@@ -18,6 +18,9 @@ namespace sacc::cli {
 namespace {
 
 constexpr int kDepths = 11;
+// Small models spell the answer out ("The special magic number mentioned in the text is 7 8 2 ...") and
+// tokenize digits one by one: room for the sentence and all seven digits.
+constexpr int64_t kAnswerTokens = 32;
 
 struct NiahPrompt {
   std::vector<int32_t> ids;
@@ -121,7 +124,7 @@ int run_eval_niah(const NiahArgs& a) {
       for (int d = 0; d < kDepths; ++d) {
         Result<NiahPrompt> prompt = make_prompt(tok, prose_ids, length, d / 10.0, a.seed + 131 * length + d);
         if (!prompt) return report_error(prompt.status());
-        Result<std::string> answer = greedy_continuation(**backend, *eval, prompt->ids, 12);
+        Result<std::string> answer = greedy_continuation(**backend, *eval, prompt->ids, kAnswerTokens);
         if (!answer) return report_error(answer.status().with_context("setting '" + setting + "'"));
         const bool hit = answer->find(prompt->number) != std::string::npos;
         scores.push_back(hit ? 1 : 0);

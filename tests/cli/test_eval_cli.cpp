@@ -1,0 +1,96 @@
+// `sacc eval ppl` and `sacc eval niah` on the real SmolLM2-135M model that scripts/fetch_models.sh installs
+// (skipped when .models/ lacks it): small cases that run in CI on the CPU.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+const std::string kModel = std::string(SACC_SOURCE_DIR) + "/.models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+// Runs the sacc binary; returns its exit code and fills `output` with stdout + stderr.
+int run_sacc(const std::string& arguments, std::string& output) {
+  const std::string command = std::string(SACC_SACC_BINARY) + " -q " + arguments + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  while (size_t got = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, got);
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+class RealModelEval : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kModel))
+      GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sacc_eval_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(RealModelEval, PerplexitySparseCloseToDense) {
+  std::string output;
+  const std::filesystem::path out = dir_ / "ppl.json";
+  ASSERT_EQ(run_sacc("eval ppl -m " + kModel +
+                         " --device cpu --length 768 --last 256 --sparse "
+                         "'interval-slash:64,512;block-cluster:2' --out " +
+                         out.string(),
+                     output),
+            0)
+      << output;
+  const nlohmann::json result = read_json(out);
+  ASSERT_FALSE(result.is_discarded()) << output;
+  const double dense = result["dense_perplexity"].get<double>();
+  EXPECT_GT(dense, 1.0);
+  EXPECT_LT(dense, 200.0) << "a trained model reads English prose far better than this";
+  ASSERT_EQ(result["settings"].size(), 2u);
+  // A generous budget at this length keeps perplexity within 1 % of dense; two key blocks per query block do
+  // not.
+  EXPECT_LT(std::abs(result["settings"][0]["delta_percent"].get<double>()), 1.0) << output;
+  EXPECT_GT(result["settings"][1]["max_abs_delta_logit"].get<double>(),
+            result["settings"][0]["max_abs_delta_logit"].get<double>())
+      << output;
+}
+
+TEST_F(RealModelEval, NeedleGridSparseLosesNoCellDensePasses) {
+  std::string output;
+  ASSERT_EQ(
+      run_sacc("eval niah -m " + kModel +
+                   " --device cpu --lengths 300 --sparse 'interval-slash:64,512' --out " + dir_.string(),
+               output),
+      0)
+      << output;
+  const nlohmann::json result = read_json(dir_ / "niah.json");
+  ASSERT_FALSE(result.is_discarded()) << output;
+  ASSERT_EQ(result["grids"].size(), 2u);
+  EXPECT_EQ(result["grids"][0]["total"].get<int>(), 11);
+  EXPECT_EQ(result["grids"][1]["scores"][0].size(), 11u);
+  EXPECT_EQ(result["grids"][1]["cells_lost_vs_dense"].get<int>(), 0) << output;
+}
+
+TEST(EvalCli, RejectsModelsWithoutTokenizerAndBadLengths) {
+  std::string output;
+  EXPECT_NE(run_sacc("eval ppl -m random:smollm2-135m --device cpu --length 64", output), 0);
+  EXPECT_NE(output.find("tokenizer"), std::string::npos) << output;
+  output.clear();
+  EXPECT_NE(run_sacc("eval niah -m /nonexistent/model.gguf", output), 0);
+  EXPECT_NE(output.find("error"), std::string::npos) << output;
+}
+
+}  // namespace
