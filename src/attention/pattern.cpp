@@ -1,5 +1,7 @@
 #include "attention/pattern.h"
 
+#include "attention/sparse_index.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <vector>
@@ -128,6 +130,16 @@ std::string to_string(const PatternSpec& spec) {
       break;
   }
   if (spec.is_adaptive()) out += fmt::format("@{}", spec.gamma);
+  return out;
+}
+
+PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry) {
+  PatternSpec out = spec;
+  out.sink = std::min(out.sink, geometry.seq_len);
+  out.window = std::min(out.window, geometry.seq_len);
+  out.vertical = std::min(out.vertical, geometry.seq_len);
+  out.slash = std::min(out.slash, geometry.seq_len);
+  out.blocks = std::min(out.blocks, geometry.num_k_blocks());
   return out;
 }
 

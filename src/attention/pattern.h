@@ -33,6 +33,11 @@ const char* pattern_kind_name(PatternKind kind);  // "dense", "triangular", ...
 Result<PatternSpec> parse_pattern(const std::string& text);
 std::string to_string(const PatternSpec& spec);  // round-trips through parse_pattern
 
+struct IndexGeometry;
+// Budgets larger than an input of this geometry offers, reduced to what it offers (sink, window, vertical,
+// slash <= L; blocks <= key blocks), so one configured pattern serves prompts of any length.
+PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry);
+
 // Settings of the online estimators (DESIGN.md §4).
 struct EstimationConfig {
   int64_t last_queries = 64;  // m: queries [L-m, L) estimate Interval-Slash scores

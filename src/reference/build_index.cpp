@@ -97,14 +97,4 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
   return assemble_index(geometry, heads);
 }
 
-PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry) {
-  PatternSpec out = spec;
-  out.sink = std::min(out.sink, geometry.seq_len);
-  out.window = std::min(out.window, geometry.seq_len);
-  out.vertical = std::min(out.vertical, geometry.seq_len);
-  out.slash = std::min(out.slash, geometry.seq_len);
-  out.blocks = std::min(out.blocks, geometry.num_k_blocks());
-  return out;
-}
-
 }  // namespace sacc::ref

@@ -15,8 +15,8 @@ namespace sacc::ref {
 Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
                                 const EstimationConfig& config, const IndexGeometry& geometry);
 
-// Budgets larger than the sequence offers, reduced to what it offers (kv, ks <= L; kb <= key blocks; S, W <=
-// L), for callers that apply one configured pattern to inputs of any length.
-PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry);
+// Budgets larger than the sequence offers are reduced with sacc::clamp_pattern_to_length
+// (attention/pattern.h), the same rule the engine's planners apply.
+using sacc::clamp_pattern_to_length;
 
 }  // namespace sacc::ref

@@ -120,16 +120,6 @@ Status validate_inputs(const AttentionParams& p, const LayerPatterns& patterns, 
   return Status::ok();
 }
 
-PatternSpec clamp_to_length(const PatternSpec& spec, const IndexGeometry& geometry) {
-  PatternSpec out = spec;
-  out.sink = std::min(out.sink, geometry.seq_len);
-  out.window = std::min(out.window, geometry.seq_len);
-  out.vertical = std::min(out.vertical, geometry.seq_len);
-  out.slash = std::min(out.slash, geometry.seq_len);
-  out.blocks = std::min(out.blocks, geometry.num_k_blocks());
-  return out;
-}
-
 Result<SparseIndex> pack(const IndexGeometry& geometry, std::vector<HeadLists>& heads) {
   int64_t total_blocks = 0, total_columns = 0;
   for (const HeadLists& head : heads) {
@@ -188,7 +178,7 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   // Query heads whose scores index head h combines (in head order): its group when shared, else itself.
   const int members = patterns.shared_per_kv_group ? p.shape.group_size() : 1;
   std::vector<PatternSpec> specs;
-  for (const PatternSpec& spec : patterns.heads) specs.push_back(clamp_to_length(spec, geometry));
+  for (const PatternSpec& spec : patterns.heads) specs.push_back(clamp_pattern_to_length(spec, geometry));
 
   // Interval-Slash scores, one task per query head (the O(m L d) part of the plan).
   const int64_t rows = std::min(patterns.estimation.last_queries, p.shape.seq_len);
