@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #ifdef SACC_WITH_CUDA
@@ -19,6 +18,7 @@
 #include "runtime/memory_plan.h"
 #include "tools/sacc/bench_report.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/random_prompt.h"
 
 #ifndef SACC_GIT_COMMIT
 #define SACC_GIT_COMMIT "unknown"
@@ -76,16 +76,6 @@ std::vector<std::string> split_list(const std::string& text) {
     if (!item.empty()) items.push_back(item);
   }
   return items;
-}
-
-std::vector<int32_t> random_prompt(int64_t length, const ModelConfig& config, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> pick(
-      0, static_cast<int32_t>(std::min<int64_t>(config.vocab, 32000) - 1));
-  std::vector<int32_t> ids(length);
-  for (int32_t& id : ids) id = pick(rng);
-  if (config.bos_token >= 0) ids[0] = config.bos_token;
-  return ids;
 }
 
 std::string utc_now() {

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "core/device_info.h"
@@ -13,6 +12,7 @@
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/random_prompt.h"
 
 namespace sacc::cli {
 namespace {
@@ -50,13 +50,7 @@ Result<std::string> read_text(const std::string& path) {
 Result<std::vector<int32_t>> prompt_ids(const GenerateArgs& a, const LoadedModel& model) {
   const ModelConfig& config = model.weights.config;
   if (a.prompt_tokens > 0) {
-    std::mt19937_64 rng(a.seed + 1);
-    std::uniform_int_distribution<int32_t> pick(
-        0, static_cast<int32_t>(std::min<int64_t>(config.vocab, 32000) - 1));
-    std::vector<int32_t> ids(a.prompt_tokens);
-    for (int32_t& id : ids) id = pick(rng);
-    if (config.bos_token >= 0) ids[0] = config.bos_token;
-    return ids;
+    return random_prompt(a.prompt_tokens, config, a.seed + 1);
   }
   std::string text = a.prompt;
   if (!a.prompt_file.empty()) {
