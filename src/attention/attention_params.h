@@ -24,10 +24,12 @@ struct AttentionShape {
 // contiguous).
 struct AttentionParams {
   AttentionShape shape;
-  const void* q = nullptr;     // [L, Hq, d]  bf16
-  const void* k = nullptr;     // [L, Hkv, d] bf16
-  const void* v = nullptr;     // [L, Hkv, d] bf16
-  void* o = nullptr;           // [L, Hq, d]  bf16
+  const void* q = nullptr;  // [L, Hq, d]  bf16
+  const void* k = nullptr;  // [L, Hkv, d] bf16
+  const void* v = nullptr;  // [L, Hkv, d] bf16
+  // [L, Hq, d] bf16. The flash kernels (attention_run_cuda) allow o == q with equal strides: a query tile is
+  // read whole before the same rows of O are written, and no other tile reads it. The baselines do not.
+  void* o = nullptr;
   float* maybe_lse = nullptr;  // [Hq, L] natural-log log-sum-exp of the scaled scores; may be null
   int64_t q_token_stride = 0, q_head_stride = 0;  // 0: contiguous defaults (Hq*d, d)
   int64_t kv_token_stride = 0, kv_head_stride = 0;

@@ -28,6 +28,10 @@ const char* attention_mode_name(AttentionMode mode) {
   return "?";
 }
 
+bool attention_needs_separate_output(AttentionMode mode) {
+  return mode == AttentionMode::CUDNN || mode == AttentionMode::EAGER;
+}
+
 #if !defined(SACC_WITH_CUDA)
 Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig&, const BackendOptions&, int64_t) {
   return uint64_t{0};

@@ -20,6 +20,9 @@ enum class AttentionMode { AUTO, DENSE, CUDNN, EAGER, SPARSE };
 
 Result<AttentionMode> parse_attention_mode(const std::string& text);
 const char* attention_mode_name(AttentionMode mode);
+// The cuDNN and eager baselines need an attention output buffer of their own; our flash kernels write over
+// the queries (see AttentionParams::o).
+bool attention_needs_separate_output(AttentionMode mode);
 
 struct BackendOptions {
   Device device;

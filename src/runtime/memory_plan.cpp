@@ -16,13 +16,13 @@ constexpr uint64_t kGemmWorkspace = 32ull << 20;  // cuBLASLt workspace
 }  // namespace
 
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, int64_t chunk,
-                                        uint64_t attention_workspace) {
+                                        uint64_t attention_workspace, bool separate_output) {
   const uint64_t L = static_cast<uint64_t>(std::max<int64_t>(tokens, 1));
   const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
   CudaWorkspaceSizes s;
   s.hidden = L * c.hidden * kBf16;
   s.q_or_mlp = std::max(L * c.q_dim() * kBf16, 2 * C * c.ffn * kBf16);
-  s.attn_out = L * c.q_dim() * kBf16;
+  s.attn_out = separate_output ? L * c.q_dim() * kBf16 : 0;
   s.normed = C * c.hidden * kBf16;
   s.attention = attention_workspace;
   s.small = static_cast<uint64_t>(c.vocab) * (kF32 + kBf16) + c.hidden * kBf16 + kGemmWorkspace +
@@ -31,7 +31,7 @@ CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, in
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace) {
+                       uint64_t attention_workspace, bool separate_output) {
   MemoryPlan plan;
   plan.device = device.to_string();
   plan.tokens = tokens;
@@ -45,7 +45,7 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
                      static_cast<uint64_t>(c.vocab) * kF32;
   } else {
     plan.weights = params * kBf16;
-    plan.workspace = cuda_workspace_sizes(c, tokens, chunk, attention_workspace).total();
+    plan.workspace = cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output).total();
   }
   plan.available = available_memory(device);
   return plan;

@@ -25,19 +25,20 @@ struct MemoryPlan {
 struct CudaWorkspaceSizes {
   uint64_t hidden = 0;     // [L, D] bf16 residual stream
   uint64_t q_or_mlp = 0;   // [L, Hq*d] bf16 queries; reused by the MLP chunk buffers [c, 2F] after attention
-  uint64_t attn_out = 0;   // [L, Hq*d] bf16
+  uint64_t attn_out = 0;   // [L, Hq*d] bf16; 0 when attention writes its output over the queries
   uint64_t normed = 0;     // [c, D] bf16
   uint64_t attention = 0;  // attention kernels' own workspace (sparse plan: index, estimation scratch)
   uint64_t small = 0;      // logits, RoPE tables, GEMM workspace
   uint64_t total() const { return hidden + q_or_mlp + attn_out + normed + attention + small; }
 };
+// `separate_output`: the attention kernel cannot write over its queries (the cuDNN and eager baselines).
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,
-                                        uint64_t attention_workspace);
+                                        uint64_t attention_workspace, bool separate_output);
 
 // The plan for `tokens` positions with linear layers over `chunk` tokens; `attention_workspace` as the
 // attention library reports it for that length (0 on the CPU).
 MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace = 0);
+                       uint64_t attention_workspace = 0, bool separate_output = false);
 
 // INVALID_ARGUMENT when tokens exceed the model's context, OUT_OF_MEMORY naming each part and the shortfall
 // when the plan does not fit the available memory.

@@ -110,16 +110,24 @@ std::vector<uint16_t> fuse_qkv(const HostInput& in) {
   return fused;
 }
 
+// Where the kernel reads Q and writes O.
+enum class Layout {
+  CONTIGUOUS,  // separate Q, K, V and O tensors
+  FUSED_QKV,   // Q/K/V through token/head strides out of one fused projection buffer
+  O_OVER_Q,    // O written over Q (the runtime's in-place use)
+};
+
 // Runs attention_run_cuda with poisoned O/LSE and a canary region after O; fails the test on any error.
-// fused_qkv: read Q/K/V through token/head strides out of one fused buffer instead of contiguous tensors.
-GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, bool fused_qkv = false) {
+GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, Layout layout = Layout::CONTIGUOUS) {
   const AttentionShape& s = in.shape;
+  const bool fused_qkv = layout == Layout::FUSED_QKV;
   const size_t o_count = static_cast<size_t>(s.seq_len) * s.num_q_heads * s.head_dim;
   DeviceArray<uint16_t> q(fused_qkv ? std::vector<uint16_t>{} : in.q),
       k(fused_qkv ? std::vector<uint16_t>{} : in.k), v(fused_qkv ? std::vector<uint16_t>{} : in.v);
   DeviceArray<uint16_t> fused(fused_qkv ? fuse_qkv(in) : std::vector<uint16_t>{});
   std::vector<uint16_t> o_init(o_count + kCanaryElems, kPoisonBf16);
   std::fill(o_init.begin() + o_count, o_init.end(), kCanary);
+  if (layout == Layout::O_OVER_Q) std::copy(in.q.begin(), in.q.end(), o_init.begin());
   DeviceArray<uint16_t> o(o_init);
   DeviceArray<float> lse(std::vector<float>(s.seq_len * s.num_q_heads, std::nanf("")));
 
@@ -154,6 +162,7 @@ GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, bool fuse
     params.q_head_stride = params.kv_head_stride = s.head_dim;
   }
   params.o = o.data;
+  if (layout == Layout::O_OVER_Q) params.q = o.data;
   params.maybe_lse = lse.data;
   const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, workspace.data,
                                            selection->workspace_bytes, nullptr);
@@ -396,10 +405,25 @@ TEST_F(FlashGpuTest, FusedQkvStridesMatchContiguousBitwise) {
     const SparseIndex index = random_index(in.shape, /*shared=*/true, 0.4, 100, 42);
     for (const SparseIndex* maybe_index : {static_cast<const SparseIndex*>(nullptr), &index}) {
       const GpuOutput contiguous = run_gpu(in, maybe_index);
-      const GpuOutput fused = run_gpu(in, maybe_index, /*fused_qkv=*/true);
+      const GpuOutput fused = run_gpu(in, maybe_index, Layout::FUSED_QKV);
       EXPECT_EQ(contiguous.o, fused.o) << "d=" << d << (maybe_index ? " sparse" : " dense");
       ASSERT_EQ(contiguous.lse.size(), fused.lse.size());
       EXPECT_EQ(std::memcmp(contiguous.lse.data(), fused.lse.data(), fused.lse.size() * 4), 0);
+    }
+  }
+}
+
+// The runtime writes O over Q: each CTA reads its query tile before it writes the same rows of O.
+TEST_F(FlashGpuTest, OutputOverQueriesMatchesSeparateOutputBitwise) {
+  for (int d : {64, 128}) {
+    const HostInput in = random_input({1500, 8, 2, d}, 43);
+    const SparseIndex index = random_index(in.shape, /*shared=*/false, 0.4, 100, 44);
+    for (const SparseIndex* maybe_index : {static_cast<const SparseIndex*>(nullptr), &index}) {
+      const GpuOutput separate = run_gpu(in, maybe_index);
+      const GpuOutput in_place = run_gpu(in, maybe_index, Layout::O_OVER_Q);
+      EXPECT_EQ(separate.o, in_place.o) << "d=" << d << (maybe_index ? " sparse" : " dense");
+      ASSERT_EQ(separate.lse.size(), in_place.lse.size());
+      EXPECT_EQ(std::memcmp(separate.lse.data(), in_place.lse.data(), in_place.lse.size() * 4), 0);
     }
   }
 }

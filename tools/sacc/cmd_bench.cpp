@@ -91,7 +91,9 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
   BenchCell cell;
   cell.method = "sacc-" + method;
   cell.ctx = ctx;
-  const MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device);
+  const Result<AttentionMode> mode = parse_attention_mode(method);
+  const MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device, 0,
+                                      mode.is_ok() && attention_needs_separate_output(*mode));
   if (Status fits = check_plan(plan, config); !fits) {
     cell.status = fits.code() == StatusCode::OUT_OF_MEMORY ? "oom" : "error";
     cell.error = fits.message();

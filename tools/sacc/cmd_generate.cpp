@@ -106,7 +106,8 @@ int run_generate(const GenerateArgs& a) {
     if (!bytes) return report_error(bytes.status());
     attention_bytes = *bytes;
   }
-  MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device, attention_bytes);
+  MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device, attention_bytes,
+                                attention_needs_separate_output(options.attention));
   if (Status s = apply_memory_budget(a.budget, *device, plan); !s) return report_error(s);
   if (Status fits = check_plan(plan, config); !fits) return report_error(fits);
 

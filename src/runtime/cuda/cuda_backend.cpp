@@ -231,14 +231,17 @@ class CudaBackend final : public Backend {
   Status allocate_workspace(int64_t n) {
     workspace_ = {};  // free the previous prompt's buffers first
     SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
-    const CudaWorkspaceSizes s = cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan);
+    const CudaWorkspaceSizes s = cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
+                                                      attention_needs_separate_output(options_.attention));
     Workspace w;
     w.tokens = n;
     w.attention_select_bytes = attn.select;
     w.plan_bytes = attn.plan;
     SACC_ASSIGN_OR_RETURN(w.hidden, DeviceBuffer::create(device_, s.hidden, "hidden states"));
     SACC_ASSIGN_OR_RETURN(w.q_or_mlp, DeviceBuffer::create(device_, s.q_or_mlp, "queries / MLP chunk"));
-    SACC_ASSIGN_OR_RETURN(w.attn_out, DeviceBuffer::create(device_, s.attn_out, "attention output"));
+    if (s.attn_out) {
+      SACC_ASSIGN_OR_RETURN(w.attn_out, DeviceBuffer::create(device_, s.attn_out, "attention output"));
+    }
     SACC_ASSIGN_OR_RETURN(w.normed, DeviceBuffer::create(device_, s.normed, "normed chunk"));
     SACC_ASSIGN_OR_RETURN(w.ids, DeviceBuffer::create(device_, n * sizeof(int32_t), "token ids"));
     SACC_ASSIGN_OR_RETURN(w.logits, DeviceBuffer::create(device_, config_.vocab * sizeof(float), "logits"));
@@ -326,7 +329,8 @@ class CudaBackend final : public Backend {
     auto* x = w.hidden.as<uint16_t>();
     auto* q = w.q_or_mlp.as<uint16_t>();
     auto* gate_up = w.q_or_mlp.as<uint16_t>();
-    auto* o = w.attn_out.as<uint16_t>();
+    // Our flash kernels write O over the queries (one [L, Hq*d] buffer less); the baselines need their own.
+    auto* o = w.attn_out.data() ? w.attn_out.as<uint16_t>() : q;
     auto* normed = w.normed.as<uint16_t>();
     const auto* inv_freq = inv_freq_.as<double>();
     SACC_CUDA_TRY(
