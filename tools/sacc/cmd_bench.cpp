@@ -18,6 +18,8 @@
 #include "runtime/memory_plan.h"
 #include "tools/sacc/bench_report.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/context_option.h"
+#include "tools/sacc/gpu_options.h"
 #include "tools/sacc/random_prompt.h"
 
 #ifndef SACC_GIT_COMMIT
@@ -43,6 +45,8 @@ struct BenchArgs {
   std::string pattern_config;
   int64_t chunk = 8192;
   uint64_t seed = 0;
+  int64_t max_context = 0;
+  GpuArgs gpu;
   std::vector<std::string> argv;
 };
 
@@ -87,13 +91,15 @@ std::string utc_now() {
 
 // One (method, context) cell: warm-up, then `repeats` timed prefills of fresh random prompts.
 BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, const ModelConfig& config,
-                   const Device& device, const BenchArgs& a) {
+                   const Device& device, const BackendOptions& options, const BenchArgs& a) {
   BenchCell cell;
-  cell.method = "sacc-" + method;
+  cell.method = method_label("sacc-" + method, options);
   cell.ctx = ctx;
   const Result<AttentionMode> mode = parse_attention_mode(method);
-  const MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device, 0,
-                                      mode.is_ok() && attention_needs_separate_output(*mode));
+  MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device, 0,
+                                mode.is_ok() && attention_needs_separate_output(*mode));
+  // Several GPUs: the backend's placement was checked for the longest context; the caps bound the rest.
+  if (options.gpus.size() > 1) plan.available = 0;
   if (Status fits = check_plan(plan, config); !fits) {
     cell.status = fits.code() == StatusCode::OUT_OF_MEMORY ? "oom" : "error";
     cell.error = fits.message();
@@ -104,7 +110,10 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
   std::vector<double> times;
   for (int rep = 0; rep < a.warmup + a.repeats; ++rep) {
 #ifdef SACC_WITH_CUDA
-    if (!device.is_cpu() && rep == a.warmup) DeviceAllocator::reset_peak(device.index);
+    if (!device.is_cpu() && rep == a.warmup) {
+      DeviceAllocator::reset_peak(device.index);
+      for (int gpu : options.gpus) DeviceAllocator::reset_peak(gpu);
+    }
 #endif
     const std::vector<int32_t> prompt = random_prompt(ctx, config, a.seed + 1000 * ctx + rep);
     Result<GenerationMetrics> metrics = generate(backend, prompt, gen, [](int32_t) {});
@@ -165,6 +174,8 @@ int run_bench(const BenchArgs& a) {
   const bool cuda = a.device.empty() ? cuda_device_count() > 0 : a.device.rfind("cuda", 0) == 0;
   Result<Device> device = parse_device(a.device.empty() ? (cuda ? "cuda" : "cpu") : a.device);
   if (!device) return report_error(device.status());
+  BackendOptions gpu_options;
+  if (Status s = apply_gpu_args(a.gpu, *device, gpu_options); !s) return report_error(s);
 
   BenchReport report;
   if (!a.compare_path.empty()) {
@@ -179,6 +190,7 @@ int run_bench(const BenchArgs& a) {
   load.load_tokenizer = false;
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
+  if (Status s = apply_max_context(a.max_context, model->weights.config); !s) return report_error(s);
   const ModelConfig& config = model->weights.config;
 
   std::string command = "sacc";
@@ -186,6 +198,11 @@ int run_bench(const BenchArgs& a) {
   report.meta = {{"model", a.model},          {"device", device->to_string()},
                  {"commit", SACC_GIT_COMMIT}, {"date", utc_now()},
                  {"command", command},        {"repeats", std::to_string(a.repeats)}};
+  if (gpu_options.gpus.size() > 1) {
+    report.meta.push_back({"gpus", a.gpu.gpus});
+    report.meta.push_back({"split", a.gpu.split});
+  }
+  if (!a.gpu.gpu_mem.empty()) report.meta.push_back({"gpu_mem", a.gpu.gpu_mem});
   if (!device->is_cpu()) {
     if (Result<GpuInfo> gpu = query_gpu(device->index); gpu) {
       report.meta.push_back({"gpu", gpu->name});
@@ -194,25 +211,28 @@ int run_bench(const BenchArgs& a) {
   }
 
   for (size_t m = 0; m < modes.size(); ++m) {
-    BackendOptions options;
+    BackendOptions options = gpu_options;
     options.device = *device;
     options.chunk = a.chunk;
     options.show_progress = false;
+    options.max_tokens = *std::max_element(contexts->begin(), contexts->end()) + 1;
     if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
       return report_error(s);
     }
     Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
                                                                 : make_cuda_backend(model->weights, options);
-    if (!backend) return report_error(backend.status());
-    bool out_of_memory = false;
+    // A placement over several GPUs that cannot hold the longest context fails here: every cell says why.
+    if (!backend && backend.status().code() != StatusCode::OUT_OF_MEMORY) return report_error(backend.status());
+    bool out_of_memory = !backend;
     for (int64_t ctx : *contexts) {
       BenchCell cell;
       if (out_of_memory) {  // a longer prompt than one that did not fit will not fit either
-        cell.method = "sacc-" + methods[m];
+        cell.method = method_label("sacc-" + methods[m], options);
         cell.ctx = ctx;
         cell.status = "oom";
+        if (!backend) cell.error = backend.status().message();
       } else {
-        cell = run_cell(**backend, methods[m], ctx, config, *device, a);
+        cell = run_cell(**backend, methods[m], ctx, config, *device, options, a);
         out_of_memory = cell.status == "oom";
       }
       std::fprintf(stderr, "bench: %-12s ctx %7lld: %s\n", cell.method.c_str(), static_cast<long long>(ctx),
@@ -266,6 +286,8 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
+  add_max_context_option(cmd, args->max_context);
+  add_gpu_options(*cmd, args->gpu);
   cmd->callback([&body, args] { body = [args] { return run_bench(*args); }; });
 }
 

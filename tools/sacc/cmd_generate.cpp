@@ -12,6 +12,8 @@
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/context_option.h"
+#include "tools/sacc/gpu_options.h"
 #include "tools/sacc/random_prompt.h"
 
 namespace sacc::cli {
@@ -34,6 +36,8 @@ struct GenerateArgs {
   std::string pattern_config;
   int64_t chunk = 8192;
   std::string budget;
+  int64_t max_context = 0;
+  GpuArgs gpu;
   bool json = false;
 };
 
@@ -77,6 +81,8 @@ int run_generate(const GenerateArgs& a) {
   const bool cuda = a.device.empty() ? cuda_device_count() > 0 : a.device.rfind("cuda", 0) == 0;
   Result<Device> device = parse_device(a.device.empty() ? (cuda ? "cuda" : "cpu") : a.device);
   if (!device) return report_error(device.status());
+  BackendOptions options;
+  if (Status s = apply_gpu_args(a.gpu, *device, options); !s) return report_error(s);
   Result<AttentionMode> mode = parse_attention_mode(a.attention);
   if (!mode) return report_error(mode.status());
   if (a.chunk < 1)
@@ -89,11 +95,11 @@ int run_generate(const GenerateArgs& a) {
   load.dequantize_to = device->is_cpu() ? DType::F32 : DType::BF16;
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
+  if (Status s = apply_max_context(a.max_context, model->weights.config); !s) return report_error(s);
   const ModelConfig& config = model->weights.config;
   Result<std::vector<int32_t>> prompt = prompt_ids(a, *model);
   if (!prompt) return report_error(prompt.status());
 
-  BackendOptions options;
   options.device = *device;
   options.chunk = a.chunk;
   if (Status s = configure_attention(config, *mode, a.pattern, a.pattern_config, options); !s)
@@ -108,7 +114,16 @@ int run_generate(const GenerateArgs& a) {
   }
   MemoryPlan plan = plan_memory(config, tokens, a.chunk, *device, attention_bytes,
                                 attention_needs_separate_output(options.attention));
-  if (Status s = apply_memory_budget(a.budget, *device, plan); !s) return report_error(s);
+  if (options.gpus.size() > 1) {
+    // The per-GPU placement replaces the one-device plan; the context limit still applies.
+    plan.available = 0;
+    Result<std::string> placement = describe_gpu_placement(config, options, tokens);
+    if (!placement) return report_error(placement.status());
+    if (!a.json) std::fputs(placement->c_str(), stderr);
+  } else {
+    const std::string budget = a.budget.empty() ? a.gpu.gpu_mem : a.budget;
+    if (Status s = apply_memory_budget(budget, *device, plan); !s) return report_error(s);
+  }
   if (Status fits = check_plan(plan, config); !fits) return report_error(fits);
 
   Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
@@ -147,6 +162,10 @@ int run_generate(const GenerateArgs& a) {
     out["model"] = config.name;
     out["device"] = device->to_string();
     out["attention"] = a.attention;
+    if (options.gpus.size() > 1) {
+      out["gpus"] = options.gpus;
+      out["split"] = a.gpu.split;
+    }
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("\n%s\n", format_metrics_line(*metrics).c_str());
@@ -178,6 +197,8 @@ void add_generate_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--budget", args->budget,
                   "memory budget of the device, e.g. 24GiB (emulates a smaller card)");
+  add_max_context_option(cmd, args->max_context);
+  add_gpu_options(*cmd, args->gpu);
   cmd->add_flag("--json", args->json, "one JSON object (text and metrics) instead of streamed text");
   cmd->callback([&body, args] { body = [args] { return run_generate(*args); }; });
 }

@@ -7,6 +7,8 @@
 #include "runtime/backend.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/context_option.h"
+#include "tools/sacc/gpu_options.h"
 
 namespace sacc::cli {
 
@@ -17,6 +19,8 @@ void add_info_command(CLI::App& app, CommandBody& body) {
     int64_t chunk = 8192;
     std::string device;
     std::string budget;
+    int64_t max_context = 0;
+    GpuArgs gpu;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd =
@@ -26,15 +30,29 @@ void add_info_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
   cmd->add_option("--budget", args->budget, "memory budget of the device, e.g. 24GiB");
+  add_max_context_option(cmd, args->max_context);
+  add_gpu_options(*cmd, args->gpu);
   cmd->callback([&body, args] {
     body = [args] {
       Result<ModelConfig> config = load_model_config(args->model);
       if (!config) return report_error(config.status());
+      if (Status s = apply_max_context(args->max_context, *config); !s) return report_error(s);
       Result<Device> device =
           parse_device(args->device.empty() ? (cuda_device_count() > 0 ? "cuda" : "cpu") : args->device);
       if (!device) return report_error(device.status());
+      BackendOptions gpu_options;
+      if (Status s = apply_gpu_args(args->gpu, *device, gpu_options); !s) return report_error(s);
       std::printf("%s", config->summary().c_str());
       const int64_t ctx = args->ctx > 0 ? args->ctx : config->max_context;
+      if (gpu_options.gpus.size() > 1) {
+        gpu_options.chunk = args->chunk;
+        if (Status s = configure_attention(*config, AttentionMode::AUTO, "", "", gpu_options); !s)
+          return report_error(s);
+        Result<std::string> placement = describe_gpu_placement(*config, gpu_options, ctx);
+        if (!placement) return report_error(placement.status());
+        std::printf("%s", placement->c_str());
+        return 0;
+      }
       // The attention workspace of the default (--attention auto) prefill at this length.
       uint64_t attention_bytes = 0;
       if (!device->is_cpu()) {
