@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numbers>
@@ -65,6 +66,23 @@ Status ModelConfig::validate() const {
     return make_error(StatusCode::CORRUPT_DATA, "{}: head_dim {} must be even for RoPE", name, head_dim);
   if (max_context <= 0) return make_error(StatusCode::CORRUPT_DATA, "{}: max context must be positive", name);
   if (rms_eps <= 0.0) return make_error(StatusCode::CORRUPT_DATA, "{}: rms eps must be positive", name);
+  const RopeScaling& s = rope_scaling;
+  // The llama3 ramp divides by (high - low) and by each factor: anything else is not a llama3 config.
+  if (s.enabled && !(s.factor > 0.0 && s.low_freq_factor > 0.0 && s.high_freq_factor > s.low_freq_factor &&
+                     s.original_max_position > 0))
+    return make_error(
+        StatusCode::CORRUPT_DATA,
+        "{}: llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and a "
+        "positive original context (got factor {}, low {}, high {}, original {})",
+        name, s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position);
+  if (!rope_freq_divisors.empty() && std::ssize(rope_freq_divisors) != head_dim / 2)
+    return make_error(StatusCode::CORRUPT_DATA, "{}: {} RoPE frequency divisors, expected head_dim / 2 = {}",
+                      name, rope_freq_divisors.size(), head_dim / 2);
+  for (size_t i = 0; i < rope_freq_divisors.size(); ++i)
+    if (!std::isfinite(rope_freq_divisors[i]) || rope_freq_divisors[i] <= 0.0)
+      return make_error(StatusCode::CORRUPT_DATA,
+                        "{}: RoPE frequency divisor {} is {}; divisors must be positive and finite", name, i,
+                        rope_freq_divisors[i]);
   return Status::ok();
 }
 
@@ -80,6 +98,12 @@ std::string ModelConfig::summary() const {
     out += fmt::format("rope scaling llama3 (factor {}, low {}, high {}, original {})\n", rope_scaling.factor,
                        rope_scaling.low_freq_factor, rope_scaling.high_freq_factor,
                        rope_scaling.original_max_position);
+  if (!rope_freq_divisors.empty()) {
+    const auto [lo, hi] = std::minmax_element(rope_freq_divisors.begin(), rope_freq_divisors.end());
+    out += fmt::format("rope freqs   {} per-frequency divisors in [{:.6g}, {:.6g}]{}\n",
+                       rope_freq_divisors.size(), *lo, *hi,
+                       rope_scaling.enabled ? ", used instead of the llama3 formula" : "");
+  }
   out += fmt::format("rms eps      {}\ntied embed   {}\nmax context  {}\nbos / eos    {} / {}\n", rms_eps,
                      tied_embeddings ? "yes" : "no", max_context, bos_token, eos.empty() ? "-" : eos);
   return out;
@@ -208,6 +232,10 @@ std::vector<double> rope_inverse_frequencies(const ModelConfig& config) {
   std::vector<double> inv(pairs);
   for (int i = 0; i < pairs; ++i)
     inv[i] = 1.0 / std::pow(config.rope_theta, 2.0 * i / static_cast<double>(config.head_dim));
+  if (std::ssize(config.rope_freq_divisors) == pairs) {
+    for (int i = 0; i < pairs; ++i) inv[i] /= config.rope_freq_divisors[i];
+    return inv;
+  }
   if (!config.rope_scaling.enabled) return inv;
   const RopeScaling& s = config.rope_scaling;
   const double old_len = static_cast<double>(s.original_max_position);

@@ -34,6 +34,10 @@ struct ModelConfig {
   int64_t vocab = 0;                   // V
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // [d/2] per-frequency divisors (inv_freq[i] = theta^(-2i/d) / divisor[i]); empty: none. llama.cpp's GGUFs
+  // of Llama 3.1 carry the llama3 scaling this way (tensor rope_freqs.weight), precomputed by the converter,
+  // so when set they replace the rope_scaling formula rather than stack on it.
+  std::vector<double> rope_freq_divisors;
   double rms_eps = 1e-5;
   bool tied_embeddings = false;
   bool qkv_bias = false;  // Qwen2
@@ -57,7 +61,8 @@ Result<ModelConfig> model_config_from_hf_file(const std::string& path);
 Result<ModelConfig> builtin_model_config(const std::string& name);
 std::vector<std::string> builtin_model_names();
 
-// The RoPE inverse frequency of each rotary pair i in [0, d/2), with llama3 scaling applied when enabled.
+// The RoPE inverse frequency of each rotary pair i in [0, d/2): divided by rope_freq_divisors when present,
+// else with llama3 scaling applied when enabled. Every backend takes its RoPE table from here.
 std::vector<double> rope_inverse_frequencies(const ModelConfig& config);
 
 }  // namespace sacc

@@ -1,6 +1,8 @@
 #include "model/model_loader.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -14,6 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kRandomPrefix = "random:";
+constexpr std::string_view kRopeFreqsTensor = "rope_freqs.weight";
 
 bool is_random(const std::string& spec) {
   return spec.rfind(kRandomPrefix, 0) == 0;
@@ -70,6 +73,29 @@ Result<LoadedModel> load_gguf(const std::string& path, const ModelLoadOptions& o
   return model;
 }
 
+// llama.cpp's converter writes Llama 3.1's llama3 RoPE scaling as rope_freqs.weight: F32 [head_dim / 2]
+// divisors of the plain inverse frequencies. Small, so it is read straight from the mapping.
+Result<std::vector<double>> read_rope_freq_divisors(const GgufFile& file, int64_t head_dim) {
+  const GgufTensorInfo* info = file.find_tensor(kRopeFreqsTensor);
+  if (info == nullptr) return std::vector<double>{};
+  if (info->type.type != GgmlType::F32)
+    return make_error(StatusCode::CORRUPT_DATA, "{}: tensor '{}' has type {}, expected F32", file.path(),
+                      kRopeFreqsTensor, info->type.name);
+  if (info->shape.ndim != 1 || info->shape[0] != head_dim / 2)
+    return make_error(StatusCode::CORRUPT_DATA, "{}: tensor '{}' has shape {}, expected [{}] (head_dim / 2)",
+                      file.path(), kRopeFreqsTensor, info->shape.to_string(), head_dim / 2);
+  std::vector<float> values(static_cast<size_t>(head_dim / 2));
+  std::memcpy(values.data(), file.tensor_data(*info), values.size() * sizeof(float));
+  std::vector<double> divisors(values.begin(), values.end());
+  for (size_t i = 0; i < divisors.size(); ++i)
+    if (!std::isfinite(divisors[i]) || divisors[i] <= 0.0)
+      return make_error(
+          StatusCode::CORRUPT_DATA,
+          "{}: tensor '{}' element {} is {}; RoPE frequency divisors must be positive and finite",
+          file.path(), kRopeFreqsTensor, i, divisors[i]);
+  return divisors;
+}
+
 }  // namespace
 
 Result<ModelConfig> model_config_from_gguf(const GgufFile& file) {
@@ -90,12 +116,18 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& file) {
   c.qkv_bias = hp.qkv_bias;
   c.max_context = hp.context_length;
   if (hp.rope_scaling_type == "llama3") {
-    c.rope_scaling = {true, hp.rope_scaling_factor, hp.rope_low_freq_factor, hp.rope_high_freq_factor,
-                      hp.rope_original_context_length};
+    // Absent keys (0) take Llama 3.1's values, as config.json's rope_scaling does.
+    const RopeScaling llama31;
+    c.rope_scaling = {true, hp.rope_scaling_factor,
+                      hp.rope_low_freq_factor > 0.0 ? hp.rope_low_freq_factor : llama31.low_freq_factor,
+                      hp.rope_high_freq_factor > 0.0 ? hp.rope_high_freq_factor : llama31.high_freq_factor,
+                      hp.rope_original_context_length > 0 ? hp.rope_original_context_length
+                                                          : llama31.original_max_position};
   } else if (hp.rope_scaling_type != "none" && !hp.rope_scaling_type.empty()) {
     return make_error(StatusCode::UNSUPPORTED, "{}: rope scaling '{}' is not supported (llama3 only)",
                       file.path(), hp.rope_scaling_type);
   }
+  SACC_ASSIGN_OR_RETURN(c.rope_freq_divisors, read_rope_freq_divisors(file, hp.head_dim));
   c.bos_token = static_cast<int32_t>(file.get_int_or("tokenizer.ggml.bos_token_id", -1));
   const int64_t eos = file.get_int_or("tokenizer.ggml.eos_token_id", -1);
   if (eos >= 0) c.eos_tokens = {static_cast<int32_t>(eos)};
