@@ -18,6 +18,10 @@ namespace sacc {
 
 enum class AttentionMode { AUTO, DENSE, CUDNN, EAGER, SPARSE };
 
+// How several GPUs share a model: LAYER places contiguous layer ranges under per-GPU caps (capacity);
+// TENSOR splits KV heads and MLP columns and all-reduces after o_proj and down_proj (speed).
+enum class SplitMode { LAYER, TENSOR };
+
 Result<AttentionMode> parse_attention_mode(const std::string& text);
 const char* attention_mode_name(AttentionMode mode);
 // The cuDNN and eager baselines need an attention output buffer of their own; our flash kernels write over
@@ -38,6 +42,11 @@ struct BackendOptions {
   std::function<void(int layer, const float* q, const float* k, const float* v)> maybe_qkv_observer;
   // A prefill returns the logits of its last `prefill_logit_rows` positions: logits [rows, V] (default 1).
   int64_t prefill_logit_rows = 1;
+  // Several GPUs (CUDA backend): more than one ordinal here replaces `device`; see runtime/multi_gpu_plan.h.
+  std::vector<int> gpus;
+  SplitMode split = SplitMode::LAYER;
+  uint64_t per_gpu_cap = 0;  // bytes each GPU may use (0: its free memory)
+  int64_t max_tokens = 0;    // positions (prompt + generated) the layer placement must hold (0: the context)
 };
 
 // Peak memory of one device during the run (bytes).

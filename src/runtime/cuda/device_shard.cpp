@@ -1,0 +1,443 @@
+#include "runtime/cuda/device_shard.h"
+
+#include <algorithm>
+
+#include "attention/attention.h"
+#include "attention/cuda/cudnn_sdpa.h"
+#include "attention/cuda/eager_attention.h"
+#include "attention/plan.h"
+#include "core/cuda/cuda_check.h"
+#include "core/progress.h"
+#include "runtime/cuda/cuda_kernels.h"
+#include "runtime/memory_plan.h"
+
+namespace sacc::cuda_rt {
+namespace {
+
+constexpr size_t kAlign = 256;
+
+size_t align_up(size_t bytes) {
+  return (bytes + kAlign - 1) / kAlign * kAlign;
+}
+
+IndexGeometry layer_geometry(const ModelConfig& c, const BackendOptions& options, int layer, int64_t n) {
+  const LayerPatterns& p = options.patterns[layer];
+  IndexGeometry g;
+  g.seq_len = n;
+  g.shared_per_kv_group = p.shared_per_kv_group;
+  g.num_heads = p.shared_per_kv_group ? c.num_kv_heads : c.num_heads;
+  return g;
+}
+
+// The part of a row-major [rows, cols] weight a shard holds: rows [row0, +row_count) x cols [col0,
+// +col_count), stored contiguously ([row_count, col_count]).
+struct Slice {
+  int64_t rows = 0, cols = 0, row0 = 0, row_count = 0, col0 = 0, col_count = 0;
+  bool whole() const { return row_count == rows && col_count == cols; }
+  int64_t numel() const { return row_count * col_count; }
+};
+
+Slice whole(const WeightTensor& t) {
+  const int64_t rows = t.view.shape[0], cols = t.view.numel() / std::max<int64_t>(rows, 1);
+  return {rows, cols, 0, rows, 0, cols};
+}
+
+Slice rows_of(const WeightTensor& t, int64_t row0, int64_t count) {
+  Slice s = whole(t);
+  s.row0 = row0;
+  s.row_count = count;
+  return s;
+}
+
+Slice cols_of(const WeightTensor& t, int64_t col0, int64_t count) {
+  Slice s = whole(t);
+  s.col0 = col0;
+  s.col_count = count;
+  return s;
+}
+
+// Copies slice `s` of `t` (host data or the random generator) to `dst` on the current device. Random and
+// converted tensors go through `staging` (device or host, the whole tensor) when only a slice is wanted.
+class Uploader {
+ public:
+  Uploader(int device, cudaStream_t stream) : device_(device), stream_(stream) {}
+
+  Status upload(const WeightTensor& t, const Slice& s, uint16_t* dst) {
+    const uint16_t* source = nullptr;
+    cudaMemcpyKind kind = cudaMemcpyHostToDevice;
+    if (t.is_random()) {
+      if (s.whole())
+        return cuda_status(fill_random_bf16(dst, s.numel(), t.random, stream_), "random weights");
+      const size_t bytes = static_cast<size_t>(t.view.numel()) * 2;
+      if (device_staging_.size() < bytes) {
+        SACC_CUDA_TRY(cudaStreamSynchronize(stream_));
+        device_staging_.reset();
+        SACC_ASSIGN_OR_RETURN(device_staging_, DeviceBuffer::create(device_, bytes, "weight slice staging"));
+      }
+      SACC_CUDA_TRY(fill_random_bf16(device_staging_.as<uint16_t>(), t.view.numel(), t.random, stream_));
+      source = device_staging_.as<uint16_t>();
+      kind = cudaMemcpyDeviceToDevice;
+    } else if (t.view.dtype == DType::BF16) {
+      source = static_cast<const uint16_t*>(t.view.data);
+    } else {
+      host_staging_.resize(t.view.numel());
+      weight_to_bf16(t, host_staging_.data());
+      source = host_staging_.data();
+    }
+    SACC_CUDA_TRY(cudaMemcpy2DAsync(dst, s.col_count * 2, source + s.row0 * s.cols + s.col0, s.cols * 2,
+                                    s.col_count * 2, s.row_count, kind, stream_));
+    // Host sources may be pageable and staging is reused: finish before the next tensor.
+    return cuda_status(cudaStreamSynchronize(stream_), "weight upload");
+  }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  DeviceBuffer device_staging_;
+  std::vector<uint16_t> host_staging_;
+};
+
+}  // namespace
+
+bool prefill_uses_sparse(const BackendOptions& options, int64_t n) {
+  if (options.patterns.empty()) return false;
+  if (options.attention == AttentionMode::SPARSE) return true;
+  return options.attention == AttentionMode::AUTO && n >= options.sparse_min_length;
+}
+
+Result<AttentionBytes> attention_bytes(const ModelConfig& c, const BackendOptions& options, int64_t n) {
+  AttentionBytes b;
+  const AttentionShape shape{n, c.num_heads, c.num_kv_heads, c.head_dim};
+  if (options.attention == AttentionMode::EAGER) {
+    b.select = eager_attention_workspace_bytes(shape);
+  } else if (options.attention == AttentionMode::CUDNN) {
+    return b;
+  } else if (prefill_uses_sparse(options, n)) {
+    for (int l = 0; l < c.num_layers; ++l) {
+      const IndexGeometry g = layer_geometry(c, options, l, n);
+      SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, &g));
+      SACC_ASSIGN_OR_RETURN(size_t bytes, plan_workspace_bytes(shape, options.patterns[l], g));
+      b.select = std::max(b.select, sel.workspace_bytes);
+      b.plan = std::max(b.plan, bytes);
+    }
+  } else {
+    SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, nullptr));
+    b.select = sel.workspace_bytes;
+  }
+  b.select = align_up(b.select);
+  b.plan = align_up(b.plan);
+  return b;
+}
+
+DeviceShard::DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options)
+    : model_(weights.config), config_(shard_config(weights.config, spec)), spec_(spec), options_(options) {}
+
+DeviceShard::~DeviceShard() {
+  if (stream_) {
+    cudaSetDevice(spec_.device);
+    cudaStreamDestroy(stream_);
+  }
+}
+
+Result<std::unique_ptr<DeviceShard>> DeviceShard::create(const LlamaWeights& weights, const ShardSpec& spec,
+                                                         const BackendOptions& options) {
+  std::unique_ptr<DeviceShard> shard(new DeviceShard(weights, spec, options));
+  SACC_RETURN_IF_ERROR(shard->load(weights));
+  return shard;
+}
+
+Status DeviceShard::load(const LlamaWeights& w) {
+  const int device = spec_.device;
+  SACC_CUDA_TRY(cudaSetDevice(device));
+  SACC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  DeviceAllocator::reset_peak(device);
+  SACC_ASSIGN_OR_RETURN(GemmRunner * runner, GemmRunner::create(device));
+  gemm_.reset(runner);
+  // One allocation for all weights; each tensor (slice) at an aligned offset.
+  struct Upload {
+    const WeightTensor* tensor;
+    Slice slice;
+    size_t offset;
+  };
+  std::vector<Upload> uploads;
+  std::vector<std::pair<uint16_t**, size_t>> pointers;
+  size_t total = 0;
+  auto place = [&](const WeightTensor& t, const Slice& s, uint16_t** where) {
+    pointers.push_back({where, total});
+    uploads.push_back({&t, s, total});
+    total += align_up(s.numel() * 2);
+  };
+  const int64_t d = model_.head_dim, D = model_.hidden, F = spec_.ffn;
+  const int64_t q0 = static_cast<int64_t>(spec_.kv_head_begin) * (model_.num_heads / model_.num_kv_heads) * d;
+  const int64_t kv0 = spec_.kv_head_begin * d, q = config_.q_dim(), kv = config_.kv_dim();
+  if (spec_.embeds) place(w.embed, whole(w.embed), &maybe_embed_);
+  if (spec_.has_lm_head) {
+    place(w.final_norm, whole(w.final_norm), &maybe_final_norm_);
+    // A tied head reads the embedding table, uploaded once where this shard embeds too.
+    if (!model_.tied_embeddings)
+      place(w.lm_head, whole(w.lm_head), &maybe_lm_head_);
+    else if (!spec_.embeds)
+      place(w.embed, whole(w.embed), &maybe_lm_head_);
+  }
+  layers_.assign(spec_.num_layers(), Layer{});
+  for (int i = 0; i < spec_.num_layers(); ++i) {
+    const LayerWeights& s = w.layers[spec_.layer_begin + i];
+    Layer& l = layers_[i];
+    place(s.attn_norm, whole(s.attn_norm), &l.attn_norm);
+    place(s.wq, rows_of(s.wq, q0, q), &l.wq);
+    place(s.wk, rows_of(s.wk, kv0, kv), &l.wk);
+    place(s.wv, rows_of(s.wv, kv0, kv), &l.wv);
+    if (model_.qkv_bias) {
+      place(s.bq, rows_of(s.bq, q0, q), &l.maybe_bq);
+      place(s.bk, rows_of(s.bk, kv0, kv), &l.maybe_bk);
+      place(s.bv, rows_of(s.bv, kv0, kv), &l.maybe_bv);
+    }
+    place(s.wo, cols_of(s.wo, q0, q), &l.wo);
+    place(s.mlp_norm, whole(s.mlp_norm), &l.mlp_norm);
+    // gate and up side by side: one GEMM computes both; up starts F' rows after gate.
+    pointers.push_back({&l.w_gate_up, total});
+    uploads.push_back({&s.w_gate, rows_of(s.w_gate, spec_.ffn_begin, F), total});
+    uploads.push_back({&s.w_up, rows_of(s.w_up, spec_.ffn_begin, F), total + F * D * 2});
+    total += align_up(2 * F * D * 2);
+    place(s.w_down, cols_of(s.w_down, spec_.ffn_begin, F), &l.w_down);
+  }
+  SACC_ASSIGN_OR_RETURN(weights_,
+                        DeviceBuffer::create(device, std::max<size_t>(total, kAlign), "model weights"));
+  auto* base = static_cast<char*>(weights_.data());
+  for (auto& [where, offset] : pointers) *where = reinterpret_cast<uint16_t*>(base + offset);
+  if (model_.tied_embeddings && spec_.has_lm_head && spec_.embeds) maybe_lm_head_ = maybe_embed_;
+  Progress progress(fmt::format("uploading weights to cuda:{}", device), static_cast<int64_t>(uploads.size()),
+                    options_.show_progress);
+  Uploader uploader(device, stream_);
+  for (const Upload& u : uploads) {
+    SACC_RETURN_IF_ERROR(uploader.upload(*u.tensor, u.slice, reinterpret_cast<uint16_t*>(base + u.offset)));
+    progress.advance();
+  }
+  std::vector<double> inv = rope_inverse_frequencies(model_);
+  SACC_ASSIGN_OR_RETURN(inv_freq_,
+                        DeviceBuffer::create(device, inv.size() * sizeof(double), "RoPE frequencies"));
+  SACC_CUDA_TRY(
+      cudaMemcpy(inv_freq_.data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
+  sample_device_memory();
+  return Status::ok();
+}
+
+Status DeviceShard::reserve(int64_t max_tokens) {
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  kv_.reset();
+  hidden_ = {};
+  q_or_mlp_ = {};
+  attn_out_ = {};
+  normed_ = {};
+  attention_ = {};
+  tokens_ = 0;
+  capacity_ = max_tokens;
+  const size_t per_layer = static_cast<size_t>(capacity_) * config_.kv_dim() * 2;
+  if (config_.num_layers > 0) {
+    SACC_ASSIGN_OR_RETURN(kv_,
+                          DeviceBuffer::create(spec_.device, 2 * per_layer * config_.num_layers, "KV cache"));
+  }
+  SACC_ASSIGN_OR_RETURN(
+      decode_scratch_,
+      DeviceBuffer::create(spec_.device,
+                           decode_attention_scratch_bytes(config_.num_heads, config_.head_dim, capacity_),
+                           "decode attention scratch"));
+  return Status::ok();
+}
+
+Status DeviceShard::begin_prefill(int64_t n) {
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  // Free the previous prompt's buffers first.
+  hidden_ = {};
+  q_or_mlp_ = {};
+  attn_out_ = {};
+  normed_ = {};
+  ids_ = {};
+  logits_ = {};
+  attention_ = {};
+  tokens_ = 0;
+  sparse_ = prefill_uses_sparse(options_, n);
+  SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
+  const CudaWorkspaceSizes s = cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
+                                                    attention_needs_separate_output(options_.attention));
+  attention_select_bytes_ = attn.select;
+  plan_bytes_ = attn.plan;
+  const int dev = spec_.device;
+  SACC_ASSIGN_OR_RETURN(hidden_, DeviceBuffer::create(dev, s.hidden, "hidden states"));
+  SACC_ASSIGN_OR_RETURN(q_or_mlp_, DeviceBuffer::create(dev, s.q_or_mlp, "queries / MLP chunk"));
+  if (s.attn_out) {
+    SACC_ASSIGN_OR_RETURN(attn_out_, DeviceBuffer::create(dev, s.attn_out, "attention output"));
+  }
+  SACC_ASSIGN_OR_RETURN(normed_, DeviceBuffer::create(dev, s.normed, "normed chunk"));
+  SACC_ASSIGN_OR_RETURN(ids_, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
+  SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, model_.vocab * sizeof(float), "logits"));
+  if (s.attention) {
+    SACC_ASSIGN_OR_RETURN(attention_, DeviceBuffer::create(dev, s.attention, "attention workspace"));
+  }
+  tokens_ = n;
+  return Status::ok();
+}
+
+Result<int> DeviceShard::local_layer(int layer) const {
+  if (layer < spec_.layer_begin || layer >= spec_.layer_end)
+    return make_error(StatusCode::INTERNAL, "layer {} is not on cuda:{} (it holds {}..{})", layer,
+                      spec_.device, spec_.layer_begin, spec_.layer_end - 1);
+  return layer - spec_.layer_begin;
+}
+
+uint16_t* DeviceShard::k_cache(int local) const {
+  return kv_.as<uint16_t>() + static_cast<size_t>(2 * local) * capacity_ * config_.kv_dim();
+}
+
+uint16_t* DeviceShard::v_cache(int local) const {
+  return kv_.as<uint16_t>() + static_cast<size_t>(2 * local + 1) * capacity_ * config_.kv_dim();
+}
+
+Status DeviceShard::gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,
+                         bool accumulate, int64_t ldx, bool y_f32) {
+  GemmArgs g;
+  g.x = x;
+  g.w = w;
+  g.y = y;
+  g.rows = rows;
+  g.in = in;
+  g.out = out;
+  g.ldx = ldx;
+  g.accumulate = accumulate;
+  g.y_f32 = y_f32;
+  return gemm_->run(g, stream_);
+}
+
+Status DeviceShard::embed(std::span<const int32_t> tokens) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (!maybe_embed_)
+    return make_error(StatusCode::INTERNAL, "cuda:{} holds no embedding table", spec_.device);
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  SACC_CUDA_TRY(
+      cudaMemcpyAsync(ids_.data(), tokens.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  return cuda_status(embed_rows(ids_.as<int32_t>(), maybe_embed_, hidden(), n, model_.hidden, stream_),
+                     "embed");
+}
+
+Status DeviceShard::attention(int local, int64_t n, int64_t start, const uint16_t* q, uint16_t* o) {
+  if (start > 0) {
+    if (n != 1) return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
+    return cuda_status(decode_attention(q, k_cache(local), v_cache(local), o, config_.num_heads,
+                                        config_.num_kv_heads, config_.head_dim, start + 1,
+                                        decode_scratch_.data(), decode_scratch_.size(), stream_),
+                       "decode attention");
+  }
+  AttentionParams p;
+  p.shape = {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
+  p.q = q;
+  p.k = k_cache(local);
+  p.v = v_cache(local);
+  p.o = o;
+  p = p.with_defaults();
+  switch (options_.attention) {
+    case AttentionMode::CUDNN:
+      return cudnn_sdpa_run(p, stream_);
+    case AttentionMode::EAGER:
+      return eager_attention_run(p, attention_.data(), attention_.size(), stream_);
+    default:
+      break;
+  }
+  if (!sparse_) return attention_run_cuda(p, nullptr, attention_.data(), attention_select_bytes_, stream_);
+  const IndexGeometry g = layer_geometry(config_, options_, local, n);
+  char* plan_space = static_cast<char*>(attention_.data()) + attention_select_bytes_;
+  SACC_ASSIGN_OR_RETURN(SparseIndexView view,
+                        plan(p, options_.patterns[local], g, plan_space, plan_bytes_, stream_));
+  return attention_run_cuda(p, &view, attention_.data(), attention_select_bytes_, stream_);
+}
+
+Status DeviceShard::attention_block(int layer, int64_t n, int64_t start, bool add_residual) {
+  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  const Layer& l = layers_[local];
+  const int64_t D = model_.hidden, Q = config_.q_dim(), KV = config_.kv_dim();
+  const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
+  const float eps = static_cast<float>(model_.rms_eps);
+  uint16_t* x = hidden();
+  auto* q = q_or_mlp_.as<uint16_t>();
+  // Our flash kernels write O over the queries (one [L, Hq*d] buffer less); the baselines need their own.
+  auto* o = attn_out_.data() ? attn_out_.as<uint16_t>() : q;
+  auto* normed = normed_.as<uint16_t>();
+  const auto* inv_freq = inv_freq_.as<double>();
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c = std::min(chunk, n - c0);
+    uint16_t* kc = k_cache(local) + (start + c0) * KV;
+    uint16_t* vc = v_cache(local) + (start + c0) * KV;
+    SACC_CUDA_TRY(rms_norm(x + c0 * D, D, l.attn_norm, normed, c, D, eps, stream_));
+    SACC_RETURN_IF_ERROR(gemm(normed, l.wq, q + c0 * Q, c, D, Q, false));
+    SACC_RETURN_IF_ERROR(gemm(normed, l.wk, kc, c, D, KV, false));
+    SACC_RETURN_IF_ERROR(gemm(normed, l.wv, vc, c, D, KV, false));
+    SACC_CUDA_TRY(bias_rope(q + c0 * Q, Q, c, config_.num_heads, config_.head_dim, l.maybe_bq, inv_freq,
+                            start + c0, stream_));
+    SACC_CUDA_TRY(bias_rope(kc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bk, inv_freq,
+                            start + c0, stream_));
+    SACC_CUDA_TRY(bias_rope(vc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bv, nullptr,
+                            start + c0, stream_));
+  }
+  Status attn = attention(local, n, start, q, o);
+  if (!attn) return attn.with_context(fmt::format("layer {} attention", layer));
+  // All output projections after attention (every row of x has been read): the queries are dead afterwards,
+  // so the MLP chunk reuses their memory.
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c = std::min(chunk, n - c0);
+    SACC_RETURN_IF_ERROR(gemm(o + c0 * Q, l.wo, x + c0 * D, c, Q, D, add_residual));
+  }
+  return Status::ok();
+}
+
+Status DeviceShard::mlp_block(int layer, int64_t n, bool add_residual) {
+  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  const Layer& l = layers_[local];
+  const int64_t D = model_.hidden, F = config_.ffn;
+  const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
+  const float eps = static_cast<float>(model_.rms_eps);
+  uint16_t* x = hidden();
+  auto* gate_up = q_or_mlp_.as<uint16_t>();
+  auto* normed = normed_.as<uint16_t>();
+  // Chunk by chunk: each chunk's rows of x are read (norm) before the down projection writes them.
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c = std::min(chunk, n - c0);
+    SACC_CUDA_TRY(rms_norm(x + c0 * D, D, l.mlp_norm, normed, c, D, eps, stream_));
+    SACC_RETURN_IF_ERROR(gemm(normed, l.w_gate_up, gate_up, c, D, 2 * F, false));
+    SACC_CUDA_TRY(swiglu(gate_up, c, F, stream_));
+    SACC_RETURN_IF_ERROR(gemm(gate_up, l.w_down, x + c0 * D, c, F, D, add_residual, 2 * F));
+  }
+  return Status::ok();
+}
+
+Status DeviceShard::logits(int64_t n, float* out) {
+  if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  const int64_t D = model_.hidden;
+  auto* normed = normed_.as<uint16_t>();
+  // The LM head on the last position only: [1, D] x [V, D]^T -> fp32 logits.
+  SACC_CUDA_TRY(rms_norm(hidden() + (n - 1) * D, D, maybe_final_norm_, normed, 1, D,
+                         static_cast<float>(model_.rms_eps), stream_));
+  SACC_RETURN_IF_ERROR(gemm(normed, maybe_lm_head_, logits_.data(), 1, D, model_.vocab, false, 0, true));
+  SACC_CUDA_TRY(
+      cudaMemcpyAsync(out, logits_.data(), model_.vocab * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  return Status::ok();
+}
+
+Status DeviceShard::synchronize() {
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  return cuda_status(cudaStreamSynchronize(stream_), "stream synchronize");
+}
+
+void DeviceShard::sample_device_memory() {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaSetDevice(spec_.device) == cudaSuccess && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+    peak_device_in_use_ = std::max<uint64_t>(peak_device_in_use_, total_bytes - free_bytes);
+}
+
+DeviceMemoryReport DeviceShard::memory() const {
+  return {fmt::format("cuda:{}", spec_.device), DeviceAllocator::stats(spec_.device).peak,
+          peak_device_in_use_};
+}
+
+}  // namespace sacc::cuda_rt

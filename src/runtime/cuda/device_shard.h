@@ -1,0 +1,109 @@
+// One GPU's share of a model in the CUDA backend (runtime/multi_gpu_plan.h: ShardSpec): bf16 weights of a
+// layer range and/or a slice of KV heads (with their query heads) and MLP columns, the bf16 KV cache of those
+// layers and heads, the prefill workspace, a stream and a cuBLASLt runner. The single-GPU backend is one
+// shard holding everything; layer split chains shards; tensor parallel runs them side by side and sums their
+// partial outputs.
+//
+// Every call selects the shard's device, enqueues on its stream and never waits on the host (except
+// synchronize()).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/cuda/device_memory.h"
+#include "model/llama_weights.h"
+#include "runtime/backend.h"
+#include "runtime/cuda/cublaslt_gemm.h"
+#include "runtime/multi_gpu_plan.h"
+
+namespace sacc::cuda_rt {
+
+// Whether a prefill of n tokens runs sparse attention under these options.
+bool prefill_uses_sparse(const BackendOptions& options, int64_t n);
+
+// Device bytes of prefill attention at length n for a (shard) config whose patterns are `options.patterns`:
+// the kernel's workspace (`select`) and, for sparse prefill, the plan's index space (`plan`); 256-aligned.
+struct AttentionBytes {
+  size_t select = 0, plan = 0;
+};
+Result<AttentionBytes> attention_bytes(const ModelConfig& config, const BackendOptions& options, int64_t n);
+
+class DeviceShard {
+ public:
+  // `options`: device = the shard's GPU, patterns = shard_patterns() (its layers from 0, its heads).
+  static Result<std::unique_ptr<DeviceShard>> create(const LlamaWeights& weights, const ShardSpec& spec,
+                                                     const BackendOptions& options);
+  ~DeviceShard();
+  DeviceShard(const DeviceShard&) = delete;
+  DeviceShard& operator=(const DeviceShard&) = delete;
+
+  // KV cache for `max_tokens` positions of the shard's layers and heads.
+  Status reserve(int64_t max_tokens);
+  // Workspace for a prompt of n tokens (frees the previous one first); decides dense or sparse attention.
+  Status begin_prefill(int64_t n);
+  bool prefill_sparse() const { return sparse_; }
+
+  // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
+  Status embed(std::span<const int32_t> tokens);
+  // x <- x + o_proj(attention(rope(qkv(rms_norm(x))))) over the shard's heads, for the global `layer`
+  // (which must be one of the shard's) and rows at positions [start, start + n). With add_residual false the
+  // o_proj product alone is written over x: a partial sum the caller adds up across shards.
+  Status attention_block(int layer, int64_t n, int64_t start, bool add_residual);
+  // x <- x + down(swiglu(gate_up(rms_norm(x)))) over the shard's MLP columns; add_residual as above.
+  Status mlp_block(int layer, int64_t n, bool add_residual);
+  // The final norm and LM head on row n-1 of hidden, copied into host `logits` [V] (pageable: the copy
+  // completes by the next synchronize()). Only on the shard that has the LM head.
+  Status logits(int64_t n, float* logits);
+  Status synchronize();
+  // Records the shard's peak whole-device memory use (cudaMemGetInfo) so far.
+  void sample_device_memory();
+
+  uint16_t* hidden() const { return hidden_.as<uint16_t>(); }  // [workspace tokens, D] residual stream
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return spec_.device; }
+  const ShardSpec& spec() const { return spec_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t workspace_tokens() const { return tokens_; }
+  DeviceMemoryReport memory() const;
+
+ private:
+  struct Layer {
+    // The shard's slices: wq [q, D], wk/wv [kv, D], wo [D, q], gate_up [2F', D] (up F' rows after gate),
+    // w_down [D, F'] with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns.
+    uint16_t *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate_up, *w_down;
+    uint16_t *maybe_bq, *maybe_bk, *maybe_bv;
+  };
+
+  DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options);
+  Status load(const LlamaWeights& weights);
+  Status gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,
+              bool accumulate, int64_t ldx = 0, bool y_f32 = false);
+  Status attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
+  Result<int> local_layer(int layer) const;
+  uint16_t* k_cache(int local_layer) const;  // [capacity, local Hkv, d]
+  uint16_t* v_cache(int local_layer) const;
+
+  ModelConfig model_;   // the whole model
+  ModelConfig config_;  // the shard's view (shard_config)
+  ShardSpec spec_;
+  BackendOptions options_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<GemmRunner> gemm_;
+  DeviceBuffer weights_, inv_freq_, kv_, decode_scratch_;
+  uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,
+           *maybe_final_norm_ = nullptr;  // [V,D] [V,D] [D]
+  std::vector<Layer> layers_;
+  // Prefill workspace (cuda_workspace_sizes of the shard's view).
+  DeviceBuffer hidden_, q_or_mlp_, attn_out_, normed_, ids_, logits_, attention_;
+  size_t attention_select_bytes_ = 0, plan_bytes_ = 0;
+  int64_t tokens_ = 0, capacity_ = 0;
+  bool sparse_ = false;
+  uint64_t peak_device_in_use_ = 0;
+};
+
+}  // namespace sacc::cuda_rt
