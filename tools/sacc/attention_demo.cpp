@@ -72,13 +72,24 @@ struct Row {
 
 }  // namespace
 
-Status run_attention_demo(const DemoOptions& demo, const IndexOptions& options) {
+Result<ref::SyntheticInput> make_demo_input(const DemoOptions& demo) {
   ref::SyntheticConfig config;
   config.shape = {demo.seq_len, demo.num_q_heads, demo.num_kv_heads, demo.head_dim};
   config.seed = demo.seed;
   SACC_RETURN_IF_ERROR(config.shape.validate().with_context("--demo"));
-  const IndexGeometry geometry = options.geometry(demo.seq_len, demo.num_q_heads, demo.num_kv_heads);
-  SACC_RETURN_IF_ERROR(geometry.validate());
+  const auto start = std::chrono::steady_clock::now();
+  SACC_ASSIGN_OR_RETURN(ref::SyntheticInput input, ref::make_synthetic_input(config));
+  std::printf(
+      "synthetic input: L=%lld, Hq=%d, Hkv=%d, d=%d, seed %llu: %d sinks, %d vertical columns, %d local "
+      "+ %d slash diagonals per KV head (made in %.2f s)\n",
+      static_cast<long long>(demo.seq_len), demo.num_q_heads, demo.num_kv_heads, demo.head_dim,
+      static_cast<unsigned long long>(demo.seed), config.sinks, config.verticals, config.local_width,
+      config.slashes, seconds_since(start));
+  return input;
+}
+
+Result<std::vector<PatternSpec>> demo_patterns(const DemoOptions& demo, const IndexOptions& options,
+                                               const IndexGeometry& geometry) {
   std::vector<PatternSpec> specs;
   const std::vector<std::string> names =
       demo.patterns.empty()
@@ -88,16 +99,18 @@ Status run_attention_demo(const DemoOptions& demo, const IndexOptions& options) 
     SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_pattern(name));
     specs.push_back(options.clamp_budgets ? ref::clamp_pattern_to_length(spec, geometry) : spec);
   }
+  return specs;
+}
 
-  auto start = std::chrono::steady_clock::now();
-  SACC_ASSIGN_OR_RETURN(ref::SyntheticInput input, ref::make_synthetic_input(config));
+Status run_attention_demo(const DemoOptions& demo, const IndexOptions& options) {
+  const AttentionShape shape{demo.seq_len, demo.num_q_heads, demo.num_kv_heads, demo.head_dim};
+  SACC_RETURN_IF_ERROR(shape.validate().with_context("--demo"));
+  const IndexGeometry geometry = options.geometry(demo.seq_len, demo.num_q_heads, demo.num_kv_heads);
+  SACC_RETURN_IF_ERROR(geometry.validate());
+  SACC_ASSIGN_OR_RETURN(const std::vector<PatternSpec> specs, demo_patterns(demo, options, geometry));
+
+  SACC_ASSIGN_OR_RETURN(const ref::SyntheticInput input, make_demo_input(demo));
   const ref::QkvView qkv = input.qkv.view();
-  std::printf(
-      "synthetic input: L=%lld, Hq=%d, Hkv=%d, d=%d, seed %llu: %d sinks, %d vertical columns, %d local "
-      "+ %d slash diagonals per KV head (made in %.2f s)\n",
-      static_cast<long long>(demo.seq_len), demo.num_q_heads, demo.num_kv_heads, demo.head_dim,
-      static_cast<unsigned long long>(demo.seed), config.sinks, config.verticals, config.local_width,
-      config.slashes, seconds_since(start));
   std::printf(
       "CPU oracle, fp64 accumulation; index blocks Bq=%d Bk=%d, %s, estimation from the last %lld "
       "queries\n\n",
@@ -105,7 +118,7 @@ Status run_attention_demo(const DemoOptions& demo, const IndexOptions& options) 
       static_cast<long long>(options.estimation.last_queries));
   std::fflush(stdout);
 
-  start = std::chrono::steady_clock::now();
+  auto start = std::chrono::steady_clock::now();
   SACC_ASSIGN_OR_RETURN(ref::AttentionResult dense, ref::dense_attention(qkv));
   const double dense_seconds = seconds_since(start);
 

@@ -3,12 +3,12 @@
 #include <cstdio>
 
 #include "attention/cost_model.h"
-#include "core/device_info.h"
-#include "core/safetensors.h"
 #include "reference/build_index.h"
 #include "reference/dense_attention.h"
 #include "reference/metrics.h"
 #include "reference/sparse_attention.h"
+#include "tools/sacc/attention_cuda.h"
+#include "tools/sacc/attention_io.h"
 #include "tools/sacc/attention_options.h"
 #include "tools/sacc/commands.h"
 
@@ -30,69 +30,28 @@ Input (--in): a safetensors file with q [L, Hq, d], k [L, Hkv, d], v [L, Hkv, d]
 scaled scores); with --dump-index also index.block_offsets, index.block_ids, index.column_offsets and
 index.column_ids (I32, the CSR index of src/attention/sparse_index.h; geometry in the file's metadata).
 
+Devices (--device): cpu runs the fp64 CPU oracle. cuda[:N] uploads Q/K/V as bf16, builds sparse indices on the
+GPU (plan(): estimation + index build, no host round trip before the kernel) and runs the flash kernels (bf16
+in and out, fp32 accumulation); head dims 64 and 128, index blocks Bq=128, Bk=64. Times are one run after one
+warm-up, measured with CUDA events: not a benchmark (see sacc bench / bench/). With --compare the CUDA result
+is checked against the CPU oracle on the same index, failing beyond the bf16 tolerance.
+
 Examples:
   sacc attention --demo
   sacc attention --demo --len 16384 --heads 32 --kv-heads 8
+  sacc attention --demo --device cuda --len 131072 --heads 32 --kv-heads 8
   sacc attention --in qkv.safetensors --pattern interval-slash:1000,6096 --out o.safetensors --dump-index
+  sacc attention --in qkv.safetensors --pattern block-cluster:64 --device cuda --compare
 )";
-
-struct FileOptions {
-  std::string input;
-  std::string output;
-  std::vector<std::string> patterns;  // one for a file run; --demo takes several
-  std::string device = "cpu";
-  bool dump_index = false;
-  bool compare = false;
-  double softmax_scale = 0.0;
-};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-Status write_output(const FileOptions& file, const PatternSpec& spec, const ref::AttentionResult& result,
-                    const SparseIndex& index) {
-  const AttentionShape& shape = result.shape;
-  SACC_ASSIGN_OR_RETURN(Tensor o,
-                        Tensor::empty(DType::BF16, {shape.seq_len, shape.num_q_heads, shape.head_dim}));
-  auto* o_bits = o.as<uint16_t>();
-  for (size_t n = 0; n < result.o.size(); ++n) o_bits[n] = float_to_bf16(static_cast<float>(result.o[n]));
-  SACC_ASSIGN_OR_RETURN(Tensor lse, Tensor::empty(DType::F32, {shape.num_q_heads, shape.seq_len}));
-  for (size_t n = 0; n < result.lse.size(); ++n) lse.as<float>()[n] = static_cast<float>(result.lse[n]);
-  std::vector<NamedTensor> tensors{{"o", o.view()}, {"lse", lse.view()}};
-  std::map<std::string, std::string> metadata{{"pattern", to_string(spec)},
-                                              {"producer", "sacc attention (CPU oracle)"}};
-  // The index arrays are int32 already; views into them need no copy.
-  auto int_view = [](const std::vector<int32_t>& ids) {
-    return TensorView(const_cast<int32_t*>(ids.data()), DType::I32, {static_cast<int64_t>(ids.size())});
-  };
-  if (file.dump_index) {
-    tensors.push_back({"index.block_offsets", int_view(index.block_offsets)});
-    tensors.push_back({"index.block_ids", int_view(index.block_ids)});
-    tensors.push_back({"index.column_offsets", int_view(index.column_offsets)});
-    tensors.push_back({"index.column_ids", int_view(index.column_ids)});
-    metadata["index.seq_len"] = std::to_string(index.geometry.seq_len);
-    metadata["index.num_heads"] = std::to_string(index.geometry.num_heads);
-    metadata["index.block_q"] = std::to_string(index.geometry.block_q);
-    metadata["index.block_k"] = std::to_string(index.geometry.block_k);
-    metadata["index.shared_per_kv_group"] = index.geometry.shared_per_kv_group ? "true" : "false";
-  }
-  return write_safetensors(file.output, tensors, metadata);
-}
-
 Status run_on_cpu(const FileOptions& file, const IndexOptions& options) {
-  if (file.patterns.size() > 1) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "--pattern given {} times; a file run takes one",
-                      file.patterns.size());
-  }
-  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_pattern(file.patterns.empty() ? "dense" : file.patterns[0]));
-  SACC_ASSIGN_OR_RETURN(SafetensorsFile input, SafetensorsFile::open(file.input));
-  SACC_ASSIGN_OR_RETURN(TensorView q, input.tensor("q"));
-  SACC_ASSIGN_OR_RETURN(TensorView k, input.tensor("k"));
-  SACC_ASSIGN_OR_RETURN(TensorView v, input.tensor("v"));
-  Result<ref::HostQkv> host = ref::qkv_from_tensors(q, k, v);
-  if (!host.is_ok()) return host.status().with_context(file.input);
-  ref::QkvView qkv = host->view();
+  SACC_ASSIGN_OR_RETURN(PatternSpec spec, file_pattern(file.patterns));
+  SACC_ASSIGN_OR_RETURN(const ref::HostQkv host, load_qkv_file(file.input));
+  ref::QkvView qkv = host.view();
   qkv.softmax_scale = file.softmax_scale;
   const AttentionShape& shape = qkv.shape;
   const IndexGeometry geometry = options.geometry(shape.seq_len, shape.num_q_heads, shape.num_kv_heads);
@@ -106,10 +65,8 @@ Status run_on_cpu(const FileOptions& file, const IndexOptions& options) {
       spec.kind == PatternKind::DENSE ? ref::dense_attention(qkv) : ref::sparse_attention(qkv, index);
   SACC_RETURN_IF_ERROR(result.status());
   const double run_seconds = seconds_since(start);
-  const AttentionCost cost = index_cost(index, shape.head_dim);
-  std::printf("%s: L=%lld Hq=%d Hkv=%d d=%d, density %.4f, plan %.1f ms, attention %.1f ms (CPU oracle)\n",
-              to_string(spec).c_str(), static_cast<long long>(shape.seq_len), shape.num_q_heads,
-              shape.num_kv_heads, shape.head_dim, cost.density(), 1e3 * plan_seconds, 1e3 * run_seconds);
+  print_attention_summary(spec, shape, index_cost(index, shape.head_dim).density(), 1e3 * plan_seconds,
+                          1e3 * run_seconds, "CPU oracle");
   if (file.compare && spec.kind != PatternKind::DENSE) {
     SACC_ASSIGN_OR_RETURN(ref::AttentionResult dense, ref::dense_attention(qkv));
     SACC_ASSIGN_OR_RETURN(double error, ref::relative_l2_error(result->o, dense.o));
@@ -117,7 +74,9 @@ Status run_on_cpu(const FileOptions& file, const IndexOptions& options) {
     std::printf("against dense: attention recall %.4f, relative error of O %.5f\n", recall.mean, error);
   }
   if (!file.output.empty()) {
-    SACC_RETURN_IF_ERROR(write_output(file, spec, *result, index));
+    SACC_RETURN_IF_ERROR(write_attention_output(file.output, output_from_oracle(*result), spec,
+                                                "sacc attention (CPU oracle)",
+                                                file.dump_index ? &index : nullptr));
     std::printf("wrote %s\n", file.output.c_str());
   }
   return Status::ok();
@@ -125,15 +84,7 @@ Status run_on_cpu(const FileOptions& file, const IndexOptions& options) {
 
 Status run_on_file(const FileOptions& file, const IndexOptions& options) {
   SACC_ASSIGN_OR_RETURN(Device device, parse_device(file.device));
-  if (!device.is_cpu()) {
-    // The GPU path plugs in here (plan + run on the device, then the same output writer).
-    return make_error(
-        StatusCode::UNSUPPORTED,
-        "--device {}: this build of `sacc attention` has no CUDA attention path yet (CUDA kernels {}, "
-        "{} GPU(s) visible); use --device cpu",
-        file.device, built_with_cuda() ? "built" : "not built", cuda_device_count());
-  }
-  return run_on_cpu(file, options);
+  return device.is_cpu() ? run_on_cpu(file, options) : run_attention_file_cuda(file, options, device);
 }
 
 }  // namespace
@@ -160,9 +111,13 @@ void add_attention_command(CLI::App& app, CommandBody& body) {
       "--pattern", file->patterns,
       "pattern to run (see below); default dense. With --demo: repeatable, replaces the default set");
   cmd->add_flag("--dump-index", file->dump_index, "also write the CSR index arrays into --out");
-  cmd->add_flag("--compare", file->compare,
-                "also run dense attention and print attention recall and relative error of O against it");
-  cmd->add_option("--device", file->device, "where to run: cpu (the fp64 oracle) or cuda[:N]; default cpu");
+  cmd->add_flag(
+      "--compare", file->compare,
+      "cpu: also run dense attention and print attention recall and relative error of O against it; "
+      "cuda: check O and LSE against the CPU oracle on the same index (fails beyond bf16 tolerance)");
+  cmd->add_option("--device", file->device,
+                  "where to run: cpu (the fp64 oracle) or cuda[:N] (the flash kernels, GPU index build); "
+                  "default cpu");
   cmd->add_option("--scale", file->softmax_scale, "softmax scale; default 1/sqrt(d)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--block-q", options->block_q, "query rows per index block (Bq); default 128")
@@ -207,7 +162,10 @@ void add_attention_command(CLI::App& app, CommandBody& body) {
           return report_error(Status(StatusCode::INVALID_ARGUMENT, "--demo makes its own input; drop --in"));
         }
         demo->patterns = file->patterns;
-        status = run_attention_demo(*demo, *options);
+        Result<Device> device = parse_device(file->device);
+        if (!device.is_ok()) return report_error(device.status());
+        status = device->is_cpu() ? run_attention_demo(*demo, *options)
+                                  : run_attention_demo_cuda(*demo, *options, *device);
       } else if (file->input.empty()) {
         status = Status(StatusCode::INVALID_ARGUMENT,
                         "nothing to do: give --in FILE (Q/K/V) or --demo (see sacc attention --help)");
