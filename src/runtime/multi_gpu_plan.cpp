@@ -259,7 +259,13 @@ Result<GpuPlacement> plan_gpu_placement(const ModelConfig& model, const BackendO
     p.available = {0};
     return p;
   }
-  for (int gpu : options.gpus) p.available.push_back(available_memory(Device::cuda(gpu)));
+  for (int gpu : options.gpus) {
+    // Free memory under the DeviceAllocator budget; the cap alone where the GPU cannot be queried (sacc info
+    // on a host without it).
+    uint64_t bytes = available_memory(Device::cuda(gpu));
+    if (options.per_gpu_cap) bytes = bytes ? std::min(bytes, options.per_gpu_cap) : options.per_gpu_cap;
+    p.available.push_back(bytes);
+  }
   if (options.split == SplitMode::LAYER) {
     SACC_ASSIGN_OR_RETURN(p.sizing.attention_workspace,
                           cuda_attention_workspace_bytes(model, options, p.sizing.tokens));
