@@ -1,0 +1,43 @@
+// --max-context: a prompt longer than the model's declared window is refused with a message naming the flag,
+// and accepted (with a warning) when the user asks for the longer window.
+#include <gtest/gtest.h>
+
+#include "run_sacc.h"
+
+namespace sacc {
+namespace {
+
+using test::run_sacc_binary;
+
+// smollm2-135m declares 8192 tokens; plans are cheap (no weights are touched).
+TEST(MaxContextCli, InfoRefusesBeyondTheWindowUnlessRaised) {
+  const test::SaccRun refused = run_sacc_binary("info -m random:smollm2-135m --device cpu --ctx 20000");
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("8192"), std::string::npos) << refused.output;
+
+  const test::SaccRun raised =
+      run_sacc_binary("info -m random:smollm2-135m --device cpu --ctx 20000 --max-context 20000");
+  EXPECT_EQ(raised.exit_code, 0) << raised.output;
+  EXPECT_NE(raised.output.find("memory plan for 20000 tokens"), std::string::npos) << raised.output;
+  EXPECT_NE(raised.output.find("past the model's context window of 8192"), std::string::npos)
+      << raised.output;
+}
+
+TEST(MaxContextCli, GenerateHonoursTheWindowItSets) {
+  const test::SaccRun run = run_sacc_binary(
+      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 2 --max-context 302 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const test::SaccRun too_long = run_sacc_binary(
+      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 3 --max-context 302");
+  EXPECT_NE(too_long.exit_code, 0) << too_long.output;
+  EXPECT_NE(too_long.output.find("302"), std::string::npos) << too_long.output;
+}
+
+TEST(MaxContextCli, RejectsNonPositive) {
+  const test::SaccRun run = run_sacc_binary("info -m random:smollm2-135m --device cpu --max-context -5");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find("--max-context"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace sacc
