@@ -98,13 +98,15 @@ std::string ModelConfig::summary() const {
     out += fmt::format("rope scaling llama3 (factor {}, low {}, high {}, original {})\n", rope_scaling.factor,
                        rope_scaling.low_freq_factor, rope_scaling.high_freq_factor,
                        rope_scaling.original_max_position);
+  if (!rope_scaling.enabled && rope_freq_divisors.empty()) out += "rope scaling none\n";
   if (!rope_freq_divisors.empty()) {
     const auto [lo, hi] = std::minmax_element(rope_freq_divisors.begin(), rope_freq_divisors.end());
     out += fmt::format("rope freqs   {} per-frequency divisors in [{:.6g}, {:.6g}]{}\n",
                        rope_freq_divisors.size(), *lo, *hi,
                        rope_scaling.enabled ? ", used instead of the llama3 formula" : "");
   }
-  out += fmt::format("rms eps      {}\ntied embed   {}\nmax context  {}\nbos / eos    {} / {}\n", rms_eps,
+  // {:.6g}: GGUF stores eps as fp32, whose exact decimal expansion (9.999999747378752e-06) is noise.
+  out += fmt::format("rms eps      {:.6g}\ntied embed   {}\nmax context  {}\nbos / eos    {} / {}\n", rms_eps,
                      tied_embeddings ? "yes" : "no", max_context, bos_token, eos.empty() ? "-" : eos);
   return out;
 }

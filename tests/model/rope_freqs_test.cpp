@@ -11,6 +11,7 @@
 #include "model/gguf.h"
 #include "model/model_loader.h"
 #include "runtime/backend.h"
+#include "tests/cli/run_sacc.h"
 #include "tests/model/gguf_writer.h"
 
 namespace sacc {
@@ -223,6 +224,38 @@ TEST(RopeFreqs, Llama3KeysTakeLlama31DefaultsAndAreChecked) {
   GgufWriter inverted = llama_metadata(kLlama31, 1);
   add_llama3_keys(inverted, {8.0, 4.0, 1.0, 8192});
   expect_corrupt(config_of("rope_inverted.gguf", inverted), "low_freq_factor < high_freq_factor");
+}
+
+TEST(RopeFreqs, SaccInfoPrintsTheRopeSetup) {
+  const std::string none = write_temp_file("info_rope_none.gguf", llama_metadata(kLlama31, 1).build());
+  GgufWriter keys = llama_metadata(kLlama31, 1);
+  add_llama3_keys(keys, kLlama31Scaling);
+  const std::string with_keys = write_temp_file("info_rope_keys.gguf", keys.build());
+  GgufWriter tensor = llama_metadata(kLlama31, 1);
+  tensor.add_tensor("rope_freqs.weight", kGgmlF32, {64},
+                    f32_bytes(llama3_divisors(kLlama31, kLlama31Scaling)));
+  const std::string with_tensor = write_temp_file("info_rope_tensor.gguf", tensor.build());
+
+  test::SaccRun run = test::run_sacc_binary("info -m " + none);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rope theta   500000\nrope scaling none\n"), std::string::npos) << run.output;
+  run = test::run_sacc_binary("info -m " + with_keys);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rope scaling llama3 (factor 8, low 1, high 4, original 8192)"),
+            std::string::npos)
+      << run.output;
+  run = test::run_sacc_binary("info -m " + with_tensor);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rope freqs   64 per-frequency divisors in [1, 8]\n"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("rope scaling"), std::string::npos) << run.output;
+
+  GgufWriter bad = llama_metadata(kLlama31, 1);
+  bad.add_tensor("rope_freqs.weight", kGgmlF32, {32}, f32_bytes(std::vector<float>(32, 1.0f)));
+  run = test::run_sacc_binary("info -m " + write_temp_file("info_rope_bad.gguf", bad.build()));
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rope_freqs.weight' has shape [32], expected [64]"), std::string::npos)
+      << run.output;
 }
 
 // A whole model, one layer: the CPU backend must run with the tensor's frequencies. Small theta and a short
