@@ -33,6 +33,7 @@ struct GgufHyperparams {
   bool qkv_bias = false;         // blk.0.attn_q.bias present (Qwen2)
   // llama.cpp writes Llama-3.1's `llama3` RoPE scaling as per-frequency divisors in a tensor
   // rope_freqs.weight [head_dim / 2] instead of rope.scaling.* keys; true when the file has it.
+  // model_config_from_gguf reads it into ModelConfig::rope_freq_divisors.
   bool rope_freqs_tensor = false;
   // llama.cpp's converter reorders the rows of attn_q/attn_k of "llama" models so that RoPE rotates adjacent
   // pairs (x[2i], x[2i+1]); HF checkpoints (and "qwen2" GGUFs) rotate halves (x[i], x[i + d/2]). When true,
