@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "core/device_info.h"
 #include "core/safetensors.h"
 #include "reference/build_index.h"
 #include "reference/sparse_attention.h"
@@ -235,6 +236,23 @@ TEST_F(AttentionCli, BadOptions) {
   expect_failure("attention --in " + in + " --device cuda", "--device cpu");
   expect_failure("attention --in " + in + " --device tpu", "unknown device");
   expect_failure("attention --in " + in + " --out " + path("no/such/dir/o.safetensors"), "o.safetensors");
+}
+
+// --device cuda where it cannot run: a message that says what to do and a non-zero exit, for file runs and
+// the demo. The test binary and sacc come from the same configuration, so the test knows which case applies.
+TEST_F(AttentionCli, CudaDeviceWithoutCudaOrGpu) {
+  const std::string in = write_qkv("qkv.safetensors", 64, 2, 1, 64);
+  expect_failure("attention --demo --device tpu --len 100", "unknown device");
+  if (!built_with_cuda()) {
+    expect_failure("attention --device cuda --in " + in,
+                   "this sacc was built without CUDA; use --device cpu");
+    expect_failure("attention --device cuda:1 --demo --len 100", "this sacc was built without CUDA");
+  } else if (cuda_device_count() == 0) {
+    expect_failure("attention --device cuda --in " + in, "no CUDA device is visible");
+    expect_failure("attention --device cuda:1 --demo --len 100", "no CUDA device is visible");
+  } else {
+    GTEST_SKIP() << "a GPU is visible: tests/gpu/test_attention_cli_cuda.cpp covers --device cuda";
+  }
 }
 
 }  // namespace
