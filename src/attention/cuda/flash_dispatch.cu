@@ -50,6 +50,12 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
 
 enum class Body { MMA, SM90 };
 
+// SACC_FLASH_GQA_PACK=0 turns GQA packing off (for A/B measurements; the results are identical).
+bool packing_enabled() {
+  const char* value = std::getenv("SACC_FLASH_GQA_PACK");
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+
 // wgmma and TMA need sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
 cudaError_t pick_body(Body* body) {
   int device = 0, major = 0;
@@ -90,8 +96,9 @@ cudaError_t encode_map(CUtensorMap* map, const uint16_t* base, int head_dim, int
 
 cudaError_t make_maps(const FlashParams& p, int head_dim, FlashTmaMaps* maps) {
   const int kv_heads = p.num_q_heads / p.group_size;
-  cudaError_t error = encode_map(&maps->q, p.q, head_dim, p.num_q_heads, p.seq_len, p.q_head_stride,
-                                 p.q_token_stride, kBlockM);
+  // Q in 64-row boxes: one per consumer warpgroup, which may take different heads (GQA packing).
+  cudaError_t error =
+      encode_map(&maps->q, p.q, head_dim, p.num_q_heads, p.seq_len, p.q_head_stride, p.q_token_stride, 64);
   if (error == cudaSuccess)
     error = encode_map(&maps->k, p.k, head_dim, kv_heads, p.seq_len, p.kv_head_stride, p.kv_token_stride,
                        kBlockN);
@@ -161,6 +168,20 @@ cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspac
                                                 items_in, items_out, num_items, 0, kCostBits, stream);
   if (error != cudaSuccess) return error;
   params.work_order = items_out;
+  // An index shared by an even number of query heads: the Hopper body packs two heads per CTA.
+  Body body = Body::MMA;
+  error = pick_body(&body);
+  if (error != cudaSuccess) return error;
+  if (body == Body::SM90 && params.heads_per_index_head % 2 == 0 && packing_enabled()) {
+    FlashTmaMaps maps;
+    error = make_maps(params, head_dim, &maps);
+    if (error != cudaSuccess) return error;
+    if (head_dim == 64)
+      return launch_flash_forward_sm90<64, SparsePackedVisit>(params, maps, num_items, stream);
+    if (head_dim == 128)
+      return launch_flash_forward_sm90<128, SparsePackedVisit>(params, maps, num_items, stream);
+    return cudaErrorInvalidValue;
+  }
   return launch_for_head_dim<SparseIndexVisit>(head_dim, params, num_items, stream);
 }
 

@@ -1,4 +1,5 @@
-// Explicit instantiation: head dim 128, sparse visit policy, both kernel bodies (mma.sync and sm_90a).
+// Explicit instantiation: head dim 128, sparse visit policy, both kernel bodies (mma.sync and sm_90a),
+// and the GQA-packed policy (sm_90a only).
 #include "attention/cuda/flash_kernel.cuh"
 #include "attention/cuda/flash_kernel_sm90.cuh"
 #include "attention/cuda/flash_launch.h"
@@ -7,4 +8,7 @@ namespace sacc::flash {
 template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const FlashParams&, int, cudaStream_t);
 template cudaError_t launch_flash_forward_sm90<128, SparseIndexVisit>(const FlashParams&, const FlashTmaMaps&,
                                                                       int, cudaStream_t);
+template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(const FlashParams&,
+                                                                       const FlashTmaMaps&, int,
+                                                                       cudaStream_t);
 }  // namespace sacc::flash

@@ -97,8 +97,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   const int num_blocks = visit.num_key_blocks();
   const int num_halves = num_blocks + (visit.num_key_columns() + kBlockN - 1) / kBlockN;
   const int num_tiles = (num_halves + 1) / 2;
-  const int kv_head = visit.q_head / p.group_size;
-  const int q_row0 = visit.q_block * kBlockM;
+  const int kv_head = visit.consumer_head(0) / p.group_size;  // both consumers' heads share it
 
   if (tid == 0) {
     mbarrier_init(q_full, 1);
@@ -115,8 +114,11 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
     if (tid == 0) {
       mbarrier_arrive_expect_tx(q_full, Tiles::kQElems * 2);
-      for (int cb = 0; cb < kColumnBlocks; ++cb)
-        tma_load_3d(s_q + cb * kBlockM * 64, &maps.q, cb * 64, visit.q_head, q_row0, q_full);
+      // One 64-row box per consumer warpgroup and 64-column block: [d/64][consumer][64 rows][64].
+      for (int c = 0; c < 2; ++c)
+        for (int cb = 0; cb < kColumnBlocks; ++cb)
+          tma_load_3d(s_q + cb * kBlockM * 64 + c * 64 * 64, &maps.q, cb * 64, visit.consumer_head(c),
+                      visit.consumer_row0(c), q_full);
     }
     const uint16_t* k_base = p.k + kv_head * p.kv_head_stride;
     const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;
@@ -185,8 +187,10 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   const int consumer = warpgroup - 1;
   const int quad_row = lane >> 2;
   const int quad_col = lane & 3;
-  const int warpgroup_row_last = q_row0 + consumer * 64 + 63;
-  const int warp_row0 = q_row0 + (warp - 4) * 16;
+  const int warpgroup_row0 = visit.consumer_row0(consumer);
+  const int warpgroup_row_last = warpgroup_row0 + 63;
+  const int warp_row0 = warpgroup_row0 + (warp & 3) * 16;
+  const int q_head = visit.consumer_head(consumer);
 
   float acc_o[kORegs];
   float row_max[2] = {-INFINITY, -INFINITY};  // running max of scaled scores, log2 domain
@@ -307,7 +311,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   }
 
   // Epilogue: normalise, write O (bf16) and the natural-log LSE. Rows with no visible key: O = 0, LSE = -inf.
-  uint16_t* o_base = p.o + visit.q_head * p.o_head_stride;
+  uint16_t* o_base = p.o + q_head * p.o_head_stride;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float sum = row_sum[h];
@@ -322,7 +326,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       *reinterpret_cast<uint32_t*>(o_row + j * 8) =
           pack_bf16(acc_o[j * 4 + 2 * h] * inv, acc_o[j * 4 + 2 * h + 1] * inv);
     if (p.maybe_lse != nullptr && quad_col == 0) {
-      p.maybe_lse[static_cast<int64_t>(visit.q_head) * p.seq_len + row] =
+      p.maybe_lse[static_cast<int64_t>(q_head) * p.seq_len + row] =
           sum > 0.f ? (row_max[h] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
     }
   }

@@ -12,6 +12,7 @@ namespace sacc::flash {
 
 struct DenseCausalVisit;
 struct SparseIndexVisit;
+struct SparsePackedVisit;
 
 // Defined once per (head dim, visit policy) in flash_inst_*.cu.
 template <int kHeadDim, class Visit>
@@ -43,6 +44,12 @@ extern template cudaError_t launch_flash_forward_sm90<128, DenseCausalVisit>(con
 extern template cudaError_t launch_flash_forward_sm90<128, SparseIndexVisit>(const FlashParams&,
                                                                              const FlashTmaMaps&, int,
                                                                              cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<64, SparsePackedVisit>(const FlashParams&,
+                                                                             const FlashTmaMaps&, int,
+                                                                             cudaStream_t);
+extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(const FlashParams&,
+                                                                              const FlashTmaMaps&, int,
+                                                                              cudaStream_t);
 
 // Runtime -> compile-time dispatch (flash_dispatch.cu). Head dims other than 64/128 give
 // cudaErrorInvalidValue.
