@@ -18,11 +18,8 @@ if [ "${1:-}" = "--prepare" ]; then
   [ -d "$BUILD" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSACC_BUILD_TESTS=OFF
   cmake "$BUILD" >/dev/null
   ninja -C "$BUILD" -j2 sacc
-  mkdir -p "$BUILD/carry"
-  cp "$BUILD/tools/sacc" "$BUILD/carry/"
-  ldd "$BUILD/carry/sacc" | awk '/=> \// {print $3}' |
-    { grep -E 'libfmt|libopenblas|libpcre2|libgfortran|libquadmath|libz\.' || true; } |
-    while read -r lib; do cp -L "$lib" "$BUILD/carry/"; done
+  source scripts/carry_libs.sh
+  carry_binaries "$BUILD/carry" "$BUILD/tools/sacc"
   cp ../shared/data/minference/Llama_3.1_8B_Instruct_128k_heads.json "$BUILD/carry/"
   echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tools || echo '+local changes')" >"$BUILD/carry/COMMIT"
   du -sh "$BUILD/carry"
@@ -64,7 +61,14 @@ python3 bench/plot_ttft.py "$OUT/ttft.json" "$OUT" || status=1
 
 if [ -n "$LONG" ]; then
   echo "== long prompts (sparse)"
-  "$SACC" -q bench -m "random:$MODEL" --ctx "$LONG" --attention sparse -r 1 --out "$OUT/long.md" 2>&1 |
+  # Past the model's declared window (131072 for Llama-3.1): --max-context raises it to the longest length.
+  longest=0
+  for n in ${LONG//,/ }; do
+    case $n in *[kK]) n=$((${n%?} * 1024)) ;; esac
+    [ "$n" -gt "$longest" ] && longest=$n
+  done
+  "$SACC" -q bench -m "random:$MODEL" --ctx "$LONG" --attention sparse -r 1 --warmup 0 --max-context "$longest" \
+    --pattern-config "$BUILD/carry/Llama_3.1_8B_Instruct_128k_heads.json" --out "$OUT/long.md" --json "$OUT/long.json" 2>&1 |
     tee "$OUT/long.log" || status=1
 fi
 cat "$OUT/ttft.md"
