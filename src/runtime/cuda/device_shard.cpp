@@ -319,7 +319,7 @@ Status DeviceShard::embed(std::span<const int32_t> tokens) {
                      "embed");
 }
 
-Status DeviceShard::attention(int local, int64_t n, int64_t start, const uint16_t* q, uint16_t* o) {
+Status DeviceShard::run_attention(int local, int64_t n, int64_t start, const uint16_t* q, uint16_t* o) {
   if (start > 0) {
     if (n != 1) return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
     return cuda_status(decode_attention(q, k_cache(local), v_cache(local), o, config_.num_heads,
@@ -350,17 +350,24 @@ Status DeviceShard::attention(int local, int64_t n, int64_t start, const uint16_
   return attention_run_cuda(p, &view, attention_.data(), attention_select_bytes_, stream_);
 }
 
-Status DeviceShard::attention_block(int layer, int64_t n, int64_t start, bool add_residual) {
+int64_t DeviceShard::chunk_rows(int64_t n) const {
+  return std::min(n, std::max<int64_t>(1, options_.chunk));
+}
+
+uint16_t* DeviceShard::attention_output() const {
+  // Our flash kernels write O over the queries (one [L, Hq*d] buffer less); the baselines need their own.
+  return attn_out_.data() ? attn_out_.as<uint16_t>() : q_or_mlp_.as<uint16_t>();
+}
+
+Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
   SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   const Layer& l = layers_[local];
   const int64_t D = model_.hidden, Q = config_.q_dim(), KV = config_.kv_dim();
-  const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
+  const int64_t chunk = chunk_rows(n);
   const float eps = static_cast<float>(model_.rms_eps);
-  uint16_t* x = hidden();
+  const uint16_t* x = hidden();
   auto* q = q_or_mlp_.as<uint16_t>();
-  // Our flash kernels write O over the queries (one [L, Hq*d] buffer less); the baselines need their own.
-  auto* o = attn_out_.data() ? attn_out_.as<uint16_t>() : q;
   auto* normed = normed_.as<uint16_t>();
   const auto* inv_freq = inv_freq_.as<double>();
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
@@ -378,35 +385,43 @@ Status DeviceShard::attention_block(int layer, int64_t n, int64_t start, bool ad
     SACC_CUDA_TRY(bias_rope(vc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bv, nullptr,
                             start + c0, stream_));
   }
-  Status attn = attention(local, n, start, q, o);
+  Status attn = run_attention(local, n, start, q, attention_output());
   if (!attn) return attn.with_context(fmt::format("layer {} attention", layer));
-  // All output projections after attention (every row of x has been read): the queries are dead afterwards,
-  // so the MLP chunk reuses their memory.
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t c = std::min(chunk, n - c0);
-    SACC_RETURN_IF_ERROR(gemm(o + c0 * Q, l.wo, x + c0 * D, c, Q, D, add_residual));
-  }
   return Status::ok();
 }
 
-Status DeviceShard::mlp_block(int layer, int64_t n, bool add_residual) {
+Status DeviceShard::o_proj(int layer, int64_t row0, int64_t rows, bool add_residual) {
+  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  const int64_t D = model_.hidden, Q = config_.q_dim();
+  return gemm(attention_output() + row0 * Q, layers_[local].wo, hidden() + row0 * D, rows, Q, D,
+              add_residual);
+}
+
+Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual) {
   SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   const Layer& l = layers_[local];
   const int64_t D = model_.hidden, F = config_.ffn;
-  const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
-  const float eps = static_cast<float>(model_.rms_eps);
-  uint16_t* x = hidden();
+  uint16_t* x = hidden() + row0 * D;
   auto* gate_up = q_or_mlp_.as<uint16_t>();
   auto* normed = normed_.as<uint16_t>();
-  // Chunk by chunk: each chunk's rows of x are read (norm) before the down projection writes them.
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t c = std::min(chunk, n - c0);
-    SACC_CUDA_TRY(rms_norm(x + c0 * D, D, l.mlp_norm, normed, c, D, eps, stream_));
-    SACC_RETURN_IF_ERROR(gemm(normed, l.w_gate_up, gate_up, c, D, 2 * F, false));
-    SACC_CUDA_TRY(swiglu(gate_up, c, F, stream_));
-    SACC_RETURN_IF_ERROR(gemm(gate_up, l.w_down, x + c0 * D, c, F, D, add_residual, 2 * F));
-  }
+  // The rows of x are read (norm) before the down projection writes them.
+  SACC_CUDA_TRY(rms_norm(x, D, l.mlp_norm, normed, rows, D, static_cast<float>(model_.rms_eps), stream_));
+  SACC_RETURN_IF_ERROR(gemm(normed, l.w_gate_up, gate_up, rows, D, 2 * F, false));
+  SACC_CUDA_TRY(swiglu(gate_up, rows, F, stream_));
+  return gemm(gate_up, l.w_down, x, rows, F, D, add_residual, 2 * F);
+}
+
+Status DeviceShard::layer(int layer, int64_t n, int64_t start) {
+  SACC_RETURN_IF_ERROR(attention(layer, n, start));
+  const int64_t chunk = chunk_rows(n);
+  // All output projections first (every row of x has been read): the queries are dead afterwards, so the
+  // MLP chunk reuses their memory.
+  for (int64_t c0 = 0; c0 < n; c0 += chunk)
+    SACC_RETURN_IF_ERROR(o_proj(layer, c0, std::min(chunk, n - c0), true));
+  for (int64_t c0 = 0; c0 < n; c0 += chunk)
+    SACC_RETURN_IF_ERROR(mlp(layer, c0, std::min(chunk, n - c0), true));
   return Status::ok();
 }
 

@@ -50,12 +50,20 @@ class DeviceShard {
 
   // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
   Status embed(std::span<const int32_t> tokens);
-  // x <- x + o_proj(attention(rope(qkv(rms_norm(x))))) over the shard's heads, for the global `layer`
-  // (which must be one of the shard's) and rows at positions [start, start + n). With add_residual false the
-  // o_proj product alone is written over x: a partial sum the caller adds up across shards.
-  Status attention_block(int layer, int64_t n, int64_t start, bool add_residual);
-  // x <- x + down(swiglu(gate_up(rms_norm(x)))) over the shard's MLP columns; add_residual as above.
-  Status mlp_block(int layer, int64_t n, bool add_residual);
+  // One layer is attention() then o_proj() over every row chunk, then mlp() over every row chunk, for the
+  // global `layer` (one of the shard's) and rows at positions [start, start + n); chunks are chunk_rows(n)
+  // rows. With add_residual false o_proj() and mlp() write their product alone over x: a partial sum the
+  // caller adds up across shards (tensor parallel), chunk by chunk if it likes.
+  int64_t chunk_rows(int64_t n) const;
+  // rms_norm, Q/K/V, RoPE into the KV cache, attention over the shard's heads; O stays in the query buffer.
+  Status attention(int layer, int64_t n, int64_t start);
+  // x[rows] (+)= O[rows] W_o^T for rows [row0, row0 + rows). All of a layer's o_proj() calls precede its
+  // mlp() calls on the stream: the MLP reuses the query buffer.
+  Status o_proj(int layer, int64_t row0, int64_t rows, bool add_residual);
+  // x[rows] (+)= down(swiglu(gate_up(rms_norm(x[rows])))) over the shard's MLP columns; rows <= chunk_rows.
+  Status mlp(int layer, int64_t row0, int64_t rows, bool add_residual);
+  // The whole layer with the residual added (one GPU, layer split).
+  Status layer(int layer, int64_t n, int64_t start);
   // The final norm and LM head on row n-1 of hidden, copied into host `logits` [V] (pageable: the copy
   // completes by the next synchronize()). Only on the shard that has the LM head.
   Status logits(int64_t n, float* logits);
@@ -83,7 +91,8 @@ class DeviceShard {
   Status load(const LlamaWeights& weights);
   Status gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,
               bool accumulate, int64_t ldx = 0, bool y_f32 = false);
-  Status attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
+  Status run_attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
+  uint16_t* attention_output() const;  // [n, local Hq * d]
   Result<int> local_layer(int layer) const;
   uint16_t* k_cache(int local_layer) const;  // [capacity, local Hkv, d]
   uint16_t* v_cache(int local_layer) const;

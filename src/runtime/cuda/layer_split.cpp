@@ -43,8 +43,7 @@ class LayerPipeline final : public ShardSchedule {
       DeviceShard& shard = *shards_[i];
       if (i > 0) SACC_RETURN_IF_ERROR(hand_off(i - 1, n));
       for (int layer = shard.spec().layer_begin; layer < shard.spec().layer_end; ++layer) {
-        SACC_RETURN_IF_ERROR(shard.attention_block(layer, n, start, true));
-        SACC_RETURN_IF_ERROR(shard.mlp_block(layer, n, true));
+        SACC_RETURN_IF_ERROR(shard.layer(layer, n, start));
         if (maybe_progress) {
           SACC_RETURN_IF_ERROR(shard.synchronize());
           maybe_progress->advance();
