@@ -14,7 +14,8 @@ Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> pr
   if (prompt.empty()) return make_error(StatusCode::INVALID_ARGUMENT, "the prompt has no tokens");
   if (options.max_new_tokens < 1)
     return make_error(StatusCode::INVALID_ARGUMENT, "-n {} must be at least 1", options.max_new_tokens);
-  SACC_RETURN_IF_ERROR(backend.reserve(static_cast<int64_t>(prompt.size()) + options.max_new_tokens));
+  SACC_RETURN_IF_ERROR(
+      backend.reserve(kv_positions_needed(static_cast<int64_t>(prompt.size()), options.max_new_tokens)));
   GenerationMetrics m;
   m.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(options.sampling);

@@ -34,6 +34,12 @@ struct GenerationMetrics {
 };
 
 // on_token runs for every sampled id (including a stop token) as soon as it is on the host.
+// KV-cache positions a run of `max_new_tokens` after a prompt needs: the last generated token is returned,
+// never fed back, so a 131072-token window holds a 131072-token prompt and its first token.
+inline int64_t kv_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens) {
+  return prompt_tokens + (max_new_tokens > 0 ? max_new_tokens - 1 : 0);
+}
+
 Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
                                    const GenerateOptions& options,
                                    const std::function<void(int32_t)>& on_token);

@@ -25,12 +25,12 @@ TEST(MaxContextCli, InfoRefusesBeyondTheWindowUnlessRaised) {
 
 TEST(MaxContextCli, GenerateHonoursTheWindowItSets) {
   const test::SaccRun run = run_sacc_binary(
-      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 2 --max-context 302 --json");
+      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 2 --max-context 301 --json");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   const test::SaccRun too_long = run_sacc_binary(
-      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 3 --max-context 302");
+      "-q generate -m random:smollm2-135m --device cpu --prompt-tokens 300 -n 3 --max-context 301");
   EXPECT_NE(too_long.exit_code, 0) << too_long.output;
-  EXPECT_NE(too_long.output.find("302"), std::string::npos) << too_long.output;
+  EXPECT_NE(too_long.output.find("302 tokens"), std::string::npos) << too_long.output;
 }
 
 TEST(MaxContextCli, RejectsNonPositive) {

@@ -96,7 +96,7 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
   cell.method = method_label("sacc-" + method, options);
   cell.ctx = ctx;
   const Result<AttentionMode> mode = parse_attention_mode(method);
-  MemoryPlan plan = plan_memory(config, ctx + 1, a.chunk, device, 0,
+  MemoryPlan plan = plan_memory(config, kv_positions_needed(ctx, 1), a.chunk, device, 0,
                                 mode.is_ok() && attention_needs_separate_output(*mode));
   // Several GPUs: the backend's placement was checked for the longest context; the caps bound the rest.
   if (options.gpus.size() > 1) plan.available = 0;
@@ -222,7 +222,8 @@ int run_bench(const BenchArgs& a) {
     Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
                                                                 : make_cuda_backend(model->weights, options);
     // A placement over several GPUs that cannot hold the longest context fails here: every cell says why.
-    if (!backend && backend.status().code() != StatusCode::OUT_OF_MEMORY) return report_error(backend.status());
+    if (!backend && backend.status().code() != StatusCode::OUT_OF_MEMORY)
+      return report_error(backend.status());
     bool out_of_memory = !backend;
     for (int64_t ctx : *contexts) {
       BenchCell cell;

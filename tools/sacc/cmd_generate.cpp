@@ -104,7 +104,7 @@ int run_generate(const GenerateArgs& a) {
   options.chunk = a.chunk;
   if (Status s = configure_attention(config, *mode, a.pattern, a.pattern_config, options); !s)
     return report_error(s);
-  const int64_t tokens = static_cast<int64_t>(prompt->size()) + a.max_new_tokens;
+  const int64_t tokens = kv_positions_needed(static_cast<int64_t>(prompt->size()), a.max_new_tokens);
   uint64_t attention_bytes = 0;
   if (!device->is_cpu()) {
     Result<uint64_t> bytes =
