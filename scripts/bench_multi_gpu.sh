@@ -33,7 +33,7 @@ if [ "${1:-}" = "--prepare" ]; then
   exit 0
 fi
 
-CTX=8192,32768,128000
+CTX=8192,32768,131072
 GPU_MEM=24GiB
 while [ $# -gt 0 ]; do
   case $1 in

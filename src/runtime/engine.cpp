@@ -57,9 +57,17 @@ std::string format_metrics_line(const GenerationMetrics& m) {
                   m.prompt_tokens, m.ttft_seconds, m.prefill_tokens_per_second, m.mean_itl_seconds * 1e3,
                   m.generated_tokens, m.stop_reason);
   line += m.sparse_prefill ? " | sparse prefill" : " | dense prefill";
+  uint64_t total = 0, total_in_use = 0;
   for (const DeviceMemoryReport& d : m.memory) {
     line += fmt::format(" | peak {} {}", d.device, format_bytes(d.peak_allocated));
     if (d.peak_in_use) line += fmt::format(" (device {})", format_bytes(d.peak_in_use));
+    total += d.peak_allocated;
+    total_in_use += d.peak_in_use;
+  }
+  // Several GPUs: their sum too (the paper's Table 2: GPU0, GPU1, total).
+  if (m.memory.size() > 1) {
+    line += fmt::format(" | peak total {}", format_bytes(total));
+    if (total_in_use) line += fmt::format(" (devices {})", format_bytes(total_in_use));
   }
   return line;
 }

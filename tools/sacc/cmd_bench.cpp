@@ -215,7 +215,7 @@ int run_bench(const BenchArgs& a) {
     options.device = *device;
     options.chunk = a.chunk;
     options.show_progress = false;
-    options.max_tokens = *std::max_element(contexts->begin(), contexts->end()) + 1;
+    options.max_tokens = kv_positions_needed(*std::max_element(contexts->begin(), contexts->end()), 1);
     if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
       return report_error(s);
     }
