@@ -247,6 +247,7 @@ Status run_attention_demo_cuda(const DemoOptions& demo, const IndexOptions& opti
       row.oracle = check_against_oracle(row.run.output, want);
     }
     all_within = all_within && row.oracle.within;
+    row.run.output = {};  // measured; only the index is needed from here on (recall)
     rows.push_back(std::move(row));
   }
   std::vector<ref::RecallReport> recall;
