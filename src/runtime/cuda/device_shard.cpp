@@ -84,8 +84,12 @@ class Uploader {
       weight_to_bf16(t, host_staging_.data());
       source = host_staging_.data();
     }
-    SACC_CUDA_TRY(cudaMemcpy2DAsync(dst, s.col_count * 2, source + s.row0 * s.cols + s.col0, s.cols * 2,
-                                    s.col_count * 2, s.row_count, kind, stream_));
+    if (s.whole()) {
+      SACC_CUDA_TRY(cudaMemcpyAsync(dst, source, s.numel() * 2, kind, stream_));
+    } else {
+      SACC_CUDA_TRY(cudaMemcpy2DAsync(dst, s.col_count * 2, source + s.row0 * s.cols + s.col0, s.cols * 2,
+                                      s.col_count * 2, s.row_count, kind, stream_));
+    }
     // Host sources may be pageable and staging is reused: finish before the next tensor.
     return cuda_status(cudaStreamSynchronize(stream_), "weight upload");
   }
