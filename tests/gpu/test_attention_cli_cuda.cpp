@@ -2,18 +2,17 @@
 // the CPU run of the same command (`--device cpu`, the fp64 oracle), its dumped index against the CPU one,
 // and the CUDA-only refusals. Skips where no GPU is visible.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "attention/cost_model.h"
+#include "cli/run_sacc.h"
 #include "core/device_info.h"
 #include "core/dtype.h"
 #include "core/safetensors.h"
@@ -31,24 +30,6 @@ const double kOTolerance = 2.0 * std::sqrt(2.0) * kBf16Rounding;
 // (triangle inequality), with the second rounding given the same factor 2.
 const double kOAgainstCpuFileTolerance = kOTolerance + 2.0 * kBf16Rounding;
 constexpr double kLseTolerance = 2e-3;  // fp32 LSE: |lse - lse_ref| <= tol * (1 + |lse_ref|)
-
-struct RunResult {
-  int exit_code = -1;  // -1: killed by a signal (a crash)
-  std::string output;  // stdout and stderr
-};
-
-RunResult run_sacc(const std::string& arguments) {
-  const std::string command = std::string(SACC_SACC_BINARY) + " " + arguments + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
-}
 
 // What `sacc attention --out F --dump-index` wrote, read back.
 struct FileOutput {
@@ -169,7 +150,7 @@ class AttentionCliCuda : public ::testing::Test {
   }
 
   void expect_failure(const std::string& arguments, const std::string& message_piece) {
-    const RunResult run = run_sacc(arguments);
+    const test::SaccRun run = test::run_sacc_binary(arguments);
     EXPECT_GT(run.exit_code, 0) << arguments << "\n" << run.output;
     EXPECT_NE(run.output.find(message_piece), std::string::npos)
         << arguments << "\nexpected '" << message_piece << "' in:\n"
@@ -203,12 +184,14 @@ TEST_F(AttentionCliCuda, MatchesTheCpuRunOfTheSameCommand) {
       SCOPED_TRACE(fmt::format("d={} {} {}", d, c.pattern, c.flags));
       const std::string common =
           fmt::format("attention --in {} --pattern {} --dump-index {}", in, c.pattern, c.flags);
-      const RunResult cuda = run_sacc(common + " --device cuda --compare --out " + path("cuda.safetensors"));
+      const test::SaccRun cuda =
+          test::run_sacc_binary(common + " --device cuda --compare --out " + path("cuda.safetensors"));
       ASSERT_EQ(cuda.exit_code, 0) << cuda.output;
       EXPECT_NE(cuda.output.find("not a benchmark"), std::string::npos) << cuda.output;
       EXPECT_NE(cuda.output.find("against the CPU oracle on the same index"), std::string::npos)
           << cuda.output;
-      const RunResult cpu = run_sacc(common + " --device cpu --out " + path("cpu.safetensors"));
+      const test::SaccRun cpu =
+          test::run_sacc_binary(common + " --device cpu --out " + path("cpu.safetensors"));
       ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
 
       const FileOutput gpu_out = read_output(path("cuda.safetensors"), shape);
@@ -237,20 +220,20 @@ TEST_F(AttentionCliCuda, MatchesTheCpuRunOfTheSameCommand) {
 // F32 input is rounded to bf16 for the GPU; --compare checks against the oracle on those rounded values.
 TEST_F(AttentionCliCuda, F32InputAndOversizedBudgets) {
   const std::string in = write_qkv({333, 4, 1, 64}, DType::F32);
-  const RunResult run =
-      run_sacc("attention --device cuda --compare --in " + in + " --pattern block-cluster:3");
+  const test::SaccRun run =
+      test::run_sacc_binary("attention --device cuda --compare --in " + in + " --pattern block-cluster:3");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   expect_failure("attention --device cuda --in " + in + " --pattern interval-slash:1000,10",
                  "budget larger than the sequence");
   expect_failure("attention --device cuda --in " + in + " --pattern block-cluster:100", "only 6");
-  const RunResult clamped = run_sacc("attention --device cuda --clamp-budgets --compare --in " + in +
-                                     " --pattern interval-slash:1000,1000");
+  const test::SaccRun clamped = test::run_sacc_binary(
+      "attention --device cuda --clamp-budgets --compare --in " + in + " --pattern interval-slash:1000,1000");
   EXPECT_EQ(clamped.exit_code, 0) << clamped.output;
 }
 
 TEST_F(AttentionCliCuda, DemoRunsEveryPatternOnTheGpu) {
-  const RunResult run =
-      run_sacc("attention --demo --device cuda --len 700 --heads 4 --kv-heads 2 --head-dim 64");
+  const test::SaccRun run =
+      test::run_sacc_binary("attention --demo --device cuda --len 700 --heads 4 --kv-heads 2 --head-dim 64");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const char* piece : {"| dense", "| triangular:", "| interval-slash:", "| block-cluster:", "@0.9",
                             "oracle err", "not a benchmark"}) {
