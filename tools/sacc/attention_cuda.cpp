@@ -115,8 +115,7 @@ Status compare_with_oracle(const ref::QkvView& qkv, const PatternSpec& spec, con
       std::printf("index: identical to the CPU oracle's estimate\n");
     } else {
       std::printf(
-          "index: %lld of %lld (head, query block) slots differ from the CPU oracle's estimate (ties and "
-          "fp32 "
+          "index: %lld of %lld (head, query block) slots differ from the CPU oracle's estimate (ties, fp32 "
           "rounding of the scores); density %.4f here, %.4f there\n",
           static_cast<long long>(differ), static_cast<long long>(run.index.geometry.num_slots()),
           index_cost(run.index, qkv.shape.head_dim).density(),
