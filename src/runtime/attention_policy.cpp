@@ -13,24 +13,41 @@ Result<std::vector<LayerPatterns>> uniform_patterns(const ModelConfig& config, c
   return std::vector<LayerPatterns>(config.num_layers, layer);
 }
 
-int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns) {
-  for (int64_t length = kMinSparseLength; length <= config.max_context; length *= 2) {
-    double dense = 0.0, sparse = 0.0;
-    for (const LayerPatterns& layer : patterns) {
-      IndexGeometry geometry;
-      geometry.seq_len = length;
-      geometry.shared_per_kv_group = layer.shared_per_kv_group;
-      geometry.num_heads = static_cast<int>(layer.heads.size());
-      const AttentionCost dense_cost =
-          predict_cost(PatternSpec{}, geometry, config.head_dim, layer.estimation);
-      for (const PatternSpec& spec : layer.heads) {
-        dense += dense_cost.total_flops();
-        sparse += predict_cost(spec, geometry, config.head_dim, layer.estimation).total_flops();
-      }
+namespace {
+
+bool sparse_pays(const ModelConfig& config, const std::vector<LayerPatterns>& patterns, int64_t length) {
+  double dense = 0.0, sparse = 0.0;
+  for (const LayerPatterns& layer : patterns) {
+    IndexGeometry geometry;
+    geometry.seq_len = length;
+    geometry.shared_per_kv_group = layer.shared_per_kv_group;
+    geometry.num_heads = static_cast<int>(layer.heads.size());
+    const AttentionCost dense_cost = predict_cost(PatternSpec{}, geometry, config.head_dim, layer.estimation);
+    for (const PatternSpec& spec : layer.heads) {
+      dense += dense_cost.total_flops();
+      sparse += predict_cost(spec, geometry, config.head_dim, layer.estimation).total_flops();
     }
-    if (sparse <= kSparseCostRatio * dense) return length;
   }
-  return config.max_context + 1;
+  return sparse <= kSparseCostRatio * dense;
+}
+
+}  // namespace
+
+int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns) {
+  constexpr int64_t kStep = 128;  // one query block
+  int64_t below = 0, length = kMinSparseLength;
+  while (!sparse_pays(config, patterns, length)) {
+    if (length >= config.max_context) return config.max_context + 1;
+    below = length;
+    length = std::min(2 * length, config.max_context);
+  }
+  if (below == 0) return length;
+  // Invariant: sparse does not pay at `below`, pays at `length`.
+  while (length - below > kStep) {
+    const int64_t middle = (below + length) / 2;
+    (sparse_pays(config, patterns, middle) ? length : below) = middle;
+  }
+  return length;
 }
 
 Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,

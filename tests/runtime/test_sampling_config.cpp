@@ -153,6 +153,26 @@ TEST(AttentionPolicy, AutoStaysDenseForShortPrompts) {
   EXPECT_TRUE(options.patterns.empty());
 }
 
+// The break-even is found to a query block, not to a power of two: a 128000-token prompt whose break-even
+// lies between 64K and 128K goes sparse.
+TEST(AttentionPolicy, BreakEvenBetweenPowersOfTwo) {
+  const ModelConfig c = *builtin_model_config("llama-3.1-8b");
+  const auto patterns = uniform_patterns(c, "interval-slash:100,800");
+  ASSERT_TRUE(patterns.is_ok());
+  const int64_t even = sparse_break_even_length(c, *patterns);
+  ASSERT_GT(even, kMinSparseLength);
+  ASSERT_LE(even, c.max_context);
+  EXPECT_NE(even & (even - 1), 0) << even << " is a power of two: the bisection did not run";
+  // The found length pays and one query block less does not (the predicted ratio falls with length).
+  const auto ratio_pays = [&](int64_t length) {
+    ModelConfig at = c;
+    at.max_context = length;
+    return sparse_break_even_length(at, *patterns) <= length;
+  };
+  EXPECT_TRUE(ratio_pays(even));
+  EXPECT_FALSE(ratio_pays(even - 128));
+}
+
 TEST(AttentionPolicy, ReadsMInferenceConfig) {
   const ModelConfig c = *builtin_model_config("llama-3.1-8b");
   BackendOptions options;
