@@ -170,6 +170,25 @@ TEST_P(MultiGpu, CapThatCannotHoldTheModelIsAnOutOfMemoryError) {
   }
 }
 
+// Real estimation on the second GPU's layers: an interval-slash index built from that GPU's own Q and K.
+// Its inputs are bitwise those of one GPU, so the index and the logits are too (same bound as above).
+TEST(MultiGpuEstimation, LayerSplitIntervalSlashMatchesOneGpu) {
+  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  const ModelConfig c = tiny_config(false);
+  const LlamaWeights w = llama_weights_random(c, 54);
+  Result<PatternSpec> pattern = parse_pattern("interval-slash:64,256");
+  ASSERT_TRUE(pattern.is_ok()) << pattern.status().to_string();
+  BackendOptions one;
+  one.attention = AttentionMode::SPARSE;
+  LayerPatterns layer;
+  layer.heads.assign(c.num_heads, *pattern);
+  one.patterns.assign(c.num_layers, layer);
+  BackendOptions split = one;
+  split.gpus = {0, 1};
+  split.split = SplitMode::LAYER;
+  expect_close(run_model(w, split), run_model(w, one), 2e-3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, MultiGpu, ::testing::Combine(::testing::Bool(), ::testing::Bool()),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param) ? "qwen2" : "llama3") +
