@@ -16,15 +16,12 @@
 #include "runtime/attention_policy.h"
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
+#include "sacc_commit.h"  // generated: SACC_GIT_COMMIT
 #include "tools/sacc/bench_report.h"
 #include "tools/sacc/commands.h"
 #include "tools/sacc/context_option.h"
 #include "tools/sacc/gpu_options.h"
 #include "tools/sacc/random_prompt.h"
-
-#ifndef SACC_GIT_COMMIT
-#define SACC_GIT_COMMIT "unknown"
-#endif
 
 namespace sacc::cli {
 namespace {
