@@ -85,41 +85,17 @@ struct SparseIndexVisit {
 
 // GQA packing (Hopper body, an index shared per KV group with an even group size): a CTA takes 64 rows of
 // two query heads of one KV group, one head per consumer warpgroup, so every K/V tile it loads serves two
-// heads. Item w of slot s = w / group covers heads (w % group) & ~1 and +1, rows 64 * (w % 2) of query block
-// q_block; the slot's list (made for 128 rows) is a superset for either 64-row half, the causal mask does
-// the rest. Same item count and slot mapping as SparseIndexVisit, so the longest-first order carries over.
-struct SparsePackedVisit {
-  int head0 = 0;
-  int row0 = 0;
-  const int32_t* blocks = nullptr;   // [num_blocks] ascending key block ids
-  const int32_t* columns = nullptr;  // [num_columns] ascending key positions
-  int num_blocks = 0;
-  int num_columns = 0;
-
-  __device__ SparsePackedVisit(const FlashParams& p, int cta) {
-    const int item = p.work_order[cta];
-    const int slot = item / p.heads_per_index_head;
-    const int index_head = slot / p.num_q_blocks;
-    const int q_block = slot - index_head * p.num_q_blocks;
-    const int within = item % p.heads_per_index_head;
-    head0 = index_head * p.heads_per_index_head + (within & ~1);
-    row0 = q_block * kBlockM + 64 * (within & 1);
-    const int b0 = __ldg(p.block_offsets + slot);
-    const int c0 = __ldg(p.column_offsets + slot);
-    blocks = p.block_ids + b0;
-    columns = p.column_ids + c0;
-    num_blocks = __ldg(p.block_offsets + slot + 1) - b0;
-    num_columns = __ldg(p.column_offsets + slot + 1) - c0;
+// heads. The item mapping is SparseIndexVisit's: its query head h stands for the pair h & ~1, h + 1 and its
+// parity picks the 64-row half of the query block, so the item count and the longest-first order carry over.
+// The slot's list (made for 128 rows) is a superset for either half; the causal mask does the rest.
+struct SparsePackedVisit : SparseIndexVisit {
+  __device__ SparsePackedVisit(const FlashParams& p, int cta) : SparseIndexVisit(p, cta) {
     // The upper half's last key block(s) lie right of every row of the lower half: skip loading them.
-    const int last_row = row0 + 63;
+    const int last_row = consumer_row0(0) + 63;
     while (num_blocks > 0 && __ldg(blocks + num_blocks - 1) * kBlockN > last_row) --num_blocks;
   }
-  __device__ int num_key_blocks() const { return num_blocks; }
-  __device__ int key_block(int i) const { return __ldg(blocks + i); }
-  __device__ int num_key_columns() const { return num_columns; }
-  __device__ const int32_t* key_columns() const { return columns; }
-  __device__ int consumer_head(int c) const { return head0 + c; }
-  __device__ int consumer_row0(int c) const { return row0; }
+  __device__ int consumer_head(int c) const { return (q_head & ~1) + c; }
+  __device__ int consumer_row0(int c) const { return q_block * kBlockM + 64 * (q_head & 1); }
 };
 
 }  // namespace sacc::flash
