@@ -28,8 +28,10 @@ struct CudaWorkspaceSizes {
   uint64_t attn_out = 0;   // [L, Hq*d] bf16; 0 when attention writes its output over the queries
   uint64_t normed = 0;     // [c, D] bf16
   uint64_t attention = 0;  // attention kernels' own workspace (sparse plan: index, estimation scratch)
-  uint64_t small = 0;      // logits, RoPE tables, GEMM workspace
-  uint64_t total() const { return hidden + q_or_mlp + attn_out + normed + attention + small; }
+  // The normed chunk and the attention workspace are never live at once: one buffer holds either.
+  uint64_t scratch() const { return normed > attention ? normed : attention; }
+  uint64_t small = 0;  // logits, RoPE tables, GEMM workspace
+  uint64_t total() const { return hidden + q_or_mlp + attn_out + scratch() + small; }
 };
 // `separate_output`: the attention kernel cannot write over its queries (the cuDNN and eager baselines).
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,

@@ -232,8 +232,7 @@ Status DeviceShard::reserve(int64_t max_tokens) {
   hidden_ = {};
   q_or_mlp_ = {};
   attn_out_ = {};
-  normed_ = {};
-  attention_ = {};
+  scratch_ = {};
   tokens_ = 0;
   capacity_ = max_tokens;
   const size_t per_layer = static_cast<size_t>(capacity_) * config_.kv_dim() * 2;
@@ -255,10 +254,9 @@ Status DeviceShard::begin_prefill(int64_t n) {
   hidden_ = {};
   q_or_mlp_ = {};
   attn_out_ = {};
-  normed_ = {};
+  scratch_ = {};
   ids_ = {};
   logits_ = {};
-  attention_ = {};
   tokens_ = 0;
   sparse_ = prefill_uses_sparse(options_, n);
   SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
@@ -272,12 +270,10 @@ Status DeviceShard::begin_prefill(int64_t n) {
   if (s.attn_out) {
     SACC_ASSIGN_OR_RETURN(attn_out_, DeviceBuffer::create(dev, s.attn_out, "attention output"));
   }
-  SACC_ASSIGN_OR_RETURN(normed_, DeviceBuffer::create(dev, s.normed, "normed chunk"));
+  SACC_ASSIGN_OR_RETURN(scratch_,
+                        DeviceBuffer::create(dev, s.scratch(), "normed chunk / attention workspace"));
   SACC_ASSIGN_OR_RETURN(ids_, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
   SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, model_.vocab * sizeof(float), "logits"));
-  if (s.attention) {
-    SACC_ASSIGN_OR_RETURN(attention_, DeviceBuffer::create(dev, s.attention, "attention workspace"));
-  }
   tokens_ = n;
   return Status::ok();
 }
@@ -342,16 +338,16 @@ Status DeviceShard::run_attention(int local, int64_t n, int64_t start, const uin
     case AttentionMode::CUDNN:
       return cudnn_sdpa_run(p, stream_);
     case AttentionMode::EAGER:
-      return eager_attention_run(p, attention_.data(), attention_.size(), stream_);
+      return eager_attention_run(p, scratch_.data(), scratch_.size(), stream_);
     default:
       break;
   }
-  if (!sparse_) return attention_run_cuda(p, nullptr, attention_.data(), attention_select_bytes_, stream_);
+  if (!sparse_) return attention_run_cuda(p, nullptr, scratch_.data(), attention_select_bytes_, stream_);
   const IndexGeometry g = layer_geometry(config_, options_, local, n);
-  char* plan_space = static_cast<char*>(attention_.data()) + attention_select_bytes_;
+  char* plan_space = static_cast<char*>(scratch_.data()) + attention_select_bytes_;
   SACC_ASSIGN_OR_RETURN(SparseIndexView view,
                         plan(p, options_.patterns[local], g, plan_space, plan_bytes_, stream_));
-  return attention_run_cuda(p, &view, attention_.data(), attention_select_bytes_, stream_);
+  return attention_run_cuda(p, &view, scratch_.data(), attention_select_bytes_, stream_);
 }
 
 int64_t DeviceShard::chunk_rows(int64_t n) const {
@@ -372,7 +368,7 @@ Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
   const float eps = static_cast<float>(model_.rms_eps);
   const uint16_t* x = hidden();
   auto* q = q_or_mlp_.as<uint16_t>();
-  auto* normed = normed_.as<uint16_t>();
+  auto* normed = scratch_.as<uint16_t>();
   const auto* inv_freq = inv_freq_.as<double>();
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     const int64_t c = std::min(chunk, n - c0);
@@ -409,7 +405,7 @@ Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual
   const int64_t D = model_.hidden, F = config_.ffn;
   uint16_t* x = hidden() + row0 * D;
   auto* gate_up = q_or_mlp_.as<uint16_t>();
-  auto* normed = normed_.as<uint16_t>();
+  auto* normed = scratch_.as<uint16_t>();
   // The rows of x are read (norm) before the down projection writes them.
   SACC_CUDA_TRY(rms_norm(x, D, l.mlp_norm, normed, rows, D, static_cast<float>(model_.rms_eps), stream_));
   SACC_RETURN_IF_ERROR(gemm(normed, l.w_gate_up, gate_up, rows, D, 2 * F, false));
@@ -433,7 +429,7 @@ Status DeviceShard::logits(int64_t n, float* out) {
   if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   const int64_t D = model_.hidden;
-  auto* normed = normed_.as<uint16_t>();
+  auto* normed = scratch_.as<uint16_t>();
   // The LM head on the last position only: [1, D] x [V, D]^T -> fp32 logits.
   SACC_CUDA_TRY(rms_norm(hidden() + (n - 1) * D, D, maybe_final_norm_, normed, 1, D,
                          static_cast<float>(model_.rms_eps), stream_));

@@ -107,8 +107,9 @@ class DeviceShard {
   uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,
            *maybe_final_norm_ = nullptr;  // [V,D] [V,D] [D]
   std::vector<Layer> layers_;
-  // Prefill workspace (cuda_workspace_sizes of the shard's view).
-  DeviceBuffer hidden_, q_or_mlp_, attn_out_, normed_, ids_, logits_, attention_;
+  // Prefill workspace (cuda_workspace_sizes of the shard's view). scratch_ holds the normed chunk [c, D] bf16
+  // outside attention and the attention kernels' workspace during it: never live at once, so they share it.
+  DeviceBuffer hidden_, q_or_mlp_, attn_out_, scratch_, ids_, logits_;
   size_t attention_select_bytes_ = 0, plan_bytes_ = 0;
   int64_t tokens_ = 0, capacity_ = 0;
   bool sparse_ = false;
