@@ -105,6 +105,8 @@ std::string render_markdown(const BenchReport& report) {
         }
       }
     }
+    // GPU0, GPU1, ..., then the total (the paper's Table 2), whichever method listed a device first.
+    std::stable_partition(devices.begin(), devices.end(), [](const std::string& d) { return d != "total"; });
     if (devices.empty()) devices.push_back("total");
     for (const std::string& device : devices) {
       out << "| " << ctx << " | " << device << " |";
