@@ -12,40 +12,10 @@
 #include "core/device_info.h"
 #include "model/llama_weights.h"
 #include "runtime/backend.h"
+#include "tiny_cuda_models.h"
 
 namespace sacc {
 namespace {
-
-// 4 layers so a layer split has a range on each GPU; 2 KV heads so tensor parallel has one per GPU, with
-// GQA groups of 2 (llama) or 3 (qwen2, q/k/v biases and tied embeddings).
-ModelConfig tiny_config(bool qwen) {
-  ModelConfig c;
-  c.name = qwen ? "tiny-qwen2" : "tiny-llama3";
-  c.architecture = qwen ? "qwen2" : "llama";
-  c.qkv_bias = qwen;
-  c.tied_embeddings = qwen;
-  c.hidden = 256;
-  c.num_layers = 4;
-  c.num_heads = qwen ? 6 : 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.ffn = 512;
-  c.vocab = 1000;
-  c.rope_theta = qwen ? 1000000.0 : 500000.0;
-  if (!qwen) c.rope_scaling = {true, 8.0, 1.0, 4.0, 128};
-  c.max_context = 4096;
-  return c;
-}
-
-// ||a - b|| / ||b||
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    num += (a[i] - b[i]) * double(a[i] - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
 
 struct RunResult {
   std::vector<float> prefill;
@@ -64,8 +34,7 @@ RunResult run_model(const LlamaWeights& w, BackendOptions options) {
   RunResult r;
   if (!backend) return r;
   EXPECT_TRUE((*backend)->reserve(kLength + kDecodeSteps).is_ok());
-  std::vector<int32_t> tokens(kLength);
-  for (int i = 0; i < kLength; ++i) tokens[i] = (i * 37 + 11) % static_cast<int>(w.config.vocab);
+  const std::vector<int32_t> tokens = test::fixed_prompt(kLength, static_cast<int>(w.config.vocab));
   Status s = (*backend)->prefill(tokens, r.prefill);
   EXPECT_TRUE(s.is_ok()) << s.to_string();
   for (int i = 0; i < kDecodeSteps; ++i) {
@@ -79,11 +48,11 @@ RunResult run_model(const LlamaWeights& w, BackendOptions options) {
 
 void expect_close(const RunResult& got, const RunResult& want, double tolerance) {
   ASSERT_EQ(got.prefill.size(), want.prefill.size());
-  double worst = relative_error(got.prefill, want.prefill);
+  double worst = test::relative_error(got.prefill, want.prefill);
   EXPECT_LT(worst, tolerance);
   ASSERT_EQ(got.decode.size(), want.decode.size());
   for (size_t i = 0; i < want.decode.size(); ++i) {
-    const double e = relative_error(got.decode[i], want.decode[i]);
+    const double e = test::relative_error(got.decode[i], want.decode[i]);
     EXPECT_LT(e, tolerance) << "decode step " << i;
     worst = std::max(worst, e);
   }
@@ -118,7 +87,7 @@ class MultiGpu : public ::testing::TestWithParam<std::tuple<bool, bool>> {
 // ~1e-3), while a wrong layer range or a lost hand-off moves the logits by tens of percent.
 TEST_P(MultiGpu, LayerSplitMatchesOneGpu) {
   const auto [qwen, sparse] = GetParam();
-  const ModelConfig c = tiny_config(qwen);
+  const ModelConfig c = test::tiny_cuda_config(qwen, 4);
   const LlamaWeights w = llama_weights_random(c, 51);
   const BackendOptions one = with_attention(sparse, c, qwen);
   BackendOptions split = one;
@@ -138,7 +107,7 @@ TEST_P(MultiGpu, LayerSplitMatchesOneGpu) {
 // order, then bf16); a head or column sliced wrongly moves logits by tens of percent.
 TEST_P(MultiGpu, TensorParallelMatchesOneGpu) {
   const auto [qwen, sparse] = GetParam();
-  const ModelConfig c = tiny_config(qwen);
+  const ModelConfig c = test::tiny_cuda_config(qwen, 4);
   const LlamaWeights w = llama_weights_random(c, 52);
   const BackendOptions one = with_attention(sparse, c, qwen);
   BackendOptions tensor = one;
@@ -151,7 +120,7 @@ TEST_P(MultiGpu, TensorParallelMatchesOneGpu) {
 
 TEST_P(MultiGpu, CapThatCannotHoldTheModelIsAnOutOfMemoryError) {
   const auto [qwen, sparse] = GetParam();
-  const ModelConfig c = tiny_config(qwen);
+  const ModelConfig c = test::tiny_cuda_config(qwen, 4);
   const LlamaWeights w = llama_weights_random(c, 53);
   for (SplitMode mode : {SplitMode::LAYER, SplitMode::TENSOR}) {
     BackendOptions options = with_attention(sparse, c, qwen);
@@ -174,7 +143,7 @@ TEST_P(MultiGpu, CapThatCannotHoldTheModelIsAnOutOfMemoryError) {
 // Its inputs are bitwise those of one GPU, so the index and the logits are too (same bound as above).
 TEST(MultiGpuEstimation, LayerSplitIntervalSlashMatchesOneGpu) {
   if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
-  const ModelConfig c = tiny_config(false);
+  const ModelConfig c = test::tiny_cuda_config(false, 4);
   const LlamaWeights w = llama_weights_random(c, 54);
   Result<PatternSpec> pattern = parse_pattern("interval-slash:64,256");
   ASSERT_TRUE(pattern.is_ok()) << pattern.status().to_string();

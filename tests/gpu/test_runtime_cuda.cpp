@@ -8,44 +8,10 @@
 #include "core/device_info.h"
 #include "model/llama_weights.h"
 #include "runtime/backend.h"
+#include "tiny_cuda_models.h"
 
 namespace sacc {
 namespace {
-
-ModelConfig tiny_config(bool qwen) {
-  ModelConfig c;
-  c.name = qwen ? "tiny-qwen2" : "tiny-llama3";
-  c.architecture = qwen ? "qwen2" : "llama";
-  c.qkv_bias = qwen;
-  c.tied_embeddings = qwen;
-  c.hidden = 256;
-  c.num_layers = 3;
-  c.num_heads = qwen ? 6 : 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.ffn = 512;
-  c.vocab = 1000;
-  c.rope_theta = qwen ? 1000000.0 : 500000.0;
-  if (!qwen) c.rope_scaling = {true, 8.0, 1.0, 4.0, 128};
-  c.max_context = 4096;
-  return c;
-}
-
-std::vector<int32_t> prompt_of(int length, int vocab) {
-  std::vector<int32_t> t(length);
-  for (int i = 0; i < length; ++i) t[i] = (i * 37 + 11) % vocab;
-  return t;
-}
-
-// ||a - b|| / ||b||
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    num += (a[i] - b[i]) * double(a[i] - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
 
 struct RunResult {
   std::vector<float> prefill;
@@ -60,7 +26,7 @@ RunResult run_model(const LlamaWeights& w, BackendOptions options, int length, i
   RunResult r;
   if (!backend) return r;
   EXPECT_TRUE((*backend)->reserve(length + decode_steps).is_ok());
-  const std::vector<int32_t> tokens = prompt_of(length, static_cast<int>(w.config.vocab));
+  const std::vector<int32_t> tokens = test::fixed_prompt(length, static_cast<int>(w.config.vocab));
   Status s = (*backend)->prefill(tokens, r.prefill);
   EXPECT_TRUE(s.is_ok()) << s.to_string();
   for (int i = 0; i < decode_steps; ++i) {
@@ -82,20 +48,20 @@ class RuntimeCuda : public ::testing::TestWithParam<bool> {
 // where the CPU keeps fp32; over 3 layers the logits differ by ~1 % of their norm. 4 % bounds that and still
 // catches any real bug (a wrong RoPE, mask or head mapping moves logits by tens of percent).
 TEST_P(RuntimeCuda, LogitsMatchCpuBackend) {
-  const LlamaWeights w = llama_weights_random(tiny_config(GetParam()), 42);
+  const LlamaWeights w = llama_weights_random(test::tiny_cuda_config(GetParam(), 3), 42);
   BackendOptions cpu_options, gpu_options;
   gpu_options.device = Device::cuda(0);
   gpu_options.attention = AttentionMode::DENSE;
   const RunResult cpu = run_model(w, cpu_options, 333, 3);
   const RunResult gpu = run_model(w, gpu_options, 333, 3);
   ASSERT_EQ(gpu.prefill.size(), cpu.prefill.size());
-  EXPECT_LT(relative_error(gpu.prefill, cpu.prefill), 4e-2);
+  EXPECT_LT(test::relative_error(gpu.prefill, cpu.prefill), 4e-2);
   for (size_t i = 0; i < cpu.decode.size(); ++i)
-    EXPECT_LT(relative_error(gpu.decode[i], cpu.decode[i]), 4e-2) << i;
+    EXPECT_LT(test::relative_error(gpu.decode[i], cpu.decode[i]), 4e-2) << i;
 }
 
 TEST_P(RuntimeCuda, AllBlocksSparseEqualsDenseAndChunkingAgrees) {
-  const ModelConfig config = tiny_config(GetParam());
+  const ModelConfig config = test::tiny_cuda_config(GetParam(), 3);
   const LlamaWeights w = llama_weights_random(config, 43);
   BackendOptions dense;
   dense.device = Device::cuda(0);
@@ -110,14 +76,14 @@ TEST_P(RuntimeCuda, AllBlocksSparseEqualsDenseAndChunkingAgrees) {
   const RunResult a = run_model(w, dense, 1000, 1), b = run_model(w, sparse, 1000, 1),
                   c = run_model(w, chunked, 1000, 1);
   // The same kernel visiting the same key blocks: identical up to the order of nothing.
-  EXPECT_LT(relative_error(b.prefill, a.prefill), 1e-3);
+  EXPECT_LT(test::relative_error(b.prefill, a.prefill), 1e-3);
   // Different GEMM shapes pick different cuBLASLt kernels (different fp32 summation order), then bf16
   // rounding.
-  EXPECT_LT(relative_error(c.prefill, a.prefill), 2e-2);
+  EXPECT_LT(test::relative_error(c.prefill, a.prefill), 2e-2);
 }
 
 TEST_P(RuntimeCuda, BudgetTooSmallIsAnOutOfMemoryError) {
-  const LlamaWeights w = llama_weights_random(tiny_config(GetParam()), 44);
+  const LlamaWeights w = llama_weights_random(test::tiny_cuda_config(GetParam(), 3), 44);
   DeviceAllocator::set_budget(0, DeviceAllocator::stats(0).in_use + (1 << 20));
   BackendOptions options;
   options.device = Device::cuda(0);
