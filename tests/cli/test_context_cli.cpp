@@ -33,6 +33,17 @@ TEST(MaxContextCli, GenerateHonoursTheWindowItSets) {
   EXPECT_NE(too_long.output.find("302 tokens"), std::string::npos) << too_long.output;
 }
 
+// A bench cell as long as the window fits: TTFT needs the prompt's positions only (the first generated token
+// is never fed back), which is what lets a 131072-token cell run on Llama-3.1.
+TEST(MaxContextCli, BenchCellAsLongAsTheWindowRuns) {
+  const test::SaccRun run = run_sacc_binary(
+      "-q bench -m random:smollm2-135m --device cpu --ctx 300 --attention dense -r 1 --warmup 0 "
+      "--max-context 300 -o csv");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output.find("error"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("exceed"), std::string::npos) << run.output;
+}
+
 TEST(MaxContextCli, RejectsNonPositive) {
   const test::SaccRun run = run_sacc_binary("info -m random:smollm2-135m --device cpu --max-context -5");
   EXPECT_NE(run.exit_code, 0);
