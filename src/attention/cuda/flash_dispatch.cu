@@ -50,10 +50,13 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
 
 enum class Body { MMA, SM90 };
 
-// SACC_FLASH_GQA_PACK=0 turns GQA packing off (for A/B measurements; the results are identical).
+// SACC_FLASH_GQA_PACK=0 turns GQA packing off, for A/B measurements (read once per process).
 bool packing_enabled() {
-  const char* value = std::getenv("SACC_FLASH_GQA_PACK");
-  return value == nullptr || std::strcmp(value, "0") != 0;
+  static const bool enabled = [] {
+    const char* value = std::getenv("SACC_FLASH_GQA_PACK");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
 }
 
 // wgmma and TMA need sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
