@@ -13,10 +13,13 @@ Writes the JSON schema shared with `sacc bench -o json`:
 
 Run on the GPU machine (torch + transformers are there), e.g.
   python3 bench/hf_baseline.py --model llama-3.1-8b --ctx 1000,4000,8000,32000 --attn sdpa,eager -r 3 -o hf.json
+A real GGUF (`--gguf FILE`) is loaded by transformers itself (dequantised to bf16; needs the `gguf` package, which
+the GPU image lacks: carry its wheel), the same file `sacc` reads.
 """
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +46,7 @@ CONFIGS = {
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="llama-3.1-8b", choices=sorted(CONFIGS))
+    p.add_argument("--gguf", help="a real GGUF model file instead of --model's random weights")
     p.add_argument("--ctx", default="1000,4000,8000,16000,32000,64000,128000",
                    help="comma-separated prompt lengths in tokens")
     p.add_argument("--attn", default="sdpa,eager,flash_attention_2",
@@ -65,7 +69,15 @@ def gpu_meta(torch):
     return dict(gpu=props.name, driver=driver, gpu_count=torch.cuda.device_count())
 
 
-def build_model(torch, transformers, name, attn, seed):
+def build_model(torch, transformers, args, attn):
+    if args.gguf:
+        path = os.path.abspath(args.gguf)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.bfloat16,
+            attn_implementation=attn).cuda()
+        model.eval()
+        return model
+    name, seed = args.model, args.seed
     cfg = transformers.LlamaConfig(**CONFIGS[name], attn_implementation=attn)
     torch.manual_seed(seed)
     with torch.device("cuda"):
@@ -104,7 +116,7 @@ def main():
     if not torch.cuda.is_available():
         sys.exit("hf_baseline: no CUDA device visible")
     meta = dict(tool="hf_baseline.py", transformers=transformers.__version__, torch=torch.__version__,
-                model=f"random:{args.model}", date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                model=args.gguf or f"random:{args.model}", date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 command=" ".join(sys.argv), **gpu_meta(torch))
     cells = []
     for attn in [a for a in args.attn.split(",") if a]:
@@ -114,7 +126,7 @@ def main():
             except ImportError:
                 print("hf_baseline: flash_attention_2 skipped (flash_attn not importable)", file=sys.stderr)
                 continue
-        model = build_model(torch, transformers, args.model, attn, args.seed)
+        model = build_model(torch, transformers, args, attn)
         oom_seen = False
         for ctx in [int(c) for c in args.ctx.split(",") if c]:
             cell = dict(method=f"hf-{attn}", ctx=ctx)
@@ -123,7 +135,7 @@ def main():
             else:
                 try:
                     times, peak, used = measure_cell(torch, model, ctx, args.repeats, args.warmup,
-                                                     CONFIGS[args.model]["vocab_size"])
+                                                     model.config.vocab_size)
                     med = statistics.median(times)
                     cell.update(status="ok", ttft_ms=dict(median=med, min=min(times), max=max(times)),
                                 prefill_tok_s=ctx / (med / 1000.0), peak_mib=dict(gpu0=peak, total=peak),

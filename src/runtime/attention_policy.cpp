@@ -1,6 +1,10 @@
 #include "runtime/attention_policy.h"
 
+#include <filesystem>
+
 #include "attention/cost_model.h"
+#include "core/log.h"
+#include "runtime/auto_calibration.h"
 #include "runtime/pattern_config.h"
 
 namespace sacc {
@@ -50,11 +54,17 @@ int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<La
   return length;
 }
 
+std::string sparse_setting_name(const std::string& pattern, const std::string& pattern_config) {
+  if (!pattern_config.empty()) return "config:" + std::filesystem::path(pattern_config).filename().string();
+  return pattern.empty() ? kDefaultSparsePattern : pattern;
+}
+
 Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
                            const std::string& pattern_config, BackendOptions& options) {
   options.attention = mode;
   options.patterns.clear();
   options.sparse_min_length = 0;
+  options.auto_basis.clear();
   if (mode != AttentionMode::SPARSE && mode != AttentionMode::AUTO) return Status::ok();
   if (!pattern_config.empty()) {
     SACC_ASSIGN_OR_RETURN(options.patterns, load_pattern_config(pattern_config, config));
@@ -62,8 +72,19 @@ Status configure_attention(const ModelConfig& config, AttentionMode mode, const 
     SACC_ASSIGN_OR_RETURN(options.patterns,
                           uniform_patterns(config, pattern.empty() ? kDefaultSparsePattern : pattern));
   }
-  if (mode == AttentionMode::AUTO)
+  if (mode != AttentionMode::AUTO) return Status::ok();
+  const CalibrationKey key =
+      calibration_key(config, options.device, sparse_setting_name(pattern, pattern_config));
+  Result<std::optional<Calibration>> measured = find_calibration(key);
+  if (!measured) SACC_LOG_WARN("auto: {} (using the cost model)", measured.status().message());
+  if (measured && *measured) {
+    options.sparse_min_length = (*measured)->break_even;
+    options.auto_basis = fmt::format("measured by `sacc calibrate` on {} ({})", key.device, key.setting);
+  } else {
     options.sparse_min_length = sparse_break_even_length(config, options.patterns);
+    options.auto_basis = fmt::format("the cost model (no calibration for {} on {}: run `sacc calibrate`)",
+                                     key.setting, key.device);
+  }
   return Status::ok();
 }
 

@@ -36,8 +36,15 @@ constexpr double kSparseCostRatio = 0.85;
 // near the diagonal, so large slash budgets may never qualify: use --attention sparse there.
 int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns);
 
-// Fills options.attention / patterns / sparse_min_length. `pattern_config` (a file) wins over `pattern`
-// (a pattern string); with neither, SPARSE and AUTO use kDefaultSparsePattern.
+// The name of the sparse setting that `pattern_config` (a file; wins) or `pattern` (a string) select, with
+// neither kDefaultSparsePattern: "config:<file name>" or the pattern string. Calibrations are stored under
+// it.
+std::string sparse_setting_name(const std::string& pattern, const std::string& pattern_config);
+
+// Fills options.attention / patterns / sparse_min_length / auto_basis. `pattern_config` (a file) wins over
+// `pattern` (a pattern string); with neither, SPARSE and AUTO use kDefaultSparsePattern. AUTO takes its
+// break-even from `sacc calibrate`'s measurement for options.device, this model shape and this setting
+// (auto_calibration.h) and falls back to sparse_break_even_length() without one.
 Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
                            const std::string& pattern_config, BackendOptions& options);
 

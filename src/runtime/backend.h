@@ -36,6 +36,7 @@ struct BackendOptions {
   std::vector<LayerPatterns> patterns;
   // AUTO: prompts shorter than this run dense (from the cost model; see attention_policy.h).
   int64_t sparse_min_length = 0;
+  std::string auto_basis;  // AUTO: where sparse_min_length came from (a measurement, or the cost model)
   bool show_progress = true;
   // Evaluation hooks (CPU backend; the CUDA backend rejects them). Called once per layer during a prefill
   // with the post-RoPE q [L, Hq, d] and k, v [L, Hkv, d] in fp32, as attention sees them.

@@ -20,6 +20,7 @@
 #include "tools/sacc/bench_report.h"
 #include "tools/sacc/commands.h"
 #include "tools/sacc/context_option.h"
+#include "tools/sacc/eval_common.h"
 #include "tools/sacc/gpu_options.h"
 #include "tools/sacc/random_prompt.h"
 
@@ -40,6 +41,7 @@ struct BenchArgs {
   std::string device;
   std::string pattern;
   std::string pattern_config;
+  std::string text_path;  // real prose prompts instead of random ids
   int64_t chunk = 8192;
   uint64_t seed = 0;
   int64_t max_context = 0;
@@ -86,9 +88,14 @@ std::string utc_now() {
   return text;
 }
 
-// One (method, context) cell: warm-up, then `repeats` timed prefills of fresh random prompts.
+// Tokens between the starts of consecutive prose prompts: each repetition reads another window of the text.
+constexpr int64_t kProseStride = 1024;
+
+// One (method, context) cell: warm-up, then `repeats` timed prefills of fresh prompts: random ids, or windows
+// of `prose` (--text; sparse indices, hence sparse cost, depend on the input).
 BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, const ModelConfig& config,
-                   const Device& device, const BackendOptions& options, const BenchArgs& a) {
+                   const Device& device, const BackendOptions& options, const BenchArgs& a,
+                   const std::vector<int32_t>& prose) {
   BenchCell cell;
   cell.method = method_label("sacc-" + method, options);
   cell.ctx = ctx;
@@ -112,7 +119,13 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
       for (int gpu : options.gpus) DeviceAllocator::reset_peak(gpu);
     }
 #endif
-    const std::vector<int32_t> prompt = random_prompt(ctx, config, a.seed + 1000 * ctx + rep);
+    std::vector<int32_t> prompt;
+    if (prose.empty()) {
+      prompt = random_prompt(ctx, config, a.seed + 1000 * ctx + rep);
+    } else {
+      prompt.assign(prose.begin() + rep * kProseStride, prose.begin() + rep * kProseStride + ctx);
+      if (config.bos_token >= 0 && prose.front() == config.bos_token) prompt.front() = config.bos_token;
+    }
     Result<GenerationMetrics> metrics = generate(backend, prompt, gen, [](int32_t) {});
     if (!metrics) {
       cell.status = metrics.status().code() == StatusCode::OUT_OF_MEMORY ? "oom" : "error";
@@ -184,10 +197,20 @@ int run_bench(const BenchArgs& a) {
   ModelLoadOptions load;
   load.seed = a.seed;
   load.dequantize_to = device->is_cpu() ? DType::F32 : DType::BF16;
-  load.load_tokenizer = false;
+  load.load_tokenizer = !a.text_path.empty();
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
   if (Status s = apply_max_context(a.max_context, model->weights.config); !s) return report_error(s);
+  std::vector<int32_t> prose;
+  if (!a.text_path.empty()) {
+    if (!model->maybe_tokenizer)
+      return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--text needs a model with a tokenizer"));
+    const int64_t longest = *std::max_element(contexts->begin(), contexts->end());
+    Result<std::vector<int32_t>> ids =
+        prose_ids(*model, a.text_path, longest + kProseStride * (a.warmup + a.repeats));
+    if (!ids) return report_error(ids.status());
+    prose = std::move(*ids);
+  }
   const ModelConfig& config = model->weights.config;
 
   std::string command = "sacc";
@@ -195,6 +218,8 @@ int run_bench(const BenchArgs& a) {
   report.meta = {{"model", a.model},          {"device", device->to_string()},
                  {"commit", SACC_GIT_COMMIT}, {"date", utc_now()},
                  {"command", command},        {"repeats", std::to_string(a.repeats)}};
+  report.meta.push_back(
+      {"prompts", a.text_path.empty() ? std::string("random ids") : "prose: " + a.text_path});
   if (gpu_options.gpus.size() > 1) {
     report.meta.push_back({"gpus", a.gpu.gpus});
     report.meta.push_back({"split", a.gpu.split});
@@ -216,6 +241,9 @@ int run_bench(const BenchArgs& a) {
     if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
       return report_error(s);
     }
+    if (modes[m] == AttentionMode::AUTO)
+      report.meta.push_back({"auto", fmt::format("sparse from {} tokens, from {}", options.sparse_min_length,
+                                                 options.auto_basis)});
     Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
                                                                 : make_cuda_backend(model->weights, options);
     // A placement over several GPUs that cannot hold the longest context fails here: every cell says why.
@@ -230,7 +258,7 @@ int run_bench(const BenchArgs& a) {
         cell.status = "oom";
         if (!backend) cell.error = backend.status().message();
       } else {
-        cell = run_cell(**backend, methods[m], ctx, config, *device, options, a);
+        cell = run_cell(**backend, methods[m], ctx, config, *device, options, a, prose);
         out_of_memory = cell.status == "oom";
       }
       std::fprintf(stderr, "bench: %-12s ctx %7lld: %s\n", cell.method.c_str(), static_cast<long long>(ctx),
@@ -280,8 +308,10 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
                   "merge cells from another run's JSON (bench/hf_baseline.py)");
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
   cmd->add_option("--pattern", args->pattern,
-                  "one sparse pattern for every head (default interval-slash:1000,6096)");
+                  fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
   cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
+  cmd->add_option("--text", args->text_path,
+                  "prompts cut from this prose (plain or .gz; needs a tokenizer) instead of random ids");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
   add_max_context_option(cmd, args->max_context);

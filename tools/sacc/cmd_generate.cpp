@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/device_info.h"
+#include "core/log.h"
 #include "model/model_loader.h"
 #include "runtime/attention_policy.h"
 #include "runtime/engine.h"
@@ -104,6 +105,12 @@ int run_generate(const GenerateArgs& a) {
   options.chunk = a.chunk;
   if (Status s = configure_attention(config, *mode, a.pattern, a.pattern_config, options); !s)
     return report_error(s);
+  if (*mode == AttentionMode::AUTO && !a.json)
+    SACC_LOG_INFO("auto: sparse prefill {} (break-even from {})",
+                  options.sparse_min_length > config.max_context
+                      ? std::string("never up to the context")
+                      : fmt::format("from {} tokens", options.sparse_min_length),
+                  options.auto_basis);
   const int64_t tokens = kv_positions_needed(static_cast<int64_t>(prompt->size()), a.max_new_tokens);
   uint64_t attention_bytes = 0;
   if (!device->is_cpu()) {

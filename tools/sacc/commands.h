@@ -20,6 +20,7 @@ void add_info_command(CLI::App& app, CommandBody& body);
 // argv is recorded in the results files.
 void add_eval_command(CLI::App& app, CommandBody& body);
 void add_search_command(CLI::App& app, CommandBody& body);
+void add_calibrate_command(CLI::App& app, CommandBody& body);
 void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv);
 
 // Prints "error: <message>" to stderr and returns the exit code for a failed Status.

@@ -8,6 +8,7 @@
 #include "core/device_info.h"
 #include "runtime/attention_policy.h"
 #include "runtime/engine.h"
+#include "tools/sacc/random_prompt.h"
 
 namespace sacc::cli {
 namespace {
@@ -43,7 +44,24 @@ Result<std::string> load_prose(const std::string& path_in) {
   return text;
 }
 
-Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text) {
+Result<std::vector<int32_t>> prose_ids(const LoadedModel& model, const std::string& text_path,
+                                       int64_t length) {
+  if (!model.maybe_tokenizer) return random_prompt(length, model.weights.config, 1);
+  SACC_ASSIGN_OR_RETURN(std::string prose, load_prose(text_path));
+  const Tokenizer& tok = *model.maybe_tokenizer;
+  // Tokenize only as much text as needed (about 3 characters a token in English prose, with margin).
+  prose.resize(std::min<size_t>(prose.size(), static_cast<size_t>(length) * 8));
+  std::vector<int32_t> ids = tok.encode(prose, tok.adds_bos());
+  if (ids.size() < 16)
+    return make_error(StatusCode::INVALID_ARGUMENT, "the prose gives only {} tokens", ids.size());
+  const size_t period = ids.size();
+  while (static_cast<int64_t>(ids.size()) < length) ids.push_back(ids[ids.size() % period]);
+  ids.resize(static_cast<size_t>(length));
+  return ids;
+}
+
+Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text,
+                                  bool need_tokenizer) {
   EvalModel eval;
   const bool cuda = device_text.empty() ? cuda_device_count() > 0 : device_text.rfind("cuda", 0) == 0;
   SACC_ASSIGN_OR_RETURN(eval.device,
@@ -51,7 +69,7 @@ Result<EvalModel> load_eval_model(const std::string& spec, const std::string& de
   ModelLoadOptions load;
   load.dequantize_to = eval.device.is_cpu() ? DType::F32 : DType::BF16;
   SACC_ASSIGN_OR_RETURN(eval.model, load_model(spec, load));
-  if (!eval.model.maybe_tokenizer) {
+  if (need_tokenizer && !eval.model.maybe_tokenizer) {
     return make_error(StatusCode::INVALID_ARGUMENT, "model '{}' has no tokenizer; evals need real text",
                       spec);
   }

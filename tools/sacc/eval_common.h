@@ -15,12 +15,20 @@ namespace sacc::cli {
 // jargon-text package. The text is cleaned to printable ASCII lines.
 Result<std::string> load_prose(const std::string& path);
 
+// `length` prompt ids of that prose (repeated when it is shorter), BOS first when the model adds one; for a
+// model without a tokenizer (random:<name>) seeded random ids.
+Result<std::vector<int32_t>> prose_ids(const LoadedModel& model, const std::string& text_path,
+                                       int64_t length);
+
 struct EvalModel {
   LoadedModel model;
   Device device;
 };
 
-Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text);
+// Loads `spec` for `device_text` (empty: cuda when present). Evaluations need real text: without
+// `need_tokenizer` a model without one (random:<name>) is accepted too.
+Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text,
+                                  bool need_tokenizer = true);
 
 // A backend for one setting: "dense", a pattern string applied to every head ("interval-slash:256,1024"), or
 // "config:FILE" (per-head config, ours or MInference's). Sparse settings run sparse at every length.

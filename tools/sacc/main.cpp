@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   sacc::cli::add_bench_command(app, body, argc, argv);
   sacc::cli::add_eval_command(app, body);
   sacc::cli::add_search_command(app, body);
+  sacc::cli::add_calibrate_command(app, body);
 
   try {
     app.parse(argc, argv);

@@ -46,17 +46,7 @@ Result<std::vector<int32_t>> prose_prompt(const EvalModel& model, const std::str
     return make_error(StatusCode::INVALID_ARGUMENT, "--length {} exceeds the model's context of {}", length,
                       model.model.weights.config.max_context);
   }
-  SACC_ASSIGN_OR_RETURN(std::string prose, load_prose(text_path));
-  const Tokenizer& tok = *model.model.maybe_tokenizer;
-  // Tokenize only as much text as needed (about 3 characters a token in English prose, with margin).
-  prose.resize(std::min<size_t>(prose.size(), static_cast<size_t>(length) * 8));
-  std::vector<int32_t> ids = tok.encode(prose, tok.adds_bos());
-  if (static_cast<int64_t>(ids.size()) < length) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "the prose gives only {} tokens, fewer than --length {}",
-                      ids.size(), length);
-  }
-  ids.resize(length);
-  return ids;
+  return prose_ids(model.model, text_path, length);
 }
 
 Status dump_qkv(const std::map<int, ref::HostQkv>& captured, const std::string& dir) {

@@ -1,0 +1,138 @@
+#include "runtime/auto_calibration.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "core/device_info.h"
+
+namespace sacc {
+namespace {
+
+constexpr int kCacheVersion = 1;
+
+nlohmann::json to_json(const Calibration& c) {
+  nlohmann::json points = nlohmann::json::array();
+  for (const CalibrationPoint& p : c.points)
+    points.push_back({{"tokens", p.tokens}, {"dense_s", p.dense_seconds}, {"sparse_s", p.sparse_seconds}});
+  return {{"device", c.key.device}, {"shape", c.key.shape}, {"setting", c.key.setting},
+          {"break_even", c.break_even}, {"points", points}, {"date", c.date}, {"commit", c.commit}};
+}
+
+Calibration from_json(const nlohmann::json& j) {
+  Calibration c;
+  c.key = {j.at("device").get<std::string>(), j.at("shape").get<std::string>(),
+           j.at("setting").get<std::string>()};
+  c.break_even = j.at("break_even").get<int64_t>();
+  for (const nlohmann::json& p : j.at("points"))
+    c.points.push_back({p.at("tokens").get<int64_t>(), p.at("dense_s").get<double>(), p.at("sparse_s").get<double>()});
+  c.date = j.value("date", "");
+  c.commit = j.value("commit", "");
+  return c;
+}
+
+// The whole cache: {"version": 1, "entries": [...]}; an absent file is an empty cache.
+Result<nlohmann::json> read_cache(const std::string& path) {
+  nlohmann::json cache = {{"version", kCacheVersion}, {"entries", nlohmann::json::array()}};
+  std::ifstream in(path);
+  if (!in) return cache;
+  try {
+    nlohmann::json parsed = nlohmann::json::parse(in);
+    if (parsed.value("version", 0) != kCacheVersion || !parsed.contains("entries") ||
+        !parsed["entries"].is_array())
+      return make_error(StatusCode::CORRUPT_DATA,
+                        "{}: not a calibration cache of version {}; delete it and run `sacc calibrate`", path,
+                        kCacheVersion);
+    return parsed;
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: {}; delete it and run `sacc calibrate`", path, e.what());
+  }
+}
+
+}  // namespace
+
+std::string CalibrationKey::id() const {
+  return device + " | " + shape + " | " + setting;
+}
+
+CalibrationKey calibration_key(const ModelConfig& config, const Device& device, const std::string& setting) {
+  CalibrationKey key;
+  key.device = "cpu";
+  if (!device.is_cpu()) {
+    Result<GpuInfo> gpu = query_gpu(device.index);
+    key.device = gpu ? gpu->name : device.to_string();
+  }
+  key.shape = fmt::format("layers {}, heads {}/{}, head dim {}, hidden {}", config.num_layers, config.num_heads,
+                          config.num_kv_heads, config.head_dim, config.hidden);
+  key.setting = setting;
+  return key;
+}
+
+int64_t break_even_from_points(const std::vector<CalibrationPoint>& points) {
+  int64_t from = std::numeric_limits<int64_t>::max();
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    if (it->sparse_seconds >= it->dense_seconds) break;
+    from = it->tokens;
+  }
+  return from;
+}
+
+std::string calibration_cache_path() {
+  std::filesystem::path dir;
+  if (const char* env = std::getenv("SACC_CACHE_DIR"); env && *env) {
+    dir = env;
+  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = std::filesystem::path(xdg) / "sacc";
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = std::filesystem::path(home) / ".cache" / "sacc";
+  } else {
+    dir = ".sacc-cache";
+  }
+  return (dir / "calibration.json").string();
+}
+
+Result<std::optional<Calibration>> find_calibration(const CalibrationKey& key) {
+  const std::string path = calibration_cache_path();
+  SACC_ASSIGN_OR_RETURN(nlohmann::json cache, read_cache(path));
+  try {
+    for (const nlohmann::json& entry : cache["entries"]) {
+      Calibration c = from_json(entry);
+      if (c.key.id() == key.id()) return std::optional<Calibration>(std::move(c));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: {}; delete it and run `sacc calibrate`", path, e.what());
+  }
+  return std::optional<Calibration>();
+}
+
+Status store_calibration(const Calibration& calibration) {
+  const std::string path = calibration_cache_path();
+  SACC_ASSIGN_OR_RETURN(nlohmann::json cache, read_cache(path));
+  nlohmann::json entries = nlohmann::json::array();
+  for (const nlohmann::json& entry : cache["entries"]) {
+    const bool same = entry.value("device", "") == calibration.key.device &&
+                      entry.value("shape", "") == calibration.key.shape &&
+                      entry.value("setting", "") == calibration.key.setting;
+    if (!same) entries.push_back(entry);
+  }
+  entries.push_back(to_json(calibration));
+  cache["entries"] = entries;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary);
+    if (!out || !(out << cache.dump(1) << "\n"))
+      return make_error(StatusCode::IO_ERROR, "cannot write the calibration cache {}", temporary);
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0)
+    return make_error(StatusCode::IO_ERROR, "cannot replace the calibration cache {}", path);
+  return Status::ok();
+}
+
+}  // namespace sacc
