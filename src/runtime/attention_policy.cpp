@@ -1,5 +1,6 @@
 #include "runtime/attention_policy.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include "attention/cost_model.h"
@@ -10,10 +11,13 @@
 namespace sacc {
 
 Result<std::vector<LayerPatterns>> uniform_patterns(const ModelConfig& config, const std::string& pattern) {
-  Result<PatternSpec> spec = parse_pattern(pattern);
+  const bool grouped = pattern.rfind(kGroupPrefix, 0) == 0;
+  Result<PatternSpec> spec = parse_pattern(grouped ? pattern.substr(std::strlen(kGroupPrefix)) : pattern);
   if (!spec) return spec.status().with_context("--pattern");
   LayerPatterns layer;
-  layer.heads.assign(config.num_heads, *spec);
+  // With one query head per KV head a group index is a per-head index.
+  layer.shared_per_kv_group = grouped && config.num_kv_heads != config.num_heads;
+  layer.heads.assign(layer.shared_per_kv_group ? config.num_kv_heads : config.num_heads, *spec);
   return std::vector<LayerPatterns>(config.num_layers, layer);
 }
 

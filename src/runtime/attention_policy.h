@@ -19,7 +19,13 @@ constexpr const char* kDefaultSparsePattern = "interval-slash:1000,6096";
 // building cost more than they save on a few key blocks.
 constexpr int64_t kMinSparseLength = 4096;
 
-// The same pattern for every head of every layer ([N] layers of Hq heads).
+// Prefix of a pattern string that asks for one index per KV group ("group:interval-slash:1000,6096@0.9"):
+// the group's query heads' estimates are summed, estimation and index work shrink by the group size, and the
+// kernel runs the group's query heads against the same key tiles.
+constexpr const char* kGroupPrefix = "group:";
+
+// The same pattern for every head of every layer ([N] layers of Hq heads, or of Hkv index heads with
+// kGroupPrefix).
 Result<std::vector<LayerPatterns>> uniform_patterns(const ModelConfig& config, const std::string& pattern);
 
 // AUTO goes sparse where the predicted sparse cost, estimation included, is at most this fraction of dense.

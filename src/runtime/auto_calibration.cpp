@@ -20,8 +20,9 @@ nlohmann::json to_json(const Calibration& c) {
   nlohmann::json points = nlohmann::json::array();
   for (const CalibrationPoint& p : c.points)
     points.push_back({{"tokens", p.tokens}, {"dense_s", p.dense_seconds}, {"sparse_s", p.sparse_seconds}});
-  return {{"device", c.key.device}, {"shape", c.key.shape}, {"setting", c.key.setting},
-          {"break_even", c.break_even}, {"points", points}, {"date", c.date}, {"commit", c.commit}};
+  return {{"device", c.key.device},     {"shape", c.key.shape}, {"setting", c.key.setting},
+          {"break_even", c.break_even}, {"points", points},     {"date", c.date},
+          {"commit", c.commit}};
 }
 
 Calibration from_json(const nlohmann::json& j) {
@@ -30,7 +31,8 @@ Calibration from_json(const nlohmann::json& j) {
            j.at("setting").get<std::string>()};
   c.break_even = j.at("break_even").get<int64_t>();
   for (const nlohmann::json& p : j.at("points"))
-    c.points.push_back({p.at("tokens").get<int64_t>(), p.at("dense_s").get<double>(), p.at("sparse_s").get<double>()});
+    c.points.push_back(
+        {p.at("tokens").get<int64_t>(), p.at("dense_s").get<double>(), p.at("sparse_s").get<double>()});
   c.date = j.value("date", "");
   c.commit = j.value("commit", "");
   return c;
@@ -67,8 +69,8 @@ CalibrationKey calibration_key(const ModelConfig& config, const Device& device, 
     Result<GpuInfo> gpu = query_gpu(device.index);
     key.device = gpu ? gpu->name : device.to_string();
   }
-  key.shape = fmt::format("layers {}, heads {}/{}, head dim {}, hidden {}", config.num_layers, config.num_heads,
-                          config.num_kv_heads, config.head_dim, config.hidden);
+  key.shape = fmt::format("layers {}, heads {}/{}, head dim {}, hidden {}", config.num_layers,
+                          config.num_heads, config.num_kv_heads, config.head_dim, config.hidden);
   key.setting = setting;
   return key;
 }

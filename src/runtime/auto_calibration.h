@@ -16,7 +16,8 @@
 namespace sacc {
 
 // What a measurement is valid for. Linear layers cost the same in both prefills, so the break-even depends on
-// the device, the attention shape and the layer count, and on the sparse setting (its budgets and estimation).
+// the device, the attention shape and the layer count, and on the sparse setting (its budgets and
+// estimation).
 struct CalibrationKey {
   std::string device;   // "NVIDIA H200", or "cpu"
   std::string shape;    // "layers 24, heads 14/2, head dim 64, hidden 896"

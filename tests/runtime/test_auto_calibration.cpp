@@ -1,5 +1,6 @@
 // The measured break-even of --attention auto: the decision rule over measured points, the cache file
-// (round trip, replacement, corrupt files) and configure_attention() preferring a measurement to the cost model.
+// (round trip, replacement, corrupt files) and configure_attention() preferring a measurement to the cost
+// model.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -82,7 +83,8 @@ TEST_F(CalibrationCache, StoresFindsAndReplaces) {
 }
 
 TEST_F(CalibrationCache, CorruptCacheIsAnErrorNamingTheFile) {
-  for (const char* text : {"{not json", R"({"version": 99, "entries": []})", R"({"version": 1, "entries": [{}]})"}) {
+  for (const char* text :
+       {"{not json", R"({"version": 99, "entries": []})", R"({"version": 1, "entries": [{}]})"}) {
     std::filesystem::create_directories(std::filesystem::path(calibration_cache_path()).parent_path());
     std::ofstream(calibration_cache_path()) << text;
     const ModelConfig c = *builtin_model_config("smollm2-135m");

@@ -153,6 +153,25 @@ TEST(AttentionPolicy, AutoStaysDenseForShortPrompts) {
   EXPECT_TRUE(options.patterns.empty());
 }
 
+TEST(AttentionPolicy, GroupPrefixSharesOneIndexPerKvGroup) {
+  const ModelConfig c = *builtin_model_config("llama-3.1-8b");
+  Result<std::vector<LayerPatterns>> grouped = uniform_patterns(c, "group:interval-slash:1000,6096@0.9");
+  ASSERT_TRUE(grouped.is_ok()) << grouped.status().to_string();
+  ASSERT_EQ(grouped->size(), 32u);
+  EXPECT_TRUE((*grouped)[0].shared_per_kv_group);
+  ASSERT_EQ((*grouped)[0].heads.size(), 8u);
+  EXPECT_EQ(to_string((*grouped)[0].heads[0]), "interval-slash:1000,6096@0.9");
+  // Without GQA a group is one head: a per-head index.
+  ModelConfig mha = c;
+  mha.num_kv_heads = mha.num_heads;
+  grouped = uniform_patterns(mha, "group:block-cluster:8");
+  ASSERT_TRUE(grouped.is_ok());
+  EXPECT_FALSE((*grouped)[0].shared_per_kv_group);
+  EXPECT_EQ((*grouped)[0].heads.size(), 32u);
+  EXPECT_FALSE(uniform_patterns(c, "group:").is_ok());
+  EXPECT_FALSE(uniform_patterns(c, "group:group:dense").is_ok());
+}
+
 // The break-even is found to a query block, not to a power of two: a 128000-token prompt whose break-even
 // lies between 64K and 128K goes sparse.
 TEST(AttentionPolicy, BreakEvenBetweenPowersOfTwo) {

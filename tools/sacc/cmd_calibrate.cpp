@@ -72,7 +72,8 @@ class Calibrator {
       for (int which = 0; which < 2; ++which) {
         const auto start = std::chrono::steady_clock::now();
         SACC_RETURN_IF_ERROR(backends_[which]->prefill(prompt, logits));
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (round >= 0) seconds[which].push_back(elapsed);
       }
     }
@@ -118,7 +119,8 @@ int run_calibrate(const CalibrateArgs& a) {
   // Bisection between the last ladder point where sparse loses and the break-even after it.
   for (;;) {
     const int64_t from = break_even_from_points(points);
-    const auto at = std::find_if(points.begin(), points.end(), [&](const auto& p) { return p.tokens == from; });
+    const auto at =
+        std::find_if(points.begin(), points.end(), [&](const auto& p) { return p.tokens == from; });
     if (at == points.end() || at == points.begin()) break;
     const int64_t below = std::prev(at)->tokens;
     if (from - below <= kResolution) break;

@@ -3,6 +3,8 @@
 
 #include "core/device_info.h"
 #include "core/tensor.h"
+#include "runtime/attention_policy.h"
+#include "runtime/auto_calibration.h"
 #include "tools/sacc/commands.h"
 
 namespace sacc::cli {
@@ -20,6 +22,8 @@ void add_version_command(CLI::App& app, CommandBody& body) {
                       format_bytes(info->total_memory).c_str());
       }
       if (count == 0) std::printf("no CUDA device visible\n");
+      std::printf("default sparse setting: %s\n", kDefaultSparsePattern);
+      std::printf("auto calibration cache: %s\n", calibration_cache_path().c_str());
       return 0;
     };
   });

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The real models on the GPU machine (issue 12): TTFT against our dense and HF transformers on the same GGUFs,
+# `auto` calibrated for this GPU, and accuracy of the default sparse setting against dense (RULER-style
+# tasks, needle in a haystack, perplexity at 32K). Runs on the device after scripts/device_stage.sh has
+# placed the binaries, the models, the Jargon File and the `gguf` wheel under /root/sacc:
+#
+#   device: bash scripts/device_stage.sh receive .carry/callNN && bash scripts/bench_real_models.sh STAGE...
+#
+# Stages (each writes into $OUT, default bench/results/real):
+#   calibrate  `sacc calibrate` for the default setting on both models (cache in $OUT/cache, kept for later
+#              stages of the same machine in /root/sacc-cache)
+#   ttft       HF transformers (sdpa, the GGUF dequantised to bf16) and `sacc bench` dense/sparse/auto on
+#              prose prompts, one table per model; then `sacc generate -f` a 32000-token prompt, no flags
+#   ruler      `sacc eval ruler` dense vs the default at 8000/16000/32000 tokens (Qwen)
+#   niah       `sacc eval niah` dense vs the default at 8000/16000/30000 tokens (Qwen)
+#   ppl        `sacc eval ppl` at 32768 tokens, the last 4096 scored (Qwen)
+# Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
+# built-in default), SACC_RULER_SAMPLES (default 25), SACC_REAL_REPEATS (default 3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=device_stage.sh
+source scripts/device_stage.sh
+OUT=${OUT:-bench/results/real}
+mkdir -p "$OUT" /root/sacc-cache
+export SACC_CACHE_DIR=/root/sacc-cache
+QWEN=$SACC_MODELS_DIR/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
+SMOL=$SACC_MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf
+TEXT=$SACC_DATA_DIR/jargon.txt.gz
+DEFAULT=$(sacc version | sed -n 's/^default sparse setting: //p')
+SETTINGS=${SACC_REAL_SETTINGS:-$DEFAULT}
+REPEATS=${SACC_REAL_REPEATS:-3}
+status=0
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  echo "sacc commit $(cat /root/sacc/bin/COMMIT); date $(date -u +%FT%TZ); default setting '$DEFAULT'"
+} | tee -a "$OUT/gpu.txt"
+
+run_stage() {
+  case $1 in
+    calibrate)
+      sacc -q calibrate -m "$QWEN" --text "$TEXT" -r "$REPEATS" 2>&1 | tee "$OUT/calibrate_qwen.log"
+      sacc -q calibrate -m "$SMOL" --text "$TEXT" -r "$REPEATS" 2>&1 | tee "$OUT/calibrate_smollm2.log"
+      cp "$SACC_CACHE_DIR/calibration.json" "$OUT/calibration.json" ;;
+    ttft)
+      python3 -m pip install -q --no-index --no-deps --target /tmp/site "$SACC_DATA_DIR"/gguf-*.whl &&
+        export PYTHONPATH=/tmp/site
+      local name model ctx
+      for name in qwen smollm2; do
+        if [ $name = qwen ]; then model=$QWEN ctx=1000,2000,4000,8000,16000,32000; else model=$SMOL ctx=1000,2000,4000,8000; fi
+        PYTHONUNBUFFERED=1 timeout 300 python3 bench/hf_baseline.py --gguf "$model" --ctx "$ctx" --attn sdpa \
+          -r "$REPEATS" -o "$OUT/hf_$name.json" 2>&1 | grep -v Warning | tee "$OUT/hf_$name.log"
+        sacc -q bench -m "$model" --text "$TEXT" --ctx "$ctx" --attention dense,sparse,auto -r "$REPEATS" \
+          --compare "$OUT/hf_$name.json" --out "$OUT/ttft_$name.md" --json "$OUT/ttft_$name.json" 2>&1 |
+          tee "$OUT/bench_$name.log"
+      done
+      # A prose prompt of at most 32000 tokens: cut by characters, measured by the tokenizer, cut again.
+      python3 -c "import gzip,sys; sys.stdout.write(gzip.open('$TEXT','rt',errors='ignore').read()[:400000])" >/tmp/prose.txt
+      local len=99999 chars=130000
+      while [ "$len" -gt 32000 ]; do
+        head -c "$chars" /tmp/prose.txt >/tmp/prompt.txt
+        len=$(sacc -q generate -m "$QWEN" -f /tmp/prompt.txt -n 1 --attention dense --json --max-context 400000 2>/dev/null |
+              python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens'])")
+        chars=$((chars * 31900 / len))
+      done
+      echo "generate: a $len-token prose prompt, three runs each" | tee "$OUT/generate_qwen.log"
+      for flags in "" "--attention dense"; do
+        for _ in 1 2 3; do
+          # shellcheck disable=SC2086
+          sacc generate -m "$QWEN" -f /tmp/prompt.txt -n 16 $flags 2>&1 | tail -n 2 | tee -a "$OUT/generate_qwen.log"
+        done
+      done ;;
+    ruler)
+      sacc -q eval ruler -m "$QWEN" --text "$TEXT" --lengths 8000,16000,32000 \
+        --samples "${SACC_RULER_SAMPLES:-25}" --sparse "$SETTINGS" --out "$OUT/ruler" 2>"$OUT/ruler.log" |
+        tee "$OUT/ruler.txt" ;;
+    niah)
+      sacc -q eval niah -m "$QWEN" --text "$TEXT" --lengths 8000,16000,30000 --sparse "$SETTINGS" \
+        --out "$OUT/niah" 2>"$OUT/niah.log" | tee "$OUT/niah.txt" ;;
+    ppl)
+      sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$SETTINGS" \
+        --out "$OUT/ppl.json" 2>&1 | tee "$OUT/ppl.txt" ;;
+    *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
+  esac
+}
+
+for stage in "$@"; do
+  echo "== $stage"
+  run_stage "$stage" || status=1
+done
+exit $status
