@@ -28,6 +28,9 @@ const char* attention_mode_name(AttentionMode mode);
 // the queries (see AttentionParams::o).
 bool attention_needs_separate_output(AttentionMode mode);
 
+// One layer's attention inputs: q [L, Hq, d], k and v [L, Hkv, d], fp32 on the host, valid during the call.
+using QkvObserver = std::function<void(int layer, const float* q, const float* k, const float* v)>;
+
 struct BackendOptions {
   Device device;
   AttentionMode attention = AttentionMode::AUTO;
@@ -38,9 +41,11 @@ struct BackendOptions {
   int64_t sparse_min_length = 0;
   std::string auto_basis;  // AUTO: where sparse_min_length came from (a measurement, or the cost model)
   bool show_progress = true;
-  // Evaluation hooks (CPU backend; the CUDA backend rejects them). Called once per layer during a prefill
-  // with the post-RoPE q [L, Hq, d] and k, v [L, Hkv, d] in fp32, as attention sees them.
-  std::function<void(int layer, const float* q, const float* k, const float* v)> maybe_qkv_observer;
+  // Evaluation hooks, applied by both backends through runtime/eval_hooks.h. The observer is called once per
+  // layer during a prefill from position 0 with the post-RoPE q [L, Hq, d] and k, v [L, Hkv, d] in fp32 on
+  // the host, as attention sees them (k and v as the bf16 KV cache holds them; q in the backend's activation
+  // precision: fp32 on the CPU, bf16 on the GPU). Tensor parallel cannot call it (no GPU holds every head).
+  QkvObserver maybe_qkv_observer;
   // A prefill returns the logits of its last `prefill_logit_rows` positions: logits [rows, V] (default 1).
   int64_t prefill_logit_rows = 1;
   // Several GPUs (CUDA backend): more than one ordinal here replaces `device`; see runtime/multi_gpu_plan.h.
@@ -62,7 +67,8 @@ class Backend {
   virtual ~Backend() = default;
   // Sizes the KV cache for `max_tokens` positions (prompt + generated); must precede prefill.
   virtual Status reserve(int64_t max_tokens) = 0;
-  // Runs the prompt from position 0 and writes the last position's logits: logits [V].
+  // Runs the prompt from position 0 and writes the last position's logits: logits [V] (the last
+  // options.prefill_logit_rows positions' logits [rows, V] when asked for more).
   virtual Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) = 0;
   // Appends one token at the next position; logits [V].
   virtual Status decode(int32_t token, std::vector<float>& logits) = 0;

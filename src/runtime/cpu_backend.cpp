@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
+#include "runtime/eval_hooks.h"
 
 namespace sacc {
 namespace {
@@ -25,7 +26,10 @@ std::vector<float> to_f32(const WeightTensor& t) {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const LlamaWeights& weights, const BackendOptions& options)
-      : config_(weights.config), options_(options), inv_freq_(rope_inverse_frequencies(weights.config)) {}
+      : config_(weights.config),
+        options_(options),
+        inv_freq_(rope_inverse_frequencies(weights.config)),
+        qkv_feed_(options.maybe_qkv_observer) {}
 
   Status load(const LlamaWeights& w) {
     Progress progress("converting weights to fp32", config_.num_layers + 2, options_.show_progress);
@@ -131,14 +135,8 @@ class CpuBackend final : public Backend {
           for (int64_t i = 0; i < c * KV; ++i) cache[i] = float_to_bf16(kv[i]);
         }
       }
-      if (start == 0 && options_.maybe_qkv_observer) {
-        std::vector<float> k_f32(n * KV), v_f32(n * KV);  // [n, Hkv, d] each
-        for (int64_t i = 0; i < n * KV; ++i) {
-          k_f32[i] = bf16_to_float(k_cache_[layer][i]);
-          v_f32[i] = bf16_to_float(v_cache_[layer][i]);
-        }
-        options_.maybe_qkv_observer(layer, q.data(), k_f32.data(), v_f32.data());
-      }
+      if (qkv_feed_.active(start))
+        qkv_feed_.deliver(layer, n, {Q, KV}, q.data(), k_cache_[layer].data(), v_cache_[layer].data());
       CpuAttentionArgs args;
       args.num_queries = n;
       args.num_keys = start + n;
@@ -180,7 +178,7 @@ class CpuBackend final : public Backend {
     }
     // Only the last position's logits are needed for TTFT and decode, never [n, V]; evaluations may ask a
     // prefill for the last `prefill_logit_rows` positions: logits [rows, V].
-    const int64_t rows = start == 0 ? std::clamp<int64_t>(options_.prefill_logit_rows, 1, n) : 1;
+    const int64_t rows = step_logit_rows(options_, n, start);
     std::vector<float> last(rows * D);
     cpu_rms_norm(x.data() + (n - rows) * D, final_norm_.data(), last.data(), rows, D, eps);
     logits.resize(rows * config_.vocab);
@@ -210,6 +208,7 @@ class CpuBackend final : public Backend {
   ModelConfig config_;
   BackendOptions options_;
   std::vector<double> inv_freq_;
+  QkvObserverFeed qkv_feed_;
   std::vector<float> embed_, final_norm_, lm_head_;  // [V, D], [D], [V, D] (empty when tied)
   std::vector<CpuLayer> layers_;
   std::vector<std::vector<uint16_t>> k_cache_, v_cache_;  // [N][capacity, Hkv*d] bf16

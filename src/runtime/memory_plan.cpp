@@ -15,8 +15,15 @@ constexpr uint64_t kBf16 = 2, kF32 = 4;
 constexpr uint64_t kGemmWorkspace = 32ull << 20;  // cuBLASLt workspace
 }  // namespace
 
+int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk) {
+  if (logit_rows <= 0) return 0;
+  const int64_t L = std::max<int64_t>(tokens, 1);
+  return std::min({logit_rows, L, std::clamp<int64_t>(chunk, 1, L), kMaxLogitRowsPerStep});
+}
+
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, int64_t chunk,
-                                        uint64_t attention_workspace, bool separate_output) {
+                                        uint64_t attention_workspace, bool separate_output,
+                                        int64_t logit_rows) {
   const uint64_t L = static_cast<uint64_t>(std::max<int64_t>(tokens, 1));
   const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
   CudaWorkspaceSizes s;
@@ -25,13 +32,14 @@ CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, in
   s.attn_out = separate_output ? L * c.q_dim() * kBf16 : 0;
   s.normed = C * c.hidden * kBf16;
   s.attention = attention_workspace;
-  s.small = static_cast<uint64_t>(c.vocab) * (kF32 + kBf16) + c.hidden * kBf16 + kGemmWorkspace +
+  s.logits = static_cast<uint64_t>(logit_rows_per_step(logit_rows, tokens, chunk)) * c.vocab * kF32;
+  s.small = static_cast<uint64_t>(c.vocab) * kBf16 + c.hidden * kBf16 + kGemmWorkspace +
             static_cast<uint64_t>(c.head_dim) * kF32 * 2;
   return s;
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace, bool separate_output) {
+                       uint64_t attention_workspace, bool separate_output, int64_t logit_rows) {
   MemoryPlan plan;
   plan.device = device.to_string();
   plan.tokens = tokens;
@@ -41,11 +49,14 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
   if (device.is_cpu()) {
     const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
     plan.weights = params * kF32;
+    // The CPU backend computes all logit rows at once: normed rows [R, D] and logits [R, V].
+    const uint64_t R = static_cast<uint64_t>(std::clamp<int64_t>(logit_rows, 1, static_cast<int64_t>(L)));
     plan.workspace = (L * (c.hidden + 2 * c.q_dim()) + C * (c.hidden + c.kv_dim() + 2 * c.ffn)) * kF32 +
-                     static_cast<uint64_t>(c.vocab) * kF32;
+                     R * (c.hidden + static_cast<uint64_t>(c.vocab)) * kF32;
   } else {
     plan.weights = params * kBf16;
-    plan.workspace = cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output).total();
+    plan.workspace =
+        cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output, logit_rows).total();
   }
   plan.available = available_memory(device);
   return plan;

@@ -30,17 +30,31 @@ struct CudaWorkspaceSizes {
   uint64_t attention = 0;  // attention kernels' own workspace (sparse plan: index, estimation scratch)
   // The normed chunk and the attention workspace are never live at once: one buffer holds either.
   uint64_t scratch() const { return normed > attention ? normed : attention; }
-  uint64_t small = 0;  // logits, RoPE tables, GEMM workspace
-  uint64_t total() const { return hidden + q_or_mlp + attn_out + scratch() + small; }
+  uint64_t logits = 0;  // [logit_rows_per_step, V] fp32 LM-head output (0 on a GPU without the LM head)
+  uint64_t small = 0;   // RoPE tables, GEMM workspace
+  uint64_t total() const { return hidden + q_or_mlp + attn_out + scratch() + logits + small; }
 };
-// `separate_output`: the attention kernel cannot write over its queries (the cuDNN and eager baselines).
+
+// The LM head over several rows (BackendOptions::prefill_logit_rows) runs in steps of at most this many rows,
+// so the device holds fp32 logits [256, V] (148 MiB at V = 151936) and never [rows, V]; the host receives
+// [rows, V].
+constexpr int64_t kMaxLogitRowsPerStep = 256;
+// Rows per LM-head step for the last `logit_rows` positions of a `tokens`-token prefill whose linear layers
+// run over `chunk` tokens: at most a chunk, since the step's normed rows live in the [chunk, D] buffer.
+// 0 when logit_rows is 0 (a GPU without the LM head).
+int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk);
+
+// `separate_output`: the attention kernel cannot write over its queries (the cuDNN and eager baselines);
+// `logit_rows`: prefill logit rows on this GPU (1 for generation, 0 on a GPU without the LM head).
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,
-                                        uint64_t attention_workspace, bool separate_output);
+                                        uint64_t attention_workspace, bool separate_output,
+                                        int64_t logit_rows = 1);
 
 // The plan for `tokens` positions with linear layers over `chunk` tokens; `attention_workspace` as the
-// attention library reports it for that length (0 on the CPU).
+// attention library reports it for that length (0 on the CPU); `logit_rows` as BackendOptions has it.
 MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace = 0, bool separate_output = false);
+                       uint64_t attention_workspace = 0, bool separate_output = false,
+                       int64_t logit_rows = 1);
 
 // INVALID_ARGUMENT when tokens exceed the model's context, OUT_OF_MEMORY naming each part and the shortfall
 // when the plan does not fit the available memory.

@@ -37,8 +37,10 @@ uint64_t fixed_weight_bytes(const ModelConfig& model, bool embeds, bool has_lm_h
   return bytes;
 }
 
-uint64_t workspace_bytes(const ModelConfig& shard, const ShardSizing& s) {
-  return cuda_workspace_sizes(shard, s.tokens, s.chunk, s.attention_workspace, s.separate_output).total();
+uint64_t workspace_bytes(const ModelConfig& shard, const ShardSizing& s, bool has_lm_head) {
+  return cuda_workspace_sizes(shard, s.tokens, s.chunk, s.attention_workspace, s.separate_output,
+                              has_lm_head ? s.logit_rows : 0)
+      .total();
 }
 
 }  // namespace
@@ -120,7 +122,7 @@ ShardMemory shard_memory(const ModelConfig& model, const ShardSpec& shard, const
   m.fixed_weights = fixed_weight_bytes(model, shard.embeds, shard.has_lm_head);
   m.layer_weights = layer_weight_bytes(c) * c.num_layers;
   m.kv_cache = kv_bytes_per_layer(c, sizing.tokens) * c.num_layers;
-  m.workspace = workspace_bytes(c, sizing);
+  m.workspace = workspace_bytes(c, sizing, shard.has_lm_head);
   return m;
 }
 
@@ -133,13 +135,12 @@ Result<std::vector<ShardSpec>> plan_layer_split(const ModelConfig& model, const 
   const int n = static_cast<int>(gpus.size());
   const int layers = model.num_layers;
   const uint64_t per_layer = layer_weight_bytes(model) + kv_bytes_per_layer(model, sizing.tokens);
-  const uint64_t workspace = workspace_bytes(model, sizing);
   // How many layers each GPU can hold next to its fixed parts (embeddings first, LM head last).
   std::vector<uint64_t> fixed(n);
   std::vector<int> capacity(n);
   bool fixed_fits = true;
   for (int i = 0; i < n; ++i) {
-    fixed[i] = workspace + fixed_weight_bytes(model, i == 0, i == n - 1);
+    fixed[i] = workspace_bytes(model, sizing, i == n - 1) + fixed_weight_bytes(model, i == 0, i == n - 1);
     if (!available[i]) {
       capacity[i] = layers;
     } else if (available[i] < fixed[i]) {
@@ -254,6 +255,7 @@ Result<GpuPlacement> plan_gpu_placement(const ModelConfig& model, const BackendO
   p.sizing.tokens = options.max_tokens > 0 ? options.max_tokens : model.max_context;
   p.sizing.chunk = options.chunk;
   p.sizing.separate_output = attention_needs_separate_output(options.attention);
+  p.sizing.logit_rows = options.prefill_logit_rows;
   if (options.gpus.size() <= 1) {
     p.shards = {whole_model_shard(model, options.gpus.empty() ? options.device.index : options.gpus[0])};
     p.available = {0};

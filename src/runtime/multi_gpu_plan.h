@@ -58,12 +58,14 @@ struct ShardMemory {
 
 // Sizes the planners and the multi-GPU `sacc info` report share. `attention_workspace`: the attention
 // library's bytes for the shard's heads at this length (cuda_attention_workspace_bytes); `separate_output`:
-// the attention writes a buffer of its own (the cuDNN and eager baselines).
+// the attention writes a buffer of its own (the cuDNN and eager baselines); `logit_rows`: the prefill's logit
+// rows (BackendOptions::prefill_logit_rows), computed on the shard with the LM head.
 struct ShardSizing {
   int64_t tokens = 0;  // prompt + generated positions
   int64_t chunk = 8192;
   uint64_t attention_workspace = 0;
   bool separate_output = false;
+  int64_t logit_rows = 1;
 };
 ShardMemory shard_memory(const ModelConfig& model, const ShardSpec& shard, const ShardSizing& sizing);
 

@@ -84,6 +84,38 @@ TEST_F(RealModelEval, NeedleGridSparseLosesNoCellDensePasses) {
   EXPECT_EQ(result["grids"][1]["cells_lost_vs_dense"].get<int>(), 0) << output;
 }
 
+// --device on recall: the Q/K/V come from a prefill on that device; on the CPU, every requested layer is
+// measured for every setting; a triangular window that skips keys keeps most but not all of the attention.
+TEST_F(RealModelEval, RecallOnTheRequestedDevice) {
+  std::string output;
+  const std::filesystem::path out = dir_ / "recall.json";
+  ASSERT_EQ(run_sacc("eval recall -m " + kModel +
+                         " --device cpu --length 256 --layers 0,5 --sparse 'triangular:64,64' --out " +
+                         out.string(),
+                     output),
+            0)
+      << output;
+  const nlohmann::json result = read_json(out);
+  ASSERT_FALSE(result.is_discarded()) << output;
+  ASSERT_EQ(result["settings"].size(), 1u);
+  ASSERT_EQ(result["settings"][0]["layers"].size(), 2u);
+  EXPECT_EQ(result["settings"][0]["layers"][1]["layer"].get<int>(), 5);
+  const double recall = result["settings"][0]["mean_recall"].get<double>();
+  EXPECT_GT(recall, 0.5);
+  EXPECT_LT(recall, 1.0);
+}
+
+// A GPU that is not there is named before any model is loaded, with the way out.
+TEST(EvalCli, MissingGpuIsAClearError) {
+  for (const char* command : {"recall", "ppl"}) {
+    std::string output;
+    EXPECT_NE(run_sacc(std::string("eval ") + command + " -m random:smollm2-135m --device cuda:99", output),
+              0);
+    EXPECT_NE(output.find("--device cuda:99"), std::string::npos) << output;
+    EXPECT_NE(output.find("use --device cpu"), std::string::npos) << output;
+  }
+}
+
 TEST(EvalCli, RejectsModelsWithoutTokenizerAndBadLengths) {
   std::string output;
   EXPECT_NE(run_sacc("eval ppl -m random:smollm2-135m --device cpu --length 64", output), 0);

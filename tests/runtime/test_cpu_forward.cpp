@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/dtype.h"
 #include "model/hf_checkpoint.h"
 #include "runtime/backend.h"
 #include "runtime/tiny_model.h"
@@ -180,6 +181,92 @@ TEST(CpuForwardErrors, PromptLongerThanReservedOrContext) {
   BackendOptions gpu_only;
   gpu_only.attention = AttentionMode::CUDNN;
   EXPECT_EQ(make_cpu_backend(m.weights, gpu_only).status().code(), StatusCode::INVALID_ARGUMENT);
+  std::filesystem::remove_all(m.dir);
+}
+
+// prefill_logit_rows: row r of R is position n - R + r, the logits a prefill of the first n - R + r + 1
+// tokens ends with; decode steps stay one row; R beyond the prompt gives one row per position.
+TEST(CpuForwardEvalHooks, LogitRowsAreTheLastPositions) {
+  const test::TinyWeights tiny = test::make_tiny_weights(test::TinySpec{});
+  Loaded m = load(tiny);
+  const int64_t V = tiny.spec.vocab, R = 6;
+  const std::vector<int32_t> tokens = prompt_of(45, tiny.spec.vocab, 3);
+  BackendOptions rows_options;
+  rows_options.prefill_logit_rows = R;
+  auto rows = cpu(m.weights, rows_options), one = cpu(m.weights);
+  ASSERT_TRUE(rows->reserve(46).is_ok());
+  ASSERT_TRUE(one->reserve(46).is_ok());
+  std::vector<float> many, single;
+  ASSERT_TRUE(rows->prefill(tokens, many).is_ok());
+  ASSERT_TRUE(one->prefill(tokens, single).is_ok());
+  ASSERT_EQ(static_cast<int64_t>(many.size()), R * V);
+  for (int64_t r = 0; r < R; ++r) {
+    const std::vector<int32_t> prefix(tokens.begin(), tokens.end() - (R - 1 - r));
+    const std::vector<float> row(many.begin() + r * V, many.begin() + (r + 1) * V);
+    expect_logits_near(row, test::reference_logits(tiny, prefix), "logit row");
+  }
+  // Same hidden states; only the LM head GEMM has 6 rows instead of 1 (another BLAS blocking, fp32 ulps).
+  float scale = 0.0f;
+  for (float v : single) scale = std::max(scale, std::abs(v));
+  for (int64_t i = 0; i < V; ++i) EXPECT_NEAR(many[(R - 1) * V + i], single[i], 1e-5f * scale) << i;
+  std::vector<float> step_rows, step_one;
+  ASSERT_TRUE(rows->decode(5, step_rows).is_ok());
+  ASSERT_TRUE(one->decode(5, step_one).is_ok());
+  EXPECT_EQ(step_rows, step_one);
+  BackendOptions beyond;
+  beyond.prefill_logit_rows = 100;
+  auto all = cpu(m.weights, beyond);
+  ASSERT_TRUE(all->reserve(45).is_ok());
+  ASSERT_TRUE(all->prefill(tokens, many).is_ok());
+  EXPECT_EQ(static_cast<int64_t>(many.size()), 45 * V);
+  std::filesystem::remove_all(m.dir);
+}
+
+// The observer sees each layer once, in order, during the prefill only: post-RoPE q as attention reads it
+// (fp32) and k, v as the bf16 KV cache holds them, against the fp64 pass's own q, k, v.
+TEST(CpuForwardEvalHooks, QkvObserverSeesPostRopeQAndTheBf16Cache) {
+  const test::TinyWeights tiny = test::make_tiny_weights(spec_with(true, true, false, 6, 2));
+  Loaded m = load(tiny);
+  const test::TinySpec& s = tiny.spec;
+  const int64_t L = 45, Q = s.heads * s.head_dim, KV = s.kv_heads * s.head_dim;
+  const std::vector<int32_t> tokens = prompt_of(static_cast<int>(L), s.vocab, 4);
+  std::vector<int> calls;
+  std::vector<test::ReferenceQkv> seen;
+  BackendOptions options;
+  options.maybe_qkv_observer = [&](int layer, const float* q, const float* k, const float* v) {
+    calls.push_back(layer);
+    seen.push_back({std::vector<double>(q, q + L * Q), std::vector<double>(k, k + L * KV),
+                    std::vector<double>(v, v + L * KV)});
+  };
+  auto backend = cpu(m.weights, options);
+  ASSERT_TRUE(backend->reserve(L + 1).is_ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(backend->prefill(tokens, logits).is_ok());
+  ASSERT_TRUE(backend->decode(3, logits).is_ok());
+  std::vector<int> in_order(s.layers);
+  for (int l = 0; l < s.layers; ++l) in_order[l] = l;
+  ASSERT_EQ(calls, in_order);
+  const std::vector<test::ReferenceQkv> want = test::reference_qkv(tiny, tokens);
+  ASSERT_EQ(want.size(), seen.size());
+  // fp32 against fp64, as for the logits (2e-3 of the scale), plus one bf16 ulp (2^-8 relative) where an
+  // fp32 K/V value and its fp64 twin round to neighbouring bf16 values.
+  auto expect_near = [](const std::vector<double>& got, const std::vector<double>& ref, bool bf16,
+                        const std::string& what) {
+    ASSERT_EQ(got.size(), ref.size()) << what;
+    double scale = 0.0;
+    for (double e : ref) scale = std::max(scale, std::abs(e));
+    for (size_t i = 0; i < ref.size(); ++i) {
+      EXPECT_NEAR(got[i], ref[i], 2e-3 * scale + (bf16 ? std::abs(ref[i]) / 128 : 0.0)) << what << " " << i;
+      if (bf16) {
+        EXPECT_EQ(got[i], round_to_bf16(static_cast<float>(got[i]))) << what << " " << i;
+      }
+    }
+  };
+  for (int l = 0; l < s.layers; ++l) {
+    expect_near(seen[l].q, want[l].q, false, "q of layer " + std::to_string(l));
+    expect_near(seen[l].k, want[l].k, true, "k of layer " + std::to_string(l));
+    expect_near(seen[l].v, want[l].v, true, "v of layer " + std::to_string(l));
+  }
   std::filesystem::remove_all(m.dir);
 }
 

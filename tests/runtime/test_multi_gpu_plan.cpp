@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/model_config.h"
+#include "runtime/memory_plan.h"
 #include "runtime/multi_gpu_plan.h"
 
 namespace sacc {
@@ -138,6 +139,23 @@ TEST(MultiGpuPlan, TensorParallelSplitsHeadsAndColumns) {
   EXPECT_EQ(2 * m0.kv_cache, 2ull * c.num_layers * 128000 * c.kv_dim() * 2);
   EXPECT_GT(m0.fixed_weights, m1.fixed_weights);
   EXPECT_TRUE(check_shards_fit(c, *shards, {24 * kGiB, 24 * kGiB}, sizing).is_ok());
+}
+
+// Several prefill logit rows (sacc eval ppl) enlarge only the workspace of the GPU with the LM head, by the
+// fp32 rows of one LM-head step beyond the single row.
+TEST(MultiGpuPlan, LogitRowsWorkspaceOnlyWhereTheLmHeadIs) {
+  const ModelConfig c = llama8b();
+  Result<std::vector<ShardSpec>> shards = plan_layer_split(c, {0, 1}, {0, 0}, sizing_for(32768));
+  ASSERT_TRUE(shards.is_ok()) << shards.status().to_string();
+  ShardSizing rows = sizing_for(32768);
+  rows.logit_rows = 4096;
+  const ShardMemory first = shard_memory(c, (*shards)[0], sizing_for(32768));
+  const ShardMemory last = shard_memory(c, (*shards)[1], sizing_for(32768));
+  EXPECT_EQ(shard_memory(c, (*shards)[0], rows).workspace, first.workspace);
+  EXPECT_EQ(shard_memory(c, (*shards)[1], rows).workspace - last.workspace,
+            static_cast<uint64_t>(kMaxLogitRowsPerStep - 1) * c.vocab * 4);
+  // The GPU without the LM head holds no logits buffer at all.
+  EXPECT_EQ(last.workspace - first.workspace, static_cast<uint64_t>(c.vocab) * 4);
 }
 
 TEST(MultiGpuPlan, TensorParallelDivisibilityErrors) {

@@ -135,6 +135,32 @@ TEST(MemoryPlan, KvCacheAndWeightsOfLlama8bAt128k) {
   EXPECT_EQ(check_plan(too_long, c).code(), StatusCode::INVALID_ARGUMENT);
 }
 
+// prefill_logit_rows on the GPU: the LM head runs kMaxLogitRowsPerStep rows at a time, so 4096 rows of a
+// 32K prompt with a 151936-token vocabulary add [256, V] fp32 (148 MiB) to the workspace, never [4096, V]
+// (2.3 GiB) or [n, V]; a GPU without the LM head holds no logits at all.
+TEST(MemoryPlan, LogitRowsAreChunkedOnTheDevice) {
+  const ModelConfig c = *builtin_model_config("qwen2.5-0.5b");
+  const uint64_t V = static_cast<uint64_t>(c.vocab);
+  const CudaWorkspaceSizes one = cuda_workspace_sizes(c, 32768, 8192, 0, false);
+  const CudaWorkspaceSizes many = cuda_workspace_sizes(c, 32768, 8192, 0, false, 4096);
+  EXPECT_EQ(one.logits, V * 4);
+  EXPECT_EQ(many.logits, static_cast<uint64_t>(kMaxLogitRowsPerStep) * V * 4);
+  EXPECT_EQ(many.total() - one.total(), (kMaxLogitRowsPerStep - 1) * V * 4);
+  EXPECT_EQ(cuda_workspace_sizes(c, 32768, 8192, 0, false, 0).logits, 0u);
+  // A step's normed rows live in the [chunk, D] buffer: never more rows than a chunk, nor than the prompt.
+  EXPECT_EQ(logit_rows_per_step(4096, 32768, 64), 64);
+  EXPECT_EQ(logit_rows_per_step(4096, 100, 8192), 100);
+  EXPECT_EQ(logit_rows_per_step(1, 32768, 8192), 1);
+  EXPECT_EQ(logit_rows_per_step(0, 32768, 8192), 0);
+  const MemoryPlan plan_one = plan_memory(c, 32768, 8192, Device::cuda(0));
+  const MemoryPlan plan_many = plan_memory(c, 32768, 8192, Device::cuda(0), 0, false, 4096);
+  EXPECT_EQ(plan_many.workspace - plan_one.workspace, (kMaxLogitRowsPerStep - 1) * V * 4);
+  // The CPU backend computes all the rows at once: normed rows [R, D] and logits [R, V] in fp32.
+  const MemoryPlan cpu_one = plan_memory(c, 32768, 8192, Device::cpu());
+  const MemoryPlan cpu_many = plan_memory(c, 32768, 8192, Device::cpu(), 0, false, 4096);
+  EXPECT_EQ(cpu_many.workspace - cpu_one.workspace, 4095ull * (c.hidden + V) * 4);
+}
+
 TEST(AttentionPolicy, AutoStaysDenseForShortPrompts) {
   const ModelConfig c = *builtin_model_config("llama-3.1-8b");
   BackendOptions options;

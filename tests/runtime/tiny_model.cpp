@@ -201,7 +201,11 @@ void write_hf_dir(const TinyWeights& w, const std::string& directory, int shards
       << nlohmann::json({{"metadata", {{"total_size", 0}}}, {"weight_map", map}}).dump(2);
 }
 
-std::vector<double> reference_logits(const TinyWeights& w, const std::vector<int32_t>& tokens) {
+namespace {
+
+// The fp64 forward pass; fills `maybe_qkv` with each layer's attention inputs when given.
+std::vector<double> reference_forward(const TinyWeights& w, const std::vector<int32_t>& tokens,
+                                      std::vector<ReferenceQkv>* maybe_qkv) {
   const TinySpec& s = w.spec;
   const int L = static_cast<int>(tokens.size()), D = s.hidden, d = s.head_dim;
   const int Q = s.heads * d, KV = s.kv_heads * d, F = s.ffn, group = s.heads / s.kv_heads;
@@ -226,6 +230,7 @@ std::vector<double> reference_logits(const TinyWeights& w, const std::vector<int
     rope(k, L, s.kv_heads, d, inv);
     for (double& e : k) e = round_to_bf16(static_cast<float>(e));
     for (double& e : v) e = round_to_bf16(static_cast<float>(e));
+    if (maybe_qkv) maybe_qkv->push_back({q, k, v});
     Matrix o(static_cast<size_t>(L) * Q, 0.0);
     for (int hq = 0; hq < s.heads; ++hq) {
       const int hk = hq / group;
@@ -257,6 +262,18 @@ std::vector<double> reference_logits(const TinyWeights& w, const std::vector<int
   const Matrix last(x.end() - D, x.end());
   const Matrix normed = rms_norm(last, 1, D, T.at("model.norm.weight"), s.rms_eps);
   return matmul_t(normed, 1, D, T.at(s.tied ? "model.embed_tokens.weight" : "lm_head.weight"), s.vocab);
+}
+
+}  // namespace
+
+std::vector<double> reference_logits(const TinyWeights& w, const std::vector<int32_t>& tokens) {
+  return reference_forward(w, tokens, nullptr);
+}
+
+std::vector<ReferenceQkv> reference_qkv(const TinyWeights& w, const std::vector<int32_t>& tokens) {
+  std::vector<ReferenceQkv> layers;
+  reference_forward(w, tokens, &layers);
+  return layers;
 }
 
 std::string make_temp_dir(const std::string& tag) {

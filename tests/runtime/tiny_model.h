@@ -49,6 +49,13 @@ std::string tiny_config_json(const TinySpec& spec);
 // runtime's KV cache stores them; everything else is exact fp64.
 std::vector<double> reference_logits(const TinyWeights& weights, const std::vector<int32_t>& tokens);
 
+// One layer's attention inputs in the same fp64 pass: post-RoPE q [L, Hq * d] and k, v [L, Hkv * d], k and v
+// rounded to bf16 as the KV cache stores them.
+struct ReferenceQkv {
+  std::vector<double> q, k, v;
+};
+std::vector<ReferenceQkv> reference_qkv(const TinyWeights& weights, const std::vector<int32_t>& tokens);
+
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir(const std::string& tag);
 

@@ -47,6 +47,8 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   r->add_option("--layers", recall->layers, "layers to measure (default every fourth)")->delimiter(',');
   r->add_option("--sparse", recall->sparse, settings_help);
   r->add_option("--text", recall->text_path, "the text (default: Debian's Jargon File)");
+  r->add_option("--device", recall->device,
+                "cpu or cuda[:N]: where the prefill that yields Q/K/V runs (default: cuda when present)");
   r->add_option("--block-q", recall->block_q, "query block rows (default 64)");
   r->add_option("--block-k", recall->block_k, "key block width (default 64)");
   r->add_option("--dump-qkv", recall->dump_qkv_dir,

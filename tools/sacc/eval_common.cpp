@@ -66,6 +66,13 @@ Result<EvalModel> load_eval_model(const std::string& spec, const std::string& de
   const bool cuda = device_text.empty() ? cuda_device_count() > 0 : device_text.rfind("cuda", 0) == 0;
   SACC_ASSIGN_OR_RETURN(eval.device,
                         parse_device(device_text.empty() ? (cuda ? "cuda" : "cpu") : device_text));
+  if (!eval.device.is_cpu() && eval.device.index >= cuda_device_count()) {
+    return make_error(StatusCode::UNSUPPORTED, "--device {}: {}; use --device cpu", eval.device.to_string(),
+                      !built_with_cuda() ? "this sacc was built without CUDA"
+                      : cuda_device_count() == 0
+                          ? "no CUDA device is visible to this process"
+                          : fmt::format("only {} CUDA device(s) are visible", cuda_device_count()));
+  }
   ModelLoadOptions load;
   load.dequantize_to = eval.device.is_cpu() ? DType::F32 : DType::BF16;
   SACC_ASSIGN_OR_RETURN(eval.model, load_model(spec, load));

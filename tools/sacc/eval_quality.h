@@ -19,6 +19,7 @@ struct PplArgs {
 
 struct RecallArgs {
   std::string model;
+  std::string device;  // where the Q/K/V come from: cpu or cuda[:N] ("" = cuda when present)
   std::string text_path;
   int64_t length = 2048;
   std::vector<int> layers;  // empty: every fourth layer

@@ -1,5 +1,6 @@
-// `sacc eval recall`: on a real model's Q/K/V (captured from one prefill of real prose), per layer and head,
-// the attention recall and the relative O error of each pattern setting, computed by the CPU oracle.
+// `sacc eval recall`: on a real model's Q/K/V (captured from one prefill of real prose on the CPU or a GPU),
+// per layer and head, the attention recall and the relative O error of each pattern setting, computed by the
+// CPU oracle.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -37,7 +38,7 @@ Result<std::vector<PatternSpec>> setting_specs(const std::string& setting, int l
 }  // namespace
 
 int run_eval_recall(const RecallArgs& a) {
-  Result<EvalModel> eval = load_eval_model(a.model, "cpu");
+  Result<EvalModel> eval = load_eval_model(a.model, a.device);
   if (!eval) return report_error(eval.status());
   const ModelConfig& config = eval->model.weights.config;
   std::vector<int> layers = a.layers;

@@ -9,9 +9,6 @@ namespace sacc::cli {
 
 Result<std::map<int, ref::HostQkv>> capture_qkv(const EvalModel& model, const std::vector<int32_t>& prompt,
                                                 const std::vector<int>& layers) {
-  if (!model.device.is_cpu()) {
-    return make_error(StatusCode::UNSUPPORTED, "Q/K/V capture runs on the CPU backend (use --device cpu)");
-  }
   const ModelConfig& config = model.model.weights.config;
   for (int layer : layers) {
     if (layer < 0 || layer >= config.num_layers) {
@@ -32,10 +29,13 @@ Result<std::map<int, ref::HostQkv>> capture_qkv(const EvalModel& model, const st
     qkv.k.assign(k, k + shape.seq_len * shape.num_kv_heads * shape.head_dim);
     qkv.v.assign(v, v + shape.seq_len * shape.num_kv_heads * shape.head_dim);
   };
-  SACC_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_setting_backend(model, "dense", options));
-  SACC_RETURN_IF_ERROR(backend->reserve(shape.seq_len));
+  const std::string where = "capturing Q/K/V on " + model.device.to_string();
+  Result<std::unique_ptr<Backend>> backend = make_setting_backend(model, "dense", options);
+  if (!backend) return backend.status().with_context(where);
   std::vector<float> logits;
-  SACC_RETURN_IF_ERROR(backend->prefill(prompt, logits));
+  Status run = (*backend)->reserve(shape.seq_len);
+  if (run) run = (*backend)->prefill(prompt, logits);
+  if (!run) return run.with_context(where);
   return captured;
 }
 

@@ -1,5 +1,6 @@
-// Real attention inputs from a model: run one prefill on the CPU backend and keep each chosen layer's
-// post-RoPE Q [L, Hq, d] and K, V [L, Hkv, d] (fp32), for `sacc eval recall` and `sacc search`.
+// Real attention inputs from a model: run one prefill on the model's device (the CPU backend, or the CUDA
+// backend on one GPU) and keep each chosen layer's post-RoPE Q [L, Hq, d] and K, V [L, Hkv, d] (fp32; K and V
+// as the bf16 KV cache holds them, Q in the backend's precision), for `sacc eval recall` and `sacc search`.
 #pragma once
 
 #include <map>

@@ -14,6 +14,7 @@
 #include "runtime/backend.h"
 #include "runtime/cuda/device_shard.h"
 #include "runtime/cuda/shard_schedule.h"
+#include "runtime/eval_hooks.h"
 #include "runtime/multi_gpu_plan.h"
 
 namespace sacc {
@@ -99,8 +100,9 @@ class CudaBackend final : public Backend {
     const bool show = options_.show_progress && n >= kProgressMinTokens;
     Progress progress("prefill", config_.num_layers, show);
     SACC_RETURN_IF_ERROR(schedule_->run(tokens, start, show ? &progress : nullptr));
-    logits.resize(config_.vocab);
-    SACC_RETURN_IF_ERROR(head_->logits(n, logits.data()));
+    const int64_t rows = step_logit_rows(options_, n, start);
+    logits.resize(rows * config_.vocab);
+    SACC_RETURN_IF_ERROR(head_->logits(n, rows, logits.data()));
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
     position_ = start + n;
     if (n > 1)
@@ -159,12 +161,14 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
   SACC_RETURN_IF_ERROR(check_gpus(options));
   if (config.head_dim != 64 && config.head_dim != 128)
     return make_error(StatusCode::UNSUPPORTED,
-                      "the CUDA backend supports head_dim 64 and 128, the model has {}", config.head_dim);
-  if (options.maybe_qkv_observer || options.prefill_logit_rows != 1)
+                      "the CUDA backend supports head_dim 64 and 128, the model has {}; use --device cpu",
+                      config.head_dim);
+  // Tensor parallel spreads a layer's heads over the GPUs; the observer wants them all in one call.
+  if (options.maybe_qkv_observer && options.split == SplitMode::TENSOR && options.gpus.size() > 1)
     return make_error(
         StatusCode::UNSUPPORTED,
-        "the Q/K/V observer and multi-row prefill logits are evaluation hooks of the CPU backend "
-        "(use --device cpu)");
+        "capturing Q/K/V (sacc eval recall, sacc search) needs every head of a layer on one GPU; "
+        "tensor parallel splits them: use --split layer or a single GPU");
   if (options.attention == AttentionMode::CUDNN) SACC_RETURN_IF_ERROR(cudnn_sdpa_available());
   apply_gpu_caps(options);
   SACC_ASSIGN_OR_RETURN(GpuPlacement placement, plan_gpu_placement(config, options));

@@ -9,6 +9,7 @@
 #include "core/cuda/cuda_check.h"
 #include "core/progress.h"
 #include "runtime/cuda/cuda_kernels.h"
+#include "runtime/eval_hooks.h"
 #include "runtime/memory_plan.h"
 
 namespace sacc::cuda_rt {
@@ -134,7 +135,11 @@ Result<AttentionBytes> attention_bytes(const ModelConfig& c, const BackendOption
 }
 
 DeviceShard::DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options)
-    : model_(weights.config), config_(shard_config(weights.config, spec)), spec_(spec), options_(options) {}
+    : model_(weights.config),
+      config_(shard_config(weights.config, spec)),
+      spec_(spec),
+      options_(options),
+      qkv_feed_(options.maybe_qkv_observer) {}
 
 DeviceShard::~DeviceShard() {
   if (stream_) {
@@ -258,10 +263,13 @@ Status DeviceShard::begin_prefill(int64_t n) {
   ids_ = {};
   logits_ = {};
   tokens_ = 0;
+  logit_step_rows_ = 0;
   sparse_ = prefill_uses_sparse(options_, n);
   SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
-  const CudaWorkspaceSizes s = cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
-                                                    attention_needs_separate_output(options_.attention));
+  const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
+  const CudaWorkspaceSizes s =
+      cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
+                           attention_needs_separate_output(options_.attention), logit_rows);
   attention_select_bytes_ = attn.select;
   plan_bytes_ = attn.plan;
   const int dev = spec_.device;
@@ -273,7 +281,10 @@ Status DeviceShard::begin_prefill(int64_t n) {
   SACC_ASSIGN_OR_RETURN(scratch_,
                         DeviceBuffer::create(dev, s.scratch(), "normed chunk / attention workspace"));
   SACC_ASSIGN_OR_RETURN(ids_, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
-  SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, model_.vocab * sizeof(float), "logits"));
+  if (s.logits) {
+    SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, s.logits, "logits"));
+    logit_step_rows_ = logit_rows_per_step(logit_rows, n, options_.chunk);
+  }
   tokens_ = n;
   return Status::ok();
 }
@@ -385,8 +396,30 @@ Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
     SACC_CUDA_TRY(bias_rope(vc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bv, nullptr,
                             start + c0, stream_));
   }
+  // The flash kernels write O over q: the observer sees q before attention runs.
+  if (qkv_feed_.active(start)) SACC_RETURN_IF_ERROR(observe_qkv(layer, local, n));
   Status attn = run_attention(local, n, start, q, attention_output());
   if (!attn) return attn.with_context(fmt::format("layer {} attention", layer));
+  return Status::ok();
+}
+
+Status DeviceShard::observe_qkv(int layer, int local, int64_t n) {
+  // Q rows [n, Hq*d] match the observer's [L, Hq, d] only when the shard holds every head.
+  if (config_.num_kv_heads != model_.num_kv_heads)
+    return make_error(StatusCode::UNSUPPORTED, "the Q/K/V observer needs every head of a layer on one GPU");
+  const int64_t Q = config_.q_dim(), KV = config_.kv_dim();
+  host_qkv_.resize(static_cast<size_t>(n * (Q + 2 * KV)));
+  uint16_t* q = host_qkv_.data();  // [n, Q], then k [n, KV], then v [n, KV]
+  uint16_t* k = q + n * Q;
+  uint16_t* v = k + n * KV;
+  const auto copy = [&](uint16_t* dst, const void* src, int64_t count) {
+    return cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * 2, cudaMemcpyDeviceToHost, stream_);
+  };
+  SACC_CUDA_TRY(copy(q, q_or_mlp_.data(), n * Q));
+  SACC_CUDA_TRY(copy(k, k_cache(local), n * KV));
+  SACC_CUDA_TRY(copy(v, v_cache(local), n * KV));
+  SACC_CUDA_TRY(cudaStreamSynchronize(stream_));
+  qkv_feed_.deliver(layer, n, {Q, KV}, q, k, v);
   return Status::ok();
 }
 
@@ -425,17 +458,24 @@ Status DeviceShard::layer(int layer, int64_t n, int64_t start) {
   return Status::ok();
 }
 
-Status DeviceShard::logits(int64_t n, float* out) {
+Status DeviceShard::logits(int64_t n, int64_t rows, float* out) {
   if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
+  if (rows < 1 || rows > n || logit_step_rows_ < 1)
+    return make_error(StatusCode::INTERNAL, "{} logit rows of a {}-token step (workspace steps of {})", rows,
+                      n, logit_step_rows_);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const int64_t D = model_.hidden;
+  const int64_t D = model_.hidden, V = model_.vocab;
   auto* normed = scratch_.as<uint16_t>();
-  // The LM head on the last position only: [1, D] x [V, D]^T -> fp32 logits.
-  SACC_CUDA_TRY(rms_norm(hidden() + (n - 1) * D, D, maybe_final_norm_, normed, 1, D,
-                         static_cast<float>(model_.rms_eps), stream_));
-  SACC_RETURN_IF_ERROR(gemm(normed, maybe_lm_head_, logits_.data(), 1, D, model_.vocab, false, 0, true));
-  SACC_CUDA_TRY(
-      cudaMemcpyAsync(out, logits_.data(), model_.vocab * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  // The LM head on the last `rows` positions only (usually one), logit_step_rows_ rows at a time:
+  // [step, D] x [V, D]^T -> fp32 logits [step, V], copied out before the next step overwrites them.
+  for (int64_t r0 = 0; r0 < rows; r0 += logit_step_rows_) {
+    const int64_t c = std::min(logit_step_rows_, rows - r0);
+    SACC_CUDA_TRY(rms_norm(hidden() + (n - rows + r0) * D, D, maybe_final_norm_, normed, c, D,
+                           static_cast<float>(model_.rms_eps), stream_));
+    SACC_RETURN_IF_ERROR(gemm(normed, maybe_lm_head_, logits_.data(), c, D, V, false, 0, true));
+    SACC_CUDA_TRY(cudaMemcpyAsync(out + r0 * V, logits_.data(), static_cast<size_t>(c * V) * sizeof(float),
+                                  cudaMemcpyDeviceToHost, stream_));
+  }
   return Status::ok();
 }
 

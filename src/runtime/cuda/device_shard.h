@@ -19,6 +19,7 @@
 #include "model/llama_weights.h"
 #include "runtime/backend.h"
 #include "runtime/cuda/cublaslt_gemm.h"
+#include "runtime/eval_hooks.h"
 #include "runtime/multi_gpu_plan.h"
 
 namespace sacc::cuda_rt {
@@ -56,6 +57,7 @@ class DeviceShard {
   // caller adds up across shards (tensor parallel), chunk by chunk if it likes.
   int64_t chunk_rows(int64_t n) const;
   // rms_norm, Q/K/V, RoPE into the KV cache, attention over the shard's heads; O stays in the query buffer.
+  // In a prefill with options.maybe_qkv_observer, hands the layer's Q/K/V to it (on the host) first.
   Status attention(int layer, int64_t n, int64_t start);
   // x[rows] (+)= O[rows] W_o^T for rows [row0, row0 + rows). All of a layer's o_proj() calls precede its
   // mlp() calls on the stream: the MLP reuses the query buffer.
@@ -64,9 +66,10 @@ class DeviceShard {
   Status mlp(int layer, int64_t row0, int64_t rows, bool add_residual);
   // The whole layer with the residual added (one GPU, layer split).
   Status layer(int layer, int64_t n, int64_t start);
-  // The final norm and LM head on row n-1 of hidden, copied into host `logits` [V] (pageable: the copy
-  // completes by the next synchronize()). Only on the shard that has the LM head.
-  Status logits(int64_t n, float* logits);
+  // The final norm and LM head on the last `rows` of hidden's n rows (rows n - rows .. n - 1), copied into
+  // host `logits` [rows, V] (pageable: the copy completes by the next synchronize()). rows is 1, or up to
+  // step_logit_rows(options) in a prefill. Only on the shard that has the LM head.
+  Status logits(int64_t n, int64_t rows, float* logits);
   Status synchronize();
   // Records the shard's peak whole-device memory use (cudaMemGetInfo) so far.
   void sample_device_memory();
@@ -94,6 +97,8 @@ class DeviceShard {
   Status run_attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
   uint16_t* attention_output() const;  // [n, local Hq * d]
   Result<int> local_layer(int layer) const;
+  // Copies q (before attention overwrites it), k and v of rows [0, n) to the host for the observer.
+  Status observe_qkv(int layer, int local_layer, int64_t n);
   uint16_t* k_cache(int local_layer) const;  // [capacity, local Hkv, d]
   uint16_t* v_cache(int local_layer) const;
 
@@ -109,8 +114,12 @@ class DeviceShard {
   std::vector<Layer> layers_;
   // Prefill workspace (cuda_workspace_sizes of the shard's view). scratch_ holds the normed chunk [c, D] bf16
   // outside attention and the attention kernels' workspace during it: never live at once, so they share it.
+  // logits_ [logit_step_rows_, V] fp32 only on the shard with the LM head.
   DeviceBuffer hidden_, q_or_mlp_, attn_out_, scratch_, ids_, logits_;
   size_t attention_select_bytes_ = 0, plan_bytes_ = 0;
+  int64_t logit_step_rows_ = 0;
+  QkvObserverFeed qkv_feed_;
+  std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
   int64_t tokens_ = 0, capacity_ = 0;
   bool sparse_ = false;
   uint64_t peak_device_in_use_ = 0;
