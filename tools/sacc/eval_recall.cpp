@@ -65,6 +65,7 @@ int run_eval_recall(const RecallArgs& a) {
   for (size_t s = 0; s < settings.size(); ++s)
     out["settings"].push_back({{"setting", settings[s]}, {"layers", {}}});
   for (const auto& [layer, qkv] : *captured) {
+    if (settings.empty()) break;  // --sparse "" with --dump-qkv: capture only, no O(L^2) oracle
     const ref::QkvView view = qkv.view();
     Result<ref::AttentionResult> dense = ref::dense_attention(view);
     if (!dense) return report_error(dense.status());
