@@ -13,8 +13,10 @@ struct SaccRun {
   std::string output;  // stdout and stderr
 };
 
-inline SaccRun run_sacc_binary(const std::string& arguments) {
-  const std::string command = std::string(SACC_SACC_BINARY) + " " + arguments + " 2>&1";
+// `environment`: shell assignments put before the command ("PATH=/nonexistent").
+inline SaccRun run_sacc_binary(const std::string& arguments, const std::string& environment = "") {
+  const std::string command = (environment.empty() ? "" : environment + " ") + std::string(SACC_SACC_BINARY) +
+                              " " + arguments + " 2>&1";
   SaccRun result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return result;

@@ -1,7 +1,8 @@
-// `sacc eval niah|ppl|recall`: accuracy of sparse prefill against dense on a real model.
+// `sacc eval niah|ruler|ppl|recall`: accuracy of sparse prefill against dense on a real model.
 #include "tools/sacc/commands.h"
 #include "tools/sacc/eval_niah.h"
 #include "tools/sacc/eval_quality.h"
+#include "tools/sacc/eval_ruler.h"
 
 namespace sacc::cli {
 
@@ -25,6 +26,26 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   n->add_option("--out", niah->out_dir, "folder for niah.json and one PNG heat map per setting");
   n->add_option("--seed", niah->seed, "needle numbers (default 1)");
   n->callback([&body, niah] { body = [niah] { return run_eval_niah(*niah); }; });
+
+  auto ruler = std::make_shared<RulerArgs>();
+  CLI::App* u = eval->add_subcommand(
+      "ruler",
+      "RULER-style tasks (needles, key-value retrieval, variable tracking, common words) per length");
+  u->add_option("-m,--model", ruler->model, "HF model directory or .gguf file (needs a tokenizer)")
+      ->required();
+  u->add_option("--lengths", ruler->lengths, "prompt lengths in tokens (default 4000 8000)")->delimiter(',');
+  u->add_option("--tasks", ruler->tasks,
+                "all, or a comma list of niah_single, niah_multikey, niah_multivalue, niah_multiquery, "
+                "kv_retrieval, variable_tracking, common_words (default all)");
+  u->add_option("--samples", ruler->samples, "prompts per task and length (default 25)");
+  u->add_option("--sparse", ruler->sparse, settings_help);
+  u->add_option("--text", ruler->text_path, "prose for the haystacks (default: Debian's Jargon File)");
+  u->add_option("--device", ruler->device, "cpu or cuda[:N] (default: cuda when present)");
+  u->add_option("--out", ruler->out_dir, "folder for ruler.json, ruler.md and ruler.png");
+  u->add_option("--seed", ruler->seed, "every prompt derives from it (default 1)");
+  u->add_option("--max-new-tokens", ruler->max_new_tokens,
+                "answer tokens per prompt (default: 32-96, as each task's answer needs)");
+  u->callback([&body, ruler] { body = [ruler] { return run_eval_ruler(*ruler); }; });
 
   auto ppl = std::make_shared<PplArgs>();
   CLI::App* p =

@@ -1,8 +1,12 @@
 #include "tools/sacc/eval_common.h"
 
+#include <sys/wait.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "core/device_info.h"
@@ -121,6 +125,27 @@ std::vector<std::string> split_settings(const std::string& text) {
     if (!item.empty()) items.push_back(item);
   }
   return items;
+}
+
+void plot_or_warn(const std::string& script, const std::string& png_path) {
+  const std::string script_path = png_path + ".gp";
+  std::ofstream file(script_path);
+  if (!file || !(file << script) || !file.flush()) {
+    std::fprintf(stderr, "warning: cannot write %s; %s not drawn\n", script_path.c_str(), png_path.c_str());
+    return;
+  }
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "warning: gnuplot is not installed (apt-get install gnuplot-nox); %s not drawn\n",
+                 png_path.c_str());
+    return;
+  }
+  std::string quoted = "'";  // for sh: a quote inside '...' is '\''
+  for (char c : script_path) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  const int status = std::system(("gnuplot " + quoted + "'").c_str());
+  if (status != 0) {
+    std::fprintf(stderr, "warning: gnuplot failed on %s (exit status %d); %s not drawn\n",
+                 script_path.c_str(), WIFEXITED(status) ? WEXITSTATUS(status) : -1, png_path.c_str());
+  }
 }
 
 }  // namespace sacc::cli

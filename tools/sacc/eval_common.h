@@ -41,4 +41,8 @@ Result<std::string> greedy_continuation(Backend& backend, const EvalModel& model
 
 std::vector<std::string> split_settings(const std::string& text);  // ';'-separated
 
+// Writes `script` beside `png_path` (as png_path + ".gp") and runs gnuplot on it. Plots are extras beside the
+// JSON and markdown results, so a missing or failing gnuplot only prints a warning on stderr.
+void plot_or_warn(const std::string& script, const std::string& png_path);
+
 }  // namespace sacc::cli

@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "tools/sacc/commands.h"
 #include "tools/sacc/eval_common.h"
@@ -50,17 +50,17 @@ Result<NiahPrompt> make_prompt(const Tokenizer& tok, const std::vector<int32_t>&
   return prompt;
 }
 
+// One heat map per setting: niah_<setting>.png.dat holds a row per length and a column per depth; the plot
+// itself is optional (plot_or_warn).
 Status write_heatmap(const std::string& path_png, const nlohmann::json& grid, const std::string& title) {
   const std::string data_path = path_png + ".dat";
   std::ofstream data(data_path);
-  if (!data) return make_error(StatusCode::IO_ERROR, "cannot write {}", data_path);
-  for (const auto& row : grid["scores"]) {  // one row per length, one column per depth
+  for (const auto& row : grid["scores"]) {
     for (size_t d = 0; d < row.size(); ++d) data << (d ? " " : "") << row[d].get<int>();
     data << "\n";
   }
-  data.close();
-  const std::string script_path = path_png + ".gp";
-  std::ofstream script(script_path);
+  if (!data.flush()) return make_error(StatusCode::IO_ERROR, "cannot write {}", data_path);
+  std::ostringstream script;
   script << "set terminal pngcairo size 900,500 noenhanced\nset output '" << path_png << "'\n"
          << "set title '" << title << "'\nset xlabel 'needle depth (%)'\nset ylabel 'prompt tokens'\n"
          << "set cbrange [0:1]\nset palette defined (0 '#d73027', 1 '#1a9850')\nunset colorbox\n"
@@ -71,10 +71,7 @@ Status write_heatmap(const std::string& path_png, const nlohmann::json& grid, co
     script << (i ? ", " : "") << "'" << grid["lengths"][i].get<int64_t>() << "' " << i;
   }
   script << ")\nplot '" << data_path << "' matrix with image notitle\n";
-  script.close();
-  if (std::system(("gnuplot '" + script_path + "'").c_str()) != 0) {
-    return make_error(StatusCode::UNSUPPORTED, "gnuplot failed or is missing (install gnuplot-nox)");
-  }
+  plot_or_warn(script.str(), path_png);
   return Status::ok();
 }
 
@@ -171,7 +168,7 @@ int run_eval_niah(const NiahArgs& a) {
       const Status s =
           write_heatmap(a.out_dir + "/niah_" + name + ".png", out["grids"][g],
                         "NIAH " + a.model + ": " + out["grids"][g]["setting"].get<std::string>());
-      if (!s) std::fprintf(stderr, "niah: %s\n", s.to_string().c_str());
+      if (!s) return report_error(s);
     }
   }
   return 0;
