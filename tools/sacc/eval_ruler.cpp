@@ -20,14 +20,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// A seed per prompt, so that a prompt stays the same when other lengths, tasks or sample counts are asked for
-// (splitmix64's finalizer over the run's seed and the prompt's coordinates).
-uint64_t prompt_seed(uint64_t seed, RulerTask task, int64_t length, int sample) {
-  uint64_t z = seed ^ (static_cast<uint64_t>(task) << 56) ^ (static_cast<uint64_t>(length) << 20) ^
-               static_cast<uint64_t>(sample);
+uint64_t mix(uint64_t z) {  // splitmix64's finalizer: every input bit moves every output bit
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// A seed per prompt, so that a prompt stays the same when other lengths, tasks or sample counts are asked
+// for.
+uint64_t prompt_seed(uint64_t seed, RulerTask task, int64_t length, int sample) {
+  return mix(mix(seed) ^ (static_cast<uint64_t>(task) << 56) ^ (static_cast<uint64_t>(length) << 20) ^
+             static_cast<uint64_t>(sample));
 }
 
 int64_t answer_tokens(const RulerArgs& a, RulerTask task) {

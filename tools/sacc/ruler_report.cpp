@@ -152,8 +152,9 @@ Status write_plot(const RulerRun& run, const std::string& dir) {
     script += fmt::format("{}{}", l ? ", " : "", run.lengths[l]);
   script += ")\nplot ";
   for (size_t s = 0; s < run.settings.size(); ++s) {
-    script += fmt::format("{}{} using 1:{} with linespoints linewidth 2 title {}", s ? ", " : "",
-                          gnuplot_quoted(data_path), s + 2, gnuplot_quoted(run.settings[s].name));
+    script +=
+        fmt::format("{}{} using 1:{} with linespoints linewidth 2 pointsize 1.5 title {}", s ? ", " : "",
+                    gnuplot_quoted(data_path), s + 2, gnuplot_quoted(run.settings[s].name));
   }
   plot_or_warn(script + "\n", png_path);
   return Status::ok();
