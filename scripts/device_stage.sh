@@ -6,7 +6,8 @@
 #             packs build/tools/sacc (+ the libraries the GPU image lacks, xz), the files named (default: the
 #             two models in .models/, Debian's Jargon File, the `gguf` wheel in .whl/ when present) into parts of
 #             at most 57 MB, grouped into call folders .carry/call01, call02, ... (each under the carry limit),
-#             each with the manifest (names, sizes, sha256). Prints the calls to make.
+#             each with the manifest (names, sizes, sha256). Prints the calls to make. SACC_STAGE_EXTRA names
+#             more binaries to pack beside sacc (e.g. build/tests/sacc_gpu_tests).
 #   device: every call carries its folder and starts with
 #             bash scripts/device_stage.sh receive .carry/callNN
 #           which copies the parts to /root/sacc-stage (kept between calls while the machine stays warm, 30 s)
@@ -43,7 +44,8 @@ prepare() {
   rm -rf "$CARRY" && mkdir -p "$CARRY/pack/bin"
   # shellcheck source=carry_libs.sh
   source "$ROOT/scripts/carry_libs.sh"
-  carry_binaries "$CARRY/pack/bin" "$build/tools/sacc"
+  # shellcheck disable=SC2086
+  carry_binaries "$CARRY/pack/bin" "$build/tools/sacc" ${SACC_STAGE_EXTRA:-}
   echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src tools || echo '+local changes')" \
     >"$CARRY/pack/bin/COMMIT"
   tar -C "$CARRY/pack" -cJf "$CARRY/pack/bin.tar.xz" bin

@@ -199,7 +199,7 @@ void add_generate_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
   cmd->add_option("--attention", args->attention, "auto|dense|cudnn|eager|sparse (default auto)");
   cmd->add_option("--pattern", args->pattern,
-                  "one sparse pattern for every head (default interval-slash:1000,6096)");
+                  fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
   cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
   cmd->add_option("--budget", args->budget,
