@@ -14,8 +14,12 @@
 #   ruler      `sacc eval ruler` dense vs the default at 8000/16000/32000 tokens (Qwen)
 #   niah       `sacc eval niah` dense vs the default at 8000/16000/30000 tokens (Qwen)
 #   ppl        `sacc eval ppl` at 32768 tokens, the last 4096 scored (Qwen)
+#   density    real Q/K/V of three Qwen layers at 32768 tokens (a dense prefill on the GPU), then per layer the
+#              default's index density, plan (estimation + index) and attention time on the GPU; and the
+#              default's attention recall per head at 8192 tokens (CPU oracle)
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
-# built-in default), SACC_RULER_SAMPLES (default 25), SACC_REAL_REPEATS (default 3).
+# built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
+# SACC_REAL_REPEATS (default 3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=device_stage.sh
@@ -70,7 +74,7 @@ run_stage() {
         done
       done ;;
     ruler)
-      sacc -q eval ruler -m "$QWEN" --text "$TEXT" --lengths 8000,16000,32000 \
+      sacc -q eval ruler -m "$QWEN" --text "$TEXT" --lengths "${SACC_RULER_LENGTHS:-8000,16000,32000}" \
         --samples "${SACC_RULER_SAMPLES:-25}" --sparse "$SETTINGS" --out "$OUT/ruler" 2>"$OUT/ruler.log" |
         tee "$OUT/ruler.txt" ;;
     niah)
@@ -79,6 +83,16 @@ run_stage() {
     ppl)
       sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$SETTINGS" \
         --out "$OUT/ppl.json" 2>&1 | tee "$OUT/ppl.txt" ;;
+    density)
+      sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 32768 --layers 0,11,23 --sparse "" \
+        --dump-qkv /tmp/qkv32k >/dev/null 2>&1
+      local layer
+      for layer in 0 11 23; do
+        echo "layer $layer:"
+        sacc -q attention --in "/tmp/qkv32k/layer_$layer.safetensors" --pattern "$DEFAULT" --device cuda --out /tmp/o.safetensors 2>&1
+      done | tee "$OUT/density_32k.txt"
+      timeout 150 sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 8192 --layers 0,11,23 --sparse "$DEFAULT" \
+        --out "$OUT/recall_8k.json" 2>&1 | tee "$OUT/recall_8k.txt" ;;
     *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
   esac
 }
