@@ -55,7 +55,8 @@ std::string sparse_setting_name(const std::string& pattern, const std::string& p
 // Fills options.attention / patterns / sparse_min_length / auto_basis. `pattern_config` (a file) wins over
 // `pattern` (a pattern string); with neither, SPARSE and AUTO use kDefaultSparsePattern. AUTO takes its
 // break-even from `sacc calibrate`'s measurement for options.device, this model shape and this setting
-// (auto_calibration.h) and falls back to sparse_break_even_length() without one.
+// (auto_calibration.h), else from the project's shipped measurement for that key, else from
+// sparse_break_even_length().
 Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
                            const std::string& pattern_config, BackendOptions& options);
 

@@ -52,6 +52,10 @@ std::string calibration_cache_path();
 // reported as an error naming the file (delete it or run `sacc calibrate` again).
 Result<std::optional<Calibration>> find_calibration(const CalibrationKey& key);
 
+// Break-evens the project measured with `sacc calibrate` and ships, for keys a user has not calibrated yet
+// (bench/results/real_models_h200.md); nullopt for any other key.
+std::optional<int64_t> shipped_break_even(const CalibrationKey& key);
+
 // Adds or replaces the entry for `calibration.key` (the file is rewritten whole, through a temporary file).
 Status store_calibration(const Calibration& calibration);
 

@@ -52,6 +52,19 @@ TEST(AutoCalibration, KeyNamesDeviceShapeAndSetting) {
   EXPECT_NE(key.id(), calibration_key(c, Device::cpu(), "interval-slash:64,1024").id());
 }
 
+TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
+  const CalibrationKey qwen_h200{"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
+                                 "interval-slash:1000,6096@0.95"};
+  ASSERT_TRUE(shipped_break_even(qwen_h200).has_value());
+  EXPECT_EQ(*shipped_break_even(qwen_h200), 12800);
+  CalibrationKey other = qwen_h200;
+  other.device = "cpu";
+  EXPECT_FALSE(shipped_break_even(other).has_value());
+  other = qwen_h200;
+  other.setting = "interval-slash:1000,6096@0.9";
+  EXPECT_FALSE(shipped_break_even(other).has_value());
+}
+
 TEST_F(CalibrationCache, StoresFindsAndReplaces) {
   const ModelConfig c = *builtin_model_config("smollm2-135m");
   Calibration first;

@@ -14,6 +14,7 @@ namespace {
 
 struct SearchArgs {
   std::string model;
+  std::string device;  // where the calibration prefill runs (the search itself runs on the CPU oracle)
   std::string text_path;
   int64_t length = 2048;
   std::string target = "interval-slash:64,512";
@@ -25,7 +26,7 @@ struct SearchArgs {
 };
 
 int run_search(const SearchArgs& a) {
-  Result<EvalModel> eval = load_eval_model(a.model, "cpu");
+  Result<EvalModel> eval = load_eval_model(a.model, a.device);
   if (!eval) return report_error(eval.status());
   const ModelConfig& config = eval->model.weights.config;
   search::SearchOptions options;
@@ -86,6 +87,10 @@ void add_search_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("-m,--model", args->model, "HF model directory or .gguf file (needs a tokenizer)")
       ->required();
   cmd->add_option("-f,--file", args->text_path, "calibration text (default: Debian's Jargon File)");
+  cmd->add_option(
+      "--device", args->device,
+      "cpu or cuda[:N] for the calibration prefill that captures Q/K/V (default: cuda when present); "
+      "the search scores candidates with the CPU oracle");
   cmd->add_option("--length", args->length, "calibration tokens (default 2048)");
   cmd->add_option(
       "--target", args->target,
