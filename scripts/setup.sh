@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
-  libopenblas-dev libpcre2-dev zlib1g-dev
+  libopenblas-dev libpcre2-dev zlib1g-dev libcpp-httplib-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang-format gnuplot-nox jargon-text
 )

@@ -38,6 +38,10 @@ Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> pr
       m.stop_reason = "stop token";
       break;
     }
+    if (options.maybe_cancel && options.maybe_cancel()) {
+      m.stop_reason = "cancelled";
+      break;
+    }
     if (static_cast<int64_t>(m.tokens.size()) >= options.max_new_tokens) break;
     SACC_RETURN_IF_ERROR(backend.decode(token, logits));
     token = sampler.sample(logits);

@@ -18,6 +18,9 @@ struct GenerateOptions {
   SamplingOptions sampling;
   std::vector<int32_t>
       stop_tokens;  // generation ends after sampling one of these (it is reported, not printed)
+  // Asked after each token's callback; true ends the run with stop_reason "cancelled" (a server's stop string
+  // or a client that went away). Null: never.
+  std::function<bool()> maybe_cancel;
 };
 
 struct GenerationMetrics {
@@ -28,7 +31,7 @@ struct GenerationMetrics {
   double prefill_tokens_per_second = 0.0;  // prompt_tokens / ttft
   double mean_itl_seconds = 0.0;  // mean time between consecutive generated tokens (0 with one token)
   bool sparse_prefill = false;
-  std::string stop_reason;  // "stop token", "length"
+  std::string stop_reason;  // "stop token", "length", "cancelled"
   std::vector<DeviceMemoryReport> memory;
   std::vector<int32_t> tokens;  // generated ids
 };

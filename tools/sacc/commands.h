@@ -21,6 +21,7 @@ void add_info_command(CLI::App& app, CommandBody& body);
 void add_eval_command(CLI::App& app, CommandBody& body);
 void add_search_command(CLI::App& app, CommandBody& body);
 void add_calibrate_command(CLI::App& app, CommandBody& body);
+void add_serve_command(CLI::App& app, CommandBody& body);
 void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv);
 
 // Prints "error: <message>" to stderr and returns the exit code for a failed Status.

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   sacc::cli::add_eval_command(app, body);
   sacc::cli::add_search_command(app, body);
   sacc::cli::add_calibrate_command(app, body);
+  sacc::cli::add_serve_command(app, body);
 
   try {
     app.parse(argc, argv);

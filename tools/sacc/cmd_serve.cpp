@@ -1,0 +1,114 @@
+// `sacc serve`: an OpenAI-compatible HTTP server over one loaded model (serve_server.h), one request at a
+// time from a bounded queue (serve_scheduler.h). SIGTERM or SIGINT: stop accepting, finish what was accepted,
+// exit 0.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "core/log.h"
+#include "runtime/engine.h"
+#include "tools/sacc/commands.h"
+#include "tools/sacc/serve_options.h"
+#include "tools/sacc/serve_server.h"
+
+namespace sacc::cli {
+namespace {
+
+constexpr std::chrono::milliseconds kSignalPoll{100};
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+std::string strip_suffix(std::string text, std::string_view suffix) {
+  if (text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0)
+    text.resize(text.size() - suffix.size());
+  return text;
+}
+
+int run_serve(const ServeArgs& a) {
+  if (a.max_queue < 1)
+    return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--max-queue {} must be >= 1", a.max_queue));
+  if (a.port < 0 || a.port > 65535)
+    return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--port {} is not a TCP port", a.port));
+  // A handler, not a blocked mask and sigwait: OpenBLAS starts its threads before main, and a
+  // process-directed signal may land on any thread that does not block it.
+  struct sigaction action {};
+  action.sa_handler = [](int) { g_stop_requested = 1; };
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not the end of the server
+
+  Result<EngineSetup> setup = load_engine(a.engine, false);
+  if (!setup) return report_error(setup.status());
+  const int64_t context = setup->model.weights.config.max_context;
+  if (setup->options.gpus.size() > 1) {
+    // The layer placement is made once, for the whole context.
+    std::string placement;
+    if (Status fits = check_run_fits(a.engine, *setup, 1, context, &placement); !fits)
+      return report_error(fits);
+    setup->options.max_tokens = context;
+    std::fputs(placement.c_str(), stderr);
+  } else if (Status fits = check_run_fits(a.engine, *setup, 1, 1); !fits) {
+    return report_error(fits);
+  }
+  setup->options.show_progress = false;
+  Result<std::unique_ptr<Backend>> backend = make_backend(*setup);
+  if (!backend) return report_error(backend.status());
+
+  ServeMetrics metrics;
+  Scheduler scheduler(**backend, setup->model.maybe_tokenizer, setup->model.stop_tokens,
+                      static_cast<size_t>(a.max_queue), metrics);
+  ServeServer server(a, *setup, scheduler, metrics);
+
+  std::atomic<bool> finished{false};
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&] {
+    while (!finished) {
+      // Repeated until listen() returns: a stop() that comes before listen() has started is not remembered.
+      if (g_stop_requested) {
+        if (!signalled) SACC_LOG_INFO("serve: signal received; finishing the requests in flight");
+        signalled = true;
+        server.stop();
+      }
+      std::this_thread::sleep_for(kSignalPoll);
+    }
+  });
+  SACC_LOG_INFO("serve: '{}' on http://{}:{} (context {} tokens, queue {})", served_model_id(a), a.host,
+                a.port, context, a.max_queue);
+  const bool listened = server.listen();
+  finished = true;
+  waiter.join();
+  scheduler.stop();
+  if (!listened && !signalled)
+    return report_error(make_error(StatusCode::IO_ERROR, "cannot listen on {}:{}", a.host, a.port));
+  return 0;
+}
+
+}  // namespace
+
+std::string served_model_id(const ServeArgs& args) {
+  if (!args.model_name.empty()) return args.model_name;
+  std::string name = args.engine.model;
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  if (const size_t slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
+  return strip_suffix(name, ".gguf");
+}
+
+void add_serve_command(CLI::App& app, CommandBody& body) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)");
+  add_engine_options(*cmd, args->engine);
+  cmd->add_option("--seed", args->engine.seed, "random-weight seed for random: models (default 0)");
+  cmd->add_option("--host", args->host, "address to bind (default 127.0.0.1)");
+  cmd->add_option("--port", args->port, "TCP port (default 8080)");
+  cmd->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on /v1/ routes");
+  cmd->add_option("--max-queue", args->max_queue,
+                  "requests that may wait for the worker; more get 429 (default 16)");
+  cmd->add_option("--model-name", args->model_name, "model id for clients (default: the model file's name)");
+  cmd->callback([&body, args] { body = [args] { return run_serve(*args); }; });
+}
+
+}  // namespace sacc::cli

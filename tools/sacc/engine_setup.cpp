@@ -1,0 +1,82 @@
+#include "tools/sacc/engine_setup.h"
+
+#include "core/device_info.h"
+#include "core/log.h"
+#include "runtime/attention_policy.h"
+#include "runtime/engine.h"
+#include "runtime/memory_plan.h"
+#include "tools/sacc/context_option.h"
+
+namespace sacc::cli {
+
+void add_engine_options(CLI::App& cmd, EngineArgs& args) {
+  cmd.add_option("-m,--model", args.model, "HF model directory, .gguf file or random:<name>")->required();
+  cmd.add_option("--device", args.device, "cpu or cuda[:N] (default: cuda when present)");
+  cmd.add_option("--attention", args.attention, "auto|dense|cudnn|eager|sparse (default auto)");
+  cmd.add_option("--pattern", args.pattern,
+                 fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
+  cmd.add_option("--pattern-config", args.pattern_config, "per-head patterns: our JSON or MInference's");
+  cmd.add_option("--chunk", args.chunk, "tokens per linear-layer chunk (default 8192)");
+  cmd.add_option("--budget", args.budget,
+                 "memory budget of the device, e.g. 24GiB (emulates a smaller card)");
+  add_max_context_option(&cmd, args.max_context);
+  add_gpu_options(cmd, args.gpu);
+}
+
+Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
+  const bool cuda = a.device.empty() ? cuda_device_count() > 0 : a.device.rfind("cuda", 0) == 0;
+  EngineSetup setup;
+  SACC_ASSIGN_OR_RETURN(setup.device, parse_device(a.device.empty() ? (cuda ? "cuda" : "cpu") : a.device));
+  SACC_RETURN_IF_ERROR(apply_gpu_args(a.gpu, setup.device, setup.options));
+  SACC_ASSIGN_OR_RETURN(setup.mode, parse_attention_mode(a.attention));
+  if (a.chunk < 1) return make_error(StatusCode::INVALID_ARGUMENT, "--chunk {} must be >= 1", a.chunk);
+
+  ModelLoadOptions load;
+  load.seed = a.seed;
+  load.dequantize_to = setup.device.is_cpu() ? DType::F32 : DType::BF16;
+  SACC_ASSIGN_OR_RETURN(setup.model, load_model(a.model, load));
+  SACC_RETURN_IF_ERROR(apply_max_context(a.max_context, setup.model.weights.config));
+  const ModelConfig& config = setup.model.weights.config;
+
+  setup.options.device = setup.device;
+  setup.options.chunk = a.chunk;
+  SACC_RETURN_IF_ERROR(configure_attention(config, setup.mode, a.pattern, a.pattern_config, setup.options));
+  if (setup.mode == AttentionMode::AUTO && !quiet)
+    SACC_LOG_INFO("auto: sparse prefill {} (break-even from {})",
+                  setup.options.sparse_min_length > config.max_context
+                      ? std::string("never up to the context")
+                      : fmt::format("from {} tokens", setup.options.sparse_min_length),
+                  setup.options.auto_basis);
+  return setup;
+}
+
+Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                      int64_t max_new_tokens, std::string* maybe_placement) {
+  const ModelConfig& config = setup.model.weights.config;
+  const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
+  uint64_t attention_bytes = 0;
+  if (!setup.device.is_cpu()) {
+    SACC_ASSIGN_OR_RETURN(attention_bytes,
+                          cuda_attention_workspace_bytes(config, setup.options, prompt_tokens));
+  }
+  MemoryPlan plan = plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
+                                attention_needs_separate_output(setup.options.attention));
+  if (setup.options.gpus.size() > 1) {
+    // The per-GPU placement replaces the one-device plan; the context limit still applies.
+    plan.available = 0;
+    BackendOptions options = setup.options;
+    SACC_ASSIGN_OR_RETURN(std::string placement, describe_gpu_placement(config, options, tokens));
+    if (maybe_placement) *maybe_placement = std::move(placement);
+  } else {
+    const std::string budget = a.budget.empty() ? a.gpu.gpu_mem : a.budget;
+    SACC_RETURN_IF_ERROR(apply_memory_budget(budget, setup.device, plan));
+  }
+  return check_plan(plan, config);
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const EngineSetup& setup) {
+  return setup.device.is_cpu() ? make_cpu_backend(setup.model.weights, setup.options)
+                               : make_cuda_backend(setup.model.weights, setup.options);
+}
+
+}  // namespace sacc::cli

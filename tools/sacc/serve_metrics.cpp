@@ -1,0 +1,91 @@
+#include "tools/sacc/serve_metrics.h"
+
+#include <fmt/format.h>
+
+namespace sacc::cli {
+
+void LatencyHistogram::observe(double seconds) {
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    if (seconds <= kBounds[i]) {
+      ++buckets_[i];
+      break;
+    }
+  }
+  ++count_;
+  sum_ += seconds;
+}
+
+std::string LatencyHistogram::render(const std::string& name) const {
+  std::string out;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i];
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+  }
+  out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, count_);
+  out += fmt::format("{}_sum {}\n{}_count {}\n", name, sum_, name, count_);
+  return out;
+}
+
+void ServeMetrics::count_request(int http_status) {
+  std::lock_guard lock(mutex_);
+  ++requests_by_status_[http_status];
+}
+
+void ServeMetrics::add_tokens(int64_t prompt_tokens, int64_t generated_tokens) {
+  std::lock_guard lock(mutex_);
+  prompt_tokens_ += static_cast<uint64_t>(prompt_tokens);
+  generated_tokens_ += static_cast<uint64_t>(generated_tokens);
+}
+
+void ServeMetrics::observe_ttft(double seconds) {
+  std::lock_guard lock(mutex_);
+  ttft_.observe(seconds);
+}
+
+void ServeMetrics::observe_itl(double seconds) {
+  std::lock_guard lock(mutex_);
+  itl_.observe(seconds);
+}
+
+void ServeMetrics::set_queue_depth(int64_t depth) {
+  std::lock_guard lock(mutex_);
+  queue_depth_ = depth;
+}
+
+void ServeMetrics::set_last_prefill_sparse(bool sparse) {
+  std::lock_guard lock(mutex_);
+  last_prefill_sparse_ = sparse;
+}
+
+std::string ServeMetrics::render() const {
+  std::lock_guard lock(mutex_);
+  std::string out;
+  out += "# HELP sacc_requests_total HTTP requests answered, by status code.\n";
+  out += "# TYPE sacc_requests_total counter\n";
+  for (const auto& [status, n] : requests_by_status_)
+    out += fmt::format("sacc_requests_total{{code=\"{}\"}} {}\n", status, n);
+  out +=
+      "# HELP sacc_prompt_tokens_total Prompt tokens prefilled.\n# TYPE sacc_prompt_tokens_total counter\n";
+  out += fmt::format("sacc_prompt_tokens_total {}\n", prompt_tokens_);
+  out +=
+      "# HELP sacc_generation_tokens_total Tokens generated.\n# TYPE sacc_generation_tokens_total counter\n";
+  out += fmt::format("sacc_generation_tokens_total {}\n", generated_tokens_);
+  out +=
+      "# HELP sacc_time_to_first_token_seconds Request arrival to first generated token (queue wait "
+      "included).\n# TYPE sacc_time_to_first_token_seconds histogram\n";
+  out += ttft_.render("sacc_time_to_first_token_seconds");
+  out +=
+      "# HELP sacc_inter_token_latency_seconds Time between consecutive generated tokens.\n"
+      "# TYPE sacc_inter_token_latency_seconds histogram\n";
+  out += itl_.render("sacc_inter_token_latency_seconds");
+  out += "# HELP sacc_queue_depth Requests waiting for the worker.\n# TYPE sacc_queue_depth gauge\n";
+  out += fmt::format("sacc_queue_depth {}\n", queue_depth_);
+  out +=
+      "# HELP sacc_last_prefill_sparse 1 when the last prefill used sparse attention.\n"
+      "# TYPE sacc_last_prefill_sparse gauge\n";
+  out += fmt::format("sacc_last_prefill_sparse {}\n", last_prefill_sparse_ ? 1 : 0);
+  return out;
+}
+
+}  // namespace sacc::cli

@@ -1,0 +1,120 @@
+#include "tools/sacc/serve_scheduler.h"
+
+#include <algorithm>
+
+#include "tools/sacc/stop_strings.h"
+
+namespace sacc::cli {
+
+bool GenerationJob::next(std::string& text) {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return ended_ || !ready_.empty(); });
+  if (ready_.empty()) return false;
+  text = std::move(ready_);
+  ready_.clear();
+  return true;
+}
+
+void GenerationJob::append(const std::string& text) {
+  if (text.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    ready_ += text;
+  }
+  changed_.notify_all();
+}
+
+void GenerationJob::end(JobOutcome outcome) {
+  {
+    std::lock_guard lock(mutex_);
+    outcome_ = std::move(outcome);
+    ended_ = true;
+  }
+  changed_.notify_all();
+}
+
+Scheduler::Scheduler(Backend& backend, std::shared_ptr<const Tokenizer> maybe_tokenizer,
+                     std::vector<int32_t> stop_tokens, size_t max_queue, ServeMetrics& metrics)
+    : backend_(backend),
+      maybe_tokenizer_(std::move(maybe_tokenizer)),
+      stop_tokens_(std::move(stop_tokens)),
+      max_queue_(max_queue),
+      metrics_(metrics),
+      worker_([this] { worker_loop(); }) {}
+
+Scheduler::~Scheduler() {
+  stop();
+}
+
+Scheduler::Admission Scheduler::submit(std::shared_ptr<GenerationJob> job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return Admission::STOPPING;
+    if (queue_.size() >= max_queue_) return Admission::FULL;
+    queue_.push_back(std::move(job));
+    metrics_.set_queue_depth(static_cast<int64_t>(queue_.size()));
+  }
+  queued_.notify_one();
+  return Admission::QUEUED;
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void Scheduler::worker_loop() {
+  for (;;) {
+    std::shared_ptr<GenerationJob> job;
+    {
+      std::unique_lock lock(mutex_);
+      queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      metrics_.set_queue_depth(static_cast<int64_t>(queue_.size()));
+    }
+    if (job->cancelled()) {
+      job->end({make_error(StatusCode::IO_ERROR, "the client went away"), "stop", {}});
+      continue;
+    }
+    run(*job);
+  }
+}
+
+void Scheduler::run(GenerationJob& job) {
+  std::unique_ptr<StreamingDecoder> decoder;
+  if (maybe_tokenizer_) decoder = std::make_unique<StreamingDecoder>(*maybe_tokenizer_);
+  StopStringMatcher matcher(job.stop_strings);
+  GenerateOptions options = job.options;
+  options.stop_tokens = stop_tokens_;
+  options.maybe_cancel = [&] { return matcher.stopped() || job.cancelled(); };
+  ServeClock::time_point last = job.arrival;
+  bool first = true;
+  auto on_token = [&](int32_t id) {
+    const ServeClock::time_point now = ServeClock::now();
+    const double seconds = std::chrono::duration<double>(now - last).count();
+    first ? metrics_.observe_ttft(seconds) : metrics_.observe_itl(seconds);
+    first = false;
+    last = now;
+    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return;
+    job.append(matcher.push(decoder ? decoder->push(id) : fmt::format("[{}]", id)));
+  };
+  Result<GenerationMetrics> m = generate(backend_, job.prompt, options, on_token);
+  if (!m) {
+    job.end({m.status(), "stop", {}});
+    return;
+  }
+  if (decoder) job.append(matcher.push(decoder->finish()));
+  job.append(matcher.finish());
+  metrics_.add_tokens(m->prompt_tokens, m->generated_tokens);
+  metrics_.set_last_prefill_sparse(m->sparse_prefill);
+  const bool length = m->stop_reason == "length" && !matcher.stopped();
+  job.end({Status::ok(), length ? "length" : "stop", {m->prompt_tokens, m->generated_tokens}});
+}
+
+}  // namespace sacc::cli
