@@ -2,7 +2,7 @@
 //
 // Ours, versioned:
 //   {"format": "sparseaccelerate.head-config", "version": 1, "model": "...", "target": "...",
-//    "block_q": 128, "block_k": 64, "last_queries": 64,
+//    "block_q": 128, "block_k": 64, "last_queries": 64, "sink_keys": 30, "local_diagonals": 100,
 //    "layers": [[{"pattern": "interval-slash:1000,6096", "error": 0.012, "recall": 0.97, "density": 0.08},
 //    ...],
 //               ...]}                                                  // [num_layers][num_q_heads]
@@ -28,7 +28,7 @@ struct HeadConfig {
   std::string target;
   int block_q = 128;
   int block_k = 64;
-  int64_t last_queries = 64;
+  EstimationConfig estimation;  // "last_queries", "sink_keys", "local_diagonals" (each optional)
   std::vector<std::vector<HeadChoiceRecord>> layers;  // [num_layers][num_q_heads]
 
   // The patterns of layer `layer` as the attention library takes them (per query head).

@@ -49,7 +49,7 @@ int run_search(const SearchArgs& a) {
   head_config.target = a.density > 0 ? fmt::format("density:{}", a.density) : a.target;
   head_config.block_q = a.block_q;
   head_config.block_k = a.block_k;
-  head_config.last_queries = options.estimation.last_queries;
+  head_config.estimation = options.estimation;
   head_config.layers.assign(config.num_layers, {});
   double searched = 0.0, uniform = 0.0;
   int counted = 0;
