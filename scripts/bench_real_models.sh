@@ -17,6 +17,9 @@
 #   density    real Q/K/V of three Qwen layers at 32768 tokens (a dense prefill on the GPU), then per layer the
 #              default's index density, plan (estimation + index) and attention time on the GPU; and the
 #              default's attention recall per head at 8192 tokens (CPU oracle)
+#   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
+#              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
+#              32768 (last 4096) and TTFT at 32000 of each, Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
 # built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
 # SACC_REAL_REPEATS (default 3).
@@ -93,6 +96,22 @@ run_stage() {
       done | tee "$OUT/density_32k.txt"
       timeout 150 sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 8192 --layers 0,11,23 --sparse "$DEFAULT" \
         --out "$OUT/recall_8k.json" 2>&1 | tee "$OUT/recall_8k.txt" ;;
+    variants)
+      local variants setting
+      variants=$(python3 bench/head_config_variants.py --layers 24 --heads 14 --pattern "$DEFAULT" --out "$OUT/variants")
+      variants="$DEFAULT;${variants}${SACC_VARIANT_EXTRA:+;$SACC_VARIANT_EXTRA}"
+      sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$variants" \
+        --out "$OUT/variants_ppl.json" 2>&1 | tee "$OUT/variants_ppl.txt"
+      sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention dense -r "$REPEATS" 2>&1 | tee "$OUT/variants_ttft.txt"
+      IFS=';' read -ra list <<<"$variants"
+      for setting in "${list[@]}"; do
+        echo "-- $setting"
+        if [[ $setting == config:* ]]; then
+          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern-config "${setting#config:}"
+        else
+          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern "$setting"
+        fi
+      done 2>&1 | tee -a "$OUT/variants_ttft.txt" ;;
     *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
   esac
 }
