@@ -374,21 +374,32 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
 }
 
 // Combines the per-chunk (max, sum) of every estimating row into (max, 1 / sum).
-__global__ void combine_row_stats_kernel(const PlanDims dims, const PlanHeads heads, const float2* partial,
-                                         float2* row_stats) {
-  const int v = blockIdx.x * blockDim.x + threadIdx.x;
+// One warp per estimating row: its lanes stride over the row's per-chunk partials (contiguous), then reduce.
+constexpr int kCombineWarps = 8;
+
+__global__ void __launch_bounds__(kCombineWarps * 32)
+    combine_row_stats_kernel(const PlanDims dims, const PlanHeads heads, const float2* partial,
+                             float2* row_stats) {
+  const int v = blockIdx.x * kCombineWarps + static_cast<int>(threadIdx.x / 32);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
   if (v >= dims.num_q_heads * dims.est_rows) return;
   const int q_head = v / dims.est_rows;
   const int index_head = dims.shared ? q_head / dims.group_size : q_head;
   if (heads.head[index_head].kind != kKindIntervalSlash) return;
   const float2* row = partial + static_cast<int64_t>(v) * dims.num_chunks;
   float row_max = -INFINITY;
-  for (int c = 0; c < dims.num_chunks; ++c) row_max = fmaxf(row_max, row[c].x);
+  for (int c = lane; c < dims.num_chunks; c += 32) row_max = fmaxf(row_max, row[c].x);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    row_max = fmaxf(row_max, __shfl_xor_sync(0xFFFFFFFFu, row_max, offset));
+  }
   float row_sum = 0.0f;
-  for (int c = 0; c < dims.num_chunks; ++c) {
+  for (int c = lane; c < dims.num_chunks; c += 32) {
     if (row[c].x != -INFINITY) row_sum += row[c].y * exp2f(row[c].x - row_max);
   }
-  row_stats[v] = make_float2(row_max, 1.0f / row_sum);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) row_sum += __shfl_xor_sync(0xFFFFFFFFu, row_sum, offset);
+  if (lane == 0) row_stats[v] = make_float2(row_max, 1.0f / row_sum);
 }
 
 template <int kDim>
@@ -406,7 +417,7 @@ cudaError_t launch_scores(const PlanLayout& layout, const ScoreArgs& args, cudaS
   interval_slash_scores_kernel<kDim, false><<<grid, kThreads, smem, stream>>>(args);
   if ((error = cudaGetLastError()) != cudaSuccess) return error;
   const int rows = dims.num_q_heads * dims.est_rows;
-  combine_row_stats_kernel<<<(rows + 255) / 256, 256, 0, stream>>>(dims, layout.heads, args.partial,
+  combine_row_stats_kernel<<<(rows + kCombineWarps - 1) / kCombineWarps, kCombineWarps * 32, 0, stream>>>(dims, layout.heads, args.partial,
                                                                    const_cast<float2*>(args.row_stats));
   if ((error = cudaGetLastError()) != cudaSuccess) return error;
   interval_slash_scores_kernel<kDim, true><<<grid, kThreads, smem, stream>>>(args);
