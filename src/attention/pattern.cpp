@@ -165,7 +165,10 @@ std::string to_string(const PatternSpec& spec) {
       break;
   }
   if (spec.is_adaptive()) out += fmt::format("@{}", spec.gamma);
-  if (spec.has_alternative()) out += "|" + to_string(spec.alternative());
+  if (spec.has_alternative()) {
+    out += '|';
+    out += to_string(spec.alternative());
+  }
   return out;
 }
 
