@@ -73,7 +73,9 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
       return 0.0;
     case PatternKind::INTERVAL_SLASH: {
       const double rows = static_cast<double>(std::min(config.last_queries, geometry.seq_len));
-      return 2.0 * rows * seq_len * head_dim + 6.0 * rows * seq_len;
+      const double alternative =
+          spec.has_alternative() ? estimator_flops(spec.alternative(), geometry, head_dim, config) : 0.0;
+      return 2.0 * rows * seq_len * head_dim + 6.0 * rows * seq_len + alternative;
     }
     case PatternKind::BLOCK_CLUSTER: {
       const double pairs = static_cast<double>(causal_tiles_of(geometry));
@@ -85,6 +87,13 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
 
 AttentionCost predict_cost(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
                            const EstimationConfig& config) {
+  if (spec.has_alternative()) {
+    const AttentionCost slash = predict_cost(spec.primary(), geometry, head_dim, config);
+    const AttentionCost cluster = predict_cost(spec.alternative(), geometry, head_dim, config);
+    AttentionCost cost = slash.kernel_flops >= cluster.kernel_flops ? slash : cluster;
+    cost.estimator_flops = slash.estimator_flops + cluster.estimator_flops;
+    return cost;
+  }
   const int64_t seq_len = geometry.seq_len;
   const int64_t block_k = geometry.block_k;
   AttentionCost cost;

@@ -37,6 +37,7 @@ AttentionCost index_cost(const SparseIndex& index, int head_dim, double estimato
 //   interval-slash: QK^T of the last m queries (2 m L d) + softmax and column/diagonal sums (~6 m L)
 //   block-cluster : pooling Q and K (2 L d) + pooled QK^T over the causal block pairs (2 d per pair) +
 //   softmax
+//   interval-slash with a block-cluster alternative: both
 double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
                        const EstimationConfig& config);
 
@@ -44,6 +45,7 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
 // Exact for dense, triangular and fixed-budget block-cluster (it applies the same block rounding as the
 // builders); for interval-slash it is the expectation when the non-local slashes and the verticals fall at
 // uniformly random positions (the local ones are contiguous). Adaptive budgets are predicted at their cap.
+// A head with a runtime alternative is predicted at the costlier of its two patterns plus both estimations.
 AttentionCost predict_cost(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
                            const EstimationConfig& config);
 

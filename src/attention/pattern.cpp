@@ -11,7 +11,8 @@ namespace {
 
 constexpr const char* kPatternHelp =
     "patterns: dense | triangular:SINK,WINDOW | interval-slash:VERTICAL,SLASH | block-cluster:BLOCKS, "
-    "optionally followed by @GAMMA (0 < GAMMA <= 1) for an adaptive budget";
+    "optionally followed by @GAMMA (0 < GAMMA <= 1) for an adaptive budget; "
+    "interval-slash:...|block-cluster:... chooses between the two per head and input";
 
 Result<int64_t> parse_count(const std::string& text, const std::string& whole) {
   errno = 0;
@@ -52,7 +53,24 @@ const char* pattern_kind_name(PatternKind kind) {
   return "?";
 }
 
-Result<PatternSpec> parse_pattern(const std::string& text) {
+PatternSpec PatternSpec::alternative() const {
+  PatternSpec out;
+  out.kind = PatternKind::BLOCK_CLUSTER;
+  out.blocks = alternative_blocks;
+  out.gamma = alternative_gamma;
+  return out;
+}
+
+PatternSpec PatternSpec::primary() const {
+  PatternSpec out = *this;
+  out.alternative_blocks = 0;
+  out.alternative_gamma = 0.0;
+  return out;
+}
+
+namespace {
+
+Result<PatternSpec> parse_single(const std::string& text) {
   PatternSpec spec;
   std::string body = text;
   if (size_t at = text.find('@'); at != std::string::npos) {
@@ -114,6 +132,23 @@ Result<PatternSpec> parse_pattern(const std::string& text) {
   return spec;
 }
 
+}  // namespace
+
+Result<PatternSpec> parse_pattern(const std::string& text) {
+  const size_t bar = text.find('|');
+  if (bar == std::string::npos) return parse_single(text);
+  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_single(text.substr(0, bar)));
+  SACC_ASSIGN_OR_RETURN(const PatternSpec alternative, parse_single(text.substr(bar + 1)));
+  if (spec.kind != PatternKind::INTERVAL_SLASH || alternative.kind != PatternKind::BLOCK_CLUSTER) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "pattern '{}': only 'interval-slash:...|block-cluster:...' may offer an alternative",
+                      text);
+  }
+  spec.alternative_blocks = alternative.blocks;
+  spec.alternative_gamma = alternative.gamma;
+  return spec;
+}
+
 std::string to_string(const PatternSpec& spec) {
   std::string out;
   switch (spec.kind) {
@@ -130,6 +165,10 @@ std::string to_string(const PatternSpec& spec) {
       break;
   }
   if (spec.is_adaptive()) out += fmt::format("@{}", spec.gamma);
+  if (spec.has_alternative()) {
+    out += '|';
+    out += to_string(spec.alternative());
+  }
   return out;
 }
 
@@ -140,6 +179,7 @@ PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry
   out.vertical = std::min(out.vertical, geometry.seq_len);
   out.slash = std::min(out.slash, geometry.seq_len);
   out.blocks = std::min(out.blocks, geometry.num_k_blocks());
+  out.alternative_blocks = std::min(out.alternative_blocks, geometry.num_k_blocks());
   return out;
 }
 

@@ -5,6 +5,16 @@
 //   block-cluster:KB          top-KB key blocks per query block
 // An optional "@GAMMA" suffix (0 < GAMMA <= 1) makes the budget adaptive: the smallest set whose estimated
 // attention mass reaches GAMMA, capped by the budget ("interval-slash:1000,6096@0.95").
+//
+// Runtime choice (DESIGN.md §5): "interval-slash:KV,KS[@G]|block-cluster:KB[@G2]" estimates both patterns for
+// the head and keeps, per input, the one whose index captures more of the estimating rows' attention. One
+// definition, shared by the GPU plan, the CPU plan and the oracle: let v[j] be the Interval-Slash vertical
+// scores (column sums of the causal softmax of the estimating rows [L - m, L), summed over the KV group when
+// the index is shared) and let K(P) be the keys the index of pattern P lists for the LAST query block (its
+// key blocks' keys, clipped to j < L, plus its single columns). mass(P) = sum over j in K(P) of v[j]; the
+// head takes Block-Cluster iff mass(block-cluster) > mass(interval-slash) (ties keep Interval-Slash). When
+// the estimating rows lie in the last query block (L mod Bq = 0 or >= m) this is the exact mass each index
+// keeps on those rows; otherwise the last block's key set stands in for the earlier block's.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +34,16 @@ struct PatternSpec {
   int64_t slash = 0;     // INTERVAL_SLASH: slash-diagonal budget (ks)
   int64_t blocks = 0;    // BLOCK_CLUSTER: key blocks per query block (kb)
   double gamma = 0.0;    // 0: fixed budget; (0, 1]: adaptive (mass target), capped by the budget
+  // INTERVAL_SLASH only: a Block-Cluster alternative chosen at runtime (see above); 0: none.
+  int64_t alternative_blocks = 0;  // the alternative's kb
+  double alternative_gamma = 0.0;  // the alternative's adaptive mass target (0: fixed kb)
 
   bool is_adaptive() const { return gamma > 0.0; }
+  bool has_alternative() const { return alternative_blocks > 0; }
+  // The alternative as a pattern of its own (kind BLOCK_CLUSTER); only meaningful when has_alternative().
+  PatternSpec alternative() const;
+  // This spec without its alternative (the Interval-Slash primary).
+  PatternSpec primary() const;
   bool operator==(const PatternSpec&) const = default;
 };
 

@@ -31,8 +31,26 @@ std::vector<int> query_heads_of(int index_head, const AttentionShape& shape, boo
   return heads;
 }
 
+// The estimating rows' attention mass an index head keeps (attention/pattern.h, "Runtime choice"): the
+// vertical scores summed over the keys it lists for the last query block.
+double last_block_mass(const std::vector<float>& vertical, const HeadIndex& head,
+                       const IndexGeometry& geometry) {
+  const int64_t last = geometry.num_q_blocks() - 1;
+  double mass = 0.0;
+  for (int32_t kb : head.blocks[last]) {
+    const int64_t end = std::min(geometry.seq_len, (kb + int64_t{1}) * geometry.block_k);
+    for (int64_t j = kb * int64_t{geometry.block_k}; j < end; ++j) mass += vertical[j];
+  }
+  for (int32_t j : head.columns[last]) mass += vertical[j];
+  return mass;
+}
+
+// Sets *kind to the pattern kind the head's index follows (the runtime choice for a head with an
+// alternative).
 Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const std::vector<int>& q_heads,
-                             const EstimationConfig& config, const IndexGeometry& geometry) {
+                             const EstimationConfig& config, const IndexGeometry& geometry,
+                             PatternKind* kind) {
+  *kind = spec.kind;
   switch (spec.kind) {
     case PatternKind::DENSE:
       return dense_head_index(geometry);
@@ -44,8 +62,18 @@ Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const 
         SACC_ASSIGN_OR_RETURN(IntervalSlashScores more, interval_slash_scores(qkv, q_heads[n], config));
         accumulate_scores(sum, more);
       }
-      SACC_ASSIGN_OR_RETURN(IntervalSlashSelection selection, select_interval_slash(sum, spec, config));
-      return interval_slash_head_index(selection, geometry);
+      SACC_ASSIGN_OR_RETURN(IntervalSlashSelection selection,
+                            select_interval_slash(sum, spec.primary(), config));
+      HeadIndex slash_head = interval_slash_head_index(selection, geometry);
+      if (!spec.has_alternative()) return slash_head;
+      SACC_ASSIGN_OR_RETURN(HeadIndex cluster_head,
+                            build_head(qkv, spec.alternative(), q_heads, config, geometry, kind));
+      if (last_block_mass(sum.vertical, cluster_head, geometry) >
+          last_block_mass(sum.vertical, slash_head, geometry)) {
+        return cluster_head;
+      }
+      *kind = PatternKind::INTERVAL_SLASH;
+      return slash_head;
     }
     case PatternKind::BLOCK_CLUSTER: {
       SACC_ASSIGN_OR_RETURN(BlockScores sum, block_cluster_scores(qkv, q_heads[0], geometry));
@@ -62,7 +90,8 @@ Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const 
 }  // namespace
 
 Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
-                                const EstimationConfig& config, const IndexGeometry& geometry) {
+                                const EstimationConfig& config, const IndexGeometry& geometry,
+                                std::vector<PatternKind>* kinds) {
   SACC_RETURN_IF_ERROR(qkv.validate());
   SACC_RETURN_IF_ERROR(geometry.validate());
   const AttentionShape& shape = qkv.shape;
@@ -81,12 +110,13 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
                       patterns.size(), geometry.num_heads, geometry.num_heads);
   }
   std::vector<HeadIndex> heads(geometry.num_heads);
+  std::vector<PatternKind> taken(geometry.num_heads);
   std::vector<Status> errors(geometry.num_heads);
   parallel_for(geometry.num_heads, [&](int64_t h) {
     const PatternSpec& spec = patterns.size() == 1 ? patterns[0] : patterns[h];
     Result<HeadIndex> head =
         build_head(qkv, spec, query_heads_of(static_cast<int>(h), shape, geometry.shared_per_kv_group),
-                   config, geometry);
+                   config, geometry, &taken[h]);
     if (head.is_ok()) {
       heads[h] = std::move(head).value();
     } else {
@@ -94,6 +124,7 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
     }
   });
   for (const Status& error : errors) SACC_RETURN_IF_ERROR(error);
+  if (kinds != nullptr) *kinds = std::move(taken);
   return assemble_index(geometry, heads);
 }
 

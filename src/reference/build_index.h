@@ -11,9 +11,12 @@
 
 namespace sacc::ref {
 
-// `patterns` has one spec per index head, or a single spec applied to all heads.
+// `patterns` has one spec per index head, or a single spec applied to all heads. A head with a Block-Cluster
+// alternative takes the pattern the runtime choice picks (attention/pattern.h); `kinds`, when given, receives
+// the kind each index head's index follows.
 Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
-                                const EstimationConfig& config, const IndexGeometry& geometry);
+                                const EstimationConfig& config, const IndexGeometry& geometry,
+                                std::vector<PatternKind>* kinds = nullptr);
 
 // Budgets larger than the sequence offers are reduced with sacc::clamp_pattern_to_length
 // (attention/pattern.h), the same rule the engine's planners apply.

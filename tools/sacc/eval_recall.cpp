@@ -1,10 +1,13 @@
 // `sacc eval recall`: on a real model's Q/K/V (captured from one prefill of real prose on the CPU or a GPU),
 // per layer and head, the attention recall and the relative O error of each pattern setting, computed by the
-// CPU oracle.
+// CPU oracle, and the pattern kind each head took (the runtime choice of
+// "interval-slash:...|block-cluster:...").
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <string>
 
 #include "model/head_config.h"
 #include "reference/build_index.h"
@@ -74,7 +77,8 @@ int run_eval_recall(const RecallArgs& a) {
       Result<std::vector<PatternSpec>> specs = setting_specs(settings[s], layer, qkv.shape.num_q_heads);
       if (!specs) return report_error(specs.status());
       for (PatternSpec& spec : *specs) spec = ref::clamp_pattern_to_length(spec, geometry);
-      Result<SparseIndex> index = ref::build_index(view, *specs, EstimationConfig{}, geometry);
+      std::vector<PatternKind> kinds;
+      Result<SparseIndex> index = ref::build_index(view, *specs, EstimationConfig{}, geometry, &kinds);
       if (!index) return report_error(index.status());
       Result<ref::RecallReport> recall = ref::attention_recall(view, *index);
       Result<ref::AttentionResult> sparse = ref::sparse_attention(view, *index);
@@ -93,12 +97,26 @@ int run_eval_recall(const RecallArgs& a) {
       density_sum[s] += density_mean;
       std::printf("%-6d %-32s %8.4f %10.5f %8.3f\n", layer, settings[s].c_str(), recall->mean, error_mean,
                   density_mean);
+      std::vector<std::string> kind_names;
+      std::string cluster_heads;
+      for (size_t h = 0; h < kinds.size(); ++h) {
+        kind_names.push_back(pattern_kind_name(kinds[h]));
+        if (kinds[h] == PatternKind::BLOCK_CLUSTER && (*specs)[h].has_alternative()) {
+          cluster_heads += (cluster_heads.empty() ? "" : ",") + std::to_string(h);
+        }
+      }
+      if (std::any_of(specs->begin(), specs->end(),
+                      [](const PatternSpec& x) { return x.has_alternative(); })) {
+        std::printf("       runtime choice: block-cluster on heads [%s], interval-slash on the others\n",
+                    cluster_heads.c_str());
+      }
       out["settings"][s]["layers"].push_back({{"layer", layer},
                                               {"recall_per_head", recall->per_head},
                                               {"o_error_per_head", *errors},
                                               {"recall", recall->mean},
                                               {"o_error", error_mean},
-                                              {"density", density_mean}});
+                                              {"density", density_mean},
+                                              {"kind_per_head", kind_names}});
     }
   }
   const double n = static_cast<double>(captured->size());

@@ -195,4 +195,19 @@ HeadLists block_cluster_lists(const std::vector<float>& prob, const PatternSpec&
   return builder.take();
 }
 
+double last_block_mass(const std::vector<float>& vertical, const HeadLists& lists,
+                       const IndexGeometry& geometry) {
+  const size_t last = lists.block_offsets.size() - 2;
+  double mass = 0.0;
+  for (int32_t n = lists.block_offsets[last]; n < lists.block_offsets[last + 1]; ++n) {
+    const int64_t first = int64_t{lists.block_ids[n]} * geometry.block_k;
+    const int64_t end = std::min(geometry.seq_len, first + geometry.block_k);
+    for (int64_t j = first; j < end; ++j) mass += vertical[j];
+  }
+  for (int32_t n = lists.column_offsets[last]; n < lists.column_offsets[last + 1]; ++n) {
+    mass += vertical[lists.column_ids[n]];
+  }
+  return mass;
+}
+
 }  // namespace sacc::cpu_plan

@@ -51,14 +51,21 @@ Status validate_spec(const PatternSpec& spec, int head) {
                         "plan_cpu: index head {} has an unknown pattern kind {}", head,
                         static_cast<int>(spec.kind));
   }
-  if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0) {
+  if (spec.has_alternative() && spec.kind != PatternKind::INTERVAL_SLASH) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "plan_cpu: index head {}: only Interval-Slash offers a Block-Cluster alternative ({})",
+                      head, to_string(spec));
+  }
+  if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0 ||
+      spec.alternative_blocks < 0) {
     return make_error(StatusCode::INVALID_ARGUMENT, "plan_cpu: index head {} has a negative budget ({})",
                       head, to_string(spec));
   }
-  if (!(spec.gamma >= 0.0 && spec.gamma <= 1.0)) {
+  if (!(spec.gamma >= 0.0 && spec.gamma <= 1.0) ||
+      !(spec.alternative_gamma >= 0.0 && spec.alternative_gamma <= 1.0)) {
     return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan_cpu: index head {}: adaptive gamma {} is outside (0, 1] (0: fixed budget)", head,
-                      spec.gamma);
+                      "plan_cpu: index head {}: adaptive gamma {} or {} is outside (0, 1] (0: fixed budget)",
+                      head, spec.gamma, spec.alternative_gamma);
   }
   return Status::ok();
 }
@@ -197,7 +204,7 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   std::vector<int> pooled_kv_heads;
   for (int h = 0; h < num_heads; ++h) {
     const int kv_head = h * members / p.shape.group_size();
-    if (specs[h].kind == PatternKind::BLOCK_CLUSTER &&
+    if ((specs[h].kind == PatternKind::BLOCK_CLUSTER || specs[h].has_alternative()) &&
         std::find(pooled_kv_heads.begin(), pooled_kv_heads.end(), kv_head) == pooled_kv_heads.end()) {
       pooled_kv_heads.push_back(kv_head);
     }
@@ -208,6 +215,16 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
     pooled_keys[kv_head] = cpu_plan::pooled_keys_transposed(source, kv_head, geometry);
   });
 
+  const auto block_cluster = [&](int first_member, const PatternSpec& spec) {
+    const std::vector<float>& keys = pooled_keys[first_member / p.shape.group_size()];
+    std::vector<float> sum, more;
+    cpu_plan::block_cluster_scores(source, first_member, keys, geometry, &sum);
+    for (int m = 1; m < members; ++m) {
+      cpu_plan::block_cluster_scores(source, first_member + m, keys, geometry, &more);
+      for (size_t n = 0; n < sum.size(); ++n) sum[n] += more[n];
+    }
+    return cpu_plan::block_cluster_lists(sum, spec, geometry);
+  };
   std::vector<HeadLists> lists(num_heads);
   parallel_for(num_heads, [&](int64_t task) {
     const int h = static_cast<int>(task);
@@ -229,19 +246,18 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
         }
         const double total_mass = static_cast<double>(rows) * members;
         lists[h] = cpu_plan::interval_slash_lists(sum, total_mass, spec, patterns.estimation, geometry);
-        break;
-      }
-      case PatternKind::BLOCK_CLUSTER: {
-        const std::vector<float>& keys = pooled_keys[first_member / p.shape.group_size()];
-        std::vector<float> sum, more;
-        cpu_plan::block_cluster_scores(source, first_member, keys, geometry, &sum);
-        for (int m = 1; m < members; ++m) {
-          cpu_plan::block_cluster_scores(source, first_member + m, keys, geometry, &more);
-          for (size_t n = 0; n < sum.size(); ++n) sum[n] += more[n];
+        if (spec.has_alternative()) {
+          HeadLists cluster = block_cluster(first_member, spec.alternative());
+          if (cpu_plan::last_block_mass(sum.vertical, cluster, geometry) >
+              cpu_plan::last_block_mass(sum.vertical, lists[h], geometry)) {
+            lists[h] = std::move(cluster);
+          }
         }
-        lists[h] = cpu_plan::block_cluster_lists(sum, spec, geometry);
         break;
       }
+      case PatternKind::BLOCK_CLUSTER:
+        lists[h] = block_cluster(first_member, spec);
+        break;
     }
   });
   return pack(geometry, lists);

@@ -9,6 +9,7 @@
 //    loads from the prefix count over chosen offsets; chosen verticals j <= r1 outside the listed blocks
 //    become single columns.
 //  * BLOCK_CLUSTER: the staged selection.
+//  * INTERVAL_SLASH with a Block-Cluster alternative: whichever head_choice names (choose_pattern.cu).
 // Ids come out ascending because every list is produced in ascending order by ballots over consecutive ids.
 #include <cub/block/block_scan.cuh>
 
@@ -35,6 +36,7 @@ struct BuildArgs {
   const uint8_t* is_cover;         // [num_is_heads, cover_stride]
   const int32_t* bc_stage_ids;     // [num_bc_heads, num_q_blocks, bc_capacity]
   const int32_t* bc_stage_count;   // [num_bc_heads, num_q_blocks]
+  const int32_t* head_choice;      // [num index heads] kind taken by heads with an alternative
   int32_t* block_counts;           // [num_slots]
   int32_t* column_counts;          // [num_slots]
   const int32_t* block_offsets;    // [num_slots + 1]
@@ -59,7 +61,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
   if (slot >= static_cast<int64_t>(dims.num_heads) * dims.num_q_blocks) return;
   const int index_head = static_cast<int>(slot / dims.num_q_blocks);
   const int q_block = static_cast<int>(slot % dims.num_q_blocks);
-  const HeadPlan& head = args.heads.head[index_head];
+  HeadPlan head = args.heads.head[index_head];
+  if (head.kind == kKindIntervalSlash && estimates_block_cluster(head) &&
+      args.head_choice[index_head] == kKindBlockCluster) {
+    head = block_cluster_plan(head);
+  }
   const SlotRows rows = slot_rows(dims, q_block);
   int32_t* blocks_out = kFill ? args.block_ids + args.block_offsets[slot] : nullptr;
   int32_t* columns_out = kFill ? args.column_ids + args.column_offsets[slot] : nullptr;
@@ -192,6 +198,7 @@ cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaSt
   args.is_cover = reinterpret_cast<const uint8_t*>(workspace + layout.is_cover);
   args.bc_stage_ids = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_ids);
   args.bc_stage_count = reinterpret_cast<const int32_t*>(workspace + layout.bc_stage_count);
+  args.head_choice = reinterpret_cast<const int32_t*>(workspace + layout.head_choice);
   args.block_counts = reinterpret_cast<int32_t*>(workspace + layout.block_counts);
   args.column_counts = reinterpret_cast<int32_t*>(workspace + layout.column_counts);
   auto* block_offsets = reinterpret_cast<int32_t*>(workspace + layout.block_offsets);

@@ -4,7 +4,7 @@
 // counted inside kb; adaptive (gamma > 0): the fewest blocks, forced first, reaching gamma of the row's mass.
 // Shared per KV group: the group's query heads' P are summed. One CTA per (head, query block) computes its
 // row of block scores in shared memory and selects from it (plan_select.h); the choice is staged per slot for
-// the index builder.
+// the index builder. Interval-Slash heads with a Block-Cluster alternative are estimated here too.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -34,7 +34,7 @@ struct BlockClusterArgs {
 };
 
 __device__ inline bool is_block_cluster(const PlanHeads& heads, int index_head) {
-  return heads.head[index_head].kind == kKindBlockCluster;
+  return estimates_block_cluster(heads.head[index_head]);
 }
 
 // Whether query head q / KV head kv feeds any Block-Cluster index head.
@@ -85,9 +85,11 @@ __global__ void __launch_bounds__(kSelectThreads) block_cluster_select_kernel(co
   const int ordinal = blockIdx.y;
   int index_head = 0;
   for (int h = 0; h < dims.num_heads; ++h) {
-    if (is_block_cluster(args.heads, h) && args.heads.head[h].ordinal == ordinal) index_head = h;
+    if (is_block_cluster(args.heads, h) && block_cluster_plan(args.heads.head[h]).ordinal == ordinal) {
+      index_head = h;
+    }
   }
-  const HeadPlan& head = args.heads.head[index_head];
+  const HeadPlan head = block_cluster_plan(args.heads.head[index_head]);
   const SlotRows rows = slot_rows(dims, q_block);
   const int n = rows.last_block + 1;
   float* prob = dyn;           // [n] summed block probabilities

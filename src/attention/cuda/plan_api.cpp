@@ -1,7 +1,7 @@
 // plan() and plan_workspace_bytes() (src/attention/plan.h): validate, lay out the workspace, enqueue the
 // stages. Launches per layer, whatever the mix of pattern kinds: Interval-Slash 1 memset + 4 kernels (row
-// statistics, combine, sums, selection), Block-Cluster 2 (pooling, selection), index build 3 (count, scan,
-// fill).
+// statistics, combine, sums, selection), Block-Cluster 2 (pooling, selection), the runtime pattern choice 1
+// (when a head offers an alternative), index build 3 (count, scan, fill).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -73,6 +73,8 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   }
   SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_block_cluster_estimation(layout, inputs, base, stream),
                                    "plan: block-cluster estimation"));
+  SACC_RETURN_IF_ERROR(
+      cuda_status(plan_detail::launch_pattern_choice(layout, base, stream), "plan: pattern choice"));
   SACC_RETURN_IF_ERROR(
       cuda_status(plan_detail::launch_index_build(layout, base, stream), "plan: index build"));
 

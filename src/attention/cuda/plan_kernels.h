@@ -19,6 +19,10 @@ cudaError_t launch_interval_slash_select(const PlanLayout& layout, char* workspa
 cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const PlanInputs& inputs,
                                             char* workspace, cudaStream_t stream);
 
+// Runtime pattern choice of the heads with a Block-Cluster alternative (after both estimations): writes the
+// kind each such head takes into head_choice.
+cudaError_t launch_pattern_choice(const PlanLayout& layout, char* workspace, cudaStream_t stream);
+
 // Counts every slot's lists, scans them into CSR offsets and fills the ids (all pattern kinds in one launch).
 cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaStream_t stream);
 

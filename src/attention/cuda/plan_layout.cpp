@@ -25,13 +25,20 @@ size_t align_up(size_t bytes) {
 }
 
 Status check_spec(const PatternSpec& spec, int head) {
-  if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0) {
+  if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0 ||
+      spec.alternative_blocks < 0) {
     return make_error(StatusCode::INVALID_ARGUMENT, "plan: index head {} has a negative budget ({})", head,
                       to_string(spec));
   }
-  if (spec.gamma < 0.0 || spec.gamma > 1.0) {
+  if (spec.gamma < 0.0 || spec.gamma > 1.0 || spec.alternative_gamma < 0.0 || spec.alternative_gamma > 1.0) {
     return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan: index head {}: adaptive gamma {} is outside (0, 1]", head, spec.gamma);
+                      "plan: index head {}: adaptive gamma {} or {} is outside (0, 1]", head, spec.gamma,
+                      spec.alternative_gamma);
+  }
+  if (spec.has_alternative() && spec.kind != PatternKind::INTERVAL_SLASH) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "plan: index head {}: only Interval-Slash offers a Block-Cluster alternative ({})",
+                      head, to_string(spec));
   }
   return Status::ok();
 }
@@ -125,6 +132,12 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
         head.a = clamp_to(spec.vertical, seq_len);
         head.b = std::max(1, clamp_to(spec.slash, seq_len));  // at least the main diagonal, as the oracle
         head.ordinal = layout.num_is_heads++;
+        if (spec.has_alternative()) {
+          head.alt_blocks = clamp_to(spec.alternative_blocks, dims.num_k_blocks);
+          head.alt_gamma = static_cast<float>(spec.alternative_gamma);
+          head.alt_ordinal = layout.num_bc_heads++;
+          ++layout.num_alt_heads;
+        }
         break;
       case PatternKind::BLOCK_CLUSTER:
         head.a = clamp_to(spec.blocks, dims.num_k_blocks);
@@ -221,6 +234,7 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
     layout.bc_stage_ids = take(stage_slots * dims.bc_capacity * i32);
     layout.bc_stage_count = take(stage_slots * i32);
   }
+  if (layout.num_alt_heads > 0) layout.head_choice = take(static_cast<size_t>(expected_heads) * i32);
   layout.total_bytes = cursor;
   return layout;
 }

@@ -82,13 +82,28 @@ SACC_PLAN_HD int cover_entry(const PlanDims& dims, int q_block, int k_block) {
   return q_block * dims.cover_ratio - k_block + dims.cover_ratio - 1;
 }
 
+// Whether a head runs the Block-Cluster estimation, and the Block-Cluster plan it estimates: the head itself,
+// or its runtime alternative (a = kb, gamma, ordinal among Block-Cluster estimations).
+SACC_PLAN_HD bool estimates_block_cluster(const HeadPlan& head) {
+  return head.kind == kKindBlockCluster || head.alt_blocks > 0;
+}
+SACC_PLAN_HD HeadPlan block_cluster_plan(const HeadPlan& head) {
+  if (head.kind == kKindBlockCluster) return head;
+  HeadPlan out;
+  out.kind = kKindBlockCluster;
+  out.a = head.alt_blocks;
+  out.gamma = head.alt_gamma;
+  out.ordinal = head.alt_ordinal;
+  return out;
+}
+
 struct SlotCapacity {
   int64_t blocks = 0;
   int64_t columns = 0;
 };
 
-// Upper bounds of one slot's lists under a head's (clamped) pattern.
-SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+// Upper bounds of one slot's lists under one (clamped) pattern.
+SACC_PLAN_HD SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
   const SlotRows rows = slot_rows(dims, q_block);
   const int64_t causal_blocks = rows.last_block + 1;
   SlotCapacity cap;
@@ -116,13 +131,25 @@ SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& di
   return cap;
 }
 
-// Staging entries per slot for Block-Cluster selections (the largest slot capacity over its heads).
+// A head's bounds: with a runtime alternative, the larger of both patterns' (either may be chosen).
+SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+  SlotCapacity cap = single_slot_capacity(head, dims, q_block);
+  if (head.kind != kKindBlockCluster && estimates_block_cluster(head)) {
+    const SlotCapacity alt = single_slot_capacity(block_cluster_plan(head), dims, q_block);
+    cap.blocks = std::max(cap.blocks, alt.blocks);
+    cap.columns = std::max(cap.columns, alt.columns);
+  }
+  return cap;
+}
+
+// Staging entries per slot for Block-Cluster selections (the largest slot capacity over its estimations).
 inline int block_cluster_stage_capacity(const PlanHeads& heads, const PlanDims& dims) {
   int capacity = 1;
   for (int h = 0; h < dims.num_heads; ++h) {
-    if (heads.head[h].kind != kKindBlockCluster) continue;
+    if (!estimates_block_cluster(heads.head[h])) continue;
+    const HeadPlan cluster = block_cluster_plan(heads.head[h]);
     for (int qb = 0; qb < dims.num_q_blocks; ++qb) {
-      capacity = std::max(capacity, static_cast<int>(slot_capacity(heads.head[h], dims, qb).blocks));
+      capacity = std::max(capacity, static_cast<int>(single_slot_capacity(cluster, dims, qb).blocks));
     }
   }
   return capacity;
