@@ -2,6 +2,8 @@
 
 #include "model/minference_config.h"
 
+#include "attention/sparse_index.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,8 +39,9 @@ Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
   HeadConfig config;
   config.model = root.value("model", "");
   config.target = root.value("target", "");
-  config.block_q = root.value("block_q", 128);
-  config.block_k = root.value("block_k", 64);
+  config.block_q = root.value("block_q", kTileBlockQ);
+  config.block_k = root.value("block_k", kTileBlockK);
+  SACC_RETURN_IF_ERROR(check_kernel_tile(config.block_q, config.block_k, origin));
   config.last_queries = root.value("last_queries", int64_t{64});
   if (!root.contains("layers") || !root["layers"].is_array()) {
     return make_error(StatusCode::CORRUPT_DATA, "{}: \"layers\" must be a list of layers", origin);

@@ -2,7 +2,9 @@
 //
 // Ours, versioned:
 //   {"format": "sparseaccelerate.head-config", "version": 1, "model": "...", "target": "...",
-//    "block_q": 128, "block_k": 64, "last_queries": 64,
+//    "block_q": 128, "block_k": 64, "last_queries": 64,   // the kernel tile (attention/kernel_tile.h);
+//    another
+//                                                         // tile is rejected at load
 //    "layers": [[{"pattern": "interval-slash:1000,6096", "error": 0.012, "recall": 0.97, "density": 0.08},
 //    ...],
 //               ...]}                                                  // [num_layers][num_q_heads]
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "attention/attention_params.h"
+#include "attention/kernel_tile.h"
 
 namespace sacc {
 
@@ -26,8 +29,8 @@ struct HeadChoiceRecord {
 struct HeadConfig {
   std::string model;
   std::string target;
-  int block_q = 128;
-  int block_k = 64;
+  int block_q = kTileBlockQ;
+  int block_k = kTileBlockK;
   int64_t last_queries = 64;
   std::vector<std::vector<HeadChoiceRecord>> layers;  // [num_layers][num_q_heads]
 
