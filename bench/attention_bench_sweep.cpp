@@ -69,7 +69,8 @@ Slot fixed_density_slot(const IndexGeometry& g, int64_t q_block, SweepPattern pa
     }
     case SweepPattern::INTERVAL_SLASH: {  // slash blocks spread from the diagonal + vertical columns
       const int32_t slash_blocks = std::max<int32_t>(1, (budget + 1) / 2);
-      for (int32_t i = 0; i < slash_blocks; ++i) keep(last - static_cast<int32_t>(int64_t{i} * causal / slash_blocks));
+      for (int32_t i = 0; i < slash_blocks; ++i)
+        keep(last - static_cast<int32_t>(int64_t{i} * causal / slash_blocks));
       const int64_t columns = int64_t{budget - slash_blocks} * g.block_k;
       const int64_t last_key = std::min(g.seq_len, (q_block + 1) * g.block_q) - 1;
       // Evenly spaced keys over the slot's causal range, outside the kept blocks.
@@ -100,9 +101,10 @@ struct DeviceIndex {
   static Result<DeviceIndex> upload(const SparseIndex& index, int device) {
     DeviceIndex d;
     auto put = [device](const std::vector<int32_t>& host, DeviceBuffer& buffer) -> Status {
-      SACC_ASSIGN_OR_RETURN(buffer,
-                            DeviceBuffer::create(device, std::max<size_t>(4, host.size() * 4), "sweep index"));
-      if (!host.empty()) SACC_CUDA_TRY(cudaMemcpy(buffer.data(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+      SACC_ASSIGN_OR_RETURN(
+          buffer, DeviceBuffer::create(device, std::max<size_t>(4, host.size() * 4), "sweep index"));
+      if (!host.empty())
+        SACC_CUDA_TRY(cudaMemcpy(buffer.data(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
       return Status::ok();
     };
     SACC_RETURN_IF_ERROR(put(index.block_offsets, d.block_offsets));
@@ -166,8 +168,7 @@ Status verify_shape(const BenchShape& shape, std::vector<std::string>& lines) {
     lines.push_back(fmt::format("{} L={} {} density {}: rel. L2 error of O vs the fp64 oracle {:.2e} ({})",
                                 shape.name, kCheckLength, sweep_pattern_name(pattern), kCheckDensity, rel,
                                 rel <= kLargeShapeTolerance ? "ok" : "FAILED"));
-    if (!(rel <= kLargeShapeTolerance))
-      return make_error(StatusCode::INTERNAL, "{}", lines.back());
+    if (!(rel <= kLargeShapeTolerance)) return make_error(StatusCode::INTERNAL, "{}", lines.back());
   }
   return Status::ok();
 }
@@ -186,7 +187,8 @@ Result<double> time_kernel(const AttentionParams& params, const SparseIndexView*
     cudaEventRecord(start, stream);
     status = attention_run_cuda(params, maybe_index, kernel, workspace.data(), workspace.size(), stream);
     cudaEventRecord(stop, stream);
-    if (cudaEventSynchronize(stop) != cudaSuccess) status = make_error(StatusCode::INTERNAL, "sweep kernel failed");
+    if (cudaEventSynchronize(stop) != cudaSuccess)
+      status = make_error(StatusCode::INTERNAL, "sweep kernel failed");
     float ms = 0.0f;
     cudaEventElapsedTime(&ms, start, stop);
     if (rep >= 0) times.push_back(ms);
@@ -197,66 +199,85 @@ Result<double> time_kernel(const AttentionParams& params, const SparseIndexView*
   return median(times);
 }
 
-// Every pattern and density at one length, for each shape: our dense kernel first (the reference rate), then
-// each fixed-density index.
+// One shape's inputs at one length, its kernels and our dense kernel's rate.
+struct ShapeRun {
+  BenchShape shape;
+  AttentionShape s;
+  DeviceBuffer q, k, v, o, workspace;
+  AttentionParams params;
+  IndexGeometry geometry;  // one index head per query head, the kernel tile
+  FlashKernelChoice dense_kernel, sparse_kernel;
+  double dense_tflops = 0.0;
+};
+
+Result<ShapeRun> prepare_shape(const BenchShape& shape, int64_t L, const SweepOptions& opt,
+                               cudaStream_t stream) {
+  ShapeRun r;
+  r.shape = shape;
+  r.s = shape.at(L);
+  const int64_t q_count = L * r.s.num_q_heads * r.s.head_dim, kv_count = L * r.s.num_kv_heads * r.s.head_dim;
+  SACC_ASSIGN_OR_RETURN(r.q, DeviceBuffer::create(opt.device, q_count * 2, "sweep Q"));
+  SACC_ASSIGN_OR_RETURN(r.k, DeviceBuffer::create(opt.device, kv_count * 2, "sweep K"));
+  SACC_ASSIGN_OR_RETURN(r.v, DeviceBuffer::create(opt.device, kv_count * 2, "sweep V"));
+  SACC_ASSIGN_OR_RETURN(r.o, DeviceBuffer::create(opt.device, q_count * 2, "sweep O"));
+  SACC_CUDA_TRY(fill_random_bf16(r.q.data(), q_count, L * 3 + 0, 1.0f, stream));
+  SACC_CUDA_TRY(fill_random_bf16(r.k.data(), kv_count, L * 3 + 1, 1.0f, stream));
+  SACC_CUDA_TRY(fill_random_bf16(r.v.data(), kv_count, L * 3 + 2, 1.0f, stream));
+  r.params.shape = r.s;
+  r.params.q = r.q.data();
+  r.params.k = r.k.data();
+  r.params.v = r.v.data();
+  r.params.o = r.o.data();
+  r.geometry.seq_len = L;
+  r.geometry.num_heads = r.s.num_q_heads;
+  SACC_ASSIGN_OR_RETURN(const AttentionSelection sel, attention_select_cuda(r.s, &r.geometry));
+  SACC_ASSIGN_OR_RETURN(
+      r.workspace,
+      DeviceBuffer::create(opt.device, std::max<size_t>(1, sel.workspace_bytes), "sweep workspace"));
+  SACC_ASSIGN_OR_RETURN(r.dense_kernel, flash_kernel_for_device(opt.device, nullptr, r.s.group_size()));
+  SACC_ASSIGN_OR_RETURN(r.sparse_kernel, flash_kernel_for_device(opt.device, &r.geometry, r.s.group_size()));
+  return r;
+}
+
+void print_row(const SweepRow& r) {
+  std::printf(
+      "%s L=%lld %-14s density %.3f (asked %.2f): %.3f ms, %.1f TFLOP/s on visited tiles, %.2fx dense\n",
+      r.shape.c_str(), static_cast<long long>(r.seq_len), r.pattern.c_str(), r.density, r.target, r.ms,
+      r.visited_tflops, r.ratio);
+  std::fflush(stdout);
+}
+
+// Every pattern and density at one length: our dense kernel first on each shape (the reference rate), then
+// each fixed-density index, built once and run on every shape of its head count.
 Status sweep_length(int64_t L, const std::vector<BenchShape>& shapes, const SweepOptions& opt,
                     cudaStream_t stream, std::vector<SweepRow>& rows) {
   const int reps = L > kLongLength ? opt.reps_long : opt.reps;
   SACC_ASSIGN_OR_RETURN(DeviceBuffer flush, DeviceBuffer::create(opt.device, kL2FlushBytes, "L2 flush"));
+  std::vector<ShapeRun> runs;
   for (const BenchShape& shape : shapes) {
-    const AttentionShape s = shape.at(L);
-    const int64_t q_count = L * s.num_q_heads * s.head_dim, kv_count = L * s.num_kv_heads * s.head_dim;
-    SACC_ASSIGN_OR_RETURN(DeviceBuffer q, DeviceBuffer::create(opt.device, q_count * 2, "sweep Q"));
-    SACC_ASSIGN_OR_RETURN(DeviceBuffer k, DeviceBuffer::create(opt.device, kv_count * 2, "sweep K"));
-    SACC_ASSIGN_OR_RETURN(DeviceBuffer v, DeviceBuffer::create(opt.device, kv_count * 2, "sweep V"));
-    SACC_ASSIGN_OR_RETURN(DeviceBuffer o, DeviceBuffer::create(opt.device, q_count * 2, "sweep O"));
-    SACC_CUDA_TRY(fill_random_bf16(q.data(), q_count, L * 3 + 0, 1.0f, stream));
-    SACC_CUDA_TRY(fill_random_bf16(k.data(), kv_count, L * 3 + 1, 1.0f, stream));
-    SACC_CUDA_TRY(fill_random_bf16(v.data(), kv_count, L * 3 + 2, 1.0f, stream));
-    AttentionParams params;
-    params.shape = s;
-    params.q = q.data();
-    params.k = k.data();
-    params.v = v.data();
-    params.o = o.data();
-    IndexGeometry g;
-    g.seq_len = L;
-    g.num_heads = s.num_q_heads;
-    const SparseIndex dense_index = SparseIndex::dense(g);
-    const AttentionCost dense_cost = index_cost(dense_index, s.head_dim);
-    SACC_ASSIGN_OR_RETURN(const AttentionSelection sparse_sel, attention_select_cuda(s, &g));
-    SACC_ASSIGN_OR_RETURN(DeviceBuffer workspace,
-                          DeviceBuffer::create(opt.device, std::max<size_t>(1, sparse_sel.workspace_bytes),
-                                               "sweep workspace"));
-    SACC_ASSIGN_OR_RETURN(const FlashKernelChoice dense_kernel,
-                          flash_kernel_for_device(opt.device, nullptr, s.group_size()));
-    SACC_ASSIGN_OR_RETURN(const FlashKernelChoice sparse_kernel,
-                          flash_kernel_for_device(opt.device, &g, s.group_size()));
-    SACC_ASSIGN_OR_RETURN(const double dense_ms,
-                          time_kernel(params, nullptr, dense_kernel, workspace, flush, reps, stream));
-    SweepRow dense{shape.name, "dense", L};
-    dense.ms = dense_ms;
-    dense.visited_tflops = dense_cost.kernel_flops / (dense_ms * 1e-3) / 1e12;
-    dense.ratio = 1.0;
-    rows.push_back(dense);
-    std::printf("%s L=%lld dense: %.3f ms, %.1f TFLOP/s on visited tiles\n", shape.name.c_str(),
-                static_cast<long long>(L), dense.ms, dense.visited_tflops);
-    for (SweepPattern pattern : kPatterns) {
-      for (double density : opt.densities) {
-        const SparseIndex index = fixed_density_index(g, pattern, density, static_cast<uint64_t>(L));
-        const AttentionCost cost = index_cost(index, s.head_dim);
+    SACC_ASSIGN_OR_RETURN(ShapeRun r, prepare_shape(shape, L, opt, stream));
+    SACC_ASSIGN_OR_RETURN(const double ms,
+                          time_kernel(r.params, nullptr, r.dense_kernel, r.workspace, flush, reps, stream));
+    const AttentionCost cost = index_cost(SparseIndex::dense(r.geometry), r.s.head_dim);
+    r.dense_tflops = cost.kernel_flops / (ms * 1e-3) / 1e12;
+    rows.push_back(SweepRow{shape.name, "dense", L, 1.0, 1.0, ms, r.dense_tflops, 1.0});
+    print_row(rows.back());
+    runs.push_back(std::move(r));
+  }
+  for (SweepPattern pattern : kPatterns) {
+    for (double density : opt.densities) {
+      SparseIndex index;
+      for (ShapeRun& r : runs) {
+        if (index.geometry.num_heads != r.geometry.num_heads || index.geometry.seq_len != L)
+          index = fixed_density_index(r.geometry, pattern, density, static_cast<uint64_t>(L));
+        const AttentionCost cost = index_cost(index, r.s.head_dim);
         SACC_ASSIGN_OR_RETURN(DeviceIndex device_index, DeviceIndex::upload(index, opt.device));
-        SACC_ASSIGN_OR_RETURN(const double ms, time_kernel(params, &device_index.view, sparse_kernel,
-                                                           workspace, flush, reps, stream));
-        SweepRow row{shape.name, sweep_pattern_name(pattern), L, density, cost.density()};
-        row.ms = ms;
-        row.visited_tflops = cost.kernel_flops / (ms * 1e-3) / 1e12;
-        row.ratio = row.visited_tflops / dense.visited_tflops;
-        rows.push_back(row);
-        std::printf("%s L=%lld %-14s density %.3f (asked %.2f): %.3f ms, %.1f TFLOP/s, %.2fx dense rate\n",
-                    shape.name.c_str(), static_cast<long long>(L), row.pattern.c_str(), row.density, density,
-                    row.ms, row.visited_tflops, row.ratio);
-        std::fflush(stdout);
+        SACC_ASSIGN_OR_RETURN(const double ms, time_kernel(r.params, &device_index.view, r.sparse_kernel,
+                                                           r.workspace, flush, reps, stream));
+        const double tflops = cost.kernel_flops / (ms * 1e-3) / 1e12;
+        rows.push_back(SweepRow{r.shape.name, sweep_pattern_name(pattern), L, density, cost.density(), ms,
+                                tflops, tflops / r.dense_tflops});
+        print_row(rows.back());
       }
     }
   }
@@ -298,15 +319,18 @@ SparseIndex fixed_density_index(const IndexGeometry& geometry, SweepPattern patt
 
 int run_density_sweep(const SweepOptions& opt, const std::vector<BenchShape>& shapes,
                       const std::string& command) {
-  if (cudaSetDevice(opt.device) != cudaSuccess) return std::fprintf(stderr, "cannot use cuda:%d\n", opt.device), 2;
+  if (cudaSetDevice(opt.device) != cudaSuccess)
+    return std::fprintf(stderr, "cannot use cuda:%d\n", opt.device), 2;
   Result<GpuInfo> gpu = query_gpu(opt.device);
-  const std::string gpu_name = gpu.is_ok() ? fmt::format("{} ({} SMs)", gpu->name, gpu->multiprocessors) : "unknown";
+  const std::string gpu_name =
+      gpu.is_ok() ? fmt::format("{} ({} SMs)", gpu->name, gpu->multiprocessors) : "unknown";
   const std::string date = fmt::format("{:%Y-%m-%d %H:%M:%S} UTC", fmt::gmtime(std::time(nullptr)));
   std::printf("attention_bench --density-sweep: %s, commit %s\n", gpu_name.c_str(), opt.commit.c_str());
   std::vector<std::string> checks;
   for (const BenchShape& shape : shapes) {
+    const size_t first = checks.size();
     const Status st = verify_shape(shape, checks);
-    for (const std::string& line : checks) std::printf("check: %s\n", line.c_str());
+    for (size_t i = first; i < checks.size(); ++i) std::printf("check: %s\n", checks[i].c_str());
     if (!st.is_ok()) return std::fprintf(stderr, "%s\nno timings\n", st.to_string().c_str()), 1;
   }
   cudaStream_t stream = nullptr;
@@ -324,22 +348,27 @@ int run_density_sweep(const SweepOptions& opt, const std::vector<BenchShape>& sh
   std::string md = fmt::format(
       "# Flash kernels on fixed-density indices ({})\n\n"
       "GPU: {}. Commit: {}. Date: {}.\n\nCommand: `{}`\n\n"
-      "Kernel time alone (no plan step): median of {} runs ({} above 64K tokens) after one warm-up, L2 flushed "
-      "before each; uniform random bf16 inputs; one index per query head (Hq = 32, Hkv = 8). Density = (visited "
-      "tiles + gathered columns / Bk) / causal tiles; TFLOP/s = FLOPs of the visited tiles and columns / time; "
-      "ratio = that rate / our dense kernel's rate on the same shape and length. Kernel body and GQA packing: "
+      "Kernel time alone (no plan step): median of {} runs ({} above 64K tokens) after one warm-up, L2 "
+      "flushed "
+      "before each; uniform random bf16 inputs; one index per query head (Hq = 32, Hkv = 8). Density = "
+      "(visited "
+      "tiles + gathered columns / Bk) / causal tiles; TFLOP/s = FLOPs of the visited tiles and columns / "
+      "time; "
+      "ratio = that rate / our dense kernel's rate on the same shape and length. Kernel body and GQA "
+      "packing: "
       "the attention selector's default for this GPU.\n\nOracle checks:\n\n",
       "attention_bench --density-sweep", gpu_name, opt.commit, date, command, opt.reps, opt.reps_long);
   for (const std::string& line : checks) md += "- " + line + "\n";
   for (const BenchShape& shape : shapes) {
     for (int64_t L : opt.lengths) {
-      md += fmt::format("\n## {} (d {}), L = {}\n\n| pattern | density asked | density | ms | TFLOP/s (visited) "
-                        "| ratio to dense |\n| --- | --- | --- | --- | --- | --- |\n",
-                        shape.name, shape.head_dim, L);
+      md += fmt::format(
+          "\n## {} (d {}), L = {}\n\n| pattern | density asked | density | ms | TFLOP/s (visited) "
+          "| ratio to dense |\n| --- | --- | --- | --- | --- | --- |\n",
+          shape.name, shape.head_dim, L);
       for (const SweepRow& r : rows) {
         if (r.shape != shape.name || r.seq_len != L) continue;
-        md += fmt::format("| {} | {:.2f} | {:.3f} | {:.3f} | {:.1f} | {:.2f} |\n", r.pattern, r.target, r.density,
-                          r.ms, r.visited_tflops, r.ratio);
+        md += fmt::format("| {} | {:.2f} | {:.3f} | {:.3f} | {:.1f} | {:.2f} |\n", r.pattern, r.target,
+                          r.density, r.ms, r.visited_tflops, r.ratio);
       }
     }
   }

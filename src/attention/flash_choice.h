@@ -1,5 +1,5 @@
-// Which flash kernel runs: the body (Hopper wgmma/TMA or the portable mma.sync one) and whether the Hopper body
-// packs two query heads of a KV group per CTA. Decided once by the attention selector
+// Which flash kernel runs: the body (Hopper wgmma/TMA or the portable mma.sync one) and whether the Hopper
+// body packs two query heads of a KV group per CTA. Decided once by the attention selector
 // (runtime/attention_selector.h) and passed down as a plain parameter; the kernels read no environment.
 // Plain types: nvcc and the host compiler both include it.
 #pragma once

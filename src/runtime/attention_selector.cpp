@@ -135,8 +135,8 @@ AttentionDecision decide_attention(const ModelConfig& config, const BackendOptio
   return decision;
 }
 
-Result<AttentionBytes> attention_workspace(const ModelConfig& config, const BackendOptions& options, int64_t n,
-                                           AttentionMethod method) {
+Result<AttentionBytes> attention_workspace(const ModelConfig& config, const BackendOptions& options,
+                                           int64_t n, AttentionMethod method) {
 #ifndef SACC_WITH_CUDA
   (void)config;
   (void)options;

@@ -77,7 +77,7 @@ AttentionDecision decide_attention(const ModelConfig& config, const BackendOptio
                                    int sm_major, const AttentionOverrides& overrides);
 
 // The device workspace of `method` at n tokens (CUDA builds; UNSUPPORTED elsewhere).
-Result<AttentionBytes> attention_workspace(const ModelConfig& config, const BackendOptions& options, int64_t n,
-                                           AttentionMethod method);
+Result<AttentionBytes> attention_workspace(const ModelConfig& config, const BackendOptions& options,
+                                           int64_t n, AttentionMethod method);
 
 }  // namespace sacc

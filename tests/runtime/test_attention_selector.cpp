@@ -85,7 +85,8 @@ TEST(AttentionSelector, PacksOnlyASharedIndexOfAnEvenGroupOnTheHopperBody) {
 }
 
 TEST(AttentionSelector, SelectsTheMethod) {
-  EXPECT_EQ(select_method(with_patterns(AttentionMode::DENSE, 2, false), 100000), AttentionMethod::FLASH_DENSE);
+  EXPECT_EQ(select_method(with_patterns(AttentionMode::DENSE, 2, false), 100000),
+            AttentionMethod::FLASH_DENSE);
   EXPECT_EQ(select_method(with_patterns(AttentionMode::SPARSE, 2, false), 10), AttentionMethod::FLASH_SPARSE);
   EXPECT_EQ(select_method(with_patterns(AttentionMode::SPARSE, 0, false), 10), AttentionMethod::FLASH_DENSE);
   EXPECT_EQ(select_method(with_patterns(AttentionMode::CUDNN, 2, false), 10), AttentionMethod::CUDNN);
@@ -94,7 +95,8 @@ TEST(AttentionSelector, SelectsTheMethod) {
   const BackendOptions automatic = with_patterns(AttentionMode::AUTO, 2, false, 16384);
   EXPECT_EQ(select_method(automatic, 16383), AttentionMethod::FLASH_DENSE);
   EXPECT_EQ(select_method(automatic, 16384), AttentionMethod::FLASH_SPARSE);
-  EXPECT_EQ(select_method(with_patterns(AttentionMode::AUTO, 0, false), 1 << 20), AttentionMethod::FLASH_DENSE);
+  EXPECT_EQ(select_method(with_patterns(AttentionMode::AUTO, 0, false), 1 << 20),
+            AttentionMethod::FLASH_DENSE);
   EXPECT_STREQ(attention_method_name(AttentionMethod::FLASH_SPARSE), "flash-sparse");
 }
 
