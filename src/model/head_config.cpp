@@ -42,7 +42,9 @@ Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
   config.block_q = root.value("block_q", kTileBlockQ);
   config.block_k = root.value("block_k", kTileBlockK);
   SACC_RETURN_IF_ERROR(check_kernel_tile(config.block_q, config.block_k, origin));
-  config.last_queries = root.value("last_queries", int64_t{64});
+  config.estimation.last_queries = root.value("last_queries", config.estimation.last_queries);
+  config.estimation.sink_keys = root.value("sink_keys", config.estimation.sink_keys);
+  config.estimation.local_diagonals = root.value("local_diagonals", config.estimation.local_diagonals);
   if (!root.contains("layers") || !root["layers"].is_array()) {
     return make_error(StatusCode::CORRUPT_DATA, "{}: \"layers\" must be a list of layers", origin);
   }
@@ -76,7 +78,7 @@ Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
 
 LayerPatterns HeadConfig::layer_patterns(int layer) const {
   LayerPatterns patterns;
-  patterns.estimation.last_queries = last_queries;
+  patterns.estimation = estimation;
   for (const HeadChoiceRecord& record : layers.at(layer)) patterns.heads.push_back(record.pattern);
   return patterns;
 }
@@ -123,7 +125,9 @@ Status save_head_config(const HeadConfig& config, const std::string& path) {
   root["target"] = config.target;
   root["block_q"] = config.block_q;
   root["block_k"] = config.block_k;
-  root["last_queries"] = config.last_queries;
+  root["last_queries"] = config.estimation.last_queries;
+  root["sink_keys"] = config.estimation.sink_keys;
+  root["local_diagonals"] = config.estimation.local_diagonals;
   Json layers = Json::array();
   for (const auto& heads : config.layers) {
     Json layer = Json::array();

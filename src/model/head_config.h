@@ -2,9 +2,8 @@
 //
 // Ours, versioned:
 //   {"format": "sparseaccelerate.head-config", "version": 1, "model": "...", "target": "...",
-//    "block_q": 128, "block_k": 64, "last_queries": 64,   // the kernel tile (attention/kernel_tile.h);
-//    another
-//                                                         // tile is rejected at load
+//    "block_q": 128, "block_k": 64, "last_queries": 64, "sink_keys": 30, "local_diagonals": 100,
+//    (block_q / block_k: the kernel tile, attention/kernel_tile.h; a config built for another is rejected)
 //    "layers": [[{"pattern": "interval-slash:1000,6096", "error": 0.012, "recall": 0.97, "density": 0.08},
 //    ...],
 //               ...]}                                                  // [num_layers][num_q_heads]
@@ -31,7 +30,7 @@ struct HeadConfig {
   std::string target;
   int block_q = kTileBlockQ;
   int block_k = kTileBlockK;
-  int64_t last_queries = 64;
+  EstimationConfig estimation;  // "last_queries", "sink_keys", "local_diagonals" (each optional)
   std::vector<std::vector<HeadChoiceRecord>> layers;  // [num_layers][num_q_heads]
 
   // The patterns of layer `layer` as the attention library takes them (per query head).

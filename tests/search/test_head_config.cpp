@@ -37,6 +37,8 @@ TEST(HeadConfig, OwnFormatRoundTrips) {
   HeadConfig config;
   config.model = "random:smollm2-135m";
   config.target = "interval-slash:1000,6096";
+  config.estimation.last_queries = 128;
+  config.estimation.local_diagonals = 1024;
   config.layers = {{{parse_pattern("triangular:64,2048").value(), 0.01, 0.97, 0.2},
                     {parse_pattern("block-cluster:16@0.9").value(), 0.02, -1.0, 0.3}}};
   const std::string path = (std::filesystem::temp_directory_path() / "sacc_head_config_test.json").string();
@@ -51,6 +53,10 @@ TEST(HeadConfig, OwnFormatRoundTrips) {
   EXPECT_DOUBLE_EQ(back->layers[0][0].error, 0.01);
   EXPECT_DOUBLE_EQ(back->layers[0][1].recall, -1.0);
   EXPECT_EQ(back->layer_patterns(0).heads.size(), 2u);
+  // The estimation settings travel with the file and reach the planner.
+  EXPECT_EQ(back->layer_patterns(0).estimation.last_queries, 128);
+  EXPECT_EQ(back->layer_patterns(0).estimation.local_diagonals, 1024);
+  EXPECT_EQ(back->layer_patterns(0).estimation.sink_keys, EstimationConfig{}.sink_keys);
 }
 
 TEST(HeadConfig, BadFilesGiveClearErrors) {

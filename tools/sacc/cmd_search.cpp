@@ -45,7 +45,7 @@ int run_search(const SearchArgs& a) {
   head_config.target = a.density > 0 ? fmt::format("density:{}", a.density) : a.target;
   head_config.block_q = options.block_q;  // the kernel tile: the config is for the kernels to run
   head_config.block_k = options.block_k;
-  head_config.last_queries = options.estimation.last_queries;
+  head_config.estimation = options.estimation;
   head_config.layers.assign(config.num_layers, {});
   double searched = 0.0, uniform = 0.0;
   int counted = 0;
