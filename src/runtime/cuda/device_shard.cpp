@@ -15,6 +15,12 @@
 namespace sacc::cuda_rt {
 namespace {
 
+constexpr size_t kAlign = 256;
+
+size_t align_up(size_t bytes) {
+  return (bytes + kAlign - 1) / kAlign * kAlign;
+}
+
 // The part of a row-major [rows, cols] weight a shard holds: rows [row0, +row_count) x cols [col0,
 // +col_count), stored contiguously ([row_count, col_count]).
 struct Slice {
@@ -88,6 +94,125 @@ class Uploader {
 };
 
 }  // namespace
+
+DeviceShard::DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options)
+    : model_(weights.config),
+      config_(shard_config(weights.config, spec)),
+      spec_(spec),
+      options_(options),
+      qkv_feed_(options.maybe_qkv_observer) {}
+
+DeviceShard::~DeviceShard() {
+  if (stream_) {
+    cudaSetDevice(spec_.device);
+    cudaStreamDestroy(stream_);
+  }
+}
+
+Result<std::unique_ptr<DeviceShard>> DeviceShard::create(const LlamaWeights& weights, const ShardSpec& spec,
+                                                         const BackendOptions& options) {
+  std::unique_ptr<DeviceShard> shard(new DeviceShard(weights, spec, options));
+  SACC_RETURN_IF_ERROR(shard->load(weights));
+  return shard;
+}
+
+Status DeviceShard::load(const LlamaWeights& w) {
+  const int device = spec_.device;
+  SACC_CUDA_TRY(cudaSetDevice(device));
+  SACC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  DeviceAllocator::reset_peak(device);
+  SACC_ASSIGN_OR_RETURN(GemmRunner * runner, GemmRunner::create(device));
+  gemm_.reset(runner);
+  // One allocation for all weights; each tensor (slice) at an aligned offset.
+  struct Upload {
+    const WeightTensor* tensor;
+    Slice slice;
+    size_t offset;
+  };
+  std::vector<Upload> uploads;
+  std::vector<std::pair<uint16_t**, size_t>> pointers;
+  size_t total = 0;
+  auto place = [&](const WeightTensor& t, const Slice& s, uint16_t** where) {
+    pointers.push_back({where, total});
+    uploads.push_back({&t, s, total});
+    total += align_up(s.numel() * 2);
+  };
+  const int64_t d = model_.head_dim, D = model_.hidden, F = spec_.ffn;
+  const int64_t q0 = static_cast<int64_t>(spec_.kv_head_begin) * (model_.num_heads / model_.num_kv_heads) * d;
+  const int64_t kv0 = spec_.kv_head_begin * d, q = config_.q_dim(), kv = config_.kv_dim();
+  if (spec_.embeds) place(w.embed, whole(w.embed), &maybe_embed_);
+  if (spec_.has_lm_head) {
+    place(w.final_norm, whole(w.final_norm), &maybe_final_norm_);
+    // A tied head reads the embedding table, uploaded once where this shard embeds too.
+    if (!model_.tied_embeddings)
+      place(w.lm_head, whole(w.lm_head), &maybe_lm_head_);
+    else if (!spec_.embeds)
+      place(w.embed, whole(w.embed), &maybe_lm_head_);
+  }
+  layers_.assign(spec_.num_layers(), Layer{});
+  for (int i = 0; i < spec_.num_layers(); ++i) {
+    const LayerWeights& s = w.layers[spec_.layer_begin + i];
+    Layer& l = layers_[i];
+    place(s.attn_norm, whole(s.attn_norm), &l.attn_norm);
+    place(s.wq, rows_of(s.wq, q0, q), &l.wq);
+    place(s.wk, rows_of(s.wk, kv0, kv), &l.wk);
+    place(s.wv, rows_of(s.wv, kv0, kv), &l.wv);
+    if (model_.qkv_bias) {
+      place(s.bq, rows_of(s.bq, q0, q), &l.maybe_bq);
+      place(s.bk, rows_of(s.bk, kv0, kv), &l.maybe_bk);
+      place(s.bv, rows_of(s.bv, kv0, kv), &l.maybe_bv);
+    }
+    place(s.wo, cols_of(s.wo, q0, q), &l.wo);
+    place(s.mlp_norm, whole(s.mlp_norm), &l.mlp_norm);
+    // gate and up side by side: one GEMM computes both; up starts F' rows after gate.
+    pointers.push_back({&l.w_gate_up, total});
+    uploads.push_back({&s.w_gate, rows_of(s.w_gate, spec_.ffn_begin, F), total});
+    uploads.push_back({&s.w_up, rows_of(s.w_up, spec_.ffn_begin, F), total + F * D * 2});
+    total += align_up(2 * F * D * 2);
+    place(s.w_down, cols_of(s.w_down, spec_.ffn_begin, F), &l.w_down);
+  }
+  SACC_ASSIGN_OR_RETURN(weights_,
+                        DeviceBuffer::create(device, std::max<size_t>(total, kAlign), "model weights"));
+  auto* base = static_cast<char*>(weights_.data());
+  for (auto& [where, offset] : pointers) *where = reinterpret_cast<uint16_t*>(base + offset);
+  if (model_.tied_embeddings && spec_.has_lm_head && spec_.embeds) maybe_lm_head_ = maybe_embed_;
+  Progress progress(fmt::format("uploading weights to cuda:{}", device), static_cast<int64_t>(uploads.size()),
+                    options_.show_progress);
+  Uploader uploader(device, stream_);
+  for (const Upload& u : uploads) {
+    SACC_RETURN_IF_ERROR(uploader.upload(*u.tensor, u.slice, reinterpret_cast<uint16_t*>(base + u.offset)));
+    progress.advance();
+  }
+  std::vector<double> inv = rope_inverse_frequencies(model_);
+  SACC_ASSIGN_OR_RETURN(inv_freq_,
+                        DeviceBuffer::create(device, inv.size() * sizeof(double), "RoPE frequencies"));
+  SACC_CUDA_TRY(
+      cudaMemcpy(inv_freq_.data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
+  sample_device_memory();
+  return Status::ok();
+}
+
+Status DeviceShard::reserve(int64_t max_tokens) {
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  kv_.reset();
+  hidden_ = {};
+  q_or_mlp_ = {};
+  attn_out_ = {};
+  scratch_ = {};
+  tokens_ = 0;
+  capacity_ = max_tokens;
+  const size_t per_layer = static_cast<size_t>(capacity_) * config_.kv_dim() * 2;
+  if (config_.num_layers > 0) {
+    SACC_ASSIGN_OR_RETURN(kv_,
+                          DeviceBuffer::create(spec_.device, 2 * per_layer * config_.num_layers, "KV cache"));
+  }
+  SACC_ASSIGN_OR_RETURN(
+      decode_scratch_,
+      DeviceBuffer::create(spec_.device,
+                           decode_attention_scratch_bytes(config_.num_heads, config_.head_dim, capacity_),
+                           "decode attention scratch"));
+  return Status::ok();
+}
 
 Status DeviceShard::begin_prefill(int64_t n) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
