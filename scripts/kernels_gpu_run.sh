@@ -10,7 +10,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACK=$ROOT/.carry/kernels
-FILTER='*Flash*:Plan*:MinferenceConfig*:*RuntimeCuda*:*EvalHooksCuda*:*EagerAttention*'
+FILTER='*Flash*:Plan*:MinferenceConfig*:*RuntimeCuda*:*EvalHooksCuda*'
 
 prepare() {
   set -e
