@@ -9,7 +9,7 @@
 # The device side writes $OUT/tests_<body>.log, $OUT/sweep.log and $OUT/density_sweep_h200.md.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PACK=$ROOT/.carry/kernels
+PACK=${KERNELS_PACK:-$ROOT/.carry/kernels}
 FILTER='*Flash*:Plan*:MinferenceConfig*:*RuntimeCuda*:*EvalHooksCuda*'
 
 prepare() {
