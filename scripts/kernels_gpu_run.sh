@@ -6,6 +6,8 @@
 #                                                     the libraries the GPU image lacks and the MInference config
 #                                                     into .carry/kernels
 #   device: run carry=[".carry/kernels"]  command: bash scripts/kernels_gpu_run.sh run
+#           (the device gets the session's own checkout: from another worktree, copy .carry/kernels and this
+#           script into an ignored folder of that checkout, carry it and set KERNELS_PACK to it)
 # The device side writes $OUT/tests_<body>.log, $OUT/sweep.log and $OUT/density_sweep_h200.md.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
