@@ -336,7 +336,6 @@ int main_impl(int argc, char** argv) {
   verify_small(opt);
 
   const int64_t max_len = *std::max_element(opt.lens.begin(), opt.lens.end());
-  const AttentionShape big{max_len, opt.heads, opt.kv_heads, opt.dim};
   const auto q = random_bf16(max_len * opt.heads * opt.dim, 11, 2.0f);
   const auto k = random_bf16(max_len * opt.kv_heads * opt.dim, 12, 1.0f);
   const auto v = random_bf16(max_len * opt.kv_heads * opt.dim, 13, 1.0f);
