@@ -25,6 +25,7 @@
 #include "attention_bench_inputs.h"
 #include "attention_bench_methods.h"
 #include "attention_bench_report.h"
+#include "attention_bench_sweep.h"
 #include "attention_bench_verify.h"
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_memory.h"
@@ -394,6 +395,29 @@ int run(const Options& opt, const std::string& command) {
   return 0;
 }
 
+// --density-sweep: the shared options (shapes, repetitions, device, commit; lengths and output path when
+// given) carried into the sweep's own.
+int run_sweep(const Options& opt, SweepOptions sweep, bool lengths_given, bool out_given,
+              const std::string& command) {
+  if (cuda_device_count() == 0) {
+    std::fprintf(stderr, "attention_bench: no CUDA device visible; run it on the GPU machine\n");
+    return 2;
+  }
+  std::vector<BenchShape> shapes;
+  for (const std::string& name : opt.shapes) {
+    Result<BenchShape> s = shape_named(name);
+    if (!s.is_ok()) return std::fprintf(stderr, "%s\n", s.status().to_string().c_str()), 2;
+    shapes.push_back(*s);
+  }
+  if (lengths_given) sweep.lengths = opt.lengths;
+  if (out_given) sweep.out = opt.out;
+  sweep.reps = opt.reps;
+  sweep.reps_long = opt.reps_long;
+  sweep.commit = opt.commit;
+  sweep.device = opt.device;
+  return run_density_sweep(sweep, shapes, command);
+}
+
 }  // namespace
 }  // namespace sacc::bench
 
@@ -418,6 +442,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-seconds", opt.max_seconds,
                  "lengths not started within this many seconds are skipped");
   app.add_option("--device", opt.device, "CUDA device ordinal");
+  bool density_sweep = false;
+  sacc::bench::SweepOptions sweep;
+  app.add_flag(
+      "--density-sweep", density_sweep,
+      "instead: our kernels on fixed-density indices of each pattern (time, visited-tile TFLOP/s, ratio "
+      "to our dense rate); lengths default to 32768,131072, output to bench/results/density_sweep_h200");
+  app.add_option("--densities", sweep.densities, "--density-sweep: densities (default 0.02 ... 1.0)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
-  return sacc::bench::run(opt, sacc::bench::join_command(argc, argv));
+  const std::string command = sacc::bench::join_command(argc, argv);
+  if (density_sweep) {
+    return sacc::bench::run_sweep(opt, sweep, app.count("--lengths") > 0, app.count("--out") > 0, command);
+  }
+  return sacc::bench::run(opt, command);
 }

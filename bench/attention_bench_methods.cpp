@@ -11,20 +11,15 @@
 #include "attention/plan.h"
 #include "core/cuda/cuda_check.h"
 #include "model/minference_config.h"
+#include "runtime/attention_selector.h"
 
 namespace sacc::bench {
 namespace {
-
-// The flash kernels' tiles (attention.h rejects any other index geometry).
-constexpr int kBlockQ = 128;
-constexpr int kBlockK = 64;
 
 IndexGeometry geometry_for(const AttentionShape& shape) {
   IndexGeometry g;
   g.seq_len = shape.seq_len;
   g.num_heads = shape.num_q_heads;
-  g.block_q = kBlockQ;
-  g.block_k = kBlockK;
   return g;
 }
 
@@ -169,6 +164,7 @@ Result<MethodRunner> MethodRunner::create(const MethodSetup& setup, const Attent
     }
   }
   SACC_ASSIGN_OR_RETURN(const AttentionSelection selection, attention_select_cuda(shape, maybe_geometry));
+  SACC_ASSIGN_OR_RETURN(runner.kernel_, flash_kernel_for_device(device, maybe_geometry, shape.group_size()));
   SACC_ASSIGN_OR_RETURN(runner.run_workspace_,
                         DeviceBuffer::create(device, selection.workspace_bytes, "attention workspace"));
   return runner;
@@ -184,12 +180,14 @@ Status MethodRunner::enqueue(const AttentionParams& params, cudaEvent_t after_pl
       return cudnn_sdpa_run(params, stream);
     case Method::DENSE:
       SACC_CUDA_TRY(cudaEventRecord(after_plan, stream));
-      return attention_run_cuda(params, nullptr, run_workspace_.data(), run_workspace_.size(), stream);
+      return attention_run_cuda(params, nullptr, kernel_, run_workspace_.data(), run_workspace_.size(),
+                                stream);
     default: {
       SACC_ASSIGN_OR_RETURN(index_, plan(params, setup_.patterns, setup_.geometry, plan_workspace_.data(),
                                          plan_workspace_.size(), stream));
       SACC_CUDA_TRY(cudaEventRecord(after_plan, stream));
-      return attention_run_cuda(params, &index_, run_workspace_.data(), run_workspace_.size(), stream);
+      return attention_run_cuda(params, &index_, kernel_, run_workspace_.data(), run_workspace_.size(),
+                                stream);
     }
   }
 }

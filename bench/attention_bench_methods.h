@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention/attention_params.h"
+#include "attention/flash_choice.h"
 #include "attention/sparse_index.h"
 #include "attention_bench.h"
 #include "core/cuda/device_memory.h"
@@ -58,6 +59,7 @@ class MethodRunner {
   MethodSetup setup_;
   DeviceBuffer plan_workspace_, run_workspace_, eager_workspace_;
   SparseIndexView index_;
+  FlashKernelChoice kernel_;  // the attention selector's choice for this device and index
 };
 
 }  // namespace sacc::bench

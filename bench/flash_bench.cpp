@@ -20,6 +20,7 @@
 #include "core/dtype.h"
 #include "reference/dense_attention.h"
 #include "reference/sparse_attention.h"
+#include "runtime/attention_selector.h"
 
 namespace sacc {
 namespace {
@@ -146,15 +147,26 @@ struct DeviceIndex {
   }
 };
 
+// The attention selector's kernel for this device (SACC_FLASH_BODY / SACC_FLASH_GQA_PACK apply).
+FlashKernelChoice kernel_for(const AttentionShape& s, const IndexGeometry* maybe_geometry) {
+  int device = 0;
+  BENCH_CHECK(cudaGetDevice(&device));
+  Result<FlashKernelChoice> choice = flash_kernel_for_device(device, maybe_geometry, s.group_size());
+  check_status(choice.status(), "attention selector");
+  return *choice;
+}
+
 struct Run {
   AttentionParams params;
   const SparseIndexView* maybe_index = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  FlashKernelChoice kernel;
 };
 
 void run_once(const Run& run) {
-  check_status(attention_run_cuda(run.params, run.maybe_index, run.workspace, run.workspace_bytes, nullptr),
+  check_status(attention_run_cuda(run.params, run.maybe_index, run.kernel, run.workspace, run.workspace_bytes,
+                                  nullptr),
                "attention_run_cuda");
 }
 
@@ -260,7 +272,11 @@ void verify_small(const Options& opt) {
     BENCH_CHECK(cudaMalloc(&ws, std::max<size_t>(1, sel->workspace_bytes)));
     std::unique_ptr<DeviceIndex> dindex;
     if (maybe_index) dindex = std::make_unique<DeviceIndex>(*maybe_index);
-    Run run{{s, dq, dk, dv, dout}, dindex ? &dindex->view : nullptr, ws, sel->workspace_bytes};
+    Run run{{s, dq, dk, dv, dout},
+            dindex ? &dindex->view : nullptr,
+            ws,
+            sel->workspace_bytes,
+            kernel_for(s, maybe_index ? &maybe_index->geometry : nullptr)};
     run_once(run);
     std::vector<uint16_t> o(q.size());
     BENCH_CHECK(cudaMemcpy(o.data(), dout, o.size() * 2, cudaMemcpyDeviceToHost));
@@ -320,7 +336,6 @@ int main_impl(int argc, char** argv) {
   verify_small(opt);
 
   const int64_t max_len = *std::max_element(opt.lens.begin(), opt.lens.end());
-  const AttentionShape big{max_len, opt.heads, opt.kv_heads, opt.dim};
   const auto q = random_bf16(max_len * opt.heads * opt.dim, 11, 2.0f);
   const auto k = random_bf16(max_len * opt.kv_heads * opt.dim, 12, 1.0f);
   const auto v = random_bf16(max_len * opt.kv_heads * opt.dim, 13, 1.0f);
@@ -356,9 +371,9 @@ int main_impl(int argc, char** argv) {
     const size_t ws_bytes = std::max(sel->workspace_bytes, sel_shared->workspace_bytes);
     BENCH_CHECK(cudaMalloc(&ws, ws_bytes));
 
-    const Run dense_run{params, nullptr, nullptr, 0};
-    const Run sparse_run{params, &d_sparse.view, ws, ws_bytes};
-    const Run shared_run{params, &d_shared.view, ws, ws_bytes};
+    const Run dense_run{params, nullptr, nullptr, 0, kernel_for(s, nullptr)};
+    const Run sparse_run{params, &d_sparse.view, ws, ws_bytes, kernel_for(s, &sparse_index.geometry)};
+    const Run shared_run{params, &d_shared.view, ws, ws_bytes, kernel_for(s, &shared_index.geometry)};
     std::vector<uint16_t> o(len * opt.heads * opt.dim);
     const int rows = len > 32768 ? 2 : 4;
     // Verify this length before timing it: sampled rows in fp64 for dense and sparse.
@@ -381,7 +396,7 @@ int main_impl(int argc, char** argv) {
     const double dense_ms = time_median_ms(dense_run, reps, flush, flush_bytes);
     const double sparse_ms = time_median_ms(sparse_run, reps, flush, flush_bytes);
     const double shared_ms = time_median_ms(shared_run, reps, flush, flush_bytes);
-    const double tile_flops = 4.0 * 128 * 64 * opt.dim;
+    const double tile_flops = 4.0 * kTileBlockQ * kTileBlockK * opt.dim;
     const double causal_flops = 4.0 * opt.heads * opt.dim * (static_cast<double>(len) * (len + 1) / 2);
     const int64_t dense_tiles = visited_tiles(dense_index, 1);
     const int64_t sparse_tiles = visited_tiles(sparse_index, 1);

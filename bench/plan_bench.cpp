@@ -140,7 +140,7 @@ LayerPatterns layer(const MinferenceConfig& config, size_t l) {
 }
 
 IndexGeometry geometry_for(int64_t seq_len) {
-  return IndexGeometry{seq_len, kHq, 128, 64, false};
+  return IndexGeometry{seq_len, kHq, kTileBlockQ, kTileBlockK, false};
 }
 
 // Slot-for-slot agreement of the GPU index with the oracle's at a small length, every layer.
@@ -338,8 +338,8 @@ int run(int argc, char** argv) {
   const MinferenceConfig config = must(load_minference_config(options.config), "config");
   cudaDeviceProp prop{};
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("plan_bench: %s, Hq=%d Hkv=%d d=%d, Bq=128 Bk=64, m=64, %zu layers of %s\n", prop.name, kHq,
-              kHkv, kDim, config.size(), options.config.c_str());
+  std::printf("plan_bench: %s, Hq=%d Hkv=%d d=%d, Bq=%d Bk=%d, m=64, %zu layers of %s\n", prop.name, kHq,
+              kHkv, kDim, kTileBlockQ, kTileBlockK, config.size(), options.config.c_str());
   if (!verify(config)) {
     std::fprintf(stderr, "verification failed: no timings\n");
     return 1;

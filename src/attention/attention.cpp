@@ -10,10 +10,6 @@
 namespace sacc {
 namespace {
 
-// The flash kernels' query tile and key tile (attention/cuda/flash_config.h); an index must use the same.
-constexpr int kFlashBlockQ = 128;
-constexpr int kFlashBlockK = 64;
-
 #ifdef SACC_WITH_CUDA
 bool aligned16(const void* pointer) {
   return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
@@ -55,11 +51,11 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
 
   const IndexGeometry& g = *maybe_geometry;
   SACC_RETURN_IF_ERROR(g.validate());
-  if (g.block_q != kFlashBlockQ || g.block_k != kFlashBlockK) {
+  if (g.block_q != kTileBlockQ || g.block_k != kTileBlockK) {
     return make_error(StatusCode::UNSUPPORTED,
                       "attention: the CUDA sparse kernel reads indices with Bq={} and Bk={}, this index has "
                       "Bq={}, Bk={} (rebuild the index with the kernel's block sizes)",
-                      kFlashBlockQ, kFlashBlockK, g.block_q, g.block_k);
+                      kTileBlockQ, kTileBlockK, g.block_q, g.block_k);
   }
   if (g.seq_len != shape.seq_len) {
     return make_error(StatusCode::INVALID_ARGUMENT, "attention: index built for L={} but the input has L={}",
@@ -77,11 +73,12 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
 #endif
 }
 
-Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
-                          size_t workspace_bytes, void* stream) {
+Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index,
+                          FlashKernelChoice kernel, void* workspace, size_t workspace_bytes, void* stream) {
 #ifndef SACC_WITH_CUDA
   (void)params;
   (void)maybe_index;
+  (void)kernel;
   (void)workspace;
   (void)workspace_bytes;
   (void)stream;
@@ -115,7 +112,13 @@ Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* 
     return make_error(StatusCode::INVALID_ARGUMENT, "attention: workspace of {} bytes given, {} needed",
                       workspace_bytes, selection.workspace_bytes);
   }
-  return flash::run_flash_forward(p, maybe_index, workspace, workspace_bytes, stream);
+  if (kernel.gqa_pack && (kernel.body != FlashBody::SM90 || maybe_index == nullptr ||
+                          !maybe_index->geometry.shared_per_kv_group || p.shape.group_size() % 2 != 0)) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "attention: GQA packing needs the SM90 body and an index shared by an even number of "
+                      "query heads");
+  }
+  return flash::run_flash_forward(p, maybe_index, kernel, workspace, workspace_bytes, stream);
 #endif
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attention/attention_params.h"
+#include "attention/flash_choice.h"
 #include "attention/sparse_index.h"
 #include "core/status.h"
 
@@ -29,10 +30,12 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
                                                  const IndexGeometry* maybe_geometry);
 
 // Runs causal attention for all heads of one layer in one launch on `stream` (a cudaStream_t; null = default
-// stream). maybe_index null = dense; otherwise the index's arrays are device pointers (e.g. a plan
-// workspace). `workspace` must hold attention_select_cuda(...)->workspace_bytes device bytes (may be null
-// when 0). No host synchronisation: safe inside CUDA graph capture.
-Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
-                          size_t workspace_bytes, void* stream);
+// stream) with the kernel body and packing `kernel` names (runtime/attention_selector.h decides them; packing
+// needs the SM90 body and an index shared by an even number of query heads). maybe_index null = dense;
+// otherwise the index's arrays are device pointers (e.g. a plan workspace). `workspace` must hold
+// attention_select_cuda(...)->workspace_bytes device bytes (may be null when 0). No host synchronisation:
+// safe inside CUDA graph capture.
+Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index,
+                          FlashKernelChoice kernel, void* workspace, size_t workspace_bytes, void* stream);
 
 }  // namespace sacc

@@ -14,6 +14,14 @@ Status IndexGeometry::validate() const {
   return Status::ok();
 }
 
+Status check_kernel_tile(int block_q, int block_k, const std::string& origin) {
+  if (block_q == kTileBlockQ && block_k == kTileBlockK) return Status::ok();
+  return make_error(
+      StatusCode::INVALID_ARGUMENT,
+      "{}: built for tile Bq={} Bk={}, but the kernels run Bq={} Bk={}; rebuild it (sacc search)", origin,
+      block_q, block_k, kTileBlockQ, kTileBlockK);
+}
+
 Status SparseIndex::validate() const {
   SACC_RETURN_IF_ERROR(geometry.validate());
   const int64_t slots = geometry.num_slots();

@@ -14,17 +14,19 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "attention/kernel_tile.h"
 #include "core/status.h"
 
 namespace sacc {
 
 struct IndexGeometry {
-  int64_t seq_len = 0;  // L
-  int num_heads = 0;    // index heads: Hq, or Hkv when shared per KV group
-  int block_q = 128;    // Bq
-  int block_k = 64;     // Bk
+  int64_t seq_len = 0;        // L
+  int num_heads = 0;          // index heads: Hq, or Hkv when shared per KV group
+  int block_q = kTileBlockQ;  // Bq
+  int block_k = kTileBlockK;  // Bk
   bool shared_per_kv_group = false;
 
   int64_t num_q_blocks() const { return (seq_len + block_q - 1) / block_q; }
@@ -37,6 +39,9 @@ struct IndexGeometry {
   }
   Status validate() const;
 };
+
+// OK when (block_q, block_k) is the kernel tile; otherwise an error naming `origin` and both tiles.
+Status check_kernel_tile(int block_q, int block_k, const std::string& origin);
 
 // Host-side index (the oracle's, and what GPU indices are copied back into for comparison).
 struct SparseIndex {

@@ -2,6 +2,8 @@
 
 #include "model/minference_config.h"
 
+#include "attention/sparse_index.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,8 +39,9 @@ Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
   HeadConfig config;
   config.model = root.value("model", "");
   config.target = root.value("target", "");
-  config.block_q = root.value("block_q", 128);
-  config.block_k = root.value("block_k", 64);
+  config.block_q = root.value("block_q", kTileBlockQ);
+  config.block_k = root.value("block_k", kTileBlockK);
+  SACC_RETURN_IF_ERROR(check_kernel_tile(config.block_q, config.block_k, origin));
   config.estimation.last_queries = root.value("last_queries", config.estimation.last_queries);
   config.estimation.sink_keys = root.value("sink_keys", config.estimation.sink_keys);
   config.estimation.local_diagonals = root.value("local_diagonals", config.estimation.local_diagonals);

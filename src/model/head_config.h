@@ -3,6 +3,7 @@
 // Ours, versioned:
 //   {"format": "sparseaccelerate.head-config", "version": 1, "model": "...", "target": "...",
 //    "block_q": 128, "block_k": 64, "last_queries": 64, "sink_keys": 30, "local_diagonals": 100,
+//    (block_q / block_k: the kernel tile, attention/kernel_tile.h; a config built for another is rejected)
 //    "layers": [[{"pattern": "interval-slash:1000,6096", "error": 0.012, "recall": 0.97, "density": 0.08},
 //    ...],
 //               ...]}                                                  // [num_layers][num_q_heads]
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "attention/attention_params.h"
+#include "attention/kernel_tile.h"
 
 namespace sacc {
 
@@ -26,8 +28,8 @@ struct HeadChoiceRecord {
 struct HeadConfig {
   std::string model;
   std::string target;
-  int block_q = 128;
-  int block_k = 64;
+  int block_q = kTileBlockQ;
+  int block_k = kTileBlockK;
   EstimationConfig estimation;  // "last_queries", "sink_keys", "local_diagonals" (each optional)
   std::vector<std::vector<HeadChoiceRecord>> layers;  // [num_layers][num_q_heads]
 

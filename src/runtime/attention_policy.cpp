@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "attention/cost_model.h"
+#include "attention/kernel_tile.h"
 #include "core/log.h"
 #include "runtime/auto_calibration.h"
 #include "runtime/pattern_config.h"
@@ -42,7 +43,7 @@ bool sparse_pays(const ModelConfig& config, const std::vector<LayerPatterns>& pa
 }  // namespace
 
 int64_t sparse_break_even_length(const ModelConfig& config, const std::vector<LayerPatterns>& patterns) {
-  constexpr int64_t kStep = 128;  // one query block
+  constexpr int64_t kStep = kTileBlockQ;  // one query block
   int64_t below = 0, length = kMinSparseLength;
   while (!sparse_pays(config, patterns, length)) {
     if (length >= config.max_context) return config.max_context + 1;

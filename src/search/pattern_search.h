@@ -24,8 +24,8 @@ struct SearchOptions {
   PatternSpec target{PatternKind::INTERVAL_SLASH, 0, 0, 1000, 6096, 0, 0.0};
   double target_density = 0.0;  // > 0: use this fraction of the causal cost instead of `target`
   double tolerance = 0.05;      // |cost - t| <= tolerance * t when the knob can reach it
-  int block_q = 128;
-  int block_k = 64;
+  int block_q = kTileBlockQ;
+  int block_k = kTileBlockK;
   EstimationConfig estimation;
   int64_t triangular_sink = 64;                   // sink keys of Triangular candidates
   double interval_slash_ratio = 6096.0 / 1000.0;  // slashes per vertical of Interval-Slash candidates

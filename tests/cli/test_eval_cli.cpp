@@ -85,12 +85,13 @@ TEST_F(RealModelEval, NeedleGridSparseLosesNoCellDensePasses) {
 }
 
 // --device on recall: the Q/K/V come from a prefill on that device; on the CPU, every requested layer is
-// measured for every setting; a triangular window that skips keys keeps most but not all of the attention.
+// measured for every setting; a triangular window that skips keys keeps most but not all of the attention
+// (512 tokens: four query blocks of the kernel tile, so the window leaves key blocks out).
 TEST_F(RealModelEval, RecallOnTheRequestedDevice) {
   std::string output;
   const std::filesystem::path out = dir_ / "recall.json";
   ASSERT_EQ(run_sacc("eval recall -m " + kModel +
-                         " --device cpu --length 256 --layers 0,5 --sparse 'triangular:64,64' --out " +
+                         " --device cpu --length 512 --layers 0,5 --sparse 'triangular:64,64' --out " +
                          out.string(),
                      output),
             0)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "core/dtype.h"
 #include "reference/dense_attention.h"
 #include "reference/sparse_attention.h"
+#include "runtime/attention_selector.h"
 
 namespace sacc {
 namespace {
@@ -117,8 +119,19 @@ enum class Layout {
   O_OVER_Q,    // O written over Q (the runtime's in-place use)
 };
 
+// The attention selector's kernel on the current device (SACC_FLASH_BODY picks the body under test).
+FlashKernelChoice selected_kernel(const AttentionShape& s, const IndexGeometry* maybe_geometry) {
+  int device = 0;
+  EXPECT_EQ(cudaGetDevice(&device), cudaSuccess);
+  Result<FlashKernelChoice> choice = flash_kernel_for_device(device, maybe_geometry, s.group_size());
+  EXPECT_TRUE(choice.is_ok()) << choice.status().to_string();
+  return choice.is_ok() ? *choice : FlashKernelChoice{};
+}
+
 // Runs attention_run_cuda with poisoned O/LSE and a canary region after O; fails the test on any error.
-GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, Layout layout = Layout::CONTIGUOUS) {
+// maybe_kernel: a kernel choice to force (default: the selector's).
+GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, Layout layout = Layout::CONTIGUOUS,
+                  std::optional<FlashKernelChoice> maybe_kernel = std::nullopt) {
   const AttentionShape& s = in.shape;
   const bool fused_qkv = layout == Layout::FUSED_QKV;
   const size_t o_count = static_cast<size_t>(s.seq_len) * s.num_q_heads * s.head_dim;
@@ -164,7 +177,9 @@ GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index, Layout la
   params.o = o.data;
   if (layout == Layout::O_OVER_Q) params.q = o.data;
   params.maybe_lse = lse.data;
-  const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, workspace.data,
+  const FlashKernelChoice kernel =
+      maybe_kernel.value_or(selected_kernel(s, maybe_index ? &maybe_index->geometry : nullptr));
+  const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, kernel, workspace.data,
                                            selection->workspace_bytes, nullptr);
   EXPECT_TRUE(status.is_ok()) << status.to_string();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -320,6 +335,21 @@ TEST_P(FlashShapeTest, RandomSparseMatchesOracle) {
   }
 }
 
+// The Hopper body with GQA packing forced on and off on a shared index of an even group: both match the
+// oracle (the selector turns packing on by default; SACC_FLASH_GQA_PACK=0 turns it off).
+TEST_P(FlashShapeTest, PackedAndUnpackedMatchOracle) {
+  const HostInput in = random_input(GetParam().shape, 14);
+  if (selected_kernel(in.shape, nullptr).body != FlashBody::SM90) GTEST_SKIP() << "SM90 body not selected";
+  if (in.shape.group_size() % 2 != 0) GTEST_SKIP() << "odd GQA group";
+  const SparseIndex index = random_index(in.shape, /*shared=*/true, 0.3, 100, 15);
+  auto want = ref::sparse_attention(oracle_view(in), index);
+  ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+  for (bool pack : {false, true}) {
+    const GpuOutput got = run_gpu(in, &index, Layout::CONTIGUOUS, FlashKernelChoice{FlashBody::SM90, pack});
+    expect_close(got, *want, "shared, gqa_pack=" + std::to_string(pack));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, FlashShapeTest, ::testing::ValuesIn(kShapes), case_name);
 
 // Large shapes: the oracle on all rows is too slow, so a tiny fp64 evaluator checks sampled rows of every
@@ -432,7 +462,9 @@ TEST_F(FlashGpuTest, HostHelperMatchesDeviceRun) {
   const HostInput in = random_input({300, 4, 2, 64}, 31);
   const SparseIndex index = random_index(in.shape, true, 0.5, 50, 32);
   for (const SparseIndex* maybe_index : {static_cast<const SparseIndex*>(nullptr), &index}) {
-    auto host = flash_attention_host(in.shape, in.q.data(), in.k.data(), in.v.data(), maybe_index);
+    auto host =
+        flash_attention_host(in.shape, in.q.data(), in.k.data(), in.v.data(), maybe_index,
+                             selected_kernel(in.shape, maybe_index ? &maybe_index->geometry : nullptr));
     ASSERT_TRUE(host.is_ok()) << host.status().to_string();
     const GpuOutput device = run_gpu(in, maybe_index);
     EXPECT_EQ(host->o, device.o);

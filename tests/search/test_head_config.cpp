@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "attention/sparse_index.h"
 #include "model/head_config.h"
 
 namespace sacc {
@@ -73,6 +74,34 @@ TEST(HeadConfig, BadFilesGiveClearErrors) {
   EXPECT_NE(bad_pattern.status().message().find("layer 0 head 0"), std::string::npos);
   EXPECT_FALSE(parse_head_config(R"([{"0": ["spiral", 1, 2, 0.5]}])", "m.json").is_ok());
   EXPECT_EQ(load_head_config("/nonexistent/heads.json").status().code(), StatusCode::NOT_FOUND);
+}
+
+// A config built for another tile (the old search default Bq = 64) cannot run on the kernels: rejected at
+// load with both tiles named; the kernel tile itself loads.
+TEST(HeadConfig, RejectsConfigsBuiltForAnotherTile) {
+  const std::string head = R"({"format": "sparseaccelerate.head-config", "version": 1, )";
+  const std::string layers = R"("layers": [[{"pattern": "triangular:64,512"}]]})";
+  Result<HeadConfig> other = parse_head_config(head + R"("block_q": 64, "block_k": 64, )" + layers, "h.json");
+  ASSERT_FALSE(other.is_ok());
+  EXPECT_EQ(other.status().code(), StatusCode::INVALID_ARGUMENT);
+  const std::string message = other.status().message();
+  EXPECT_NE(message.find("h.json"), std::string::npos) << message;
+  EXPECT_NE(message.find("Bq=64 Bk=64"), std::string::npos) << message;
+  EXPECT_NE(message.find(fmt::format("Bq={} Bk={}", kTileBlockQ, kTileBlockK)), std::string::npos) << message;
+  const std::string tile = fmt::format(R"("block_q": {}, "block_k": {}, )", kTileBlockQ, kTileBlockK);
+  Result<HeadConfig> kernel = parse_head_config(head + tile + layers, "h.json");
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+  EXPECT_EQ(kernel->block_q, kTileBlockQ);
+  EXPECT_EQ(kernel->block_k, kTileBlockK);
+  Result<HeadConfig> defaulted = parse_head_config(head + layers, "h.json");
+  ASSERT_TRUE(defaulted.is_ok()) << defaulted.status().to_string();
+}
+
+TEST(KernelTile, CheckNamesBothTiles) {
+  EXPECT_TRUE(check_kernel_tile(kTileBlockQ, kTileBlockK, "x").is_ok());
+  const Status bad = check_kernel_tile(kTileBlockQ, 2 * kTileBlockK, "index");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.message().find("index: built for tile"), std::string::npos) << bad.message();
 }
 
 }  // namespace

@@ -8,13 +8,10 @@
 #include "core/cuda/cuda_check.h"
 #include "core/device_info.h"
 #include "core/dtype.h"
+#include "runtime/attention_selector.h"
 
 namespace sacc::cli {
 namespace {
-
-// The flash kernels' index blocks (src/attention/attention.cpp reports the same pair when they differ).
-constexpr int kCudaBlockQ = 128;
-constexpr int kCudaBlockK = 64;
 
 // All three events released on every return path.
 struct EventTriple {
@@ -86,11 +83,11 @@ Status check_cuda_supports(const AttentionShape& shape, const IndexGeometry& geo
                       shape.head_dim);
   }
   if (spec.kind != PatternKind::DENSE &&
-      (geometry.block_q != kCudaBlockQ || geometry.block_k != kCudaBlockK)) {
+      (geometry.block_q != kTileBlockQ || geometry.block_k != kTileBlockK)) {
     return make_error(StatusCode::UNSUPPORTED,
                       "--device cuda: the CUDA sparse kernels read indices with Bq={} and Bk={}, not "
                       "--block-q {} --block-k {}; drop those options or use --device cpu",
-                      kCudaBlockQ, kCudaBlockK, geometry.block_q, geometry.block_k);
+                      kTileBlockQ, kTileBlockK, geometry.block_q, geometry.block_k);
   }
   return Status::ok();
 }
@@ -158,6 +155,8 @@ Result<GpuPatternRun> GpuAttention::run(const PatternSpec& spec, const IndexGeom
   }
   SACC_ASSIGN_OR_RETURN(const AttentionSelection selection,
                         attention_select_cuda(shape_, dense ? nullptr : &geometry));
+  SACC_ASSIGN_OR_RETURN(const FlashKernelChoice kernel,
+                        flash_kernel_for_device(device_, dense ? nullptr : &geometry, shape_.group_size()));
   SACC_ASSIGN_OR_RETURN(DeviceBuffer plan_workspace,
                         DeviceBuffer::create(device_, plan_bytes, "sparse index (plan workspace)"));
   SACC_ASSIGN_OR_RETURN(DeviceBuffer run_workspace,
@@ -184,7 +183,7 @@ Result<GpuPatternRun> GpuAttention::run(const PatternSpec& spec, const IndexGeom
                             plan(params, patterns, geometry, plan_workspace.data(), plan_bytes, nullptr));
     }
     SACC_CUDA_TRY(cudaEventRecord(events.planned));
-    SACC_RETURN_IF_ERROR(attention_run_cuda(params, dense ? nullptr : &view, run_workspace.data(),
+    SACC_RETURN_IF_ERROR(attention_run_cuda(params, dense ? nullptr : &view, kernel, run_workspace.data(),
                                             run_workspace.size(), nullptr));
     SACC_CUDA_TRY(cudaEventRecord(events.done));
     SACC_CUDA_TRY(cudaEventSynchronize(events.done));

@@ -13,8 +13,8 @@
 namespace sacc::cli {
 
 struct IndexOptions {
-  int block_q = 128;  // Bq
-  int block_k = 64;   // Bk
+  int block_q = kTileBlockQ;  // Bq
+  int block_k = kTileBlockK;  // Bk
   bool shared_per_kv_group = false;
   bool clamp_budgets = false;  // reduce budgets larger than the input instead of failing
   EstimationConfig estimation;

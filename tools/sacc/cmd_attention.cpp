@@ -32,7 +32,7 @@ index.column_ids (I32, the CSR index of src/attention/sparse_index.h; geometry i
 
 Devices (--device): cpu runs the fp64 CPU oracle. cuda[:N] uploads Q/K/V as bf16, builds sparse indices on the
 GPU (plan(): estimation + index build, no host round trip before the kernel) and runs the flash kernels (bf16
-in and out, fp32 accumulation); head dims 64 and 128, index blocks Bq=128, Bk=64. Times are one run after one
+in and out, fp32 accumulation); head dims 64 and 128, index blocks Bq=128, Bk=64 (the kernel tile). Times are one run after one
 warm-up, measured with CUDA events: not a benchmark (see sacc bench / bench/). With --compare the CUDA result
 is checked against the CPU oracle on the same index, failing beyond the bf16 tolerance.
 
@@ -120,9 +120,11 @@ void add_attention_command(CLI::App& app, CommandBody& body) {
                   "default cpu");
   cmd->add_option("--scale", file->softmax_scale, "softmax scale; default 1/sqrt(d)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--block-q", options->block_q, "query rows per index block (Bq); default 128")
+  cmd->add_option("--block-q", options->block_q,
+                  fmt::format("query rows per index block (Bq); default {}", kTileBlockQ))
       ->check(CLI::Range(1, 1 << 16));
-  cmd->add_option("--block-k", options->block_k, "keys per index block (Bk); default 64")
+  cmd->add_option("--block-k", options->block_k,
+                  fmt::format("keys per index block (Bk); default {}", kTileBlockK))
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--last-queries", options->estimation.last_queries,
                   "interval-slash: number m of last queries the estimate uses; default 64")

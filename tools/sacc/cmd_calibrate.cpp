@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 
+#include "attention/kernel_tile.h"
 #include "core/device_info.h"
 #include "runtime/attention_policy.h"
 #include "runtime/auto_calibration.h"
@@ -22,8 +23,8 @@
 namespace sacc::cli {
 namespace {
 
-// The break-even is found to this many tokens (a query tile of the flash kernels is 128 rows).
-constexpr int64_t kResolution = 512;
+// The break-even is found to this many tokens: four query tiles of the flash kernels.
+constexpr int64_t kResolution = 4 * kTileBlockQ;
 constexpr int64_t kShortestLength = 1024;
 
 struct CalibrateArgs {

@@ -1,4 +1,5 @@
 // `sacc eval niah|ruler|ppl|recall`: accuracy of sparse prefill against dense on a real model.
+#include "attention/kernel_tile.h"
 #include "tools/sacc/commands.h"
 #include "tools/sacc/eval_niah.h"
 #include "tools/sacc/eval_quality.h"
@@ -70,8 +71,10 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   r->add_option("--text", recall->text_path, "the text (default: Debian's Jargon File)");
   r->add_option("--device", recall->device,
                 "cpu or cuda[:N]: where the prefill that yields Q/K/V runs (default: cuda when present)");
-  r->add_option("--block-q", recall->block_q, "query block rows (default 64)");
-  r->add_option("--block-k", recall->block_k, "key block width (default 64)");
+  r->add_option("--block-q", recall->block_q,
+                fmt::format("query block rows (default {}: the kernel tile)", kTileBlockQ));
+  r->add_option("--block-k", recall->block_k,
+                fmt::format("key block width (default {}: the kernel tile)", kTileBlockK));
   r->add_option("--dump-qkv", recall->dump_qkv_dir,
                 "write the layers' real Q/K/V as layer_<i>.safetensors here");
   r->add_option("--out", recall->out_path, "JSON results file");

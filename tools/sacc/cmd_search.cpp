@@ -20,8 +20,6 @@ struct SearchArgs {
   std::string target = "interval-slash:64,512";
   double density = 0.0;
   std::vector<int> layers;
-  int block_q = 64;
-  int block_k = 64;
   std::string out_path = "heads.json";
 };
 
@@ -34,8 +32,6 @@ int run_search(const SearchArgs& a) {
   if (!target) return report_error(target.status());
   options.target = *target;
   options.target_density = a.density;
-  options.block_q = a.block_q;
-  options.block_k = a.block_k;
   if (target->kind == PatternKind::INTERVAL_SLASH && target->vertical > 0) {
     options.interval_slash_ratio = static_cast<double>(target->slash) / static_cast<double>(target->vertical);
   }
@@ -47,8 +43,8 @@ int run_search(const SearchArgs& a) {
   HeadConfig head_config;
   head_config.model = a.model;
   head_config.target = a.density > 0 ? fmt::format("density:{}", a.density) : a.target;
-  head_config.block_q = a.block_q;
-  head_config.block_k = a.block_k;
+  head_config.block_q = options.block_q;  // the kernel tile: the config is for the kernels to run
+  head_config.block_k = options.block_k;
   head_config.estimation = options.estimation;
   head_config.layers.assign(config.num_layers, {});
   double searched = 0.0, uniform = 0.0;
@@ -98,8 +94,6 @@ void add_search_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--density", args->density,
                   "cost target as a fraction of dense causal cost (overrides --target)");
   cmd->add_option("--layers", args->layers, "layers to search (default all)")->delimiter(',');
-  cmd->add_option("--block-q", args->block_q, "query block rows (default 64)");
-  cmd->add_option("--block-k", args->block_k, "key block width (default 64)");
   cmd->add_option("-o,--out", args->out_path, "head config to write (default heads.json)");
   cmd->callback([&body, args] { body = [args] { return run_search(*args); }; });
 }

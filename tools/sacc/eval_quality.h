@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/kernel_tile.h"
+
 namespace sacc::cli {
 
 struct PplArgs {
@@ -24,8 +26,8 @@ struct RecallArgs {
   int64_t length = 2048;
   std::vector<int> layers;  // empty: every fourth layer
   std::string sparse = "interval-slash:64,512;block-cluster:8;triangular:64,512";
-  int block_q = 64;
-  int block_k = 64;
+  int block_q = kTileBlockQ;  // the kernel tile, so recall scores the index the kernels would run
+  int block_k = kTileBlockK;
   std::string dump_qkv_dir;  // write layer_<i>.safetensors for the GPU checks
   std::string out_path;      // JSON
 };

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "attention/cuda/plan_kernels.h"
+#include "attention/cuda/ptx.cuh"
 
 namespace sacc::plan_detail {
 
@@ -35,35 +36,6 @@ struct ScoreArgs {
   float* vertical;          // [num_is_heads, L]
   float* slash;             // [num_is_heads, L]
 };
-
-__device__ inline uint32_t smem_address(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
-
-__device__ inline void copy_16_async(void* smem, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(global),
-               "r"(valid ? 16 : 0));
-}
-
-// 2^x on the special-function unit (relative error ~2^-22; flushes denormals; 2^-inf = 0).
-__device__ inline float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-__device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(smem)));
-}
-
-__device__ inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // The query heads of KV group `kv` that estimate Interval-Slash, in order; returns their count.
 __device__ inline int estimating_heads(const ScoreArgs& args, int kv, int* heads) {
@@ -97,13 +69,14 @@ __device__ inline void score_tile(const __nv_bfloat16* q_rows, const __nv_bfloat
     // All fragments of this k-step first, so the five shared-memory loads are in flight together.
     uint32_t b[4];
     uint32_t a[4][4];
-    ldmatrix_x4(b, k_tile + b_row * kPitch + ks * 16 + b_col);
+    ptx::ldmatrix_x4(b, k_tile + b_row * kPitch + ks * 16 + b_col);
 #pragma unroll
-    for (int mt = 0; mt < 4; ++mt) ldmatrix_x4(a[mt], q_rows + (mt * 16 + a_row) * kPitch + ks * 16 + a_col);
+    for (int mt = 0; mt < 4; ++mt)
+      ptx::ldmatrix_x4(a[mt], q_rows + (mt * 16 + a_row) * kPitch + ks * 16 + a_col);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
-      mma_bf16(acc[mt][0], a[mt], b[0], b[1]);
-      mma_bf16(acc[mt][1], a[mt], b[2], b[3]);
+      ptx::mma_bf16(acc[mt][0], a[mt], b[0], b[1]);
+      ptx::mma_bf16(acc[mt][1], a[mt], b[2], b[3]);
     }
   }
 }
@@ -151,9 +124,9 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
       const bool valid = key < key_end;
       const uint16_t* src =
           k_head + static_cast<int64_t>(valid ? key : key_begin) * args.kv_token_stride + col;
-      copy_16_async(k_s + (buffer * kEstKeyTile + row) * kPitch + col, src, valid);
+      ptx::cp_async_16(k_s + (buffer * kEstKeyTile + row) * kPitch + col, src, valid);
     }
-    asm volatile("cp.async.commit_group;\n" ::);
+    ptx::cp_async_commit();
   };
 
   for (int pass_first = 0; pass_first < num_heads; pass_first += per_pass) {
@@ -198,9 +171,9 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
       const int buffer = tile & 1;
       if (tile + 1 < num_tiles) {
         load_k_tile(tile + 1, buffer ^ 1);
-        asm volatile("cp.async.wait_group 1;\n" ::);
+        ptx::cp_async_wait<1>();
       } else {
-        asm volatile("cp.async.wait_group 0;\n" ::);
+        ptx::cp_async_wait<0>();
       }
       __syncthreads();
       const int j0 = key_begin + tile * kEstKeyTile;
@@ -242,9 +215,9 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
                 float& row_sum = run_sum[u][mt * 2 + half];
                 const float new_max = fmaxf(row_max, tile_max);
                 const float ref = new_max == -INFINITY ? 0.0f : new_max;  // all masked so far: sums stay 0
-                float sum = row_sum * fast_exp2(row_max - ref);
+                float sum = row_sum * ptx::fast_exp2(row_max - ref);
 #pragma unroll
-                for (int x = 0; x < 4; ++x) sum += valid[x] ? fast_exp2(s[x] - ref) : 0.0f;
+                for (int x = 0; x < 4; ++x) sum += valid[x] ? ptx::fast_exp2(s[x] - ref) : 0.0f;
                 row_sum = sum;
                 row_max = new_max;
               }
@@ -272,8 +245,8 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
 #pragma unroll
                   for (int nt = 0; nt < 2; ++nt) {
                     float2 p;
-                    p.x = valid[nt * 2] ? fast_exp2(s[nt * 2] - stats.x) * stats.y : 0.0f;
-                    p.y = valid[nt * 2 + 1] ? fast_exp2(s[nt * 2 + 1] - stats.x) * stats.y : 0.0f;
+                    p.x = valid[nt * 2] ? ptx::fast_exp2(s[nt * 2] - stats.x) * stats.y : 0.0f;
+                    p.y = valid[nt * 2 + 1] ? ptx::fast_exp2(s[nt * 2 + 1] - stats.x) * stats.y : 0.0f;
                     float2* cell =
                         reinterpret_cast<float2*>(p_s + r * kProbPitch + warp * 16 + nt * 8 + quad * 2);
                     if (hb != first_hb) {
@@ -343,7 +316,7 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
               const float other_sum = __shfl_xor_sync(0xFFFFFFFFu, row_sum, width);
               const float new_max = fmaxf(row_max, other_max);
               const float ref = new_max == -INFINITY ? 0.0f : new_max;
-              row_sum = row_sum * fast_exp2(row_max - ref) + other_sum * fast_exp2(other_max - ref);
+              row_sum = row_sum * ptx::fast_exp2(row_max - ref) + other_sum * ptx::fast_exp2(other_max - ref);
               row_max = new_max;
             }
             const int r = rt * kEstRowTile + (x / 2) * 16 + group_id + (x % 2) * 8;
@@ -361,7 +334,7 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
         if (row_max != -INFINITY) {
           for (int w = 0; w < 4; ++w) {
             const float2 state = stat_s[(hb * rows + r) * 4 + w];
-            if (state.x != -INFINITY) row_sum += state.y * fast_exp2(state.x - row_max);
+            if (state.x != -INFINITY) row_sum += state.y * ptx::fast_exp2(state.x - row_max);
           }
         }
         const int q_head = heads[pass_first + hb];

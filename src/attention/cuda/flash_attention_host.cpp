@@ -28,7 +28,8 @@ struct EventPair {
 
 Result<FlashHostOutput> flash_attention_host(const AttentionShape& shape, const uint16_t* q,
                                              const uint16_t* k, const uint16_t* v,
-                                             const SparseIndex* maybe_index, float softmax_scale) {
+                                             const SparseIndex* maybe_index, FlashKernelChoice kernel,
+                                             float softmax_scale) {
   SACC_ASSIGN_OR_RETURN(const AttentionSelection selection,
                         attention_select_cuda(shape, maybe_index ? &maybe_index->geometry : nullptr));
   if (maybe_index != nullptr) SACC_RETURN_IF_ERROR(maybe_index->validate().with_context("attention index"));
@@ -79,8 +80,8 @@ Result<FlashHostOutput> flash_attention_host(const AttentionShape& shape, const 
   SACC_CUDA_TRY(cudaEventCreate(&events.start));
   SACC_CUDA_TRY(cudaEventCreate(&events.stop));
   SACC_CUDA_TRY(cudaEventRecord(events.start));
-  SACC_RETURN_IF_ERROR(
-      attention_run_cuda(params, maybe_index ? &view : nullptr, workspace.data(), workspace.size(), nullptr));
+  SACC_RETURN_IF_ERROR(attention_run_cuda(params, maybe_index ? &view : nullptr, kernel, workspace.data(),
+                                          workspace.size(), nullptr));
   SACC_CUDA_TRY(cudaEventRecord(events.stop));
   SACC_CUDA_TRY(cudaEventSynchronize(events.stop));
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "attention/attention_params.h"
+#include "attention/flash_choice.h"
 #include "attention/sparse_index.h"
 #include "core/status.h"
 
@@ -18,10 +19,11 @@ struct FlashHostOutput {
   float kernel_ms = 0.0f;   // one run, CUDA events, index upload excluded (not a benchmark)
 };
 
-// q: [L, Hq, d], k and v: [L, Hkv, d], bf16 bits, contiguous. maybe_index null = dense causal.
-// softmax_scale 0 = 1/sqrt(d).
+// q: [L, Hq, d], k and v: [L, Hkv, d], bf16 bits, contiguous. maybe_index null = dense causal. `kernel`: the
+// selector's choice (runtime/attention_selector.h). softmax_scale 0 = 1/sqrt(d).
 Result<FlashHostOutput> flash_attention_host(const AttentionShape& shape, const uint16_t* q,
                                              const uint16_t* k, const uint16_t* v,
-                                             const SparseIndex* maybe_index, float softmax_scale = 0.0f);
+                                             const SparseIndex* maybe_index, FlashKernelChoice kernel,
+                                             float softmax_scale = 0.0f);
 
 }  // namespace sacc

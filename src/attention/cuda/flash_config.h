@@ -3,12 +3,14 @@
 // compile-time semantics; everything else lives in this one table.
 #pragma once
 
+#include "attention/kernel_tile.h"
+
 namespace sacc::flash {
 
-// Query rows per CTA and key columns per tile. They equal the index geometry's Bq / Bk (sparse_index.h),
-// so one CTA is exactly one (query head, query block) slot of the index.
-inline constexpr int kBlockM = 128;
-inline constexpr int kBlockN = 64;
+// Query rows per CTA and key columns per tile: the kernel tile (attention/kernel_tile.h), which is also the
+// index geometry's Bq / Bk, so one CTA is exactly one (query head, query block) slot of the index.
+inline constexpr int kBlockM = kTileBlockQ;
+inline constexpr int kBlockN = kTileBlockK;
 
 template <int kHeadDim>
 struct FlashConfig;

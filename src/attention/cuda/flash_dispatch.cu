@@ -1,10 +1,8 @@
-// Runtime -> compile-time dispatch of the flash kernel family (head dim x visit policy), plus the sparse work
-// order: CTAs are launched longest-first so heads with very different budgets balance across the SMs
-// (the hardware hands out CTAs roughly in blockIdx order). No host synchronisation.
+// Runtime -> compile-time dispatch of the flash kernel family (head dim x body x visit policy; the body and
+// GQA packing come decided from the attention selector), plus the sparse work order: CTAs are launched
+// longest-first so heads with very different budgets balance across the SMs (the hardware hands out CTAs
+// roughly in blockIdx order). No host synchronisation.
 #include <cub/device/device_radix_sort.cuh>
-
-#include <cstdlib>
-#include <cstring>
 
 #include <cudaTypedefs.h>
 
@@ -46,28 +44,6 @@ __global__ void work_item_costs(const int32_t* __restrict__ block_offsets,   // 
   const int tiles = blocks + (columns + kBlockN - 1) / kBlockN;
   costs[w] = static_cast<uint32_t>(min(tiles, (1 << kCostBits) - 1));
   items[w] = w;
-}
-
-enum class Body { MMA, SM90 };
-
-// SACC_FLASH_GQA_PACK=0 turns GQA packing off, for A/B measurements (read once per process).
-bool packing_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("SACC_FLASH_GQA_PACK");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
-  return enabled;
-}
-
-// wgmma and TMA need sm_90a; the build targets it by default (CMAKE_CUDA_ARCHITECTURES=90a).
-cudaError_t pick_body(Body* body) {
-  int device = 0, major = 0;
-  cudaError_t error = cudaGetDevice(&device);
-  if (error == cudaSuccess) error = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  const char* name = std::getenv("SACC_FLASH_BODY");
-  *body = Body::SM90;
-  if (major != 9 || (name != nullptr && std::strcmp(name, "mma") == 0)) *body = Body::MMA;
-  return error;
 }
 
 // A [L, heads, d] bf16 tensor as a 3-D TMA map (column, head, row) with a 64-column x box_rows box, 128-byte
@@ -112,8 +88,8 @@ cudaError_t make_maps(const FlashParams& p, int head_dim, FlashTmaMaps* maps) {
 }
 
 template <int kHeadDim, class Visit>
-cudaError_t launch_body(Body body, const FlashParams& p, int num_ctas, cudaStream_t stream) {
-  if (body == Body::MMA) return launch_flash_forward<kHeadDim, Visit>(p, num_ctas, stream);
+cudaError_t launch_body(FlashBody body, const FlashParams& p, int num_ctas, cudaStream_t stream) {
+  if (body == FlashBody::MMA) return launch_flash_forward<kHeadDim, Visit>(p, num_ctas, stream);
   FlashTmaMaps maps;
   const cudaError_t error = make_maps(p, kHeadDim, &maps);
   if (error != cudaSuccess) return error;
@@ -121,10 +97,8 @@ cudaError_t launch_body(Body body, const FlashParams& p, int num_ctas, cudaStrea
 }
 
 template <class Visit>
-cudaError_t launch_for_head_dim(int head_dim, const FlashParams& p, int num_ctas, cudaStream_t stream) {
-  Body body = Body::MMA;
-  const cudaError_t error = pick_body(&body);
-  if (error != cudaSuccess) return error;
+cudaError_t launch_for_head_dim(int head_dim, FlashBody body, const FlashParams& p, int num_ctas,
+                                cudaStream_t stream) {
   switch (head_dim) {
     case 64:
       return launch_body<64, Visit>(body, p, num_ctas, stream);
@@ -137,9 +111,10 @@ cudaError_t launch_for_head_dim(int head_dim, const FlashParams& p, int num_ctas
 
 }  // namespace
 
-cudaError_t launch_flash_dense(int head_dim, const FlashParams& params, cudaStream_t stream) {
-  return launch_for_head_dim<DenseCausalVisit>(head_dim, params, params.num_q_heads * params.num_q_blocks,
-                                               stream);
+cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
+                               cudaStream_t stream) {
+  return launch_for_head_dim<DenseCausalVisit>(head_dim, choice.body, params,
+                                               params.num_q_heads * params.num_q_blocks, stream);
 }
 
 size_t sparse_work_order_workspace(int num_items) {
@@ -147,8 +122,11 @@ size_t sparse_work_order_workspace(int num_items) {
          align_up(sort_scratch_bytes(num_items));
 }
 
-cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspace, size_t workspace_bytes,
-                                cudaStream_t stream) {
+cudaError_t launch_flash_sparse(int head_dim, FlashKernelChoice choice, FlashParams params, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream) {
+  // Packing: two query heads of one index per CTA, so the Hopper body and an even number of heads per index.
+  if (choice.gqa_pack && (choice.body != FlashBody::SM90 || params.heads_per_index_head % 2 != 0))
+    return cudaErrorInvalidValue;
   const int num_items = params.num_q_heads * params.num_q_blocks;
   if (workspace == nullptr || workspace_bytes < sparse_work_order_workspace(num_items))
     return cudaErrorInvalidValue;
@@ -171,11 +149,7 @@ cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspac
                                                 items_in, items_out, num_items, 0, kCostBits, stream);
   if (error != cudaSuccess) return error;
   params.work_order = items_out;
-  // An index shared by an even number of query heads: the Hopper body packs two heads per CTA.
-  Body body = Body::MMA;
-  error = pick_body(&body);
-  if (error != cudaSuccess) return error;
-  if (body == Body::SM90 && params.heads_per_index_head % 2 == 0 && packing_enabled()) {
+  if (choice.gqa_pack) {
     FlashTmaMaps maps;
     error = make_maps(params, head_dim, &maps);
     if (error != cudaSuccess) return error;
@@ -185,7 +159,7 @@ cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspac
       return launch_flash_forward_sm90<128, SparsePackedVisit>(params, maps, num_items, stream);
     return cudaErrorInvalidValue;
   }
-  return launch_for_head_dim<SparseIndexVisit>(head_dim, params, num_items, stream);
+  return launch_for_head_dim<SparseIndexVisit>(head_dim, choice.body, params, num_items, stream);
 }
 
 }  // namespace sacc::flash

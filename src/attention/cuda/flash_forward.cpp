@@ -36,13 +36,13 @@ size_t sparse_work_order_bytes(int64_t num_work_items) {
   return sparse_work_order_workspace(static_cast<int>(num_work_items));
 }
 
-Status run_flash_forward(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
-                         size_t workspace_bytes, void* stream) {
+Status run_flash_forward(const AttentionParams& params, const SparseIndexView* maybe_index,
+                         FlashKernelChoice choice, void* workspace, size_t workspace_bytes, void* stream) {
   const AttentionParams a = params.with_defaults();
   FlashParams p = make_params(a);
   const auto cuda_stream = static_cast<cudaStream_t>(stream);
   if (maybe_index == nullptr) {
-    SACC_CUDA_TRY(launch_flash_dense(a.shape.head_dim, p, cuda_stream));
+    SACC_CUDA_TRY(launch_flash_dense(a.shape.head_dim, choice, p, cuda_stream));
     return Status::ok();
   }
   p.block_offsets = maybe_index->block_offsets;
@@ -50,7 +50,7 @@ Status run_flash_forward(const AttentionParams& params, const SparseIndexView* m
   p.column_offsets = maybe_index->column_offsets;
   p.column_ids = maybe_index->column_ids;
   p.heads_per_index_head = maybe_index->geometry.shared_per_kv_group ? p.group_size : 1;
-  SACC_CUDA_TRY(launch_flash_sparse(a.shape.head_dim, p, workspace, workspace_bytes, cuda_stream));
+  SACC_CUDA_TRY(launch_flash_sparse(a.shape.head_dim, choice, p, workspace, workspace_bytes, cuda_stream));
   return Status::ok();
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "attention/attention_params.h"
+#include "attention/flash_choice.h"
 #include "attention/sparse_index.h"
 #include "core/status.h"
 
@@ -14,8 +15,9 @@ namespace sacc::flash {
 // Device workspace for the sparse work order (per-CTA cost keys, item ids and the radix-sort scratch).
 size_t sparse_work_order_bytes(int64_t num_work_items);
 
-// Launches the kernel for the head dim; maybe_index null = dense causal. Inputs must already be validated.
-Status run_flash_forward(const AttentionParams& params, const SparseIndexView* maybe_index, void* workspace,
-                         size_t workspace_bytes, void* stream);
+// Launches the kernel `choice` names for the head dim; maybe_index null = dense causal. Inputs must already
+// be validated.
+Status run_flash_forward(const AttentionParams& params, const SparseIndexView* maybe_index,
+                         FlashKernelChoice choice, void* workspace, size_t workspace_bytes, void* stream);
 
 }  // namespace sacc::flash

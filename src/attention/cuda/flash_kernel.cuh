@@ -1,9 +1,9 @@
 // The portable body of the flash kernel family: FlashAttention-2 style on mma.sync m16n8k16 bf16, fp32
 // accumulation and online softmax, cp.async multi-stage K/V pipeline. It runs on any sm_80+ GPU (and on
 // Hopper with SACC_FLASH_BODY=mma); Hopper uses flash_kernel_sm90.cuh. One body for every visit policy
-// (flash_policy.cuh): dense and sparse differ only in which key tiles a query tile visits. Also holds the
-// small device helpers (cp.async, ldmatrix, mma, bf16 packing) the Hopper body reuses.
-// Included only by the explicit instantiation files flash_inst_*.cu.
+// (flash_policy.cuh): dense and sparse differ only in which key tiles a query tile visits. The online softmax
+// (flash_softmax.cuh), the epilogue (flash_epilogue.cuh) and the PTX wrappers (ptx.cuh) are shared with the
+// Hopper body. Included only by the explicit instantiation files flash_inst_*.cu.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,56 +13,21 @@
 #include <cstdint>
 
 #include "attention/cuda/flash_config.h"
+#include "attention/cuda/flash_epilogue.cuh"
 #include "attention/cuda/flash_params.h"
 #include "attention/cuda/flash_policy.cuh"
+#include "attention/cuda/flash_softmax.cuh"
+#include "attention/cuda/ptx.cuh"
 
 namespace sacc::flash {
+
+using namespace ptx;
 
 // Shared-memory element offset of (row, 16-byte chunk) with the chunk XOR-swizzled by the row: the 8 rows an
 // ldmatrix phase reads land in 8 different 16-byte bank groups (32 banks x 4 bytes), so no bank conflicts.
 template <int kHeadDim>
 __device__ __forceinline__ int swizzle(int row, int chunk) {
   return row * kHeadDim + ((chunk ^ (row & 7)) << 3);
-}
-
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int src_bytes = valid ? 16 : 0;  // 0: zero-fill, so padded rows hold finite values
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
-// c += a * b for one m16n8k16 tile: a = 16x16 row-major bf16 (4 regs), b = 16x8 col-major bf16 (2 regs).
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 template <int kHeadDim, class Visit>
@@ -107,7 +72,7 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
   // Rows of listed keys into one stage. Keys past L (the last partial block, unused gathered slots) are
   // zero-filled and recorded as out of range so the causal test masks them.
   auto load_tile = [&](int t, int stage) {
-    const KeyTile kt = visit.tile(t);
+    const KeyTile kt = key_tile(visit, t);
     for (int i = tid; i < kBlockN * kChunks; i += Tiles::kThreads) {
       const int r = i / kChunks, c = i % kChunks;
       int key = kt.key0 + r;
@@ -120,7 +85,7 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
     }
   };
 
-  const int num_tiles = visit.num_tiles();
+  const int num_tiles = num_key_tiles(visit);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < num_tiles) load_tile(s, s);
@@ -142,16 +107,12 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
   }
 
   float acc_o[kMT][kDimTiles][4];
-  float row_max[kMT][2];  // running max of scaled scores, log2 domain
-  float row_sum[kMT][2];  // this thread's partial sum of exp2(score - max)
+  SoftmaxRows rows[kMT];
 #pragma unroll
-  for (int mi = 0; mi < kMT; ++mi) {
+  for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll
     for (int j = 0; j < kDimTiles; ++j)
       acc_o[mi][j][0] = acc_o[mi][j][1] = acc_o[mi][j][2] = acc_o[mi][j][3] = 0.f;
-    row_max[mi][0] = row_max[mi][1] = -INFINITY;
-    row_sum[mi][0] = row_sum[mi][1] = 0.f;
-  }
 
   for (int t = 0; t < num_tiles; ++t) {
     const int stage = t % kStages;
@@ -160,7 +121,7 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
     cp_async_wait<kStages - 1>();
     __syncthreads();
 
-    const KeyTile kt = visit.tile(t);
+    const KeyTile kt = key_tile(visit, t);
     const bool gathered = kt.gathered();
     // A contiguous tile entirely right of this warp's last row contributes nothing under the causal mask.
     if (gathered || kt.key0 <= warp_row_last) {
@@ -217,39 +178,11 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
             }
       }
 
-      // Online softmax: rescale the running O and sum by exp2(old max - new max).
+      // Online softmax (flash_softmax.cuh): S becomes P, the running O and sum are rescaled.
       uint32_t p_frag[kMT][kBlockN / 16][4];
 #pragma unroll
       for (int mi = 0; mi < kMT; ++mi) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          float mx = -INFINITY;
-#pragma unroll
-          for (int j = 0; j < kKeyTiles; ++j)
-            mx = fmaxf(mx, fmaxf(acc_s[mi][j][2 * h], acc_s[mi][j][2 * h + 1]));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          const float new_max = fmaxf(row_max[mi][h], mx * p.scale_log2);
-          // A row with no visible key yet keeps max -inf; offset 0 keeps exp2 finite (all terms are 0).
-          const float offset = new_max == -INFINITY ? 0.f : new_max;
-          const float alpha = exp2f(row_max[mi][h] - offset);
-          row_max[mi][h] = new_max;
-          float sum = 0.f;
-#pragma unroll
-          for (int j = 0; j < kKeyTiles; ++j) {
-            const float p0 = exp2f(fmaf(acc_s[mi][j][2 * h], p.scale_log2, -offset));
-            const float p1 = exp2f(fmaf(acc_s[mi][j][2 * h + 1], p.scale_log2, -offset));
-            acc_s[mi][j][2 * h] = p0;
-            acc_s[mi][j][2 * h + 1] = p1;
-            sum += p0 + p1;
-          }
-          row_sum[mi][h] = row_sum[mi][h] * alpha + sum;
-#pragma unroll
-          for (int j = 0; j < kDimTiles; ++j) {
-            acc_o[mi][j][2 * h] *= alpha;
-            acc_o[mi][j][2 * h + 1] *= alpha;
-          }
-        }
+        softmax_rescale(flat(acc_s[mi]), flat(acc_o[mi]), rows[mi], p.scale_log2);
         // The S accumulator layout of two adjacent n8 tiles is the A fragment of one k16 step of P V.
 #pragma unroll
         for (int kc = 0; kc < kBlockN / 16; ++kc) {
@@ -281,30 +214,10 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
   }
   cp_async_wait<0>();
 
-  // Epilogue: normalise, write O (bf16) and the natural-log LSE. Rows with no visible key: O = 0, LSE = -inf.
-  uint16_t* o_base = p.o + visit.q_head * p.o_head_stride;
+  // Epilogue (flash_epilogue.cuh): normalise, write O (bf16) and the natural-log LSE.
 #pragma unroll
-  for (int mi = 0; mi < kMT; ++mi) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float sum = row_sum[mi][h];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int row = warp_row0 + mi * 16 + quad_row + h * 8;
-      if (row >= seq_len) continue;
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
-      uint16_t* o_row = o_base + static_cast<int64_t>(row) * p.o_token_stride + quad_col * 2;
-#pragma unroll
-      for (int j = 0; j < kDimTiles; ++j) {
-        *reinterpret_cast<uint32_t*>(o_row + j * 8) =
-            pack_bf16(acc_o[mi][j][2 * h] * inv, acc_o[mi][j][2 * h + 1] * inv);
-      }
-      if (p.maybe_lse != nullptr && quad_col == 0) {
-        p.maybe_lse[static_cast<int64_t>(visit.q_head) * seq_len + row] =
-            sum > 0.f ? (row_max[mi][h] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
-      }
-    }
-  }
+  for (int mi = 0; mi < kMT; ++mi)
+    store_rows(p, visit.q_head, warp_row0 + mi * 16, quad_row, quad_col, flat(acc_o[mi]), rows[mi]);
 }
 
 template <int kHeadDim, class Visit>

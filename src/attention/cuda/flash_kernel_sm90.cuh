@@ -4,48 +4,26 @@
 // registers to the consumers. A tile is two 64-key halves taken in order from the visit policy's list: index
 // key blocks (one TMA box per 64 columns of d, for K and V) and then groups of 64 listed single columns,
 // which the producer gathers row by row with cp.async because TMA cannot gather arbitrary rows on sm_90. Both
-// GEMMs are m64n128 per k16 step. Same visit policies, same masking rule and same softmax as the mma.sync
-// body.
+// GEMMs are m64n128 per k16 step. Same visit policies (flash_policy.cuh), masking rule, online softmax
+// (flash_softmax.cuh), epilogue (flash_epilogue.cuh) and PTX wrappers (ptx.cuh) as the mma.sync body.
 #pragma once
 
-#include "attention/cuda/flash_kernel.cuh"
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "attention/cuda/flash_config.h"
+#include "attention/cuda/flash_epilogue.cuh"
+#include "attention/cuda/flash_params.h"
+#include "attention/cuda/flash_policy.cuh"
+#include "attention/cuda/flash_softmax.cuh"
 #include "attention/cuda/flash_tma.h"
-#include "attention/cuda/flash_wgmma.cuh"
+#include "attention/cuda/ptx.cuh"
 
 namespace sacc::flash {
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
-}
-__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// 3-D tiled TMA load (coordinates: column, head, row) completing on an mbarrier.
-__device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, int column, int head, int row,
-                                            uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
-      "[%5];\n" ::"r"(smem_u32(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(head), "r"(row), "r"(smem_u32(bar))
-      : "memory");
-}
+using namespace ptx;
 
 // One 64-key half of a tile, from the visit policy's ordered list of key blocks then column groups.
 struct KeyHalf {
@@ -193,8 +171,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   const int q_head = visit.consumer_head(consumer);
 
   float acc_o[kORegs];
-  float row_max[2] = {-INFINITY, -INFINITY};  // running max of scaled scores, log2 domain
-  float row_sum[2] = {0.f, 0.f};              // this thread's partial sum of exp2(score - max)
+  SoftmaxRows rows;
 #pragma unroll
   for (int i = 0; i < kORegs; ++i) acc_o[i] = 0.f;
 
@@ -249,36 +226,8 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
         }
       }
 
-      // Online softmax: rescale the running O and sum by exp2(old max - new max).
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < kTileKeys / 8; ++j)
-          mx = fmaxf(mx, fmaxf(acc_s[j * 4 + 2 * h], acc_s[j * 4 + 2 * h + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float new_max = fmaxf(row_max[h], mx * p.scale_log2);
-        // A row with no visible key yet keeps max -inf; offset 0 keeps exp2 finite (all terms are 0).
-        const float offset = new_max == -INFINITY ? 0.f : new_max;
-        const float alpha = exp2f(row_max[h] - offset);
-        row_max[h] = new_max;
-        float sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < kTileKeys / 8; ++j) {
-          const float p0 = exp2f(fmaf(acc_s[j * 4 + 2 * h], p.scale_log2, -offset));
-          const float p1 = exp2f(fmaf(acc_s[j * 4 + 2 * h + 1], p.scale_log2, -offset));
-          acc_s[j * 4 + 2 * h] = p0;
-          acc_s[j * 4 + 2 * h + 1] = p1;
-          sum += p0 + p1;
-        }
-        row_sum[h] = row_sum[h] * alpha + sum;
-#pragma unroll
-        for (int j = 0; j < kHeadDim / 8; ++j) {
-          acc_o[j * 4 + 2 * h] *= alpha;
-          acc_o[j * 4 + 2 * h + 1] *= alpha;
-        }
-      }
+      // Online softmax (flash_softmax.cuh): S becomes P, the running O and sum are rescaled.
+      softmax_rescale(acc_s, acc_o, rows, p.scale_log2);
       // The S accumulator layout of two adjacent n8 tiles is the A register fragment of one k16 step of P V.
       uint32_t p_frag[kTileKeys / 16][4];
 #pragma unroll
@@ -310,26 +259,8 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     if (lane == 0) mbarrier_arrive(empty + s);
   }
 
-  // Epilogue: normalise, write O (bf16) and the natural-log LSE. Rows with no visible key: O = 0, LSE = -inf.
-  uint16_t* o_base = p.o + q_head * p.o_head_stride;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float sum = row_sum[h];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const int row = warp_row0 + quad_row + h * 8;
-    if (row >= p.seq_len) continue;
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    uint16_t* o_row = o_base + static_cast<int64_t>(row) * p.o_token_stride + quad_col * 2;
-#pragma unroll
-    for (int j = 0; j < kHeadDim / 8; ++j)
-      *reinterpret_cast<uint32_t*>(o_row + j * 8) =
-          pack_bf16(acc_o[j * 4 + 2 * h] * inv, acc_o[j * 4 + 2 * h + 1] * inv);
-    if (p.maybe_lse != nullptr && quad_col == 0) {
-      p.maybe_lse[static_cast<int64_t>(q_head) * p.seq_len + row] =
-          sum > 0.f ? (row_max[h] + log2f(sum)) * 0.69314718055994531f : -INFINITY;
-    }
-  }
+  // Epilogue (flash_epilogue.cuh): normalise, write O (bf16) and the natural-log LSE.
+  store_rows(p, q_head, warp_row0, quad_row, quad_col, acc_o, rows);
 #endif
 }
 

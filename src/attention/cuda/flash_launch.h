@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "attention/cuda/flash_params.h"
+#include "attention/flash_choice.h"
 
 namespace sacc::flash {
 
@@ -51,16 +52,18 @@ extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(co
                                                                               const FlashTmaMaps&, int,
                                                                               cudaStream_t);
 
-// Runtime -> compile-time dispatch (flash_dispatch.cu). Head dims other than 64/128 give
-// cudaErrorInvalidValue.
-cudaError_t launch_flash_dense(int head_dim, const FlashParams& params, cudaStream_t stream);
+// Runtime -> compile-time dispatch (flash_dispatch.cu) of the body `choice` names. Head dims other than
+// 64/128 give cudaErrorInvalidValue.
+cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
+                               cudaStream_t stream);
 
 // Device bytes of the sparse work order for num_items CTAs.
 size_t sparse_work_order_workspace(int num_items);
 
 // Sorts work items by visited tiles (longest first) into `workspace`, then launches the sparse kernel.
-// params carries the index pointers; its work_order is set here.
-cudaError_t launch_flash_sparse(int head_dim, FlashParams params, void* workspace, size_t workspace_bytes,
-                                cudaStream_t stream);
+// params carries the index pointers; its work_order is set here. choice.gqa_pack needs the SM90 body and an
+// even params.heads_per_index_head (else cudaErrorInvalidValue).
+cudaError_t launch_flash_sparse(int head_dim, FlashKernelChoice choice, FlashParams params, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace sacc::flash

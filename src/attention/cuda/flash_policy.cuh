@@ -1,9 +1,11 @@
 // Tile-visit policies: the ONE place where dense and sparse attention differ (STYLE.md "which key blocks a
-// query tile visits"). A policy maps the CTA's work item to (query head, query block) and lists, in order,
-// the 64-key blocks and then the single key columns that query block visits. Both kernel bodies read only
-// this: the mma.sync body (flash_kernel.cuh) as kBlockN-key tiles through tile(), the Hopper body
-// (flash_kernel_sm90.cuh) as 64-key halves of 128-key tiles through the block/column accessors. Masking
-// (key > row, which also drops keys past L and unused gathered slots) and the softmax are the same in both.
+// query tile visits"). A policy maps the CTA's work item to (query head, query block) and only lists, in
+// order, the kBlockN-key blocks and then the single key columns that query block visits:
+//   num_key_blocks(), key_block(i), num_key_columns(), key_columns(), consumer_head(c), consumer_row0(c).
+// Both kernel bodies read only this interface: the mma.sync body (flash_kernel.cuh) as kBlockN-key tiles
+// through num_key_tiles() / key_tile() below, the Hopper body (flash_kernel_sm90.cuh) as 64-key halves of
+// 128-key tiles. Masking (key > row, which also drops keys past L and unused gathered slots) and the softmax
+// are the same in both.
 #pragma once
 
 #include <cstdint>
@@ -13,32 +15,20 @@
 
 namespace sacc::flash {
 
-// One key tile: kBlockN consecutive keys from key0, or (gathered) up to kBlockN listed single key columns.
-struct KeyTile {
-  int key0 = 0;                            // first key of a contiguous block
-  const int32_t* maybe_columns = nullptr;  // [count] listed key positions when gathered
-  int count = kBlockN;                     // valid columns of a gathered tile
-
-  __device__ bool gathered() const { return maybe_columns != nullptr; }
-};
-
 // Dense causal: key blocks 0 .. last causal block, in ascending order. Work items run the most expensive
 // query blocks (the last ones) first; heads of one KV group are adjacent so their K/V tiles meet in L2.
 struct DenseCausalVisit {
   int q_head = 0;
   int q_block = 0;
-  int num_tiles_ = 0;
+  int num_blocks = 0;
 
   __device__ DenseCausalVisit(const FlashParams& p, int item) {
     q_block = p.num_q_blocks - 1 - item / p.num_q_heads;
     q_head = item % p.num_q_heads;
     const int last_row = min(p.seq_len, (q_block + 1) * kBlockM) - 1;
-    num_tiles_ = last_row / kBlockN + 1;
+    num_blocks = last_row / kBlockN + 1;
   }
-  __device__ int num_tiles() const { return num_tiles_; }
-  __device__ KeyTile tile(int t) const { return KeyTile{t * kBlockN, nullptr, kBlockN}; }
-  // Block-level view, for bodies that group several index blocks into one wider tile.
-  __device__ int num_key_blocks() const { return num_tiles_; }
+  __device__ int num_key_blocks() const { return num_blocks; }
   __device__ int key_block(int i) const { return i; }
   __device__ int num_key_columns() const { return 0; }
   __device__ const int32_t* key_columns() const { return nullptr; }
@@ -69,12 +59,6 @@ struct SparseIndexVisit {
     num_blocks = __ldg(p.block_offsets + slot + 1) - b0;
     num_columns = __ldg(p.column_offsets + slot + 1) - c0;
   }
-  __device__ int num_tiles() const { return num_blocks + (num_columns + kBlockN - 1) / kBlockN; }
-  __device__ KeyTile tile(int t) const {
-    if (t < num_blocks) return KeyTile{__ldg(blocks + t) * kBlockN, nullptr, kBlockN};
-    const int c = (t - num_blocks) * kBlockN;
-    return KeyTile{0, columns + c, min(kBlockN, num_columns - c)};
-  }
   __device__ int num_key_blocks() const { return num_blocks; }
   __device__ int key_block(int i) const { return __ldg(blocks + i); }
   __device__ int num_key_columns() const { return num_columns; }
@@ -97,5 +81,27 @@ struct SparsePackedVisit : SparseIndexVisit {
   __device__ int consumer_head(int c) const { return (q_head & ~1) + c; }
   __device__ int consumer_row0(int c) const { return q_block * kBlockM + 64 * (q_head & 1); }
 };
+
+// One key tile: kBlockN consecutive keys from key0, or (gathered) up to kBlockN listed single key columns.
+struct KeyTile {
+  int key0 = 0;                            // first key of a contiguous block
+  const int32_t* maybe_columns = nullptr;  // [count] listed key positions when gathered
+  int count = kBlockN;                     // valid columns of a gathered tile
+
+  __device__ bool gathered() const { return maybe_columns != nullptr; }
+};
+
+// The kBlockN-key tiles of a policy's list: its key blocks, then its gathered columns kBlockN at a time.
+template <class Visit>
+__device__ __forceinline__ int num_key_tiles(const Visit& visit) {
+  return visit.num_key_blocks() + (visit.num_key_columns() + kBlockN - 1) / kBlockN;
+}
+template <class Visit>
+__device__ __forceinline__ KeyTile key_tile(const Visit& visit, int t) {
+  const int num_blocks = visit.num_key_blocks();
+  if (t < num_blocks) return KeyTile{visit.key_block(t) * kBlockN, nullptr, kBlockN};
+  const int c = (t - num_blocks) * kBlockN;
+  return KeyTile{0, visit.key_columns() + c, min(kBlockN, visit.num_key_columns() - c)};
+}
 
 }  // namespace sacc::flash

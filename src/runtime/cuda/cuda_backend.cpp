@@ -147,7 +147,8 @@ Status check_gpus(const BackendOptions& options) {
 
 Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig& config, const BackendOptions& options,
                                                 int64_t tokens) {
-  SACC_ASSIGN_OR_RETURN(cuda_rt::AttentionBytes b, cuda_rt::attention_bytes(config, options, tokens));
+  SACC_ASSIGN_OR_RETURN(AttentionBytes b,
+                        attention_workspace(config, options, tokens, select_method(options, tokens)));
   return static_cast<uint64_t>(b.select + b.plan);
 }
 

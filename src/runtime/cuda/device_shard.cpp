@@ -21,15 +21,6 @@ size_t align_up(size_t bytes) {
   return (bytes + kAlign - 1) / kAlign * kAlign;
 }
 
-IndexGeometry layer_geometry(const ModelConfig& c, const BackendOptions& options, int layer, int64_t n) {
-  const LayerPatterns& p = options.patterns[layer];
-  IndexGeometry g;
-  g.seq_len = n;
-  g.shared_per_kv_group = p.shared_per_kv_group;
-  g.num_heads = p.shared_per_kv_group ? c.num_kv_heads : c.num_heads;
-  return g;
-}
-
 // The part of a row-major [rows, cols] weight a shard holds: rows [row0, +row_count) x cols [col0,
 // +col_count), stored contiguously ([row_count, col_count]).
 struct Slice {
@@ -103,36 +94,6 @@ class Uploader {
 };
 
 }  // namespace
-
-bool prefill_uses_sparse(const BackendOptions& options, int64_t n) {
-  if (options.patterns.empty()) return false;
-  if (options.attention == AttentionMode::SPARSE) return true;
-  return options.attention == AttentionMode::AUTO && n >= options.sparse_min_length;
-}
-
-Result<AttentionBytes> attention_bytes(const ModelConfig& c, const BackendOptions& options, int64_t n) {
-  AttentionBytes b;
-  const AttentionShape shape{n, c.num_heads, c.num_kv_heads, c.head_dim};
-  if (options.attention == AttentionMode::EAGER) {
-    b.select = eager_attention_workspace_bytes(shape);
-  } else if (options.attention == AttentionMode::CUDNN) {
-    return b;
-  } else if (prefill_uses_sparse(options, n)) {
-    for (int l = 0; l < c.num_layers; ++l) {
-      const IndexGeometry g = layer_geometry(c, options, l, n);
-      SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, &g));
-      SACC_ASSIGN_OR_RETURN(size_t bytes, plan_workspace_bytes(shape, options.patterns[l], g));
-      b.select = std::max(b.select, sel.workspace_bytes);
-      b.plan = std::max(b.plan, bytes);
-    }
-  } else {
-    SACC_ASSIGN_OR_RETURN(AttentionSelection sel, attention_select_cuda(shape, nullptr));
-    b.select = sel.workspace_bytes;
-  }
-  b.select = align_up(b.select);
-  b.plan = align_up(b.plan);
-  return b;
-}
 
 DeviceShard::DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options)
     : model_(weights.config),
@@ -264,14 +225,15 @@ Status DeviceShard::begin_prefill(int64_t n) {
   logits_ = {};
   tokens_ = 0;
   logit_step_rows_ = 0;
-  sparse_ = prefill_uses_sparse(options_, n);
-  SACC_ASSIGN_OR_RETURN(AttentionBytes attn, attention_bytes(config_, options_, n));
+  int sm_major = 0;
+  SACC_CUDA_TRY(cudaDeviceGetAttribute(&sm_major, cudaDevAttrComputeCapabilityMajor, spec_.device));
+  attention_ = decide_attention(config_, options_, n, sm_major, attention_overrides());
+  SACC_ASSIGN_OR_RETURN(attention_.workspace, attention_workspace(config_, options_, n, attention_.method));
+  const AttentionBytes& attn = attention_.workspace;
   const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
   const CudaWorkspaceSizes s =
       cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
                            attention_needs_separate_output(options_.attention), logit_rows);
-  attention_select_bytes_ = attn.select;
-  plan_bytes_ = attn.plan;
   const int dev = spec_.device;
   SACC_ASSIGN_OR_RETURN(hidden_, DeviceBuffer::create(dev, s.hidden, "hidden states"));
   SACC_ASSIGN_OR_RETURN(q_or_mlp_, DeviceBuffer::create(dev, s.q_or_mlp, "queries / MLP chunk"));
@@ -345,20 +307,22 @@ Status DeviceShard::run_attention(int local, int64_t n, int64_t start, const uin
   p.v = v_cache(local);
   p.o = o;
   p = p.with_defaults();
-  switch (options_.attention) {
-    case AttentionMode::CUDNN:
+  const AttentionBytes& bytes = attention_.workspace;
+  switch (attention_.method) {
+    case AttentionMethod::CUDNN:
       return cudnn_sdpa_run(p, stream_);
-    case AttentionMode::EAGER:
+    case AttentionMethod::EAGER:
       return eager_attention_run(p, scratch_.data(), scratch_.size(), stream_);
-    default:
+    case AttentionMethod::FLASH_DENSE:
+      return attention_run_cuda(p, nullptr, attention_.kernel(local), scratch_.data(), bytes.select, stream_);
+    case AttentionMethod::FLASH_SPARSE:
       break;
   }
-  if (!sparse_) return attention_run_cuda(p, nullptr, scratch_.data(), attention_select_bytes_, stream_);
   const IndexGeometry g = layer_geometry(config_, options_, local, n);
-  char* plan_space = static_cast<char*>(scratch_.data()) + attention_select_bytes_;
+  char* plan_space = static_cast<char*>(scratch_.data()) + bytes.select;
   SACC_ASSIGN_OR_RETURN(SparseIndexView view,
-                        plan(p, options_.patterns[local], g, plan_space, plan_bytes_, stream_));
-  return attention_run_cuda(p, &view, scratch_.data(), attention_select_bytes_, stream_);
+                        plan(p, options_.patterns[local], g, plan_space, bytes.plan, stream_));
+  return attention_run_cuda(p, &view, attention_.kernel(local), scratch_.data(), bytes.select, stream_);
 }
 
 int64_t DeviceShard::chunk_rows(int64_t n) const {

@@ -17,22 +17,13 @@
 
 #include "core/cuda/device_memory.h"
 #include "model/llama_weights.h"
+#include "runtime/attention_selector.h"
 #include "runtime/backend.h"
 #include "runtime/cuda/cublaslt_gemm.h"
 #include "runtime/eval_hooks.h"
 #include "runtime/multi_gpu_plan.h"
 
 namespace sacc::cuda_rt {
-
-// Whether a prefill of n tokens runs sparse attention under these options.
-bool prefill_uses_sparse(const BackendOptions& options, int64_t n);
-
-// Device bytes of prefill attention at length n for a (shard) config whose patterns are `options.patterns`:
-// the kernel's workspace (`select`) and, for sparse prefill, the plan's index space (`plan`); 256-aligned.
-struct AttentionBytes {
-  size_t select = 0, plan = 0;
-};
-Result<AttentionBytes> attention_bytes(const ModelConfig& config, const BackendOptions& options, int64_t n);
 
 class DeviceShard {
  public:
@@ -45,9 +36,10 @@ class DeviceShard {
 
   // KV cache for `max_tokens` positions of the shard's layers and heads.
   Status reserve(int64_t max_tokens);
-  // Workspace for a prompt of n tokens (frees the previous one first); decides dense or sparse attention.
+  // Workspace for a prompt of n tokens (frees the previous one first); the attention selector decides which
+  // attention runs.
   Status begin_prefill(int64_t n);
-  bool prefill_sparse() const { return sparse_; }
+  bool prefill_sparse() const { return attention_.sparse(); }
 
   // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
   Status embed(std::span<const int32_t> tokens);
@@ -116,12 +108,11 @@ class DeviceShard {
   // outside attention and the attention kernels' workspace during it: never live at once, so they share it.
   // logits_ [logit_step_rows_, V] fp32 only on the shard with the LM head.
   DeviceBuffer hidden_, q_or_mlp_, attn_out_, scratch_, ids_, logits_;
-  size_t attention_select_bytes_ = 0, plan_bytes_ = 0;
   int64_t logit_step_rows_ = 0;
   QkvObserverFeed qkv_feed_;
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
   int64_t tokens_ = 0, capacity_ = 0;
-  bool sparse_ = false;
+  AttentionDecision attention_;  // the selector's decision for the current prompt
   uint64_t peak_device_in_use_ = 0;
 };
 

@@ -1,0 +1,61 @@
+// The online softmax of both flash bodies (FlashAttention-2/3 style), on the accumulator fragment a thread
+// holds for one m16 row tile. In the mma.sync m16n8 layout, and in wgmma's m64 layout per warp, a thread owns
+// two rows (h = 0: quad_row, h = 1: quad_row + 8) and, of every n8 column tile j, the elements
+// [j * 4 + 2 * h, j * 4 + 2 * h + 1] of its fragment; the row's other columns live in the quad's 3 other
+// lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+namespace sacc::flash {
+
+// Running max (log2 domain) and this thread's partial sum of exp2(score - max), for its two rows.
+struct SoftmaxRows {
+  float max[2] = {-INFINITY, -INFINITY};
+  float sum[2] = {0.f, 0.f};
+};
+
+// One key tile: s [kSRegs] (masked scores, -inf where hidden) becomes P, the running O [kORegs] and sum are
+// rescaled by exp2(old max - new max).
+template <int kSRegs, int kORegs>
+__device__ __forceinline__ void softmax_rescale(float (&s)[kSRegs], float (&o)[kORegs], SoftmaxRows& rows,
+                                                float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kSRegs / 4; ++j) mx = fmaxf(mx, fmaxf(s[j * 4 + 2 * h], s[j * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float new_max = fmaxf(rows.max[h], mx * scale_log2);
+    // A row with no visible key yet keeps max -inf; offset 0 keeps exp2 finite (all terms are 0).
+    const float offset = new_max == -INFINITY ? 0.f : new_max;
+    const float alpha = exp2f(rows.max[h] - offset);
+    rows.max[h] = new_max;
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kSRegs / 4; ++j) {
+      const float p0 = exp2f(fmaf(s[j * 4 + 2 * h], scale_log2, -offset));
+      const float p1 = exp2f(fmaf(s[j * 4 + 2 * h + 1], scale_log2, -offset));
+      s[j * 4 + 2 * h] = p0;
+      s[j * 4 + 2 * h + 1] = p1;
+      sum += p0 + p1;
+    }
+    rows.sum[h] = rows.sum[h] * alpha + sum;
+#pragma unroll
+    for (int j = 0; j < kORegs / 4; ++j) {
+      o[j * 4 + 2 * h] *= alpha;
+      o[j * 4 + 2 * h + 1] *= alpha;
+    }
+  }
+}
+
+// A [n][4] fragment array seen as the flat [n * 4] the functions above take (same registers).
+template <int kTiles>
+__device__ __forceinline__ float (&flat(float (&tiles)[kTiles][4]))[kTiles * 4] {
+  return reinterpret_cast<float(&)[kTiles * 4]>(tiles);
+}
+
+}  // namespace sacc::flash
