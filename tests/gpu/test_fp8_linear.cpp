@@ -174,7 +174,9 @@ TEST_F(Fp8Linear, GemmMatchesFp64ReferenceWithinE4m3Error) {
     for (const GemmCase& t : {GemmCase{1, 256, 128, false}, GemmCase{100, 512, 384, false},
                               GemmCase{300, 1024, 512, true}, GemmCase{64, 2048, 256, true}})
       check_gemm(*runner, t, epilogue);
-    if (!epilogue) EXPECT_STREQ(runner->fp8_scaling(), "kernel");
+    if (!epilogue) {
+      EXPECT_STREQ(runner->fp8_scaling(), "kernel");
+    }
   }
 }
 
