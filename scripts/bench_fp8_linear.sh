@@ -7,10 +7,13 @@
 #                                                   libraries the GPU image lacks into .carry/fp8 (xz-packed)
 #   device: run with carry [".carry/fp8"]:
 #           scripts/bench_fp8_linear.sh [--ctx LIST]
+#           The device receives the session's own checkout: from another worktree, copy .carry/fp8 and this
+#           script into an ignored folder of that checkout and point SACC_FP8_CARRY (absolute) at it.
 # Writes into $OUT (or bench/results/): tests.log, bf16.json, fp8_linear.md, fp8_linear.json, logs.
+# Environment: SACC_FP8_MODEL (default llama-3.1-8b), SACC_FP8_REPEATS (default 2).
 set -uo pipefail
+CARRY=${SACC_FP8_CARRY:-$(cd "$(dirname "$0")/.." && pwd)/.carry/fp8}
 cd "$(dirname "$0")/.."
-CARRY=.carry/fp8
 
 if [ "${1:-}" = "--prepare" ]; then
   set -e
@@ -33,25 +36,25 @@ while [ $# -gt 0 ]; do
   esac
 done
 OUT=${OUT:-bench/results}
-mkdir -p "$OUT" /tmp/fp8
-tar -C /tmp/fp8 -xJf "$CARRY/bin.tar.xz" || exit 1
-BIN=/tmp/fp8/bin
+BIN=$(mktemp -d)/bin
+mkdir -p "$OUT"
+tar -C "$(dirname "$BIN")" -xJf "$CARRY/bin.tar.xz" || exit 1
 export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "commit $(cat $BIN/COMMIT)"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 status=0
 
 echo "== FP8 GPU tests"
-timeout 120 "$BIN/sacc_gpu_tests" --gtest_filter='Fp8Linear.*' 2>&1 | tee "$OUT/tests.log" || status=1
+timeout 60 "$BIN/sacc_gpu_tests" --gtest_filter='Fp8Linear.*' 2>&1 | tee "$OUT/tests.log" || status=1
 
 # -r 2 after one warm-up: the shared device budget; the spread is small at these lengths (ttft_h200.md).
-common=(-q bench -m random:llama-3.1-8b --ctx "$CTX" --attention dense,sparse --pattern triangular:128,3072
+common=(-q bench -m "random:${SACC_FP8_MODEL:-llama-3.1-8b}" --ctx "$CTX" --attention dense,sparse --pattern triangular:128,3072
   -r "${SACC_FP8_REPEATS:-2}")
 echo "== bench --linear bf16"
-timeout 240 "$BIN/sacc" "${common[@]}" --linear bf16 --json "$OUT/bf16.json" --out "$OUT/bf16.md" 2>&1 |
+timeout 110 "$BIN/sacc" "${common[@]}" --linear bf16 --json "$OUT/bf16.json" --out "$OUT/bf16.md" 2>&1 |
   tee "$OUT/bench_bf16.log" || status=1
 echo "== bench --linear fp8"
-timeout 240 "$BIN/sacc" "${common[@]}" --linear fp8 --compare "$OUT/bf16.json" --out "$OUT/fp8_linear.md" \
+timeout 110 "$BIN/sacc" "${common[@]}" --linear fp8 --compare "$OUT/bf16.json" --out "$OUT/fp8_linear.md" \
   --json "$OUT/fp8_linear.json" 2>&1 | tee "$OUT/bench_fp8.log" || status=1
 cat "$OUT/fp8_linear.md"
 exit $status
