@@ -2,7 +2,7 @@
 # here, with the shared libraries the GPU image lacks, into one folder to carry to the device.
 #   carry_binaries DEST BINARY...
 # The image has CUDA 13 (cuBLAS/cuBLASLt, and NCCL inside PyTorch's pip package) but not Debian's libfmt,
-# OpenBLAS (+ gfortran, quadmath), PCRE2, zlib, GoogleTest or cpp-httplib (+ brotli).
+# OpenBLAS (+ gfortran, quadmath), PCRE2, zlib, GoogleTest or cpp-httplib (`sacc serve`; + brotli, OpenSSL 3).
 carry_binaries() {
   local dest=$1
   shift
@@ -11,7 +11,7 @@ carry_binaries() {
   for binary in "$@"; do
     cp "$binary" "$dest/"
     ldd "$binary" | awk '/=> \// {print $3}' |
-      { grep -E 'libfmt|libopenblas|libpcre2|libgfortran|libquadmath|libz\.|libgtest|libgmock|libcpp-httplib|libbrotli' || true; } |
+      { grep -E 'libfmt|libopenblas|libpcre2|libgfortran|libquadmath|libz\.|libgtest|libgmock|libcpp-httplib|libbrotli|libssl|libcrypto' || true; } |
       while read -r lib; do cp -L "$lib" "$dest/"; done
   done
 }

@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "model/llama_weights.h"
+#include "runtime/linear_mode.h"
 
 namespace sacc {
 
@@ -34,7 +35,8 @@ using QkvObserver = std::function<void(int layer, const float* q, const float* k
 struct BackendOptions {
   Device device;
   AttentionMode attention = AttentionMode::AUTO;
-  int64_t chunk = 8192;  // tokens per linear-layer chunk
+  int64_t chunk = 8192;                  // tokens per linear-layer chunk
+  LinearMode linear = LinearMode::BF16;  // FP8: the CUDA backend only (the CPU backend refuses it)
   // Per-layer patterns for sparse attention ([N] entries; empty: dense everywhere).
   std::vector<LayerPatterns> patterns;
   // AUTO: prompts shorter than this run dense (from the cost model; see attention_policy.h).

@@ -227,6 +227,12 @@ Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights,
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "--attention {} is a GPU baseline; use --device cuda, or auto/dense/sparse on the CPU",
                       attention_mode_name(options.attention));
+  if (options.linear != LinearMode::BF16)
+    return make_error(
+        StatusCode::INVALID_ARGUMENT,
+        "--linear {}: FP8 linear layers run on the CUDA backend only; use --device cuda or --linear "
+        "bf16",
+        linear_mode_name(options.linear));
   if (!options.patterns.empty() && static_cast<int>(options.patterns.size()) != weights.config.num_layers)
     return make_error(StatusCode::INVALID_ARGUMENT, "pattern config has {} layers, the model has {}",
                       options.patterns.size(), weights.config.num_layers);

@@ -13,6 +13,9 @@ namespace sacc {
 namespace {
 constexpr uint64_t kBf16 = 2, kF32 = 4;
 constexpr uint64_t kGemmWorkspace = 32ull << 20;  // cuBLASLt workspace
+uint64_t align256(uint64_t bytes) {
+  return (bytes + 255) / 256 * 256;
+}
 }  // namespace
 
 int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk) {
@@ -23,7 +26,7 @@ int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk) {
 
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, int64_t chunk,
                                         uint64_t attention_workspace, bool separate_output,
-                                        int64_t logit_rows) {
+                                        int64_t logit_rows, LinearMode linear) {
   const uint64_t L = static_cast<uint64_t>(std::max<int64_t>(tokens, 1));
   const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
   CudaWorkspaceSizes s;
@@ -32,6 +35,10 @@ CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, in
   s.attn_out = separate_output ? L * c.q_dim() * kBf16 : 0;
   s.normed = C * c.hidden * kBf16;
   s.attention = attention_workspace;
+  if (linear == LinearMode::FP8) {
+    const uint64_t widest = static_cast<uint64_t>(std::max({c.hidden, c.q_dim(), c.ffn}));
+    s.fp8_input = align256(C * widest) + align256(C * kF32);
+  }
   s.logits = static_cast<uint64_t>(logit_rows_per_step(logit_rows, tokens, chunk)) * c.vocab * kF32;
   s.small = static_cast<uint64_t>(c.vocab) * kBf16 + c.hidden * kBf16 + kGemmWorkspace +
             static_cast<uint64_t>(c.head_dim) * kF32 * 2;
@@ -39,7 +46,8 @@ CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, in
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace, bool separate_output, int64_t logit_rows) {
+                       uint64_t attention_workspace, bool separate_output, int64_t logit_rows,
+                       LinearMode linear) {
   MemoryPlan plan;
   plan.device = device.to_string();
   plan.tokens = tokens;
@@ -54,9 +62,14 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
     plan.workspace = (L * (c.hidden + 2 * c.q_dim()) + C * (c.hidden + c.kv_dim() + 2 * c.ffn)) * kF32 +
                      R * (c.hidden + static_cast<uint64_t>(c.vocab)) * kF32;
   } else {
-    plan.weights = params * kBf16;
+    // Embeddings, LM head and final norm in bf16; the layers by linear_mode.h.
+    plan.weights =
+        (params - static_cast<uint64_t>(c.num_layers) * layer_weight_bytes(c, LinearMode::BF16) / kBf16) *
+            kBf16 +
+        static_cast<uint64_t>(c.num_layers) * layer_weight_bytes(c, linear);
     plan.workspace =
-        cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output, logit_rows).total();
+        cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output, logit_rows, linear)
+            .total();
   }
   plan.available = available_memory(device);
   return plan;

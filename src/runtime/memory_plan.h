@@ -7,13 +7,14 @@
 
 #include "core/tensor.h"
 #include "model/model_config.h"
+#include "runtime/linear_mode.h"
 
 namespace sacc {
 
 struct MemoryPlan {
   std::string device;      // "cpu", "cuda:0"
   int64_t tokens = 0;      // prompt + generated positions the KV cache holds
-  uint64_t weights = 0;    // bytes: fp32 on the CPU, bf16 on the GPU
+  uint64_t weights = 0;    // bytes: fp32 on the CPU, bf16 on the GPU (linear layers e4m3 + scales with FP8)
   uint64_t kv_cache = 0;   // bytes: 2 * N * tokens * Hkv * d * 2 (bf16)
   uint64_t workspace = 0;  // bytes: activations of the longest step (prefill) and attention workspace
   uint64_t available = 0;  // bytes the device can give (free memory, capped by a budget); 0 when unknown
@@ -28,11 +29,13 @@ struct CudaWorkspaceSizes {
   uint64_t attn_out = 0;   // [L, Hq*d] bf16; 0 when attention writes its output over the queries
   uint64_t normed = 0;     // [c, D] bf16
   uint64_t attention = 0;  // attention kernels' own workspace (sparse plan: index, estimation scratch)
+  // FP8 linear layers: a chunk's quantised input [c, max(D, Hq*d, F)] e4m3 + its per-token scales [c] fp32.
+  uint64_t fp8_input = 0;
   // The normed chunk and the attention workspace are never live at once: one buffer holds either.
   uint64_t scratch() const { return normed > attention ? normed : attention; }
   uint64_t logits = 0;  // [logit_rows_per_step, V] fp32 LM-head output (0 on a GPU without the LM head)
   uint64_t small = 0;   // RoPE tables, GEMM workspace
-  uint64_t total() const { return hidden + q_or_mlp + attn_out + scratch() + logits + small; }
+  uint64_t total() const { return hidden + q_or_mlp + attn_out + scratch() + fp8_input + logits + small; }
 };
 
 // The LM head over several rows (BackendOptions::prefill_logit_rows) runs in steps of at most this many rows,
@@ -48,13 +51,14 @@ int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk);
 // `logit_rows`: prefill logit rows on this GPU (1 for generation, 0 on a GPU without the LM head).
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,
                                         uint64_t attention_workspace, bool separate_output,
-                                        int64_t logit_rows = 1);
+                                        int64_t logit_rows = 1, LinearMode linear = LinearMode::BF16);
 
 // The plan for `tokens` positions with linear layers over `chunk` tokens; `attention_workspace` as the
-// attention library reports it for that length (0 on the CPU); `logit_rows` as BackendOptions has it.
+// attention library reports it for that length (0 on the CPU); `logit_rows` and `linear` as BackendOptions
+// has them.
 MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk, const Device& device,
-                       uint64_t attention_workspace = 0, bool separate_output = false,
-                       int64_t logit_rows = 1);
+                       uint64_t attention_workspace = 0, bool separate_output = false, int64_t logit_rows = 1,
+                       LinearMode linear = LinearMode::BF16);
 
 // INVALID_ARGUMENT when tokens exceed the model's context, OUT_OF_MEMORY naming each part and the shortfall
 // when the plan does not fit the available memory.

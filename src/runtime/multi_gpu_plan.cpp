@@ -18,13 +18,6 @@ std::string device_name(int ordinal) {
   return fmt::format("cuda:{}", ordinal);
 }
 
-// bf16 bytes of one layer of a (shard) config: norms, Q/K/V (+ biases), O, gate/up, down.
-uint64_t layer_weight_bytes(const ModelConfig& c) {
-  const uint64_t D = c.hidden, q = c.q_dim(), kv = c.kv_dim(), F = c.ffn;
-  const uint64_t elements = 2 * D + D * (q + 2 * kv) + q * D + 3 * D * F + (c.qkv_bias ? q + 2 * kv : 0);
-  return elements * kBf16;
-}
-
 uint64_t kv_bytes_per_layer(const ModelConfig& c, int64_t tokens) {
   return 2ull * static_cast<uint64_t>(std::max<int64_t>(tokens, 1)) * c.kv_dim() * kBf16;
 }
@@ -39,7 +32,7 @@ uint64_t fixed_weight_bytes(const ModelConfig& model, bool embeds, bool has_lm_h
 
 uint64_t workspace_bytes(const ModelConfig& shard, const ShardSizing& s, bool has_lm_head) {
   return cuda_workspace_sizes(shard, s.tokens, s.chunk, s.attention_workspace, s.separate_output,
-                              has_lm_head ? s.logit_rows : 0)
+                              has_lm_head ? s.logit_rows : 0, s.linear)
       .total();
 }
 
@@ -120,7 +113,7 @@ ShardMemory shard_memory(const ModelConfig& model, const ShardSpec& shard, const
   ShardMemory m;
   m.device = device_name(shard.device);
   m.fixed_weights = fixed_weight_bytes(model, shard.embeds, shard.has_lm_head);
-  m.layer_weights = layer_weight_bytes(c) * c.num_layers;
+  m.layer_weights = layer_weight_bytes(c, sizing.linear) * c.num_layers;
   m.kv_cache = kv_bytes_per_layer(c, sizing.tokens) * c.num_layers;
   m.workspace = workspace_bytes(c, sizing, shard.has_lm_head);
   return m;
@@ -134,7 +127,8 @@ Result<std::vector<ShardSpec>> plan_layer_split(const ModelConfig& model, const 
                       available.size());
   const int n = static_cast<int>(gpus.size());
   const int layers = model.num_layers;
-  const uint64_t per_layer = layer_weight_bytes(model) + kv_bytes_per_layer(model, sizing.tokens);
+  const uint64_t per_layer =
+      layer_weight_bytes(model, sizing.linear) + kv_bytes_per_layer(model, sizing.tokens);
   // How many layers each GPU can hold next to its fixed parts (embeddings first, LM head last).
   std::vector<uint64_t> fixed(n);
   std::vector<int> capacity(n);
@@ -256,6 +250,7 @@ Result<GpuPlacement> plan_gpu_placement(const ModelConfig& model, const BackendO
   p.sizing.chunk = options.chunk;
   p.sizing.separate_output = attention_needs_separate_output(options.attention);
   p.sizing.logit_rows = options.prefill_logit_rows;
+  p.sizing.linear = options.linear;
   if (options.gpus.size() <= 1) {
     p.shards = {whole_model_shard(model, options.gpus.empty() ? options.device.index : options.gpus[0])};
     p.available = {0};

@@ -66,6 +66,7 @@ struct ShardSizing {
   uint64_t attention_workspace = 0;
   bool separate_output = false;
   int64_t logit_rows = 1;
+  LinearMode linear = LinearMode::BF16;
 };
 ShardMemory shard_memory(const ModelConfig& model, const ShardSpec& shard, const ShardSizing& sizing);
 

@@ -22,6 +22,7 @@
 #include "tools/sacc/context_option.h"
 #include "tools/sacc/eval_common.h"
 #include "tools/sacc/gpu_options.h"
+#include "tools/sacc/linear_option.h"
 #include "tools/sacc/random_prompt.h"
 
 namespace sacc::cli {
@@ -43,6 +44,7 @@ struct BenchArgs {
   std::string pattern_config;
   std::string text_path;  // real prose prompts instead of random ids
   int64_t chunk = 8192;
+  std::string linear = "bf16";
   uint64_t seed = 0;
   int64_t max_context = 0;
   GpuArgs gpu;
@@ -91,17 +93,23 @@ std::string utc_now() {
 // Tokens between the starts of consecutive prose prompts: each repetition reads another window of the text.
 constexpr int64_t kProseStride = 1024;
 
+// "sacc-dense", "sacc-dense-fp8" (--linear fp8), with the GPU split's suffix (method_label).
+std::string cell_label(const std::string& method, const BackendOptions& options) {
+  const std::string linear = options.linear == LinearMode::FP8 ? "-fp8" : "";
+  return method_label("sacc-" + method + linear, options);
+}
+
 // One (method, context) cell: warm-up, then `repeats` timed prefills of fresh prompts: random ids, or windows
 // of `prose` (--text; sparse indices, hence sparse cost, depend on the input).
 BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, const ModelConfig& config,
                    const Device& device, const BackendOptions& options, const BenchArgs& a,
                    const std::vector<int32_t>& prose) {
   BenchCell cell;
-  cell.method = method_label("sacc-" + method, options);
+  cell.method = cell_label(method, options);
   cell.ctx = ctx;
   const Result<AttentionMode> mode = parse_attention_mode(method);
   MemoryPlan plan = plan_memory(config, kv_positions_needed(ctx, 1), a.chunk, device, 0,
-                                mode.is_ok() && attention_needs_separate_output(*mode));
+                                mode.is_ok() && attention_needs_separate_output(*mode), 1, options.linear);
   // Several GPUs: the backend's placement was checked for the longest context; the caps bound the rest.
   if (options.gpus.size() > 1) plan.available = 0;
   if (Status fits = check_plan(plan, config); !fits) {
@@ -170,6 +178,8 @@ int run_bench(const BenchArgs& a) {
   Result<std::vector<int64_t>> contexts = parse_contexts(a.contexts);
   if (!contexts) return report_error(contexts.status());
   if (a.repeats < 1) return report_error(make_error(StatusCode::INVALID_ARGUMENT, "-r must be >= 1"));
+  const Result<LinearMode> linear = parse_linear_mode(a.linear);
+  if (!linear) return report_error(linear.status());
   if (a.format != "md" && a.format != "csv" && a.format != "json") {
     return report_error(
         make_error(StatusCode::INVALID_ARGUMENT, "--format {}: use md, csv or json", a.format));
@@ -215,9 +225,13 @@ int run_bench(const BenchArgs& a) {
 
   std::string command = "sacc";
   for (const std::string& arg : a.argv) command += " " + arg;
-  report.meta = {{"model", a.model},          {"device", device->to_string()},
-                 {"commit", SACC_GIT_COMMIT}, {"date", utc_now()},
-                 {"command", command},        {"repeats", std::to_string(a.repeats)}};
+  report.meta = {{"model", a.model},
+                 {"device", device->to_string()},
+                 {"commit", SACC_GIT_COMMIT},
+                 {"date", utc_now()},
+                 {"command", command},
+                 {"repeats", std::to_string(a.repeats)},
+                 {"linear", linear_mode_name(*linear)}};
   report.meta.push_back(
       {"prompts", a.text_path.empty() ? std::string("random ids") : "prose: " + a.text_path});
   if (gpu_options.gpus.size() > 1) {
@@ -236,6 +250,7 @@ int run_bench(const BenchArgs& a) {
     BackendOptions options = gpu_options;
     options.device = *device;
     options.chunk = a.chunk;
+    options.linear = *linear;
     options.show_progress = false;
     options.max_tokens = kv_positions_needed(*std::max_element(contexts->begin(), contexts->end()), 1);
     if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
@@ -253,7 +268,7 @@ int run_bench(const BenchArgs& a) {
     for (int64_t ctx : *contexts) {
       BenchCell cell;
       if (out_of_memory) {  // a longer prompt than one that did not fit will not fit either
-        cell.method = method_label("sacc-" + methods[m], options);
+        cell.method = cell_label(methods[m], options);
         cell.ctx = ctx;
         cell.status = "oom";
         if (!backend) cell.error = backend.status().message();
@@ -313,6 +328,7 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   cmd->add_option("--text", args->text_path,
                   "prompts cut from this prose (plain or .gz; needs a tokenizer) instead of random ids");
   cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  add_linear_option(cmd, args->linear);
   cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
   add_max_context_option(cmd, args->max_context);
   add_gpu_options(*cmd, args->gpu);

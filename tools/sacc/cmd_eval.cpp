@@ -4,6 +4,7 @@
 #include "tools/sacc/eval_niah.h"
 #include "tools/sacc/eval_quality.h"
 #include "tools/sacc/eval_ruler.h"
+#include "tools/sacc/linear_option.h"
 
 namespace sacc::cli {
 
@@ -26,6 +27,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   n->add_option("--device", niah->device, "cpu or cuda[:N] (default: cuda when present)");
   n->add_option("--out", niah->out_dir, "folder for niah.json and one PNG heat map per setting");
   n->add_option("--seed", niah->seed, "needle numbers (default 1)");
+  add_linear_option(n, niah->linear);
   n->callback([&body, niah] { body = [niah] { return run_eval_niah(*niah); }; });
 
   auto ruler = std::make_shared<RulerArgs>();
@@ -46,6 +48,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   u->add_option("--seed", ruler->seed, "every prompt derives from it (default 1)");
   u->add_option("--max-new-tokens", ruler->max_new_tokens,
                 "answer tokens per prompt (default: 32-96, as each task's answer needs)");
+  add_linear_option(u, ruler->linear);
   u->callback([&body, ruler] { body = [ruler] { return run_eval_ruler(*ruler); }; });
 
   auto ppl = std::make_shared<PplArgs>();
@@ -58,6 +61,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   p->add_option("--text", ppl->text_path, "the text (default: Debian's Jargon File)");
   p->add_option("--device", ppl->device, "cpu or cuda[:N] (default: cuda when present)");
   p->add_option("--out", ppl->out_path, "JSON results file");
+  add_linear_option(p, ppl->linear);
   p->callback([&body, ppl] { body = [ppl] { return run_eval_ppl(*ppl); }; });
 
   auto recall = std::make_shared<RecallArgs>();
@@ -78,6 +82,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   r->add_option("--dump-qkv", recall->dump_qkv_dir,
                 "write the layers' real Q/K/V as layer_<i>.safetensors here");
   r->add_option("--out", recall->out_path, "JSON results file");
+  add_linear_option(r, recall->linear);
   r->callback([&body, recall] { body = [recall] { return run_eval_recall(*recall); }; });
 }
 

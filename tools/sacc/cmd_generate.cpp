@@ -120,6 +120,7 @@ int run_generate(const GenerateArgs& a) {
     out["model"] = config.name;
     out["device"] = device.to_string();
     out["attention"] = a.engine.attention;
+    out["linear"] = a.engine.linear;
     if (options.gpus.size() > 1) {
       out["gpus"] = options.gpus;
       out["split"] = a.engine.gpu.split;

@@ -6,6 +6,7 @@
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/context_option.h"
+#include "tools/sacc/linear_option.h"
 
 namespace sacc::cli {
 
@@ -17,6 +18,7 @@ void add_engine_options(CLI::App& cmd, EngineArgs& args) {
                  fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
   cmd.add_option("--pattern-config", args.pattern_config, "per-head patterns: our JSON or MInference's");
   cmd.add_option("--chunk", args.chunk, "tokens per linear-layer chunk (default 8192)");
+  add_linear_option(&cmd, args.linear);
   cmd.add_option("--budget", args.budget,
                  "memory budget of the device, e.g. 24GiB (emulates a smaller card)");
   add_max_context_option(&cmd, args.max_context);
@@ -29,6 +31,7 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
   SACC_ASSIGN_OR_RETURN(setup.device, parse_device(a.device.empty() ? (cuda ? "cuda" : "cpu") : a.device));
   SACC_RETURN_IF_ERROR(apply_gpu_args(a.gpu, setup.device, setup.options));
   SACC_ASSIGN_OR_RETURN(setup.mode, parse_attention_mode(a.attention));
+  SACC_ASSIGN_OR_RETURN(setup.options.linear, parse_linear_mode(a.linear));
   if (a.chunk < 1) return make_error(StatusCode::INVALID_ARGUMENT, "--chunk {} must be >= 1", a.chunk);
 
   ModelLoadOptions load;
@@ -59,8 +62,9 @@ Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t pro
     SACC_ASSIGN_OR_RETURN(attention_bytes,
                           cuda_attention_workspace_bytes(config, setup.options, prompt_tokens));
   }
-  MemoryPlan plan = plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
-                                attention_needs_separate_output(setup.options.attention));
+  MemoryPlan plan =
+      plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
+                  attention_needs_separate_output(setup.options.attention), 1, setup.options.linear);
   if (setup.options.gpus.size() > 1) {
     // The per-GPU placement replaces the one-device plan; the context limit still applies.
     plan.available = 0;

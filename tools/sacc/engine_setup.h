@@ -23,12 +23,14 @@ struct EngineArgs {
   std::string pattern;
   std::string pattern_config;
   int64_t chunk = 8192;
+  std::string linear = "bf16";
   std::string budget;
   int64_t max_context = 0;
   GpuArgs gpu;
 };
 
-// -m, --device, --attention, --pattern, --pattern-config, --chunk, --budget, --max-context and the GPU flags.
+// -m, --device, --attention, --pattern, --pattern-config, --chunk, --linear, --budget, --max-context and the
+// GPU flags.
 void add_engine_options(CLI::App& cmd, EngineArgs& args);
 
 struct EngineSetup {

@@ -65,8 +65,9 @@ Result<std::vector<int32_t>> prose_ids(const LoadedModel& model, const std::stri
 }
 
 Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text,
-                                  bool need_tokenizer) {
+                                  bool need_tokenizer, const std::string& linear) {
   EvalModel eval;
+  SACC_ASSIGN_OR_RETURN(eval.linear, parse_linear_mode(linear));
   const bool cuda = device_text.empty() ? cuda_device_count() > 0 : device_text.rfind("cuda", 0) == 0;
   SACC_ASSIGN_OR_RETURN(eval.device,
                         parse_device(device_text.empty() ? (cuda ? "cuda" : "cpu") : device_text));
@@ -90,6 +91,7 @@ Result<EvalModel> load_eval_model(const std::string& spec, const std::string& de
 Result<std::unique_ptr<Backend>> make_setting_backend(const EvalModel& eval, const std::string& setting,
                                                       BackendOptions options) {
   options.device = eval.device;
+  options.linear = eval.linear;
   const ModelConfig& config = eval.model.weights.config;
   if (setting == "dense") {
     SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::DENSE, "", "", options));

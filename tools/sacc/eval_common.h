@@ -23,15 +23,17 @@ Result<std::vector<int32_t>> prose_ids(const LoadedModel& model, const std::stri
 struct EvalModel {
   LoadedModel model;
   Device device;
+  LinearMode linear = LinearMode::BF16;  // every backend of the evaluation (--linear)
 };
 
 // Loads `spec` for `device_text` (empty: cuda when present). Evaluations need real text: without
-// `need_tokenizer` a model without one (random:<name>) is accepted too.
+// `need_tokenizer` a model without one (random:<name>) is accepted too. `linear`: --linear's text (bf16|fp8).
 Result<EvalModel> load_eval_model(const std::string& spec, const std::string& device_text,
-                                  bool need_tokenizer = true);
+                                  bool need_tokenizer = true, const std::string& linear = "bf16");
 
 // A backend for one setting: "dense", a pattern string applied to every head ("interval-slash:256,1024"), or
-// "config:FILE" (per-head config, ours or MInference's). Sparse settings run sparse at every length.
+// "config:FILE" (per-head config, ours or MInference's). Sparse settings run sparse at every length. The
+// linear layers as `model.linear` says.
 Result<std::unique_ptr<Backend>> make_setting_backend(const EvalModel& model, const std::string& setting,
                                                       BackendOptions options);
 

@@ -78,7 +78,7 @@ Status write_heatmap(const std::string& path_png, const nlohmann::json& grid, co
 }  // namespace
 
 int run_eval_niah(const NiahArgs& a) {
-  Result<EvalModel> eval = load_eval_model(a.model, a.device);
+  Result<EvalModel> eval = load_eval_model(a.model, a.device, true, a.linear);
   if (!eval) return report_error(eval.status());
   Result<std::string> prose = load_prose(a.text_path);
   if (!prose) return report_error(prose.status());

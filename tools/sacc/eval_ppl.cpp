@@ -51,7 +51,7 @@ Result<ScoredRun> score(const EvalModel& eval, const std::string& setting, const
 }  // namespace
 
 int run_eval_ppl(const PplArgs& a) {
-  Result<EvalModel> eval = load_eval_model(a.model, a.device);
+  Result<EvalModel> eval = load_eval_model(a.model, a.device, true, a.linear);
   if (!eval) return report_error(eval.status());
   Result<std::vector<int32_t>> ids = prose_prompt(*eval, a.text_path, a.length);
   if (!ids) return report_error(ids.status());
@@ -61,6 +61,7 @@ int run_eval_ppl(const PplArgs& a) {
   nlohmann::json out;
   out["model"] = a.model;
   out["tokens"] = a.length;
+  out["linear"] = a.linear;
   out["scored_positions"] = rows - 1;
   out["dense_perplexity"] = dense->perplexity;
   out["settings"] = nlohmann::json::array();

@@ -12,6 +12,7 @@ namespace sacc::cli {
 struct PplArgs {
   std::string model;
   std::string device;
+  std::string linear = "bf16";  // --linear
   std::string text_path;
   int64_t length = 4096;  // prompt tokens
   int64_t last = 1024;    // positions scored at the end of the prompt
@@ -21,7 +22,8 @@ struct PplArgs {
 
 struct RecallArgs {
   std::string model;
-  std::string device;  // where the Q/K/V come from: cpu or cuda[:N] ("" = cuda when present)
+  std::string device;           // where the Q/K/V come from: cpu or cuda[:N] ("" = cuda when present)
+  std::string linear = "bf16";  // --linear
   std::string text_path;
   int64_t length = 2048;
   std::vector<int> layers;  // empty: every fourth layer

@@ -41,7 +41,7 @@ Result<std::vector<PatternSpec>> setting_specs(const std::string& setting, int l
 }  // namespace
 
 int run_eval_recall(const RecallArgs& a) {
-  Result<EvalModel> eval = load_eval_model(a.model, a.device);
+  Result<EvalModel> eval = load_eval_model(a.model, a.device, true, a.linear);
   if (!eval) return report_error(eval.status());
   const ModelConfig& config = eval->model.weights.config;
   std::vector<int> layers = a.layers;

@@ -114,7 +114,7 @@ int run_eval_ruler(const RulerArgs& a) {
     return report_error(
         make_error(StatusCode::INVALID_ARGUMENT, "--samples must be at least 1, not {}", a.samples));
   }
-  Result<EvalModel> eval = load_eval_model(a.model, a.device);
+  Result<EvalModel> eval = load_eval_model(a.model, a.device, true, a.linear);
   if (!eval) return report_error(eval.status());
   Result<std::string> prose = load_prose(a.text_path);
   if (!prose) return report_error(prose.status());

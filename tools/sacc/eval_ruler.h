@@ -10,6 +10,7 @@ namespace sacc::cli {
 struct RulerArgs {
   std::string model;
   std::string device;
+  std::string linear = "bf16";               // --linear
   std::string text_path;                     // prose for the haystacks (default: the Jargon File)
   std::vector<int64_t> lengths{4000, 8000};  // prompt tokens
   std::string tasks = "all";                 // "all" or a comma list of task names

@@ -2,34 +2,18 @@
 
 #include <memory>
 
+#include "runtime/cuda/cublaslt_util.h"
+
 namespace sacc::cuda_rt {
 namespace {
 
 constexpr size_t kWorkspaceBytes = 32ull << 20;
 
-Status lt_status(cublasStatus_t status, const char* what) {
-  if (status == CUBLAS_STATUS_SUCCESS) return Status::ok();
-  return make_error(StatusCode::CUDA_ERROR, "{}: cuBLASLt status {}", what, static_cast<int>(status));
-}
-
-#define SACC_LT_TRY(expr) SACC_RETURN_IF_ERROR(lt_status((expr), #expr))
-
-// RAII for the descriptors of one call.
-struct Descriptors {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  ~Descriptors() {
-    if (op) cublasLtMatmulDescDestroy(op);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
-};
-
 }  // namespace
 
 Result<GemmRunner*> GemmRunner::create(int device) {
   std::unique_ptr<GemmRunner> runner(new GemmRunner());
+  runner->device_ = device;
   SACC_LT_TRY(cublasLtCreate(&runner->handle_));
   SACC_ASSIGN_OR_RETURN(runner->workspace_,
                         DeviceBuffer::create(device, kWorkspaceBytes, "cuBLASLt workspace"));
@@ -44,7 +28,7 @@ Status GemmRunner::run(const GemmArgs& g, cudaStream_t stream) {
   if (g.rows == 0) return Status::ok();
   const int64_t ldx = g.ldx ? g.ldx : g.in, ldy = g.ldy ? g.ldy : g.out;
   // Column-major view: Y^T [out, rows] = W [in, out]^T · X^T [in, rows]  ("TN").
-  Descriptors d;
+  LtDescriptors d;
   SACC_LT_TRY(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans = CUBLAS_OP_T, no_trans = CUBLAS_OP_N;
   SACC_LT_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));

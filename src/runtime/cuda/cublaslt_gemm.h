@@ -1,6 +1,7 @@
 // Row-major linear layers on cuBLASLt: Y[rows, out] (+)= X[rows, in] · W[out, in]^T with bf16 inputs, fp32
-// accumulation, and a bf16 or fp32 output. The heuristic's choice is cached per shape, so chunked prefill and
-// decode pay the algorithm search once.
+// accumulation, and a bf16 or fp32 output; or with e4m3 inputs scaled per row of X and per row of W (FP8
+// linear layers, run_fp8). The heuristic's choice is cached per shape, so chunked prefill and decode pay the
+// algorithm search once.
 #pragma once
 
 #include <cublasLt.h>
@@ -25,18 +26,51 @@ struct GemmArgs {
   bool accumulate = false;  // Y += X W^T (the residual add in the epilogue)
 };
 
+// Y[rows, out] (+)= (sx[r] * sw[o]) * sum_k X8[r, k] W8[o, k]: e4m3 operands with fp32 scales, fp32
+// accumulation, bf16 output.
+struct Fp8GemmArgs {
+  const uint8_t* x = nullptr;      // [rows, in] e4m3, contiguous
+  const float* x_scale = nullptr;  // [rows] per-token scales
+  const uint8_t* w = nullptr;      // [out, in] e4m3, contiguous
+  const float* w_scale = nullptr;  // [out] per-output-channel scales
+  uint16_t* y = nullptr;           // [rows, out] bf16, row stride ldy (>= out)
+  int64_t rows = 0, in = 0, out = 0;
+  int64_t ldy = 0;  // 0: contiguous
+  bool accumulate = false;
+};
+
 class GemmRunner {
  public:
   static Result<GemmRunner*> create(int device);  // owned by the caller (delete)
   ~GemmRunner();
   Status run(const GemmArgs& args, cudaStream_t stream);
+  // in a multiple of 16 (cuBLASLt's FP8 rule), pointers 16-byte aligned. The scales go to cuBLASLt's epilogue
+  // (outer-vector scale mode) where it has an algorithm for the shape; otherwise the GEMM writes the unscaled
+  // product into a scratch buffer of the runner and dequantize_outer applies the scales (and the residual).
+  Status run_fp8(const Fp8GemmArgs& args, cudaStream_t stream);
+  // Tests: false forces the separate dequantisation kernel for shapes not run yet.
+  void allow_fp8_epilogue_scales(bool allow) { fp8_epilogue_allowed_ = allow; }
+  // How the FP8 GEMMs run so far applied their scales: "epilogue", "kernel", "mixed" or "none" (none yet).
+  const char* fp8_scaling() const;
 
  private:
   GemmRunner() = default;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+  struct Fp8Plan {
+    bool epilogue_scales = false;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using Fp8Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool>;
+  Result<Fp8Plan> plan_fp8(const Fp8GemmArgs& args, bool epilogue_scales);
+  Status launch_fp8(const Fp8GemmArgs& args, const Fp8Plan& plan, cudaStream_t stream);
+
+  int device_ = 0;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
   std::map<Key, cublasLtMatmulAlgo_t> algos_;
+  std::map<Fp8Key, Fp8Plan> fp8_plans_;
+  DeviceBuffer fp8_raw_;  // [rows, out] bf16 unscaled products (only the separate-kernel path)
+  bool fp8_epilogue_allowed_ = true;
 };
 
 }  // namespace sacc::cuda_rt

@@ -9,6 +9,7 @@
 #include "core/cuda/cuda_check.h"
 #include "core/progress.h"
 #include "runtime/cuda/cuda_kernels.h"
+#include "runtime/cuda/fp8_kernels.h"
 #include "runtime/eval_hooks.h"
 #include "runtime/memory_plan.h"
 
@@ -137,6 +138,27 @@ Status DeviceShard::load(const LlamaWeights& w) {
     uploads.push_back({&t, s, total});
     total += align_up(s.numel() * 2);
   };
+  // A linear layer's weight [out, in] from one or more slices (offsets in its bf16 image): bf16 in place, or
+  // (FP8) e4m3 [out, in] + scales [out] fp32, quantised on the device from a bf16 staging copy.
+  const bool fp8 = options_.linear == LinearMode::FP8;
+  struct LinearUpload {
+    Linear* where;
+    std::vector<Upload> parts;
+    int64_t out, in;
+    size_t offset, scale_offset;
+  };
+  std::vector<LinearUpload> linears;
+  size_t staging_bytes = 0;
+  auto place_linear = [&](Linear* where, std::vector<Upload> parts, int64_t out, int64_t in) {
+    LinearUpload u{where, std::move(parts), out, in, total, 0};
+    total += align_up(static_cast<size_t>(out * in) * (fp8 ? 1 : 2));
+    if (fp8) {
+      u.scale_offset = total;
+      total += align_up(static_cast<size_t>(out) * sizeof(float));
+      staging_bytes = std::max<size_t>(staging_bytes, static_cast<size_t>(out * in) * 2);
+    }
+    linears.push_back(std::move(u));
+  };
   const int64_t d = model_.head_dim, D = model_.hidden, F = spec_.ffn;
   const int64_t q0 = static_cast<int64_t>(spec_.kv_head_begin) * (model_.num_heads / model_.num_kv_heads) * d;
   const int64_t kv0 = spec_.kv_head_begin * d, q = config_.q_dim(), kv = config_.kv_dim();
@@ -154,35 +176,54 @@ Status DeviceShard::load(const LlamaWeights& w) {
     const LayerWeights& s = w.layers[spec_.layer_begin + i];
     Layer& l = layers_[i];
     place(s.attn_norm, whole(s.attn_norm), &l.attn_norm);
-    place(s.wq, rows_of(s.wq, q0, q), &l.wq);
-    place(s.wk, rows_of(s.wk, kv0, kv), &l.wk);
-    place(s.wv, rows_of(s.wv, kv0, kv), &l.wv);
+    place_linear(&l.wq, {{&s.wq, rows_of(s.wq, q0, q), 0}}, q, D);
+    place_linear(&l.wk, {{&s.wk, rows_of(s.wk, kv0, kv), 0}}, kv, D);
+    place_linear(&l.wv, {{&s.wv, rows_of(s.wv, kv0, kv), 0}}, kv, D);
     if (model_.qkv_bias) {
       place(s.bq, rows_of(s.bq, q0, q), &l.maybe_bq);
       place(s.bk, rows_of(s.bk, kv0, kv), &l.maybe_bk);
       place(s.bv, rows_of(s.bv, kv0, kv), &l.maybe_bv);
     }
-    place(s.wo, cols_of(s.wo, q0, q), &l.wo);
+    place_linear(&l.wo, {{&s.wo, cols_of(s.wo, q0, q), 0}}, D, q);
     place(s.mlp_norm, whole(s.mlp_norm), &l.mlp_norm);
     // gate and up side by side: one GEMM computes both; up starts F' rows after gate.
-    pointers.push_back({&l.w_gate_up, total});
-    uploads.push_back({&s.w_gate, rows_of(s.w_gate, spec_.ffn_begin, F), total});
-    uploads.push_back({&s.w_up, rows_of(s.w_up, spec_.ffn_begin, F), total + F * D * 2});
-    total += align_up(2 * F * D * 2);
-    place(s.w_down, cols_of(s.w_down, spec_.ffn_begin, F), &l.w_down);
+    place_linear(&l.gate_up,
+                 {{&s.w_gate, rows_of(s.w_gate, spec_.ffn_begin, F), 0},
+                  {&s.w_up, rows_of(s.w_up, spec_.ffn_begin, F), static_cast<size_t>(F * D * 2)}},
+                 2 * F, D);
+    place_linear(&l.down, {{&s.w_down, cols_of(s.w_down, spec_.ffn_begin, F), 0}}, D, F);
   }
   SACC_ASSIGN_OR_RETURN(weights_,
                         DeviceBuffer::create(device, std::max<size_t>(total, kAlign), "model weights"));
   auto* base = static_cast<char*>(weights_.data());
   for (auto& [where, offset] : pointers) *where = reinterpret_cast<uint16_t*>(base + offset);
+  for (const LinearUpload& u : linears) {
+    u.where->w = base + u.offset;
+    if (fp8) u.where->maybe_scale = reinterpret_cast<float*>(base + u.scale_offset);
+  }
   if (model_.tied_embeddings && spec_.has_lm_head && spec_.embeds) maybe_lm_head_ = maybe_embed_;
-  Progress progress(fmt::format("uploading weights to cuda:{}", device), static_cast<int64_t>(uploads.size()),
-                    options_.show_progress);
+  Progress progress(fmt::format("uploading weights to cuda:{}", device),
+                    static_cast<int64_t>(uploads.size() + linears.size()), options_.show_progress);
   Uploader uploader(device, stream_);
   for (const Upload& u : uploads) {
     SACC_RETURN_IF_ERROR(uploader.upload(*u.tensor, u.slice, reinterpret_cast<uint16_t*>(base + u.offset)));
     progress.advance();
   }
+  DeviceBuffer staging;  // FP8: one linear layer's bf16 image [out, in], freed after the load
+  if (fp8 && staging_bytes) {
+    SACC_ASSIGN_OR_RETURN(staging, DeviceBuffer::create(device, staging_bytes, "FP8 weight staging"));
+  }
+  for (const LinearUpload& u : linears) {
+    char* image = fp8 ? staging.as<char>() : base + u.offset;
+    for (const Upload& part : u.parts)
+      SACC_RETURN_IF_ERROR(
+          uploader.upload(*part.tensor, part.slice, reinterpret_cast<uint16_t*>(image + part.offset)));
+    if (fp8)
+      SACC_CUDA_TRY(quantize_rows_e4m3(reinterpret_cast<uint16_t*>(image), u.in, u.out, u.in,
+                                       static_cast<uint8_t*>(u.where->w), u.where->maybe_scale, stream_));
+    progress.advance();
+  }
+  SACC_CUDA_TRY(cudaStreamSynchronize(stream_));
   std::vector<double> inv = rope_inverse_frequencies(model_);
   SACC_ASSIGN_OR_RETURN(inv_freq_,
                         DeviceBuffer::create(device, inv.size() * sizeof(double), "RoPE frequencies"));
@@ -223,6 +264,8 @@ Status DeviceShard::begin_prefill(int64_t n) {
   scratch_ = {};
   ids_ = {};
   logits_ = {};
+  fp8_input_ = {};
+  fp8_input_scales_ = nullptr;
   tokens_ = 0;
   logit_step_rows_ = 0;
   int sm_major = 0;
@@ -233,7 +276,7 @@ Status DeviceShard::begin_prefill(int64_t n) {
   const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
   const CudaWorkspaceSizes s =
       cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
-                           attention_needs_separate_output(options_.attention), logit_rows);
+                           attention_needs_separate_output(options_.attention), logit_rows, options_.linear);
   const int dev = spec_.device;
   SACC_ASSIGN_OR_RETURN(hidden_, DeviceBuffer::create(dev, s.hidden, "hidden states"));
   SACC_ASSIGN_OR_RETURN(q_or_mlp_, DeviceBuffer::create(dev, s.q_or_mlp, "queries / MLP chunk"));
@@ -243,6 +286,12 @@ Status DeviceShard::begin_prefill(int64_t n) {
   SACC_ASSIGN_OR_RETURN(scratch_,
                         DeviceBuffer::create(dev, s.scratch(), "normed chunk / attention workspace"));
   SACC_ASSIGN_OR_RETURN(ids_, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
+  if (s.fp8_input) {
+    SACC_ASSIGN_OR_RETURN(fp8_input_, DeviceBuffer::create(dev, s.fp8_input, "FP8 linear-layer input"));
+    const int64_t widest = std::max({config_.hidden, config_.q_dim(), config_.ffn});
+    fp8_input_scales_ = reinterpret_cast<float*>(fp8_input_.as<char>() +
+                                                 align_up(static_cast<size_t>(chunk_rows(n) * widest)));
+  }
   if (s.logits) {
     SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, s.logits, "logits"));
     logit_step_rows_ = logit_rows_per_step(logit_rows, n, options_.chunk);
@@ -279,6 +328,26 @@ Status DeviceShard::gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t 
   g.accumulate = accumulate;
   g.y_f32 = y_f32;
   return gemm_->run(g, stream_);
+}
+
+Status DeviceShard::linear(const uint16_t* x, const Linear& w, uint16_t* y, int64_t rows, int64_t in,
+                           int64_t out, bool accumulate, Input input, int64_t ldx) {
+  if (options_.linear == LinearMode::BF16)
+    return gemm(x, static_cast<const uint16_t*>(w.w), y, rows, in, out, accumulate, ldx);
+  auto* xq = fp8_input_.as<uint8_t>();  // [rows, in] e4m3, scales [rows]
+  if (input == Input::FRESH)
+    SACC_CUDA_TRY(quantize_rows_e4m3(x, ldx ? ldx : in, rows, in, xq, fp8_input_scales_, stream_));
+  Fp8GemmArgs g;
+  g.x = xq;
+  g.x_scale = fp8_input_scales_;
+  g.w = static_cast<const uint8_t*>(w.w);
+  g.w_scale = w.maybe_scale;
+  g.y = y;
+  g.rows = rows;
+  g.in = in;
+  g.out = out;
+  g.accumulate = accumulate;
+  return gemm_->run_fp8(g, stream_);
 }
 
 Status DeviceShard::embed(std::span<const int32_t> tokens) {
@@ -350,9 +419,9 @@ Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
     uint16_t* kc = k_cache(local) + (start + c0) * KV;
     uint16_t* vc = v_cache(local) + (start + c0) * KV;
     SACC_CUDA_TRY(rms_norm(x + c0 * D, D, l.attn_norm, normed, c, D, eps, stream_));
-    SACC_RETURN_IF_ERROR(gemm(normed, l.wq, q + c0 * Q, c, D, Q, false));
-    SACC_RETURN_IF_ERROR(gemm(normed, l.wk, kc, c, D, KV, false));
-    SACC_RETURN_IF_ERROR(gemm(normed, l.wv, vc, c, D, KV, false));
+    SACC_RETURN_IF_ERROR(linear(normed, l.wq, q + c0 * Q, c, D, Q, false));
+    SACC_RETURN_IF_ERROR(linear(normed, l.wk, kc, c, D, KV, false, Input::SAME));
+    SACC_RETURN_IF_ERROR(linear(normed, l.wv, vc, c, D, KV, false, Input::SAME));
     SACC_CUDA_TRY(bias_rope(q + c0 * Q, Q, c, config_.num_heads, config_.head_dim, l.maybe_bq, inv_freq,
                             start + c0, stream_));
     SACC_CUDA_TRY(bias_rope(kc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bk, inv_freq,
@@ -391,8 +460,8 @@ Status DeviceShard::o_proj(int layer, int64_t row0, int64_t rows, bool add_resid
   SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   const int64_t D = model_.hidden, Q = config_.q_dim();
-  return gemm(attention_output() + row0 * Q, layers_[local].wo, hidden() + row0 * D, rows, Q, D,
-              add_residual);
+  return linear(attention_output() + row0 * Q, layers_[local].wo, hidden() + row0 * D, rows, Q, D,
+                add_residual);
 }
 
 Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual) {
@@ -405,9 +474,9 @@ Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual
   auto* normed = scratch_.as<uint16_t>();
   // The rows of x are read (norm) before the down projection writes them.
   SACC_CUDA_TRY(rms_norm(x, D, l.mlp_norm, normed, rows, D, static_cast<float>(model_.rms_eps), stream_));
-  SACC_RETURN_IF_ERROR(gemm(normed, l.w_gate_up, gate_up, rows, D, 2 * F, false));
+  SACC_RETURN_IF_ERROR(linear(normed, l.gate_up, gate_up, rows, D, 2 * F, false));
   SACC_CUDA_TRY(swiglu(gate_up, rows, F, stream_));
-  return gemm(gate_up, l.w_down, x, rows, F, D, add_residual, 2 * F);
+  return linear(gate_up, l.down, x, rows, F, D, add_residual, Input::FRESH, 2 * F);
 }
 
 Status DeviceShard::layer(int layer, int64_t n, int64_t start) {

@@ -1,6 +1,7 @@
-// One GPU's share of a model in the CUDA backend (runtime/multi_gpu_plan.h: ShardSpec): bf16 weights of a
-// layer range and/or a slice of KV heads (with their query heads) and MLP columns, the bf16 KV cache of those
-// layers and heads, the prefill workspace, a stream and a cuBLASLt runner. The single-GPU backend is one
+// One GPU's share of a model in the CUDA backend (runtime/multi_gpu_plan.h: ShardSpec): the weights of a
+// layer range and/or a slice of KV heads (with their query heads) and MLP columns (bf16; the linear layers
+// e4m3 with per-output-channel scales under --linear fp8), the bf16 KV cache of those layers and heads, the
+// prefill workspace, a stream and a cuBLASLt runner. The single-GPU backend is one
 // shard holding everything; layer split chains shards; tensor parallel runs them side by side and sums their
 // partial outputs.
 //
@@ -75,17 +76,30 @@ class DeviceShard {
   DeviceMemoryReport memory() const;
 
  private:
+  // A linear layer's weight [out, in]: bf16, or e4m3 with per-output-channel scales [out] fp32 (--linear
+  // fp8).
+  struct Linear {
+    void* w = nullptr;
+    float* maybe_scale = nullptr;
+  };
   struct Layer {
     // The shard's slices: wq [q, D], wk/wv [kv, D], wo [D, q], gate_up [2F', D] (up F' rows after gate),
-    // w_down [D, F'] with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns.
-    uint16_t *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate_up, *w_down;
-    uint16_t *maybe_bq, *maybe_bk, *maybe_bv;
+    // down [D, F'] with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns.
+    uint16_t *attn_norm = nullptr, *mlp_norm = nullptr;
+    Linear wq, wk, wv, wo, gate_up, down;
+    uint16_t *maybe_bq = nullptr, *maybe_bk = nullptr, *maybe_bv = nullptr;
   };
+  // FRESH: quantise x first (FP8); SAME: x is the previous linear()'s input, its quantisation is reused.
+  enum class Input { FRESH, SAME };
 
   DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, const BackendOptions& options);
   Status load(const LlamaWeights& weights);
   Status gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,
               bool accumulate, int64_t ldx = 0, bool y_f32 = false);
+  // y [rows, out] (+)= x [rows, in] (row stride ldx) W^T for a layer's weight: the bf16 GEMM, or (FP8) x
+  // quantised per token into fp8_input_ and the e4m3 GEMM with both scales; rows <= chunk_rows.
+  Status linear(const uint16_t* x, const Linear& w, uint16_t* y, int64_t rows, int64_t in, int64_t out,
+                bool accumulate, Input input = Input::FRESH, int64_t ldx = 0);
   Status run_attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
   uint16_t* attention_output() const;  // [n, local Hq * d]
   Result<int> local_layer(int layer) const;
@@ -108,6 +122,9 @@ class DeviceShard {
   // outside attention and the attention kernels' workspace during it: never live at once, so they share it.
   // logits_ [logit_step_rows_, V] fp32 only on the shard with the LM head.
   DeviceBuffer hidden_, q_or_mlp_, attn_out_, scratch_, ids_, logits_;
+  // FP8 linear layers: the chunk's quantised input [c, widest] e4m3, then its per-token scales [c] fp32.
+  DeviceBuffer fp8_input_;
+  float* fp8_input_scales_ = nullptr;
   int64_t logit_step_rows_ = 0;
   QkvObserverFeed qkv_feed_;
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]

@@ -1,0 +1,70 @@
+// --linear bf16|fp8: parsing, the FP8 weight and workspace bytes of the memory plan, and the CPU backend's
+// refusal of FP8.
+#include <gtest/gtest.h>
+
+#include "model/model_loader.h"
+#include "runtime/backend.h"
+#include "runtime/memory_plan.h"
+#include "runtime/multi_gpu_plan.h"
+
+namespace sacc {
+namespace {
+
+TEST(LinearMode, ParsesBf16AndFp8AndNamesTheChoicesOtherwise) {
+  EXPECT_EQ(*parse_linear_mode("bf16"), LinearMode::BF16);
+  EXPECT_EQ(*parse_linear_mode("fp8"), LinearMode::FP8);
+  EXPECT_STREQ(linear_mode_name(LinearMode::FP8), "fp8");
+  EXPECT_STREQ(linear_mode_name(LinearMode::BF16), "bf16");
+  for (const char* bad : {"", "FP8", "fp16", "e4m3", "int8"}) {
+    const Result<LinearMode> mode = parse_linear_mode(bad);
+    ASSERT_FALSE(mode.is_ok()) << bad;
+    EXPECT_EQ(mode.status().code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(mode.status().message().find("expected bf16 or fp8"), std::string::npos)
+        << mode.status().message();
+  }
+  EXPECT_EQ(BackendOptions{}.linear, LinearMode::BF16);
+}
+
+// Llama-3.1-8B: the layers' linear weights drop from 2 bytes to 1 byte a parameter plus one fp32 scale per
+// output channel; embeddings, LM head and norms stay bf16. The FP8 workspace adds the chunk's e4m3 input.
+TEST(LinearMode, MemoryPlanCountsFp8WeightsAndScales) {
+  const ModelConfig c = *builtin_model_config("llama-3.1-8b");
+  const uint64_t D = c.hidden, q = c.q_dim(), kv = c.kv_dim(), F = c.ffn, N = c.num_layers;
+  const uint64_t linear = D * (q + 2 * kv) + q * D + 3 * D * F;
+  const uint64_t channels = q + 2 * kv + D + 2 * F + D;
+  EXPECT_EQ(layer_weight_bytes(c, LinearMode::BF16), (2 * D + linear) * 2);
+  EXPECT_EQ(layer_weight_bytes(c, LinearMode::FP8), 2 * D * 2 + linear + channels * 4);
+
+  const MemoryPlan bf16 = plan_memory(c, 131072, 8192, Device::cuda(0));
+  const MemoryPlan fp8 = plan_memory(c, 131072, 8192, Device::cuda(0), 0, false, 1, LinearMode::FP8);
+  EXPECT_EQ(bf16.weights, static_cast<uint64_t>(c.parameter_count()) * 2);
+  EXPECT_EQ(bf16.weights - fp8.weights, N * (linear - channels * 4));
+  EXPECT_EQ(fp8.kv_cache, bf16.kv_cache);
+  // About 6.5 GiB less at 8B (the 0.5 B embedding parameters and the LM head stay bf16).
+  EXPECT_GT(bf16.weights - fp8.weights, 6ull << 30);
+  EXPECT_EQ(fp8.workspace - bf16.workspace, 8192 * F + 8192 * 4);  // [chunk, F] e4m3 + [chunk] fp32
+  EXPECT_EQ(cuda_workspace_sizes(c, 131072, 8192, 0, false).fp8_input, 0u);
+
+  // Several GPUs: each shard's layer bytes follow the same rule.
+  ShardSizing sizing;
+  sizing.tokens = 4096;
+  sizing.linear = LinearMode::FP8;
+  const ShardMemory m = shard_memory(c, whole_model_shard(c, 0), sizing);
+  EXPECT_EQ(m.layer_weights, N * layer_weight_bytes(c, LinearMode::FP8));
+}
+
+TEST(LinearMode, CpuBackendRefusesFp8) {
+  Result<LoadedModel> model = load_model("random:smollm2-135m", {});
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  BackendOptions options;
+  options.device = Device::cpu();
+  options.linear = LinearMode::FP8;
+  const Result<std::unique_ptr<Backend>> backend = make_cpu_backend(model->weights, options);
+  ASSERT_FALSE(backend.is_ok());
+  EXPECT_EQ(backend.status().code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(backend.status().message().find("CUDA backend only"), std::string::npos)
+      << backend.status().message();
+}
+
+}  // namespace
+}  // namespace sacc
