@@ -83,5 +83,5 @@ mkdir -p "$(dirname "$RESULTS")"
   done <<< "$rows"
 } > "$RESULTS"
 cat "$RESULTS"
-failed=$(awk '$4 != 0 {print $1}' <<< "$rows")
+failed=$(awk '$4 != 0 {print $1}' <<< "$rows" | tr "\n" " ")
 [ -z "$failed" ] || { echo "fuzz: FAILED: $failed (logs in $WORK/logs, inputs in $WORK/artifacts)" >&2; exit 1; }
