@@ -9,7 +9,8 @@
 namespace sacc {
 namespace {
 
-// fuzz_size: a size past 2^64 bytes was converted to uint64_t (undefined behaviour, UBSan float-cast-overflow).
+// fuzz_size: a size past 2^64 bytes was converted to uint64_t (undefined behaviour, UBSan
+// float-cast-overflow).
 TEST(FuzzRegressions, SizeBeyondUint64IsAnError) {
   for (const std::string text : {"85444444444444444444442GiB", "1e300", "16EiB", "inf", "nan", "nanGiB"}) {
     const Result<uint64_t> bytes = parse_bytes(text);

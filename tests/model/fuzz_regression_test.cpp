@@ -1,6 +1,6 @@
 // Inputs that crashed a parser under fuzz/ (scripts/fuzz.sh), kept as regression tests: a value of an
-// unexpected JSON type escaped as a nlohmann::json exception (abort); each must now be CORRUPT_DATA naming the
-// file.
+// unexpected JSON type escaped as a nlohmann::json exception (abort); each must now be CORRUPT_DATA naming
+// the file.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
