@@ -35,10 +35,11 @@ TEST(AttentionValidation, OnePatternForAllHeadsPlansLikeOnePerHead) {
   each.heads.assign(4, spec);
 
   const AttentionParams params{config.shape, qkv.q.data(), qkv.k.data()};
-  Result<SparseIndex> from_one = plan_cpu(params, one, geometry);
-  Result<SparseIndex> from_each = plan_cpu(params, each, geometry);
+  Result<SparseIndex> from_one = plan_cpu(params, one, geometry, {DType::F32, DType::F32});
+  Result<SparseIndex> from_each = plan_cpu(params, each, geometry, {DType::F32, DType::F32});
   ASSERT_TRUE(from_one.is_ok()) << from_one.status().to_string();
   ASSERT_TRUE(from_each.is_ok()) << from_each.status().to_string();
+  SCOPED_TRACE("one against each");
   expect_same_index(*from_one, *from_each);
 
   Result<SparseIndex> oracle = ref::build_index(qkv.view(), one.heads, one.estimation, geometry);
