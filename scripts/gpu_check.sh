@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One device call for the flash attention kernels: GPU tests, compute-sanitizer memcheck on small shapes, then
-# the kernel micro-benchmark (which verifies before it times). Run on the GPU machine from the repo root:
+# One device call for the flash attention kernels: GPU tests, compute-sanitizer (memcheck, racecheck, synccheck,
+# initcheck) on small shapes, both kernel bodies, then the kernel micro-benchmark (which verifies before it
+# times). Run on the GPU machine from the repo root:
 #   scripts/gpu_check.sh [build-dir] [out-dir]
 # Binaries default to <build-dir>/tests/sacc_gpu_tests and <build-dir>/bench/flash_bench; override with
 # SACC_GPU_TESTS / SACC_FLASH_BENCH. Shared libraries the device image lacks (libfmt) are looked up in
@@ -34,16 +35,21 @@ for body in sm90 mma; do
   tail -n 30 "$OUT_DIR/tests.tmp"
   cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
 
-  echo "== compute-sanitizer memcheck, $body body (small shapes)"
-  if SACC_FLASH_BODY=$body timeout 180 compute-sanitizer --tool memcheck --error-exitcode 7 "$TESTS" --gtest_filter="$small" \
-    --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
-    summary+=("memcheck ($body): clean")
-  else
-    summary+=("memcheck ($body): FAIL (see checks.log)")
-    status=1
-  fi
-  tail -n 4 "$OUT_DIR/tests.tmp"
-  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+  # Every compute-sanitizer tool on the small shapes: memcheck (out-of-bounds, misaligned), racecheck (shared
+  # memory hazards between the producer and consumer warps), synccheck (barrier misuse), initcheck (reads of
+  # uninitialised global memory). SANITIZER_TOOLS picks a subset; racecheck is the slowest, hence the timeout.
+  for tool in ${SANITIZER_TOOLS:-memcheck racecheck synccheck initcheck}; do
+    echo "== compute-sanitizer $tool, $body body (small shapes)"
+    if SACC_FLASH_BODY=$body timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 7 "$TESTS" \
+      --gtest_filter="$small" --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
+      summary+=("$tool ($body): clean")
+    else
+      summary+=("$tool ($body): FAIL (see checks.log)")
+      status=1
+    fi
+    tail -n 4 "$OUT_DIR/tests.tmp"
+    cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+  done
 done
 rm -f "$OUT_DIR/tests.tmp"
 

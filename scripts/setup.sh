@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libpcre2-dev zlib1g-dev libcpp-httplib-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang-format gnuplot-nox jargon-text
+  clang clang-tidy libclang-rt-dev
 )
 
 missing=()

@@ -98,8 +98,8 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       }
       continue;
     }
-    auto bad = [&](const std::string& what) {
-      return corrupt(path, fmt::format("tensor '{}': {}", name, what));
+    auto bad = [&, &tensor_name = name](const std::string& what) {
+      return corrupt(path, fmt::format("tensor '{}': {}", tensor_name, what));
     };
     if (!entry.is_object()) return bad("entry is not an object");
     const auto dtype_it = entry.find("dtype");

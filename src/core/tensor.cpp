@@ -160,7 +160,12 @@ Result<uint64_t> parse_bytes(const std::string& text) {
   else
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "'{}': unknown size unit '{}' (use B, KiB, MiB, GiB, TiB)", text, unit);
-  return static_cast<uint64_t>(value * scale);
+  const double bytes = value * scale;
+  // 2^64: the first double past what uint64_t holds (converting it or NaN would be undefined behaviour).
+  if (!(bytes < 18446744073709551616.0)) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "'{}' is not a size below 2^64 bytes", text);
+  }
+  return static_cast<uint64_t>(bytes);
 }
 
 }  // namespace sacc

@@ -1,5 +1,6 @@
 #include "model/head_config.h"
 
+#include "core/json_guard.h"
 #include "model/minference_config.h"
 
 #include "attention/sparse_index.h"
@@ -105,7 +106,7 @@ Result<HeadConfig> parse_head_config(const std::string& json_text, const std::st
     SACC_ASSIGN_OR_RETURN(MinferenceConfig minference, parse_minference_config(json_text, origin));
     return from_minference(minference);
   }
-  if (root.is_object()) return parse_ours(root, origin);
+  if (root.is_object()) return guard_json(origin, [&] { return parse_ours(root, origin); });
   return make_error(StatusCode::CORRUPT_DATA, "{}: expected a JSON object or list", origin);
 }
 

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json_guard.h"
+
 namespace sacc {
 namespace {
 
@@ -47,37 +49,39 @@ Result<MinferenceConfig> parse_minference_config(const std::string& json_text,
                                                  const std::string& source_name) {
   const nlohmann::json root = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", source_name);
-  if (!root.is_array() || root.empty()) {
-    return make_error(StatusCode::CORRUPT_DATA, "{}: expected a non-empty list of layers", source_name);
-  }
-  MinferenceConfig config;
-  for (size_t layer = 0; layer < root.size(); ++layer) {
-    const nlohmann::json& heads = root[layer];
-    if (!heads.is_object() || heads.empty()) {
-      return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} is not a non-empty object of heads",
-                        source_name, layer);
+  return guard_json(source_name, [&]() -> Result<MinferenceConfig> {
+    if (!root.is_array() || root.empty()) {
+      return make_error(StatusCode::CORRUPT_DATA, "{}: expected a non-empty list of layers", source_name);
     }
-    std::vector<MinferenceHead> row(heads.size());
-    std::vector<char> seen(heads.size(), 0);
-    for (const auto& [key, entry] : heads.items()) {
-      size_t head = 0;
-      const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), head);
-      if (error != std::errc() || end != key.data() + key.size() || head >= heads.size() || seen[head]) {
-        return make_error(StatusCode::CORRUPT_DATA,
-                          "{}: layer {}: head id '{}' is not one of 0..{} (or repeats)", source_name, layer,
-                          key, heads.size() - 1);
+    MinferenceConfig config;
+    for (size_t layer = 0; layer < root.size(); ++layer) {
+      const nlohmann::json& heads = root[layer];
+      if (!heads.is_object() || heads.empty()) {
+        return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} is not a non-empty object of heads",
+                          source_name, layer);
       }
-      seen[head] = 1;
-      SACC_ASSIGN_OR_RETURN(row[head],
-                            parse_head(entry, fmt::format("{}: layer {} head {}", source_name, layer, key)));
+      std::vector<MinferenceHead> row(heads.size());
+      std::vector<char> seen(heads.size(), 0);
+      for (const auto& [key, entry] : heads.items()) {
+        size_t head = 0;
+        const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), head);
+        if (error != std::errc() || end != key.data() + key.size() || head >= heads.size() || seen[head]) {
+          return make_error(StatusCode::CORRUPT_DATA,
+                            "{}: layer {}: head id '{}' is not one of 0..{} (or repeats)", source_name, layer,
+                            key, heads.size() - 1);
+        }
+        seen[head] = 1;
+        SACC_ASSIGN_OR_RETURN(
+            row[head], parse_head(entry, fmt::format("{}: layer {} head {}", source_name, layer, key)));
+      }
+      if (!config.empty() && row.size() != config.front().size()) {
+        return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} has {} heads, layer 0 has {}", source_name,
+                          layer, row.size(), config.front().size());
+      }
+      config.push_back(std::move(row));
     }
-    if (!config.empty() && row.size() != config.front().size()) {
-      return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} has {} heads, layer 0 has {}", source_name,
-                        layer, row.size(), config.front().size());
-    }
-    config.push_back(std::move(row));
-  }
-  return config;
+    return config;
+  });
 }
 
 Result<MinferenceConfig> load_minference_config(const std::string& path) {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <numbers>
 
+#include "core/json_guard.h"
+
 namespace sacc {
 namespace {
 
@@ -113,51 +115,53 @@ std::string ModelConfig::summary() const {
 
 Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const std::string& origin) {
   if (!json.is_object()) return make_error(StatusCode::CORRUPT_DATA, "{}: not a JSON object", origin);
-  ModelConfig c;
-  c.name = origin;
-  const std::string model_type = json.value("model_type", std::string("llama"));
-  if (model_type == "qwen2") {
-    c.architecture = "qwen2";
-    c.qkv_bias = true;
-  } else if (model_type == "llama" || model_type == "mistral") {
-    c.architecture = "llama";
-    c.qkv_bias = get_bool_or(json, "attention_bias", false);
-  } else {
-    return make_error(StatusCode::UNSUPPORTED,
-                      "{}: model_type '{}' is not a Llama-family model (supported: llama, mistral, qwen2)",
-                      origin, model_type);
-  }
-  SACC_ASSIGN_OR_RETURN(c.hidden, get_int(json, "hidden_size", origin));
-  SACC_ASSIGN_OR_RETURN(int64_t layers, get_int(json, "num_hidden_layers", origin));
-  SACC_ASSIGN_OR_RETURN(int64_t heads, get_int(json, "num_attention_heads", origin));
-  SACC_ASSIGN_OR_RETURN(c.ffn, get_int(json, "intermediate_size", origin));
-  SACC_ASSIGN_OR_RETURN(c.vocab, get_int(json, "vocab_size", origin));
-  c.num_layers = static_cast<int>(layers);
-  c.num_heads = static_cast<int>(heads);
-  c.num_kv_heads = static_cast<int>(get_int_or(json, "num_key_value_heads", heads));
-  c.head_dim = static_cast<int>(get_int_or(json, "head_dim", heads > 0 ? c.hidden / heads : 0));
-  c.rope_theta = get_double_or(json, "rope_theta", 10000.0);
-  c.rms_eps = get_double_or(json, "rms_norm_eps", 1e-5);
-  c.tied_embeddings = get_bool_or(json, "tie_word_embeddings", false);
-  c.max_context = get_int_or(json, "max_position_embeddings", 2048);
-  c.bos_token = static_cast<int32_t>(get_int_or(json, "bos_token_id", -1));
-  c.eos_tokens = token_list(json, "eos_token_id");
-  auto scaling = json.find("rope_scaling");
-  if (scaling != json.end() && scaling->is_object()) {
-    std::string type = scaling->value("rope_type", scaling->value("type", std::string()));
-    if (type == "llama3") {
-      c.rope_scaling.enabled = true;
-      c.rope_scaling.factor = get_double_or(*scaling, "factor", 8.0);
-      c.rope_scaling.low_freq_factor = get_double_or(*scaling, "low_freq_factor", 1.0);
-      c.rope_scaling.high_freq_factor = get_double_or(*scaling, "high_freq_factor", 4.0);
-      c.rope_scaling.original_max_position = get_int_or(*scaling, "original_max_position_embeddings", 8192);
-    } else if (type != "default" && !type.empty()) {
-      return make_error(StatusCode::UNSUPPORTED, "{}: rope_scaling type '{}' is not supported (llama3 only)",
-                        origin, type);
+  return guard_json(origin, [&]() -> Result<ModelConfig> {
+    ModelConfig c;
+    c.name = origin;
+    const std::string model_type = json.value("model_type", std::string("llama"));
+    if (model_type == "qwen2") {
+      c.architecture = "qwen2";
+      c.qkv_bias = true;
+    } else if (model_type == "llama" || model_type == "mistral") {
+      c.architecture = "llama";
+      c.qkv_bias = get_bool_or(json, "attention_bias", false);
+    } else {
+      return make_error(StatusCode::UNSUPPORTED,
+                        "{}: model_type '{}' is not a Llama-family model (supported: llama, mistral, qwen2)",
+                        origin, model_type);
     }
-  }
-  SACC_RETURN_IF_ERROR(c.validate());
-  return c;
+    SACC_ASSIGN_OR_RETURN(c.hidden, get_int(json, "hidden_size", origin));
+    SACC_ASSIGN_OR_RETURN(int64_t layers, get_int(json, "num_hidden_layers", origin));
+    SACC_ASSIGN_OR_RETURN(int64_t heads, get_int(json, "num_attention_heads", origin));
+    SACC_ASSIGN_OR_RETURN(c.ffn, get_int(json, "intermediate_size", origin));
+    SACC_ASSIGN_OR_RETURN(c.vocab, get_int(json, "vocab_size", origin));
+    c.num_layers = static_cast<int>(layers);
+    c.num_heads = static_cast<int>(heads);
+    c.num_kv_heads = static_cast<int>(get_int_or(json, "num_key_value_heads", heads));
+    c.head_dim = static_cast<int>(get_int_or(json, "head_dim", heads > 0 ? c.hidden / heads : 0));
+    c.rope_theta = get_double_or(json, "rope_theta", 10000.0);
+    c.rms_eps = get_double_or(json, "rms_norm_eps", 1e-5);
+    c.tied_embeddings = get_bool_or(json, "tie_word_embeddings", false);
+    c.max_context = get_int_or(json, "max_position_embeddings", 2048);
+    c.bos_token = static_cast<int32_t>(get_int_or(json, "bos_token_id", -1));
+    c.eos_tokens = token_list(json, "eos_token_id");
+    auto scaling = json.find("rope_scaling");
+    if (scaling != json.end() && scaling->is_object()) {
+      std::string type = scaling->value("rope_type", scaling->value("type", std::string()));
+      if (type == "llama3") {
+        c.rope_scaling.enabled = true;
+        c.rope_scaling.factor = get_double_or(*scaling, "factor", 8.0);
+        c.rope_scaling.low_freq_factor = get_double_or(*scaling, "low_freq_factor", 1.0);
+        c.rope_scaling.high_freq_factor = get_double_or(*scaling, "high_freq_factor", 4.0);
+        c.rope_scaling.original_max_position = get_int_or(*scaling, "original_max_position_embeddings", 8192);
+      } else if (type != "default" && !type.empty()) {
+        return make_error(StatusCode::UNSUPPORTED,
+                          "{}: rope_scaling type '{}' is not supported (llama3 only)", origin, type);
+      }
+    }
+    SACC_RETURN_IF_ERROR(c.validate());
+    return c;
+  });
 }
 
 Result<ModelConfig> model_config_from_hf_file(const std::string& path) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json_guard.h"
 #include "core/log.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_model.h"
@@ -138,84 +139,86 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(file, ec)) file /= "tokenizer.json";
   const std::string source = file.string();
-  SACC_ASSIGN_OR_RETURN(Json json, read_json(file));
-  Json config = Json::object();
-  if (const fs::path config_path = file.parent_path() / "tokenizer_config.json";
-      fs::exists(config_path, ec)) {
-    SACC_ASSIGN_OR_RETURN(config, read_json(config_path));
-  }
-  const Json& model_spec = json.value("model", Json::object());
-  if (model_spec.value("type", "") != "BPE") {
-    return make_error(StatusCode::UNSUPPORTED, "{}: model type '{}' is not supported (byte-level BPE only)",
-                      source, model_spec.value("type", "?"));
-  }
-  if (model_spec.value("byte_fallback", false)) {
-    return make_error(StatusCode::UNSUPPORTED,
-                      "{}: SentencePiece-style BPE (byte_fallback) is not supported (byte-level BPE only)",
-                      source);
-  }
-  auto model = std::make_shared<TokenizerModel>();
-  const Json added = json.value("added_tokens", Json::array());
-  SACC_RETURN_IF_ERROR(load_vocab(model_spec, added, *model, source));
+  return guard_json(source, [&]() -> Result<Tokenizer> {
+    SACC_ASSIGN_OR_RETURN(Json json, read_json(file));
+    Json config = Json::object();
+    if (const fs::path config_path = file.parent_path() / "tokenizer_config.json";
+        fs::exists(config_path, ec)) {
+      SACC_ASSIGN_OR_RETURN(config, read_json(config_path));
+    }
+    const Json& model_spec = json.value("model", Json::object());
+    if (model_spec.value("type", "") != "BPE") {
+      return make_error(StatusCode::UNSUPPORTED, "{}: model type '{}' is not supported (byte-level BPE only)",
+                        source, model_spec.value("type", "?"));
+    }
+    if (model_spec.value("byte_fallback", false)) {
+      return make_error(StatusCode::UNSUPPORTED,
+                        "{}: SentencePiece-style BPE (byte_fallback) is not supported (byte-level BPE only)",
+                        source);
+    }
+    auto model = std::make_shared<TokenizerModel>();
+    const Json added = json.value("added_tokens", Json::array());
+    SACC_RETURN_IF_ERROR(load_vocab(model_spec, added, *model, source));
 
-  const Json& merges = model_spec.value("merges", Json::array());
-  model->merges.reserve(merges.size());
-  for (size_t i = 0; i < merges.size(); ++i) {
-    const Json& merge = merges[i];
-    std::string left, right;
-    if (merge.is_string()) {
-      const std::string text = merge.get<std::string>();
-      const size_t space = text.find(' ', 1);
-      if (space == std::string::npos) {
-        return make_error(StatusCode::CORRUPT_DATA, "{}: merges[{}] '{}' is not a pair", source, i, text);
+    const Json& merges = model_spec.value("merges", Json::array());
+    model->merges.reserve(merges.size());
+    for (size_t i = 0; i < merges.size(); ++i) {
+      const Json& merge = merges[i];
+      std::string left, right;
+      if (merge.is_string()) {
+        const std::string text = merge.get<std::string>();
+        const size_t space = text.find(' ', 1);
+        if (space == std::string::npos) {
+          return make_error(StatusCode::CORRUPT_DATA, "{}: merges[{}] '{}' is not a pair", source, i, text);
+        }
+        left = text.substr(0, space);
+        right = text.substr(space + 1);
+      } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+        left = merge[0].get<std::string>();
+        right = merge[1].get<std::string>();
+      } else {
+        return make_error(StatusCode::CORRUPT_DATA, "{}: merges[{}] is not a pair", source, i);
       }
-      left = text.substr(0, space);
-      right = text.substr(space + 1);
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-      left = merge[0].get<std::string>();
-      right = merge[1].get<std::string>();
-    } else {
-      return make_error(StatusCode::CORRUPT_DATA, "{}: merges[{}] is not a pair", source, i);
+      SACC_RETURN_IF_ERROR(model->add_merge(left, right, static_cast<int32_t>(i), source));
     }
-    SACC_RETURN_IF_ERROR(model->add_merge(left, right, static_cast<int32_t>(i), source));
-  }
-  model->ignore_merges = model_spec.value("ignore_merges", false);
+    model->ignore_merges = model_spec.value("ignore_merges", false);
 
-  const Json& normalizer = json.value("normalizer", Json());
-  if (!normalizer.is_null()) {
-    if (normalizer.value("type", "") != "NFC") {
-      return make_error(StatusCode::UNSUPPORTED, "{}: normalizer '{}' is not supported", source,
-                        normalizer.value("type", "?"));
+    const Json& normalizer = json.value("normalizer", Json());
+    if (!normalizer.is_null()) {
+      if (normalizer.value("type", "") != "NFC") {
+        return make_error(StatusCode::UNSUPPORTED, "{}: normalizer '{}' is not supported", source,
+                          normalizer.value("type", "?"));
+      }
+      // Qwen2 declares NFC; text already in NFC (nearly all text) tokenizes identically without it.
+      SACC_LOG_DEBUG("{}: NFC normalisation is not applied (input assumed to be NFC)", source);
     }
-    // Qwen2 declares NFC; text already in NFC (nearly all text) tokenizes identically without it.
-    SACC_LOG_DEBUG("{}: NFC normalisation is not applied (input assumed to be NFC)", source);
-  }
-  const Json& pre = json.value("pre_tokenizer", Json());
-  SACC_RETURN_IF_ERROR(add_pre_tokenizer(pre, *model, source));
-  model->pre_tokenizer_name = name_pre_tokenizer(pre);
+    const Json& pre = json.value("pre_tokenizer", Json());
+    SACC_RETURN_IF_ERROR(add_pre_tokenizer(pre, *model, source));
+    model->pre_tokenizer_name = name_pre_tokenizer(pre);
 
-  std::string bos_text = post_processor_bos(json.value("post_processor", Json()));
-  model->adds_bos = !bos_text.empty();
-  if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
-    model->adds_bos = config["add_bos_token"].get<bool>();
-  }
-  if (bos_text.empty() && config.contains("bos_token")) bos_text = token_content(config["bos_token"]);
-  model->bos = bos_text.empty() ? -1 : model->find(bos_text);
-  if (config.contains("eos_token")) model->eos = model->find(token_content(config["eos_token"]));
+    std::string bos_text = post_processor_bos(json.value("post_processor", Json()));
+    model->adds_bos = !bos_text.empty();
+    if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
+      model->adds_bos = config["add_bos_token"].get<bool>();
+    }
+    if (bos_text.empty() && config.contains("bos_token")) bos_text = token_content(config["bos_token"]);
+    model->bos = bos_text.empty() ? -1 : model->find(bos_text);
+    if (config.contains("eos_token")) model->eos = model->find(token_content(config["eos_token"]));
 
-  std::string jinja;
-  if (config.contains("chat_template")) {
-    const Json& chat = config["chat_template"];
-    if (chat.is_string()) {
-      jinja = chat.get<std::string>();
-    } else if (chat.is_array()) {
-      for (const Json& named : chat) {
-        if (named.value("name", "") == "default") jinja = named.value("template", "");
+    std::string jinja;
+    if (config.contains("chat_template")) {
+      const Json& chat = config["chat_template"];
+      if (chat.is_string()) {
+        jinja = chat.get<std::string>();
+      } else if (chat.is_array()) {
+        for (const Json& named : chat) {
+          if (named.value("name", "") == "default") jinja = named.value("template", "");
+        }
       }
     }
-  }
-  model->finalize(jinja);
-  return Tokenizer(std::move(model));
+    model->finalize(jinja);
+    return Tokenizer(std::move(model));
+  });
 }
 
 }  // namespace sacc

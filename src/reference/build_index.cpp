@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "attention/attention_validation.h"
 #include "reference/estimate_block_cluster.h"
 #include "reference/estimate_interval_slash.h"
 #include "reference/head_index.h"
@@ -93,27 +94,13 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
                                 const EstimationConfig& config, const IndexGeometry& geometry,
                                 std::vector<PatternKind>* kinds) {
   SACC_RETURN_IF_ERROR(qkv.validate());
-  SACC_RETURN_IF_ERROR(geometry.validate());
+  SACC_RETURN_IF_ERROR(validate_plan_arguments("oracle index", qkv.shape, patterns, config, geometry));
   const AttentionShape& shape = qkv.shape;
-  if (geometry.seq_len != shape.seq_len) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "index geometry length {} != input length {}",
-                      geometry.seq_len, shape.seq_len);
-  }
-  const int expected_heads = geometry.shared_per_kv_group ? shape.num_kv_heads : shape.num_q_heads;
-  if (geometry.num_heads != expected_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "index geometry has {} heads; this input needs {} ({})",
-                      geometry.num_heads, expected_heads,
-                      geometry.shared_per_kv_group ? "one per KV head" : "one per query head");
-  }
-  if (patterns.size() != 1 && static_cast<int64_t>(patterns.size()) != geometry.num_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "{} patterns given for {} index heads (give 1 or {})",
-                      patterns.size(), geometry.num_heads, geometry.num_heads);
-  }
   std::vector<HeadIndex> heads(geometry.num_heads);
   std::vector<PatternKind> taken(geometry.num_heads);
   std::vector<Status> errors(geometry.num_heads);
   parallel_for(geometry.num_heads, [&](int64_t h) {
-    const PatternSpec& spec = patterns.size() == 1 ? patterns[0] : patterns[h];
+    const PatternSpec& spec = pattern_of_head(patterns, h);
     Result<HeadIndex> head =
         build_head(qkv, spec, query_heads_of(static_cast<int>(h), shape, geometry.shared_per_kv_group),
                    config, geometry, &taken[h]);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "attention/cpu/plan_cpu_detail.h"
@@ -90,7 +91,15 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PlanCpuScores,
                                            ScoreCase{{63, 3, 1, 128}, 64, 64, 64},
                                            ScoreCase{{1023, 4, 2, 64}, 64, 128, 64},
                                            ScoreCase{{1111, 2, 1, 128}, 77, 64, 128},
-                                           ScoreCase{{4224, 2, 2, 128}, 64, 128, 128}));
+                                           ScoreCase{{4224, 2, 2, 128}, 64, 128, 128}),
+                         [](const ::testing::TestParamInfo<ScoreCase>& info) {
+                           const ScoreCase& c = info.param;
+                           return "L" + std::to_string(c.shape.seq_len) + "_hq" +
+                                  std::to_string(c.shape.num_q_heads) + "_hkv" +
+                                  std::to_string(c.shape.num_kv_heads) + "_d" +
+                                  std::to_string(c.shape.head_dim) + "_m" + std::to_string(c.last_queries) +
+                                  "_bq" + std::to_string(c.block_q) + "_bk" + std::to_string(c.block_k);
+                         });
 
 }  // namespace
 }  // namespace sacc

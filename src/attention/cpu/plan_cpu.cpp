@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "attention/attention_validation.h"
 #include "attention/cpu/parallel_for.h"
 #include "attention/cpu/plan_cpu_detail.h"
 
@@ -39,75 +40,16 @@ namespace {
 
 using cpu_plan::HeadLists;
 
-Status validate_spec(const PatternSpec& spec, int head) {
-  switch (spec.kind) {
-    case PatternKind::DENSE:
-    case PatternKind::TRIANGULAR:
-    case PatternKind::INTERVAL_SLASH:
-    case PatternKind::BLOCK_CLUSTER:
-      break;
-    default:
-      return make_error(StatusCode::INVALID_ARGUMENT,
-                        "plan_cpu: index head {} has an unknown pattern kind {}", head,
-                        static_cast<int>(spec.kind));
-  }
-  if (spec.has_alternative() && spec.kind != PatternKind::INTERVAL_SLASH) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan_cpu: index head {}: only Interval-Slash offers a Block-Cluster alternative ({})",
-                      head, to_string(spec));
-  }
-  if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0 ||
-      spec.alternative_blocks < 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan_cpu: index head {} has a negative budget ({})",
-                      head, to_string(spec));
-  }
-  if (!(spec.gamma >= 0.0 && spec.gamma <= 1.0) ||
-      !(spec.alternative_gamma >= 0.0 && spec.alternative_gamma <= 1.0)) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan_cpu: index head {}: adaptive gamma {} or {} is outside (0, 1] (0: fixed budget)",
-                      head, spec.gamma, spec.alternative_gamma);
-  }
-  return Status::ok();
-}
-
 Status validate_inputs(const AttentionParams& p, const LayerPatterns& patterns, const IndexGeometry& geometry,
                        CpuPlanTypes types) {
-  SACC_RETURN_IF_ERROR(p.shape.validate());
-  SACC_RETURN_IF_ERROR(geometry.validate());
-  if (geometry.seq_len != p.shape.seq_len) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan_cpu: index geometry length {} != attention length {}", geometry.seq_len,
-                      p.shape.seq_len);
-  }
-  if (p.shape.seq_len > std::numeric_limits<int32_t>::max()) {
-    return make_error(StatusCode::UNSUPPORTED, "plan_cpu: sequence length {} exceeds the 32-bit index ids",
-                      p.shape.seq_len);
-  }
   if (geometry.shared_per_kv_group != patterns.shared_per_kv_group) {
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "plan_cpu: the index geometry and the layer patterns disagree on sharing per KV group");
   }
-  const int expected_heads = patterns.shared_per_kv_group ? p.shape.num_kv_heads : p.shape.num_q_heads;
-  if (geometry.num_heads != expected_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan_cpu: index geometry has {} heads, expected {} ({})",
-                      geometry.num_heads, expected_heads,
-                      patterns.shared_per_kv_group ? "one per KV group" : "one per query head");
-  }
-  if (static_cast<int64_t>(patterns.heads.size()) != expected_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan_cpu: {} head patterns for {} index heads",
-                      patterns.heads.size(), expected_heads);
-  }
-  const EstimationConfig& estimation = patterns.estimation;
-  if (estimation.last_queries < 1 || estimation.sink_keys < 0 || estimation.local_diagonals < 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan_cpu: estimation needs last_queries >= 1 and non-negative sink / local counts "
-                      "(got {}, {}, {})",
-                      estimation.last_queries, estimation.sink_keys, estimation.local_diagonals);
-  }
+  SACC_RETURN_IF_ERROR(
+      validate_plan_arguments("plan_cpu", p.shape, patterns.heads, patterns.estimation, geometry));
   bool estimates = false;
-  for (size_t h = 0; h < patterns.heads.size(); ++h) {
-    const PatternSpec& spec = patterns.heads[h];
-    SACC_RETURN_IF_ERROR(validate_spec(spec, static_cast<int>(h)));
+  for (const PatternSpec& spec : patterns.heads) {
     estimates =
         estimates || spec.kind == PatternKind::INTERVAL_SLASH || spec.kind == PatternKind::BLOCK_CLUSTER;
   }
@@ -185,7 +127,9 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   // Query heads whose scores index head h combines (in head order): its group when shared, else itself.
   const int members = patterns.shared_per_kv_group ? p.shape.group_size() : 1;
   std::vector<PatternSpec> specs;
-  for (const PatternSpec& spec : patterns.heads) specs.push_back(clamp_pattern_to_length(spec, geometry));
+  for (int h = 0; h < num_heads; ++h) {
+    specs.push_back(clamp_pattern_to_length(pattern_of_head(patterns.heads, h), geometry));
+  }
 
   // Interval-Slash scores, one task per query head (the O(m L d) part of the plan).
   const int64_t rows = std::min(patterns.estimation.last_queries, p.shape.seq_len);

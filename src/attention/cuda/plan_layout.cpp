@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/attention_validation.h"
 #include "attention/cuda/plan_slot_capacity.h"
 
 namespace sacc::plan_detail {
@@ -61,37 +62,15 @@ size_t estimation_smem_bytes(int heads, int row_tiles, int head_dim) {
 
 Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatterns& patterns,
                                     const IndexGeometry& geometry) {
-  SACC_RETURN_IF_ERROR(shape.validate());
-  SACC_RETURN_IF_ERROR(geometry.validate());
-  if (geometry.seq_len != shape.seq_len) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan: index geometry length {} != attention length {}",
-                      geometry.seq_len, shape.seq_len);
-  }
-  if (shape.seq_len > (int64_t{1} << 30)) {
-    return make_error(StatusCode::UNSUPPORTED, "plan: sequence length {} exceeds 2^30", shape.seq_len);
-  }
   if (geometry.shared_per_kv_group != patterns.shared_per_kv_group) {
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "plan: the index geometry and the layer patterns disagree on sharing per KV group");
   }
-  const int expected_heads = patterns.shared_per_kv_group ? shape.num_kv_heads : shape.num_q_heads;
-  if (geometry.num_heads != expected_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan: index geometry has {} heads, expected {} ({})",
-                      geometry.num_heads, expected_heads,
-                      patterns.shared_per_kv_group ? "one per KV group" : "one per query head");
-  }
-  if (patterns.heads.size() != 1 && static_cast<int>(patterns.heads.size()) != expected_heads) {
-    return make_error(StatusCode::INVALID_ARGUMENT, "plan: {} head patterns for {} index heads",
-                      patterns.heads.size(), expected_heads);
-  }
+  SACC_RETURN_IF_ERROR(validate_plan_arguments("plan", shape, patterns.heads, patterns.estimation, geometry));
+  const int expected_heads = geometry.num_heads;
   if (expected_heads > kMaxPlanHeads) {
     return make_error(StatusCode::UNSUPPORTED, "plan: {} index heads exceed the supported {}", expected_heads,
                       kMaxPlanHeads);
-  }
-  if (patterns.estimation.last_queries < 1 || patterns.estimation.sink_keys < 0 ||
-      patterns.estimation.local_diagonals < 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "plan: estimation needs last_queries >= 1 and non-negative sink / local counts");
   }
 
   PlanLayout layout;
@@ -116,7 +95,7 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
       std::clamp<int>(clamp_to(patterns.estimation.local_diagonals, seq_len), 1, static_cast<int>(seq_len));
 
   for (int h = 0; h < expected_heads; ++h) {
-    const PatternSpec& spec = patterns.heads.size() == 1 ? patterns.heads[0] : patterns.heads[h];
+    const PatternSpec& spec = pattern_of_head(patterns.heads, h);
     SACC_RETURN_IF_ERROR(check_spec(spec, h));
     HeadPlan& head = layout.heads.head[h];
     head.kind = static_cast<int32_t>(spec.kind);

@@ -1,0 +1,30 @@
+// GGUF file bytes -> the loader's GGUF reader (header, metadata, tensor table), the hyperparameters, every
+// metadata value's printout and the dequantisation of small tensors.
+#include <cstddef>
+#include <cstdint>
+
+#include "model/gguf.h"
+#include "model/gguf_hparams.h"
+#include "scratch_file.h"
+
+namespace {
+// Dequantise tensors up to this many elements: enough to cover every block type, small enough to stay fast.
+constexpr int64_t kMaxLoadedElements = 1 << 16;
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static sacc::fuzz::ScratchFile scratch("model.gguf");
+  auto file = sacc::GgufFile::open(scratch.write(data, size));
+  if (!file.is_ok()) return 0;
+  for (const auto& key : file->keys()) {
+    if (const sacc::GgufValue* value = file->find(key)) (void)value->to_string();
+  }
+  (void)sacc::read_gguf_hyperparams(*file);
+  for (const auto& info : file->tensors()) {
+    if (info.shape.numel() <= kMaxLoadedElements) {
+      (void)file->load_tensor_f32(info.name);
+      (void)file->load_tensor_bf16(info.name);
+    }
+  }
+  return 0;
+}

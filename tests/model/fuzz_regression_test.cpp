@@ -1,0 +1,42 @@
+// Inputs that crashed a parser under fuzz/ (scripts/fuzz.sh), kept as regression tests: a value of an
+// unexpected JSON type escaped as a nlohmann::json exception (abort); each must now be CORRUPT_DATA naming
+// the file.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "model/head_config.h"
+#include "model/minference_config.h"
+#include "model/model_config.h"
+
+namespace sacc {
+namespace {
+
+void expect_corrupt(const Status& status, const std::string& origin) {
+  EXPECT_EQ(status.code(), StatusCode::CORRUPT_DATA) << status.to_string();
+  EXPECT_NE(status.message().find(origin), std::string::npos) << status.to_string();
+}
+
+// fuzz_model_config: "model_type": 2.
+TEST(FuzzRegressions, ConfigJsonWithNumericModelType) {
+  const nlohmann::json json = nlohmann::json::parse(
+      R"({"architectures": ["LlamaForCausalLM"], "model_type":2, "num_attention_heads": 32,)"
+      R"( "num_key_value_heads": 8, "intermediate_size": 1400000.0, "rms_norm_eps": 1e-05,)"
+      R"( "max_position_embeddings": 131072, "tie_word_embeddings": false, "bos_token_id": 128000})");
+  const Result<ModelConfig> config = model_config_from_hf_json(json, "config.json");
+  ASSERT_FALSE(config.is_ok());
+  expect_corrupt(config.status(), "config.json");
+}
+
+// A head record whose "error" is a string.
+TEST(FuzzRegressions, HeadConfigWithStringMetric) {
+  const Result<HeadConfig> config = parse_head_config(
+      R"({"format": "sparseaccelerate.head-config", "version": 1, "layers": [[{"pattern": "dense", "error": "x"}]]})",
+      "heads.json");
+  ASSERT_FALSE(config.is_ok());
+  expect_corrupt(config.status(), "heads.json");
+}
+
+}  // namespace
+}  // namespace sacc
