@@ -7,7 +7,8 @@ run: open, map or read the weights, one forward). Writes a Markdown table with m
 average and the commands.
 
 llama-bench: --llama-bench PATH, else `llama-bench` on PATH, else built from the pinned llama-cpp-python sdist
-(pip download --no-binary) into bench/.llama.cpp (a few minutes on 2 cores).
+(pip download --no-binary) into bench/.llama.cpp (a few minutes on 2 cores). --sacc-only skips llama.cpp (its
+columns then read n/a).
 
   bench/llama_cpp_compare.py --sacc build-cpu/tools/sacc --threads 2 \\
       --model .models/SmolLM2-135M-Instruct.Q4_1.gguf --model .models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
@@ -91,9 +92,14 @@ def main():
     p.add_argument("--prompts", default="512,2048,8192")
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sacc-only", action="store_true", help="measure sacc only (no llama.cpp build or runs)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu_vs_llamacpp.md"))
     a = p.parse_args()
-    bench = Path(a.llama_bench or shutil.which("llama-bench") or build_llama_bench(ROOT / "bench" / ".llama.cpp"))
+    if a.sacc_only:
+        bench = None
+    else:
+        bench = Path(a.llama_bench or shutil.which("llama-bench") or build_llama_bench(ROOT / "bench" / ".llama.cpp"))
+    nan = (float("nan"), float("nan"))
     prompts = [int(x) for x in a.prompts.split(",")]
     median = statistics.median
     rows = []
@@ -102,7 +108,7 @@ def main():
         for n in prompts:
             ours, theirs = [], []
             for _ in range(a.repeats):  # alternate the engines so background load hits both alike
-                theirs.append(llama_prefill(bench, model, a.threads, n))
+                theirs.append(llama_prefill(bench, model, a.threads, n) if bench else nan)
                 m, _, rss = sacc_run(a.sacc, model, a.threads, n, 1)
                 ours.append((m["prefill_tokens_per_s"], rss))
             rows.append((name, f"prefill {n} (tok/s)", median(x[0] for x in theirs), median(x[0] for x in ours)))
@@ -110,14 +116,14 @@ def main():
                          median(x[1] for x in ours)))
         ours, theirs = [], []
         for _ in range(a.repeats):
-            theirs.append(llama_decode(bench, model, a.threads, a.decode_tokens))
+            theirs.append(llama_decode(bench, model, a.threads, a.decode_tokens) if bench else nan)
             m, _, rss = sacc_run(a.sacc, model, a.threads, 16, a.decode_tokens)
             ours.append((m["mean_itl_s"] * 1000.0, rss))
         rows.append((name, f"decode {a.decode_tokens} tok (ms/token)", median(x[0] for x in theirs),
                      median(x[0] for x in ours)))
         loads_theirs, loads_ours = [], []
         for _ in range(a.repeats):
-            loads_theirs.append(llama_load(bench, model, a.threads))
+            loads_theirs.append(llama_load(bench, model, a.threads) if bench else float("nan"))
             loads_ours.append(sacc_run(a.sacc, model, a.threads, 1, 1)[1])
         rows.append((name, "load + 1 token, wall (s)", median(loads_theirs), median(loads_ours)))
 
@@ -131,7 +137,7 @@ def main():
         f"* date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; commit {commit}",
         f"* machine: {cpu}, {os.cpu_count()} logical CPUs; {a.threads} threads each; load average at the end "
         f"{os.getloadavg()[0]:.1f} (a shared build machine: timings taken under that load)",
-        f"* llama.cpp: {bench} (llama-cpp-python {LLAMA_CPP_PYTHON} sdist unless on PATH)",
+        f"* llama.cpp: {bench or 'not run (--sacc-only)'} (llama-cpp-python {LLAMA_CPP_PYTHON} sdist unless on PATH)",
         f"* median of {a.repeats} alternating runs; peak RSS from /usr/bin/time -v",
         f"* command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`",
         "",
@@ -139,7 +145,9 @@ def main():
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for name, what, theirs, ours in rows:
-        lines.append(f"| {name} | {what} | {theirs:.1f} | {ours:.1f} | {ours / theirs:.2f} |")
+        ratio = "n/a" if theirs != theirs else f"{ours / theirs:.2f}"  # NaN: llama.cpp not run
+        theirs_text = "n/a" if theirs != theirs else f"{theirs:.1f}"
+        lines.append(f"| {name} | {what} | {theirs_text} | {ours:.1f} | {ratio} |")
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -52,6 +52,7 @@ void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out
       }
       a.sum[0] = static_cast<int16_t>(sums[0]);
       a.sum[1] = static_cast<int16_t>(sums[1]);
+      a.ds = a.d * static_cast<float>(sums[0] + sums[1]);
     }
   }
 }

@@ -13,13 +13,15 @@ namespace sacc {
 constexpr int64_t kActBlock = 32;  // activation elements per quantisation block
 
 // One block of 32 activations: value i ~ d * q[i]. sum[h] = q[16h] + ... + q[16h + 15] lets offset formats
-// (Q4_1's min, Q4_0's -8, Q6_K's -32 with a scale per 16) apply their constant term once per half block.
+// (Q4_1's min, Q4_0's -8, Q6_K's -32 with a scale per 16) apply their constant term once per half block;
+// ds = d * (sum[0] + sum[1]) saves the formats with one constant per block that arithmetic per weight row.
 struct ActBlock {
   float d = 0.0f;
+  float ds = 0.0f;
   int16_t sum[2] = {0, 0};
   int8_t q[kActBlock] = {};
 };
-static_assert(sizeof(ActBlock) == 40);
+static_assert(sizeof(ActBlock) == 44);
 
 // Quantises rows of activations: x [rows, cols] -> out [rows, cols / 32] blocks; cols a multiple of 32.
 void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out);

@@ -107,7 +107,11 @@ void dot_tile(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int64_t
         if (F::kSigned) q = _mm256_sign_epi8(q, w);
         const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned, q), mul);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(s[sub].scale * a.d), acc[r]);
-        offset[r] += a.d * (s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+        if (F::kHalfScales) {
+          offset[r] += a.d * (s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+        } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
+          offset[r] += s[sub].c[0] * a.ds;
+        }
       }
     }
   }
