@@ -17,6 +17,8 @@ namespace {
 // oversubscribed machine a longer spin would only take time from the thread doing the work.
 constexpr int kSpinPolls = 1 << 11;
 
+constexpr uint64_t kClosed = 0xffffffffu;  // task index of a loop being set up: above any task count
+
 thread_local bool tls_inside_task = false;
 
 void cpu_relax() {
@@ -47,10 +49,13 @@ class ThreadPool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   void run(int64_t num_tasks, const std::function<void(int64_t)>& body) {
-    body_.store(&body, std::memory_order_relaxed);
-    num_tasks_.store(num_tasks, std::memory_order_relaxed);
-    done_.store(0, std::memory_order_relaxed);
     const uint64_t loop = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
+    // Closed first: a worker still holding the last loop's word fails its compare-and-swap from here on, so
+    // it cannot pair that word with the new body and task count below.
+    claim_.store((loop << 32) | kClosed);
+    body_.store(&body, std::memory_order_release);
+    num_tasks_.store(num_tasks, std::memory_order_release);
+    done_.store(0, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       claim_.store(loop << 32, std::memory_order_release);
@@ -73,8 +78,8 @@ class ThreadPool {
     uint64_t word = claim_.load(std::memory_order_acquire);
     for (;;) {
       if ((word >> 32) != loop) break;
-      const auto* body = body_.load(std::memory_order_relaxed);
-      const int64_t num_tasks = num_tasks_.load(std::memory_order_relaxed);
+      const auto* body = body_.load(std::memory_order_acquire);
+      const int64_t num_tasks = num_tasks_.load(std::memory_order_acquire);
       const int64_t task = static_cast<int64_t>(word & 0xffffffffu);
       if (task >= num_tasks) break;
       if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) continue;
@@ -85,17 +90,19 @@ class ThreadPool {
     tls_inside_task = false;
   }
 
+  // A loop other than `seen` that is open (a loop being set up is still closed).
+  bool new_loop(uint64_t seen) const {
+    const uint64_t word = claim_.load(std::memory_order_acquire);
+    return (word >> 32) != seen && (word & kClosed) != kClosed;
+  }
+
   void worker_loop() {
     uint64_t seen = 0;
     for (;;) {
-      int polls = 0;
-      while ((claim_.load(std::memory_order_acquire) >> 32) == seen && polls < kSpinPolls) {
-        cpu_relax();
-        ++polls;
-      }
-      if ((claim_.load(std::memory_order_acquire) >> 32) == seen) {
+      for (int polls = 0; !new_loop(seen) && polls < kSpinPolls; ++polls) cpu_relax();
+      if (!new_loop(seen)) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return (claim_.load(std::memory_order_acquire) >> 32) != seen; });
+        wake_.wait(lock, [&] { return new_loop(seen); });
       }
       if (stop_.load()) return;
       seen = claim_.load(std::memory_order_acquire) >> 32;
