@@ -271,6 +271,14 @@ std::string_view ggml_type_name(GgmlType type) {
   return info_of(type).name;
 }
 
+int64_t ggml_block_size(GgmlType type) {
+  return info_of(type).block_size;
+}
+
+int64_t ggml_block_bytes(GgmlType type) {
+  return info_of(type).block_bytes;
+}
+
 uint64_t ggml_nbytes(const GgmlTypeInfo& info, uint64_t n_elements) {
   return n_elements / static_cast<uint64_t>(info.block_size) * static_cast<uint64_t>(info.block_bytes);
 }

@@ -37,6 +37,12 @@ struct GgmlTypeInfo {
 Result<GgmlTypeInfo> ggml_type_info(uint32_t code);
 std::string_view ggml_type_name(GgmlType type);
 
+constexpr int64_t kMaxGgmlBlockSize = 256;  // the k-quants' super-block
+
+// Elements and bytes of one block of a supported type (1 and the element size for F32 / F16 / BF16).
+int64_t ggml_block_size(GgmlType type);
+int64_t ggml_block_bytes(GgmlType type);
+
 // Bytes that `n_elements` of `type` occupy; n_elements must be a multiple of the block size.
 uint64_t ggml_nbytes(const GgmlTypeInfo& info, uint64_t n_elements);
 

@@ -77,13 +77,19 @@ Result<GgufHyperparams> read_gguf_hyperparams(const GgufFile& file) {
 
 Status unpermute_rope_rows(Tensor& weight, int64_t n_heads) {
   const Shape& shape = weight.shape();
-  if (shape.ndim < 1 || shape.ndim > 2 || n_heads <= 0 || shape[0] % (2 * n_heads) != 0) {
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "cannot split a {} tensor into {} RoPE heads of even size", shape.to_string(), n_heads);
-  }
-  const int64_t head_dim = shape[0] / n_heads;
+  if (shape.ndim < 1 || shape.ndim > 2)
+    return make_error(StatusCode::INVALID_ARGUMENT, "cannot split a {} tensor into {} RoPE heads",
+                      shape.to_string(), n_heads);
   const size_t row_bytes = (shape.ndim == 2 ? static_cast<size_t>(shape[1]) : 1) * dtype_size(weight.dtype());
-  auto* data = static_cast<uint8_t*>(weight.data());
+  return unpermute_rope_rows(static_cast<uint8_t*>(weight.data()), shape[0], row_bytes, n_heads);
+}
+
+Status unpermute_rope_rows(uint8_t* data, int64_t rows, size_t row_bytes, int64_t n_heads) {
+  if (n_heads <= 0 || rows % (2 * n_heads) != 0) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "cannot split {} rows into {} RoPE heads of even size",
+                      rows, n_heads);
+  }
+  const int64_t head_dim = rows / n_heads;
   std::vector<uint8_t> head(static_cast<size_t>(head_dim) * row_bytes);
   for (int64_t h = 0; h < n_heads; ++h) {
     uint8_t* base = data + static_cast<size_t>(h * head_dim) * row_bytes;

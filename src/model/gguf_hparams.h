@@ -50,5 +50,7 @@ Result<GgufHyperparams> read_gguf_hyperparams(const GgufFile& file);
 // weight: [n_heads * head_dim, in] (F32 or BF16), or a bias [n_heads * head_dim]. Within each head, row 2i +
 // j moves to row j * head_dim / 2 + i.
 Status unpermute_rope_rows(Tensor& weight, int64_t n_heads);
+// The same over raw rows of any format (a block-quantised row moves as a whole): data [rows, row_bytes].
+Status unpermute_rope_rows(uint8_t* data, int64_t rows, size_t row_bytes, int64_t n_heads);
 
 }  // namespace sacc

@@ -28,7 +28,27 @@ Result<WeightTensor> fetch(const TensorLookup& lookup, const std::string& name, 
   return t;
 }
 
+int64_t row_length(const WeightTensor& t) {
+  return t.view.shape.ndim == 2 ? t.view.shape[1] : t.view.numel();
+}
+
 }  // namespace
+
+uint64_t WeightTensor::host_bytes() const {
+  if (is_quantized()) return static_cast<uint64_t>(quant.row_bytes) * (view.numel() / row_length(*this));
+  return is_random() ? 0 : view.nbytes();
+}
+
+std::vector<WeightTensor*> LlamaWeights::all_mutable() {
+  std::vector<WeightTensor*> out{&embed};
+  for (LayerWeights& l : layers)
+    for (WeightTensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.wo, &l.mlp_norm,
+                            &l.w_gate, &l.w_up, &l.w_down})
+      if (t->defined()) out.push_back(t);
+  out.push_back(&final_norm);
+  out.push_back(&lm_head);
+  return out;
+}
 
 std::vector<const WeightTensor*> LlamaWeights::all() const {
   std::vector<const WeightTensor*> out{&embed};
@@ -86,7 +106,7 @@ Result<LlamaWeights> llama_weights_from_lookup(const ModelConfig& config, const 
     SACC_ASSIGN_OR_RETURN(l.w_up, get("mlp.up_proj.weight", "ffn_up.weight", {F, D}));
     SACC_ASSIGN_OR_RETURN(l.w_down, get("mlp.down_proj.weight", "ffn_down.weight", {D, F}));
   }
-  for (const WeightTensor* t : w.all()) w.total_bytes_on_host += t->view.nbytes();
+  for (const WeightTensor* t : w.all()) w.total_bytes_on_host += t->host_bytes();
   return w;
 }
 
@@ -133,12 +153,37 @@ LlamaWeights llama_weights_random(const ModelConfig& config, uint64_t seed) {
 }
 
 float weight_value(const WeightTensor& tensor, int64_t index) {
+  if (tensor.is_quantized()) {
+    // Decodes the one block that holds the element.
+    const int64_t cols = row_length(tensor), block = ggml_block_size(tensor.quant.type);
+    const int64_t row = index / cols, first = index % cols / block * block;
+    float values[kMaxGgmlBlockSize];
+    dequantize_to_f32(tensor.quant.type,
+                      tensor.quant.data + row * tensor.quant.row_bytes +
+                          first / block * ggml_block_bytes(tensor.quant.type),
+                      block, values);
+    return values[index % cols - first];
+  }
   if (tensor.is_random()) return random_value(tensor.random, static_cast<uint64_t>(index));
   return load_as_float(tensor.view.data, tensor.view.dtype, static_cast<size_t>(index));
 }
 
+void weight_row_to_f32(const WeightTensor& tensor, int64_t row, float* out) {
+  const int64_t cols = row_length(tensor);
+  if (tensor.is_quantized()) {
+    dequantize_to_f32(tensor.quant.type, tensor.quant.data + row * tensor.quant.row_bytes, cols, out);
+    return;
+  }
+  for (int64_t i = 0; i < cols; ++i) out[i] = weight_value(tensor, row * cols + i);
+}
+
 void weight_to_f32(const WeightTensor& tensor, float* out) {
   const int64_t n = tensor.view.numel();
+  if (tensor.is_quantized()) {
+    const int64_t cols = row_length(tensor);
+    for (int64_t r = 0; r < n / cols; ++r) weight_row_to_f32(tensor, r, out + r * cols);
+    return;
+  }
   if (tensor.is_random()) {
     // Random weights are defined as bf16 values so that every backend holds exactly the same numbers.
     for (int64_t i = 0; i < n; ++i) out[i] = round_to_bf16(random_value(tensor.random, i));
@@ -159,6 +204,13 @@ void weight_to_f32(const WeightTensor& tensor, float* out) {
 
 void weight_to_bf16(const WeightTensor& tensor, uint16_t* out) {
   const int64_t n = tensor.view.numel();
+  if (tensor.is_quantized()) {
+    const int64_t cols = row_length(tensor);
+    for (int64_t r = 0; r < n / cols; ++r)
+      dequantize_to_bf16(tensor.quant.type, tensor.quant.data + r * tensor.quant.row_bytes, cols,
+                         out + r * cols);
+    return;
+  }
   if (!tensor.is_random() && tensor.view.dtype == DType::BF16) {
     const auto* src = static_cast<const uint16_t*>(tensor.view.data);
     for (int64_t i = 0; i < n; ++i) out[i] = src[i];

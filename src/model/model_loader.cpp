@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <map>
 
-#include "core/progress.h"
 #include "model/gguf.h"
 #include "model/gguf_hparams.h"
 #include "model/hf_checkpoint.h"
@@ -36,38 +35,65 @@ std::vector<int32_t> merge_stops(std::vector<int32_t> a, const std::vector<int32
   return a;
 }
 
-// GgufFile is used in place inside its Result: moving it would need its private mapping type here.
+// Q and K rows of a converter that interleaves RoPE pairs, reordered into halves: a copy of the tensor's
+// file bytes (block format kept; rows are independent), so only these two matrices per layer are copied.
+std::shared_ptr<std::vector<uint8_t>> unpermuted_rows(const GgufTensorInfo& info, const uint8_t* data,
+                                                      int64_t n_heads, Status* status) {
+  auto bytes = std::make_shared<std::vector<uint8_t>>(data, data + info.nbytes);
+  const int64_t rows = info.shape[0];
+  *status = unpermute_rope_rows(bytes->data(), rows, info.nbytes / static_cast<uint64_t>(rows), n_heads);
+  return bytes;
+}
+
+// Tensors stay in the file's format inside its read-only mapping (one copy of the weights, paged in as the
+// backend reads them); F32/F16/BF16 tensors become plain views, block formats QuantRows.
 Result<LoadedModel> load_gguf(const std::string& path, const ModelLoadOptions& options) {
   Result<GgufFile> opened = GgufFile::open(path);
   if (!opened) return opened.status();
-  const GgufFile& file = *opened;
-  SACC_ASSIGN_OR_RETURN(GgufHyperparams hp, read_gguf_hyperparams(file));
-  SACC_ASSIGN_OR_RETURN(ModelConfig config, model_config_from_gguf(file));
+  auto file = std::make_shared<GgufFile>(std::move(*opened));
+  SACC_ASSIGN_OR_RETURN(GgufHyperparams hp, read_gguf_hyperparams(*file));
+  SACC_ASSIGN_OR_RETURN(ModelConfig config, model_config_from_gguf(*file));
   LoadedModel model;
   model.kind = ModelSourceKind::GGUF;
-  // Dequantise each tensor the model needs exactly once; keep the buffers alive in the weights' storage.
-  auto tensors = std::make_shared<std::map<std::string, Tensor>>();
-  Progress progress("dequantising GGUF tensors", static_cast<int64_t>(file.tensors().size()),
-                    options.show_progress);
+  std::map<std::string, QuantRows> quantized;
+  std::vector<std::shared_ptr<const void>> copies;
   TensorLookup lookup = [&](const std::string& name) -> Result<TensorView> {
-    auto it = tensors->find(name);
-    if (it == tensors->end()) {
-      if (!file.find_tensor(name))
-        return make_error(StatusCode::NOT_FOUND, "{}: tensor '{}' is missing", path, name);
-      SACC_ASSIGN_OR_RETURN(Tensor t, file.load_tensor(name, options.dequantize_to));
-      const bool q = name.ends_with("attn_q.weight") || name.ends_with("attn_q.bias");
-      const bool k = name.ends_with("attn_k.weight") || name.ends_with("attn_k.bias");
-      if (hp.rope_rows_interleaved && (q || k))
-        SACC_RETURN_IF_ERROR(unpermute_rope_rows(t, q ? config.num_heads : config.num_kv_heads));
-      it = tensors->emplace(name, std::move(t)).first;
-      progress.advance();
+    const GgufTensorInfo* info = file->find_tensor(name);
+    if (info == nullptr) return make_error(StatusCode::NOT_FOUND, "{}: tensor '{}' is missing", path, name);
+    const uint8_t* data = file->tensor_data(*info);
+    const bool q = name.ends_with("attn_q.weight") || name.ends_with("attn_q.bias");
+    const bool k = name.ends_with("attn_k.weight") || name.ends_with("attn_k.bias");
+    if (hp.rope_rows_interleaved && (q || k)) {
+      Status status;
+      auto bytes = unpermuted_rows(*info, data, q ? config.num_heads : config.num_kv_heads, &status);
+      if (!status) return status.with_context(fmt::format("{}: {}", path, name));
+      data = bytes->data();
+      copies.push_back(bytes);
     }
-    return it->second.view();
+    const GgmlType type = info->type.type;
+    if (type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16) {
+      const DType dtype = type == GgmlType::F32   ? DType::F32
+                          : type == GgmlType::F16 ? DType::F16
+                                                  : DType::BF16;
+      return TensorView(const_cast<uint8_t*>(data), dtype, info->shape);
+    }
+    if (info->shape.ndim != 2)
+      return make_error(StatusCode::CORRUPT_DATA, "{}: tensor '{}' of type {} is not a matrix", path, name,
+                        info->type.name);
+    quantized[name] = {type, data, static_cast<int64_t>(info->nbytes) / info->shape[0]};
+    return TensorView(nullptr, DType::F32, info->shape);
   };
   SACC_ASSIGN_OR_RETURN(model.weights, llama_weights_from_lookup(config, lookup, TensorNaming::GGUF));
-  model.weights.storage.push_back(tensors);
+  model.weights.total_bytes_on_host = 0;
+  for (WeightTensor* t : model.weights.all_mutable()) {
+    auto it = quantized.find(t->name);
+    if (it != quantized.end()) t->quant = it->second;
+  }
+  for (const WeightTensor* t : model.weights.all()) model.weights.total_bytes_on_host += t->host_bytes();
+  model.weights.storage.push_back(file);
+  for (auto& copy : copies) model.weights.storage.push_back(copy);
   if (options.load_tokenizer) {
-    SACC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_gguf(file));
+    SACC_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::from_gguf(*file));
     model.maybe_tokenizer = std::make_shared<const Tokenizer>(std::move(tokenizer));
   }
   return model;

@@ -23,8 +23,7 @@ struct LoadedModel {
 };
 
 struct ModelLoadOptions {
-  uint64_t seed = 0;                 // random: models
-  DType dequantize_to = DType::F32;  // GGUF tensors: F32 for the CPU backend, BF16 for the GPU
+  uint64_t seed = 0;  // random: models
   bool load_tokenizer = true;
   bool show_progress = true;
 };

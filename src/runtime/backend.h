@@ -61,7 +61,7 @@ struct BackendOptions {
 struct DeviceMemoryReport {
   std::string device;           // "cpu", "cuda:0"
   uint64_t peak_allocated = 0;  // high-water mark of our own allocations
-  uint64_t peak_in_use = 0;     // whole-device view (cudaMemGetInfo), 0 when unknown
+  uint64_t peak_in_use = 0;     // whole-device view (cudaMemGetInfo; the CPU: RSS high-water), 0 if unknown
 };
 
 class Backend {

@@ -1,12 +1,15 @@
-// CPU backend: fp32 weights and activations, OpenBLAS GEMMs over token chunks, bf16 KV cache, the runtime's
-// own multi-threaded CPU attention.
+// CPU backend: weights kept in their file format (GGUF blocks through quantised dot products, fp32 through
+// OpenBLAS), fp32 activations over token chunks, bf16 KV cache, the runtime's own multi-threaded CPU
+// attention.
 #include <algorithm>
 #include <cmath>
 
 #include "attention/cpu/cpu_attention.h"
 #include "attention/cpu/plan_cpu.h"
+#include "core/process_memory.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_matrix.h"
 #include "runtime/cpu_kernels.h"
 #include "runtime/eval_hooks.h"
 
@@ -14,7 +17,8 @@ namespace sacc {
 namespace {
 
 struct CpuLayer {
-  std::vector<float> attn_norm, wq, wk, wv, bq, bk, bv, wo, mlp_norm, w_gate, w_up, w_down;
+  std::vector<float> attn_norm, bq, bk, bv, mlp_norm;  // [D], [Q], [KV], [KV], [D] (biases empty if absent)
+  CpuMatrix wq, wk, wv, wo, w_gate, w_up, w_down;      // [Q, D], [KV, D] x2, [D, Q], [F, D] x2, [D, F]
 };
 
 std::vector<float> to_f32(const WeightTensor& t) {
@@ -32,28 +36,26 @@ class CpuBackend final : public Backend {
         qkv_feed_(options.maybe_qkv_observer) {}
 
   Status load(const LlamaWeights& w) {
-    Progress progress("converting weights to fp32", config_.num_layers + 2, options_.show_progress);
-    embed_ = to_f32(w.embed);
+    const QuantIsa isa = best_quant_isa();
+    embed_ = make_cpu_matrix(w.embed, isa);
     final_norm_ = to_f32(w.final_norm);
-    if (!config_.tied_embeddings) lm_head_ = to_f32(w.lm_head);
-    progress.advance();
+    if (!config_.tied_embeddings) lm_head_ = make_cpu_matrix(w.lm_head, isa);
     layers_.resize(config_.num_layers);
     for (int i = 0; i < config_.num_layers; ++i) {
       const LayerWeights& s = w.layers[i];
       CpuLayer& l = layers_[i];
       l.attn_norm = to_f32(s.attn_norm);
-      l.wq = to_f32(s.wq);
-      l.wk = to_f32(s.wk);
-      l.wv = to_f32(s.wv);
+      l.wq = make_cpu_matrix(s.wq, isa);
+      l.wk = make_cpu_matrix(s.wk, isa);
+      l.wv = make_cpu_matrix(s.wv, isa);
       l.bq = to_f32(s.bq);
       l.bk = to_f32(s.bk);
       l.bv = to_f32(s.bv);
-      l.wo = to_f32(s.wo);
+      l.wo = make_cpu_matrix(s.wo, isa);
       l.mlp_norm = to_f32(s.mlp_norm);
-      l.w_gate = to_f32(s.w_gate);
-      l.w_up = to_f32(s.w_up);
-      l.w_down = to_f32(s.w_down);
-      progress.advance();
+      l.w_gate = make_cpu_matrix(s.w_gate, isa);
+      l.w_up = make_cpu_matrix(s.w_up, isa);
+      l.w_down = make_cpu_matrix(s.w_down, isa);
     }
     return Status::ok();
   }
@@ -86,7 +88,8 @@ class CpuBackend final : public Backend {
   bool last_prefill_sparse() const override { return last_sparse_; }
 
   std::vector<DeviceMemoryReport> memory() const override {
-    return {{"cpu", static_cast<uint64_t>(peak_bytes_), 0}};
+    // The engine's accounting, and the process's RSS high-water mark as the kernel counts it.
+    return {{"cpu", static_cast<uint64_t>(peak_bytes_), process_peak_rss_bytes()}};
   }
 
  private:
@@ -111,8 +114,7 @@ class CpuBackend final : public Backend {
     std::vector<float> x(n * D), q(n * Q), o(n * Q);       // [n, D], [n, Q], [n, Q]
     std::vector<float> normed(chunk * D), kv(chunk * KV);  // [c, D], [c, KV]
     std::vector<float> gate(chunk * F), up(chunk * F);     // [c, F]
-    track_peak(x.size() + q.size() + o.size() + normed.size() + kv.size() + gate.size() + up.size());
-    for (int64_t i = 0; i < n; ++i) std::copy_n(embed_.data() + tokens[i] * D, D, x.data() + i * D);
+    for (int64_t i = 0; i < n; ++i) embed_.row_to_f32(tokens[i], x.data() + i * D);
 
     const float eps = static_cast<float>(config_.rms_eps);
     Progress progress("prefill", config_.num_layers, options_.show_progress && n >= 4096);
@@ -121,12 +123,13 @@ class CpuBackend final : public Backend {
       for (int64_t c0 = 0; c0 < n; c0 += chunk) {
         const int64_t c = std::min(chunk, n - c0);
         cpu_rms_norm(x.data() + c0 * D, l.attn_norm.data(), normed.data(), c, D, eps);
+        const QuantizedInput* in = quantize_shared(l.wq, normed.data(), c);
         float* qc = q.data() + c0 * Q;
-        cpu_linear(normed.data(), l.wq.data(), qc, c, D, Q, false);
+        cpu_matmul(l.wq, normed.data(), qc, c, false, scratch_, in);
         if (!l.bq.empty()) cpu_add_bias(qc, l.bq.data(), c, Q);
         cpu_rope(qc, c, config_.num_heads, config_.head_dim, start + c0, inv_freq_);
         for (int which = 0; which < 2; ++which) {
-          cpu_linear(normed.data(), (which == 0 ? l.wk : l.wv).data(), kv.data(), c, D, KV, false);
+          cpu_matmul(which == 0 ? l.wk : l.wv, normed.data(), kv.data(), c, false, scratch_, in);
           const std::vector<float>& bias = which == 0 ? l.bk : l.bv;
           if (!bias.empty()) cpu_add_bias(kv.data(), bias.data(), c, KV);
           if (which == 0)
@@ -167,12 +170,13 @@ class CpuBackend final : public Backend {
       for (int64_t c0 = 0; c0 < n; c0 += chunk) {
         const int64_t c = std::min(chunk, n - c0);
         float* xc = x.data() + c0 * D;
-        cpu_linear(o.data() + c0 * Q, l.wo.data(), xc, c, Q, D, true);
+        cpu_matmul(l.wo, o.data() + c0 * Q, xc, c, true, scratch_);
         cpu_rms_norm(xc, l.mlp_norm.data(), normed.data(), c, D, eps);
-        cpu_linear(normed.data(), l.w_gate.data(), gate.data(), c, D, F, false);
-        cpu_linear(normed.data(), l.w_up.data(), up.data(), c, D, F, false);
+        const QuantizedInput* in = quantize_shared(l.w_gate, normed.data(), c);
+        cpu_matmul(l.w_gate, normed.data(), gate.data(), c, false, scratch_, in);
+        cpu_matmul(l.w_up, normed.data(), up.data(), c, false, scratch_, in);
         cpu_swiglu(gate.data(), up.data(), c * F);
-        cpu_linear(gate.data(), l.w_down.data(), xc, c, F, D, true);
+        cpu_matmul(l.w_down, gate.data(), xc, c, true, scratch_);
       }
       progress.advance();
     }
@@ -182,8 +186,9 @@ class CpuBackend final : public Backend {
     std::vector<float> last(rows * D);
     cpu_rms_norm(x.data() + (n - rows) * D, final_norm_.data(), last.data(), rows, D, eps);
     logits.resize(rows * config_.vocab);
-    const std::vector<float>& head = config_.tied_embeddings ? embed_ : lm_head_;
-    cpu_linear(last.data(), head.data(), logits.data(), rows, D, config_.vocab, false);
+    cpu_matmul(config_.tied_embeddings ? embed_ : lm_head_, last.data(), logits.data(), rows, false,
+               scratch_);
+    track_peak(x.size() + q.size() + o.size() + normed.size() + kv.size() + gate.size() + up.size());
     position_ = start + n;
     return Status::ok();
   }
@@ -194,14 +199,26 @@ class CpuBackend final : public Backend {
     return options_.attention == AttentionMode::AUTO && n >= options_.sparse_min_length;
   }
 
+  // Quantises a chunk's normalised input once for the matrices that share it (q, k, v; gate, up): nullptr
+  // when they are fp32 and read `x` directly.
+  const QuantizedInput* quantize_shared(const CpuMatrix& first, const float* x, int64_t rows) {
+    if (!first.is_quantized()) return nullptr;
+    shared_input_.quantize(x, rows, first.cols);
+    return &shared_input_;
+  }
+
+  // Weights (mapped file blocks and owned fp32 alike), activations, quantised inputs and the KV cache.
   void track_peak(size_t activation_floats) {
-    size_t weights = embed_.size() + lm_head_.size() + final_norm_.size();
-    for (const CpuLayer& l : layers_)
-      for (const auto* v : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.wo, &l.mlp_norm,
-                            &l.w_gate, &l.w_up, &l.w_down})
-        weights += v->size();
-    const size_t bytes = weights * 4 + activation_floats * 4 +
-                         static_cast<size_t>(2 * config_.num_layers) * capacity_ * config_.kv_dim() * 2;
+    uint64_t weights = embed_.bytes() + lm_head_.bytes() + final_norm_.size() * 4;
+    for (const CpuLayer& l : layers_) {
+      for (const auto* v : {&l.attn_norm, &l.bq, &l.bk, &l.bv, &l.mlp_norm}) weights += v->size() * 4;
+      for (const CpuMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+        weights += m->bytes();
+    }
+    const uint64_t quantized_inputs =
+        (shared_input_.blocks.capacity() + scratch_.blocks.capacity()) * sizeof(ActBlock);
+    const uint64_t bytes = weights + activation_floats * 4 + quantized_inputs +
+                           static_cast<uint64_t>(2 * config_.num_layers) * capacity_ * config_.kv_dim() * 2;
     peak_bytes_ = std::max(peak_bytes_, bytes);
   }
 
@@ -209,8 +226,10 @@ class CpuBackend final : public Backend {
   BackendOptions options_;
   std::vector<double> inv_freq_;
   QkvObserverFeed qkv_feed_;
-  std::vector<float> embed_, final_norm_, lm_head_;  // [V, D], [D], [V, D] (empty when tied)
+  CpuMatrix embed_, lm_head_;      // [V, D] each (lm_head_ empty when tied)
+  std::vector<float> final_norm_;  // [D]
   std::vector<CpuLayer> layers_;
+  QuantizedInput shared_input_, scratch_;  // [c, cols / 32] blocks of the current chunk's inputs
   std::vector<std::vector<uint16_t>> k_cache_, v_cache_;  // [N][capacity, Hkv*d] bf16
   int64_t capacity_ = 0;
   int64_t position_ = 0;

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "attention/cpu/parallel_for.h"
@@ -31,16 +32,33 @@ void cpu_rms_norm(const float* x, const float* weight, float* out, int64_t rows,
   });
 }
 
+void cpu_blas_single_threaded() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
 void cpu_linear(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out,
                 bool accumulate) {
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w,
-                static_cast<int>(in), x, 1, accumulate ? 1.0f : 0.0f, y, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(out),
-              static_cast<int>(in), 1.0f, x, static_cast<int>(in), w, static_cast<int>(in),
-              accumulate ? 1.0f : 0.0f, y, static_cast<int>(out));
+  cpu_blas_single_threaded();
+  // Output columns split over the pool: each task runs one single-threaded OpenBLAS call on its slice of W.
+  const int64_t slices = std::min<int64_t>(cpu_thread_count(), std::max<int64_t>(1, out / 64));
+  const int64_t per_slice = (out + slices - 1) / slices;
+  parallel_for(slices, [&](int64_t s) {
+    const int64_t o0 = s * per_slice, n = std::min(out, o0 + per_slice) - o0;
+    if (n <= 0) return;
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if (rows == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(in), 1.0f, w + o0 * in,
+                  static_cast<int>(in), x, 1, beta, y + o0, 1);
+      return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                static_cast<int>(in), 1.0f, x, static_cast<int>(in), w + o0 * in, static_cast<int>(in), beta,
+                y + o0, static_cast<int>(out));
+  });
 }
 
 void cpu_add_bias(float* y, const float* bias, int64_t rows, int64_t width) {

@@ -64,7 +64,9 @@ std::string format_metrics_line(const GenerationMetrics& m) {
   uint64_t total = 0, total_in_use = 0;
   for (const DeviceMemoryReport& d : m.memory) {
     line += fmt::format(" | peak {} {}", d.device, format_bytes(d.peak_allocated));
-    if (d.peak_in_use) line += fmt::format(" (device {})", format_bytes(d.peak_in_use));
+    if (d.peak_in_use)
+      line += fmt::format(" ({} {})", d.device == "cpu" ? "RSS high-water" : "device",
+                          format_bytes(d.peak_in_use));
     total += d.peak_allocated;
     total_in_use += d.peak_in_use;
   }

@@ -29,7 +29,10 @@ TEST(RealModel, SmolLM2GreedyContinuation) {
   gen.stop_tokens = model->stop_tokens;
   Result<GenerationMetrics> m = generate(**backend, prompt, gen, [](int32_t) {});
   ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  EXPECT_EQ(tok.decode(m->tokens), " Paris.\n\nThe answer");
+  // The fifth token is a near-tie that 8-bit activations (llama.cpp's scheme, used by the quantised dot
+  // products) resolve the other way: after " Paris.\n\nThe" fp32 activations give " answer" 14.62 against
+  // " United" 14.41, quantised ones " United" 14.45 against " answer" 14.25 (issue 16).
+  EXPECT_EQ(tok.decode(m->tokens), " Paris.\n\nThe United");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "tools/sacc/gpu_options.h"
 #include "tools/sacc/linear_option.h"
 #include "tools/sacc/random_prompt.h"
+#include "tools/sacc/threads_option.h"
 
 namespace sacc::cli {
 namespace {
@@ -146,6 +147,14 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
     double total = 0.0;
     cell.peak_mib.clear();
     for (const DeviceMemoryReport& d : metrics->memory) {
+      if (d.device == "cpu") {
+        // The engine's accounting, and next to it what the process really held (RSS high-water mark).
+        const double mib = static_cast<double>(d.peak_allocated) / (1024.0 * 1024.0);
+        cell.peak_mib.emplace_back("cpu", mib);
+        cell.peak_mib.emplace_back("cpu_rss_hwm", static_cast<double>(d.peak_in_use) / (1024.0 * 1024.0));
+        total += mib;
+        continue;
+      }
       const double mib = static_cast<double>(std::max(d.peak_allocated, d.peak_in_use)) / (1024.0 * 1024.0);
       std::string name = d.device;
       if (name.rfind("cuda:", 0) == 0) name = "gpu" + name.substr(5);
@@ -206,7 +215,6 @@ int run_bench(const BenchArgs& a) {
 
   ModelLoadOptions load;
   load.seed = a.seed;
-  load.dequantize_to = device->is_cpu() ? DType::F32 : DType::BF16;
   load.load_tokenizer = !a.text_path.empty();
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
@@ -331,6 +339,7 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   add_linear_option(cmd, args->linear);
   cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
   add_max_context_option(cmd, args->max_context);
+  add_threads_option(cmd);
   add_gpu_options(*cmd, args->gpu);
   cmd->callback([&body, args] { body = [args] { return run_bench(*args); }; });
 }

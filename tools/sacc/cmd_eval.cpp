@@ -5,6 +5,7 @@
 #include "tools/sacc/eval_quality.h"
 #include "tools/sacc/eval_ruler.h"
 #include "tools/sacc/linear_option.h"
+#include "tools/sacc/threads_option.h"
 
 namespace sacc::cli {
 
@@ -24,6 +25,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
       ->delimiter(',');
   n->add_option("--sparse", niah->sparse, settings_help);
   n->add_option("--text", niah->text_path, "prose for the haystack (default: Debian's Jargon File)");
+  add_threads_option(n);
   n->add_option("--device", niah->device, "cpu or cuda[:N] (default: cuda when present)");
   n->add_option("--out", niah->out_dir, "folder for niah.json and one PNG heat map per setting");
   n->add_option("--seed", niah->seed, "needle numbers (default 1)");
@@ -43,6 +45,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   u->add_option("--samples", ruler->samples, "prompts per task and length (default 25)");
   u->add_option("--sparse", ruler->sparse, settings_help);
   u->add_option("--text", ruler->text_path, "prose for the haystacks (default: Debian's Jargon File)");
+  add_threads_option(u);
   u->add_option("--device", ruler->device, "cpu or cuda[:N] (default: cuda when present)");
   u->add_option("--out", ruler->out_dir, "folder for ruler.json, ruler.md and ruler.png");
   u->add_option("--seed", ruler->seed, "every prompt derives from it (default 1)");
@@ -59,6 +62,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   p->add_option("--last", ppl->last, "positions scored at the end (default 1024)");
   p->add_option("--sparse", ppl->sparse, settings_help);
   p->add_option("--text", ppl->text_path, "the text (default: Debian's Jargon File)");
+  add_threads_option(p);
   p->add_option("--device", ppl->device, "cpu or cuda[:N] (default: cuda when present)");
   p->add_option("--out", ppl->out_path, "JSON results file");
   add_linear_option(p, ppl->linear);
@@ -73,6 +77,7 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   r->add_option("--layers", recall->layers, "layers to measure (default every fourth)")->delimiter(',');
   r->add_option("--sparse", recall->sparse, settings_help);
   r->add_option("--text", recall->text_path, "the text (default: Debian's Jargon File)");
+  add_threads_option(r);
   r->add_option("--device", recall->device,
                 "cpu or cuda[:N]: where the prefill that yields Q/K/V runs (default: cuda when present)");
   r->add_option("--block-q", recall->block_q,

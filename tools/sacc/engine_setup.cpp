@@ -7,12 +7,14 @@
 #include "runtime/memory_plan.h"
 #include "tools/sacc/context_option.h"
 #include "tools/sacc/linear_option.h"
+#include "tools/sacc/threads_option.h"
 
 namespace sacc::cli {
 
 void add_engine_options(CLI::App& cmd, EngineArgs& args) {
   cmd.add_option("-m,--model", args.model, "HF model directory, .gguf file or random:<name>")->required();
   cmd.add_option("--device", args.device, "cpu or cuda[:N] (default: cuda when present)");
+  add_threads_option(&cmd);
   cmd.add_option("--attention", args.attention, "auto|dense|cudnn|eager|sparse (default auto)");
   cmd.add_option("--pattern", args.pattern,
                  fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
@@ -36,7 +38,6 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
 
   ModelLoadOptions load;
   load.seed = a.seed;
-  load.dequantize_to = setup.device.is_cpu() ? DType::F32 : DType::BF16;
   SACC_ASSIGN_OR_RETURN(setup.model, load_model(a.model, load));
   SACC_RETURN_IF_ERROR(apply_max_context(a.max_context, setup.model.weights.config));
   const ModelConfig& config = setup.model.weights.config;
@@ -65,6 +66,10 @@ Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t pro
   MemoryPlan plan =
       plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
                   attention_needs_separate_output(setup.options.attention), 1, setup.options.linear);
+  // The CPU backend multiplies a GGUF's weights in the file's own format, in place: the file's bytes, not
+  // fp32.
+  if (setup.device.is_cpu() && setup.model.kind == ModelSourceKind::GGUF)
+    plan.weights = setup.model.weights.total_bytes_on_host;
   if (setup.options.gpus.size() > 1) {
     // The per-GPU placement replaces the one-device plan; the context limit still applies.
     plan.available = 0;

@@ -79,7 +79,6 @@ Result<EvalModel> load_eval_model(const std::string& spec, const std::string& de
                           : fmt::format("only {} CUDA device(s) are visible", cuda_device_count()));
   }
   ModelLoadOptions load;
-  load.dequantize_to = eval.device.is_cpu() ? DType::F32 : DType::BF16;
   SACC_ASSIGN_OR_RETURN(eval.model, load_model(spec, load));
   if (need_tokenizer && !eval.model.maybe_tokenizer) {
     return make_error(StatusCode::INVALID_ARGUMENT, "model '{}' has no tokenizer; evals need real text",

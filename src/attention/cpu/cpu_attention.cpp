@@ -2,46 +2,45 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "attention/cpu/parallel_for.h"
-#include "core/dtype.h"
 
 namespace sacc {
 namespace {
 
-constexpr int64_t kDenseTile =
-    32;  // query rows per task: enough work per task to amortise the K/V conversion
+constexpr int64_t kDenseTile = 32;  // query rows per task: the group's query heads share each key row read
 
-// Eight independent partial sums so the compiler vectorises the dot product without -ffast-math.
-inline float dot(const float* a, const float* b, int d) {
+inline float widen(uint16_t bf16) {
+  const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+// q (fp32) · k (bf16) with fp32 accumulation: the cache is read in place, never converted into a copy.
+// Eight independent partial sums so the compiler vectorises it without -ffast-math.
+inline float dot(const float* q, const uint16_t* k, int d) {
   float acc[8] = {};
   int i = 0;
   for (; i + 8 <= d; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < 8; ++l) acc[l] += q[i + l] * widen(k[i + l]);
   float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < d; ++i) s += a[i] * b[i];
+  for (; i < d; ++i) s += q[i] * widen(k[i]);
   return s;
 }
 
-// Keys [0, count) of one KV head converted to fp32: [count, d] each.
+// One KV head of the bf16 cache: key / value row j at k + j * stride, [d] each.
 struct HeadKv {
-  std::vector<float> k, v;
-  void load(const CpuAttentionArgs& a, int kv_head, int64_t count) {
-    const int d = a.head_dim;
-    k.resize(count * d);
-    v.resize(count * d);
-    const int64_t stride = static_cast<int64_t>(a.num_kv_heads) * d;
-    for (int64_t j = 0; j < count; ++j) {
-      const uint16_t* ks = a.k + j * stride + static_cast<int64_t>(kv_head) * d;
-      const uint16_t* vs = a.v + j * stride + static_cast<int64_t>(kv_head) * d;
-      for (int c = 0; c < d; ++c) {
-        k[j * d + c] = bf16_to_float(ks[c]);
-        v[j * d + c] = bf16_to_float(vs[c]);
-      }
-    }
-  }
+  const uint16_t* k;
+  const uint16_t* v;
+  int64_t stride;
+  HeadKv(const CpuAttentionArgs& a, int kv_head)
+      : k(a.k + static_cast<int64_t>(kv_head) * a.head_dim),
+        v(a.v + static_cast<int64_t>(kv_head) * a.head_dim),
+        stride(static_cast<int64_t>(a.num_kv_heads) * a.head_dim) {}
 };
 
 // One query row over an explicit ascending key list (or keys [0, count) when `keys` is null).
@@ -51,7 +50,7 @@ void attend_row(const float* q, const HeadKv& kv, const int32_t* keys, int64_t c
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < count; ++t) {
     const int64_t j = keys ? keys[t] : t;
-    scores[t] = dot(q, kv.k.data() + j * d, d) * scale;
+    scores[t] = dot(q, kv.k + j * kv.stride, d) * scale;
     max_score = std::max(max_score, scores[t]);
   }
   std::fill(out, out + d, 0.0f);
@@ -60,8 +59,8 @@ void attend_row(const float* q, const HeadKv& kv, const int32_t* keys, int64_t c
   for (int64_t t = 0; t < count; ++t) {
     const float p = std::exp(scores[t] - max_score);
     sum += p;
-    const float* vr = kv.v.data() + (keys ? keys[t] : t) * d;
-    for (int c = 0; c < d; ++c) out[c] += p * vr[c];
+    const uint16_t* vr = kv.v + (keys ? keys[t] : t) * kv.stride;
+    for (int c = 0; c < d; ++c) out[c] += p * widen(vr[c]);
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int c = 0; c < d; ++c) out[c] *= inv;
@@ -96,8 +95,7 @@ Status cpu_attention_dense(const CpuAttentionArgs& a) {
     const int64_t tile = tiles - 1 - task / a.num_kv_heads;
     const int kvh = static_cast<int>(task % a.num_kv_heads);
     const int64_t row_begin = tile * kDenseTile, row_end = std::min(a.num_queries, row_begin + kDenseTile);
-    HeadKv kv;
-    kv.load(a, kvh, offset + row_end);
+    const HeadKv kv(a, kvh);
     std::vector<float> scores;
     for (int64_t i = row_begin; i < row_end; ++i)
       for (int g = 0; g < group; ++g) {
@@ -131,8 +129,7 @@ Status cpu_attention_sparse(const CpuAttentionArgs& a, const SparseIndex& index)
     const int64_t qb = q_blocks - 1 - task / a.num_kv_heads;
     const int kvh = static_cast<int>(task % a.num_kv_heads);
     const int64_t row_begin = qb * geo.block_q, row_end = std::min(a.num_queries, row_begin + geo.block_q);
-    HeadKv kv;
-    kv.load(a, kvh, row_end);
+    const HeadKv kv(a, kvh);
     std::vector<int32_t> keys;
     std::vector<float> scores;
     for (int g = 0; g < group; ++g) {

@@ -1,7 +1,7 @@
 // fp32 attention on the host for the runtime's CPU backend: dense causal GQA, or sparse over a SparseIndex.
 // Not the oracle (src/reference/ is for tests); this one is written for speed: one pass of scores per query
-// row over only the keys the row may see, work split over (KV head, query tile) so each thread converts a KV
-// head's bf16 keys once per tile and reuses them for every query head of the group.
+// row over only the keys the row may see, reading the bf16 KV cache in place (bf16 loads, fp32 accumulation:
+// no per-tile conversion of the prefix), work split over (KV head, query tile).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,101 @@
+#include "runtime/cpu/cpu_matrix.h"
+
+#include <algorithm>
+
+#include "attention/cpu/parallel_for.h"
+#include "runtime/cpu_kernels.h"
+
+namespace sacc {
+namespace {
+
+// Weight rows per task: enough to amortise the task claim, few enough that 2-16 threads balance on the
+// smallest projections (k/v: 128 rows).
+constexpr int64_t kRowsPerTask = 16;
+// Activation rows per pass over a task's weight rows: their blocks (64 x 40 B x cols / 32) stay in L2 while
+// each weight row is decoded once per kMaxTileRows of them.
+constexpr int64_t kActRowsPerPass = 64;
+
+void quant_matmul(const CpuMatrix& w, const QuantizedInput& in, float* y, int64_t rows, bool accumulate) {
+  const int64_t n_blocks = w.cols / kActBlock;
+  const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  parallel_for(tasks, [&](int64_t task) {
+    const int64_t o0 = task * kRowsPerTask, o1 = std::min(w.rows, o0 + kRowsPerTask);
+    float dots[kMaxTileRows];
+    for (int64_t p0 = 0; p0 < rows; p0 += kActRowsPerPass) {
+      const int64_t p1 = std::min(rows, p0 + kActRowsPerPass);
+      for (int64_t r0 = p0; r0 < p1; r0 += kMaxTileRows) {
+        const int nr = static_cast<int>(std::min<int64_t>(kMaxTileRows, p1 - r0));
+        const ActBlock* x = in.blocks.data() + r0 * n_blocks;
+        for (int64_t o = o0; o < o1; ++o) {
+          w.kernel(w.quant.data + o * w.quant.row_bytes, x, n_blocks, nr, n_blocks, dots);
+          for (int r = 0; r < nr; ++r) {
+            float& out = y[(r0 + r) * w.rows + o];
+            out = accumulate ? out + dots[r] : dots[r];
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+uint64_t CpuMatrix::bytes() const {
+  if (is_quantized()) return static_cast<uint64_t>(quant.row_bytes * rows);
+  return static_cast<uint64_t>(rows * cols) * sizeof(float);
+}
+
+void CpuMatrix::row_to_f32(int64_t row, float* out) const {
+  if (is_quantized()) {
+    dequantize_to_f32(quant.type, quant.data + row * quant.row_bytes, cols, out);
+    return;
+  }
+  std::copy_n(f32 + row * cols, cols, out);
+}
+
+CpuMatrix make_cpu_matrix(const WeightTensor& weight, QuantIsa isa) {
+  CpuMatrix m;
+  m.rows = weight.view.shape[0];
+  m.cols = weight.view.numel() / m.rows;
+  if (weight.is_quantized() && quant_dot_supported(weight.quant.type)) {
+    m.quant = weight.quant;
+    m.kernel = quant_dot_kernel(weight.quant.type, isa);
+    return m;
+  }
+  if (!weight.is_random() && !weight.is_quantized() && weight.view.dtype == DType::F32) {
+    m.f32 = static_cast<const float*>(weight.view.data);
+    return m;
+  }
+  m.owned.resize(static_cast<size_t>(m.rows * m.cols));
+  weight_to_f32(weight, m.owned.data());
+  m.f32 = m.owned.data();
+  return m;
+}
+
+void QuantizedInput::quantize(const float* x, int64_t n_rows, int64_t n_cols) {
+  rows = n_rows;
+  cols = n_cols;
+  const int64_t n_blocks = n_cols / kActBlock;
+  if (static_cast<int64_t>(blocks.size()) < n_rows * n_blocks) blocks.resize(n_rows * n_blocks);
+  const int64_t per_task = 16;
+  parallel_for((n_rows + per_task - 1) / per_task, [&](int64_t t) {
+    const int64_t r0 = t * per_task, r1 = std::min(n_rows, r0 + per_task);
+    quantize_act_rows(x + r0 * n_cols, r1 - r0, n_cols, blocks.data() + r0 * n_blocks);
+  });
+}
+
+void cpu_matmul(const CpuMatrix& w, const float* x, float* y, int64_t rows, bool accumulate,
+                QuantizedInput& scratch, const QuantizedInput* maybe_input) {
+  if (!w.is_quantized()) {
+    cpu_linear(x, w.f32, y, rows, w.cols, w.rows, accumulate);
+    return;
+  }
+  const QuantizedInput* in = maybe_input;
+  if (in == nullptr) {
+    scratch.quantize(x, rows, w.cols);
+    in = &scratch;
+  }
+  quant_matmul(w, *in, y, rows, accumulate);
+}
+
+}  // namespace sacc

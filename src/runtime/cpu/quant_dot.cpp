@@ -1,0 +1,103 @@
+// Activation quantisation, the portable scalar kernels and the run-time choice of kernel family.
+#include "runtime/cpu/quant_dot.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/cpu/quant_formats.h"
+
+namespace sacc {
+namespace {
+
+// The reference: every sub-block unpacked to integers, summed exactly in int32, scaled once per half.
+template <class F>
+void dot_scalar(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int nr, int64_t n_act_blocks,
+                float* y) {
+  const int64_t n_blocks = n_act_blocks / F::kSubs;
+  quant::SubScale s[F::kSubs];
+  int16_t w[kActBlock];
+  for (int r = 0; r < nr; ++r) y[r] = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = w_row + b * F::kBytes;
+    F::scales(block, s);
+    for (int sub = 0; sub < F::kSubs; ++sub) {
+      F::unpack(block, sub, w);
+      for (int r = 0; r < nr; ++r) {
+        const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
+        int32_t half[2] = {0, 0};
+        for (int i = 0; i < kActBlock; ++i) half[i / 16] += w[i] * a.q[i];
+        const float products = static_cast<float>(s[sub].mul[0] * half[0] + s[sub].mul[1] * half[1]);
+        y[r] += a.d * (s[sub].scale * products + s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out) {
+  const int64_t n_blocks = cols / kActBlock;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const float* v = x + r * cols + b * kActBlock;
+      ActBlock& a = out[r * n_blocks + b];
+      float amax = 0.0f;
+      for (int i = 0; i < kActBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
+      a.d = amax / 127.0f;
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int sums[2] = {0, 0};
+      for (int i = 0; i < kActBlock; ++i) {
+        a.q[i] = static_cast<int8_t>(std::nearbyint(v[i] * inv));
+        sums[i / 16] += a.q[i];
+      }
+      a.sum[0] = static_cast<int16_t>(sums[0]);
+      a.sum[1] = static_cast<int16_t>(sums[1]);
+      a.ds = a.d * static_cast<float>(sums[0] + sums[1]);
+    }
+  }
+}
+
+QuantIsa best_quant_isa() {
+  static const QuantIsa isa = [] {
+    __builtin_cpu_init();
+    const bool avx2 =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return avx2 ? QuantIsa::AVX2 : QuantIsa::SCALAR;
+  }();
+  return isa;
+}
+
+const char* quant_isa_name(QuantIsa isa) {
+  return isa == QuantIsa::AVX2 ? "avx2" : "scalar";
+}
+
+bool quant_dot_supported(GgmlType type) {
+  return quant_dot_scalar(type) != nullptr;
+}
+
+QuantDotFn quant_dot_kernel(GgmlType type, QuantIsa isa) {
+  return isa == QuantIsa::AVX2 ? quant_dot_avx2(type) : quant_dot_scalar(type);
+}
+
+QuantDotFn quant_dot_scalar(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0:
+      return dot_scalar<quant::Q4_0>;
+    case GgmlType::Q4_1:
+      return dot_scalar<quant::Q4_1>;
+    case GgmlType::Q5_0:
+      return dot_scalar<quant::Q5_0>;
+    case GgmlType::Q5_1:
+      return dot_scalar<quant::Q5_1>;
+    case GgmlType::Q8_0:
+      return dot_scalar<quant::Q8_0>;
+    case GgmlType::Q4_K:
+      return dot_scalar<quant::Q4_K>;
+    case GgmlType::Q6_K:
+      return dot_scalar<quant::Q6_K>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace sacc

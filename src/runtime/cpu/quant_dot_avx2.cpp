@@ -1,0 +1,161 @@
+// AVX2 kernels of quant_dot.h. The whole file is compiled for AVX2/FMA/F16C by a target pragma (the build
+// stays plain x86-64) and is only entered after best_quant_isa() has checked CPUID. No standard-library
+// templates are instantiated here, so no AVX2 copy of a shared inline function can replace the portable one
+// at link.
+#include <immintrin.h>
+
+#include "runtime/cpu/quant_dot.h"
+#include "runtime/cpu/quant_formats.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace sacc {
+namespace {
+
+using namespace quant;
+
+// 16 bytes of nibble pairs -> 32 bytes: low nibbles (elements 0-15), then high nibbles (elements 16-31).
+inline __m256i split_nibbles(const uint8_t* qs) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0f));
+}
+
+// Byte i = 0x10 where bit i of `bits` is set: each byte picks the source byte i / 8, then tests bit i % 8.
+inline __m256i fifth_bits(uint32_t bits) {
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                          _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                           2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+template <class F>
+__m256i load_w(const uint8_t* b, int sub);
+
+template <>
+__m256i load_w<Q4_0>(const uint8_t* b, int) {
+  return split_nibbles(b + 2);
+}
+template <>
+__m256i load_w<Q4_1>(const uint8_t* b, int) {
+  return split_nibbles(b + 4);
+}
+template <>
+__m256i load_w<Q5_0>(const uint8_t* b, int) {
+  return _mm256_or_si256(split_nibbles(b + 6), fifth_bits(u32_at(b + 2)));
+}
+template <>
+__m256i load_w<Q5_1>(const uint8_t* b, int) {
+  return _mm256_or_si256(split_nibbles(b + 8), fifth_bits(u32_at(b + 4)));
+}
+template <>
+__m256i load_w<Q8_0>(const uint8_t* b, int) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+}
+template <>
+__m256i load_w<Q4_K>(const uint8_t* b, int sub) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * (sub / 2)));
+  const __m256i shifted = (sub & 1) ? _mm256_srli_epi16(q, 4) : q;
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
+}
+template <>
+__m256i load_w<Q6_K>(const uint8_t* b, int sub) {
+  const int h = sub / 4, k = sub % 4;
+  __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (k & 1)));
+  if (k >= 2) ql = _mm256_srli_epi16(ql, 4);
+  ql = _mm256_and_si256(ql, _mm256_set1_epi8(0x0f));
+  __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+  qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+  return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
+}
+
+inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Each weight sub-block is decoded once and multiplied into NR activation rows: maddubs forms u8 x s8 pair
+// sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to int32 with the per-half multiplier.
+template <class F, int NR>
+void dot_tile(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks, float* y) {
+  __m256 acc[NR];
+  float offset[NR];
+  for (int r = 0; r < NR; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    offset[r] = 0.0f;
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  SubScale s[F::kSubs];
+  const int64_t n_blocks = n_act_blocks / F::kSubs;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = w_row + b * F::kBytes;
+    F::scales(block, s);
+    for (int sub = 0; sub < F::kSubs; ++sub) {
+      const __m256i w = load_w<F>(block, sub);
+      const __m256i w_unsigned = F::kSigned ? _mm256_sign_epi8(w, w) : w;
+      const __m256i mul = F::kHalfScales
+                              ? _mm256_set_m128i(_mm_set1_epi16(s[sub].mul[1]), _mm_set1_epi16(s[sub].mul[0]))
+                              : ones;
+      for (int r = 0; r < NR; ++r) {
+        const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
+        __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+        if (F::kSigned) q = _mm256_sign_epi8(q, w);
+        const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned, q), mul);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(s[sub].scale * a.d), acc[r]);
+        if (F::kHalfScales) {
+          offset[r] += a.d * (s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+        } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
+          offset[r] += s[sub].c[0] * a.ds;
+        }
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) y[r] = horizontal_sum(acc[r]) + offset[r];
+}
+
+template <class F>
+void dot_avx2(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int nr, int64_t n_act_blocks,
+              float* y) {
+  switch (nr) {
+    case 1:
+      return dot_tile<F, 1>(w_row, x, x_stride, n_act_blocks, y);
+    case 2:
+      return dot_tile<F, 2>(w_row, x, x_stride, n_act_blocks, y);
+    case 3:
+      return dot_tile<F, 3>(w_row, x, x_stride, n_act_blocks, y);
+    default:
+      return dot_tile<F, 4>(w_row, x, x_stride, n_act_blocks, y);
+  }
+}
+
+}  // namespace
+
+QuantDotFn quant_dot_avx2(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0:
+      return dot_avx2<Q4_0>;
+    case GgmlType::Q4_1:
+      return dot_avx2<Q4_1>;
+    case GgmlType::Q5_0:
+      return dot_avx2<Q5_0>;
+    case GgmlType::Q5_1:
+      return dot_avx2<Q5_1>;
+    case GgmlType::Q8_0:
+      return dot_avx2<Q8_0>;
+    case GgmlType::Q4_K:
+      return dot_avx2<Q4_K>;
+    case GgmlType::Q6_K:
+      return dot_avx2<Q6_K>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace sacc
+
+#pragma GCC pop_options

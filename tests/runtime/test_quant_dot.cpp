@@ -1,0 +1,142 @@
+// The quantised dot products against dequantise-then-fp64 on random blocks of every supported format, the
+// AVX2 kernels against the scalar ones, and the inline half-to-float conversion against the library's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "runtime/cpu/quant_dot.h"
+#include "runtime/cpu/quant_formats.h"
+
+namespace sacc {
+namespace {
+
+struct FormatCase {
+  GgmlType type;
+  std::vector<int> f16_offsets;  // byte offsets of the f16 scale fields in a block
+};
+
+const FormatCase kCases[] = {
+    {GgmlType::Q4_0, {0}}, {GgmlType::Q4_1, {0, 2}}, {GgmlType::Q5_0, {0}},   {GgmlType::Q5_1, {0, 2}},
+    {GgmlType::Q8_0, {0}}, {GgmlType::Q4_K, {0, 2}}, {GgmlType::Q6_K, {208}},
+};
+
+// Random bytes are valid blocks once the scale fields hold finite halves (a block has no other constraint).
+std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t cols, const std::vector<int>& f16s,
+                                 std::mt19937& rng) {
+  const int64_t blocks = cols / ggml_block_size(type), bytes = ggml_block_bytes(type);
+  std::vector<uint8_t> data(rows * blocks * bytes);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+  for (int64_t b = 0; b < rows * blocks; ++b)
+    for (int offset : f16s) {
+      const uint16_t h = float_to_fp16(scale(rng));
+      std::memcpy(&data[b * bytes + offset], &h, 2);
+    }
+  return data;
+}
+
+class QuantDotTest : public ::testing::TestWithParam<FormatCase> {};
+
+// Quantising the activations to 8 bits moves element i by at most d_block / 2, so the dot moves by at most
+// Σ_blocks d_block / 2 · Σ_i |w_i|; fp32 accumulation adds a relative 1e-5 of Σ |w_i x_i|.
+TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
+  const FormatCase& c = GetParam();
+  const int64_t cols = 768, rows = 4, n_blocks = cols / kActBlock;
+  std::mt19937 rng(static_cast<uint32_t>(c.type) * 7919u);
+  const std::vector<uint8_t> w = random_rows(c.type, 1, cols, c.f16_offsets, rng);
+  std::vector<float> w_f32(cols);
+  dequantize_to_f32(c.type, w.data(), cols, w_f32.data());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(rows * cols);  // [rows, cols]
+  for (float& v : x) v = normal(rng);
+  std::vector<ActBlock> act(rows * n_blocks);  // [rows, cols / 32]
+  quantize_act_rows(x.data(), rows, cols, act.data());
+
+  for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
+    const QuantDotFn dot = quant_dot_kernel(c.type, isa);
+    ASSERT_NE(dot, nullptr);
+    for (int nr = 1; nr <= kMaxTileRows; ++nr) {
+      std::vector<float> y(nr);
+      dot(w.data(), act.data(), n_blocks, nr, n_blocks, y.data());
+      for (int r = 0; r < nr; ++r) {
+        double exact = 0.0, magnitude = 0.0, bound = 0.0;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+          double w_abs = 0.0;
+          for (int64_t i = b * kActBlock; i < (b + 1) * kActBlock; ++i) {
+            exact += static_cast<double>(w_f32[i]) * x[r * cols + i];
+            magnitude += std::fabs(static_cast<double>(w_f32[i]) * x[r * cols + i]);
+            w_abs += std::fabs(w_f32[i]);
+          }
+          bound += act[r * n_blocks + b].d / 2.0 * w_abs;
+        }
+        EXPECT_NEAR(y[r], exact, bound * 1.001 + 1e-5 * magnitude)
+            << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " nr=" << nr << " row " << r;
+      }
+    }
+  }
+}
+
+TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
+  const FormatCase& c = GetParam();
+  if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t cols = 1024, rows = 3, n_blocks = cols / kActBlock;
+  std::mt19937 rng(17u + static_cast<uint32_t>(c.type));
+  const std::vector<uint8_t> w = random_rows(c.type, 1, cols, c.f16_offsets, rng);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> x(rows * cols);
+  for (float& v : x) v = normal(rng);
+  std::vector<ActBlock> act(rows * n_blocks);
+  quantize_act_rows(x.data(), rows, cols, act.data());
+  float scalar[kMaxTileRows], vector[kMaxTileRows];
+  quant_dot_scalar(c.type)(w.data(), act.data(), n_blocks, rows, n_blocks, scalar);
+  quant_dot_avx2(c.type)(w.data(), act.data(), n_blocks, rows, n_blocks, vector);
+  for (int r = 0; r < rows; ++r)
+    EXPECT_NEAR(vector[r], scalar[r], 1e-5 * (std::fabs(scalar[r]) + 1.0)) << ggml_type_name(c.type);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QuantDotTest, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<FormatCase>& info) {
+                           return std::string(ggml_type_name(info.param.type));
+                         });
+
+TEST(QuantDot, ActivationBlocksRoundToNearestWithTheirHalfSums) {
+  std::vector<float> x(64);
+  for (int i = 0; i < 64; ++i) x[i] = static_cast<float>(i - 20) * 0.37f;
+  ActBlock a[2];
+  quantize_act_rows(x.data(), 1, 64, a);
+  for (int b = 0; b < 2; ++b) {
+    int sums[2] = {0, 0};
+    for (int i = 0; i < kActBlock; ++i) {
+      EXPECT_LE(std::fabs(a[b].d * a[b].q[i] - x[b * 32 + i]), a[b].d / 2 + 1e-6f);
+      sums[i / 16] += a[b].q[i];
+    }
+    EXPECT_EQ(a[b].sum[0], sums[0]);
+    EXPECT_EQ(a[b].sum[1], sums[1]);
+  }
+  const std::vector<float> zeros(32, 0.0f);
+  ActBlock z;
+  quantize_act_rows(zeros.data(), 1, 32, &z);
+  EXPECT_EQ(z.d, 0.0f);
+  EXPECT_EQ(z.q[0], 0);
+}
+
+TEST(QuantDot, InlineHalfConversionMatchesLibrary) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const auto bits = static_cast<uint16_t>(h);
+    uint8_t bytes[2];
+    std::memcpy(bytes, &bits, 2);
+    const float want = fp16_to_float(bits), got = quant::f16_at(bytes);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got)) << h;
+    } else {
+      EXPECT_EQ(got, want) << h;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sacc
