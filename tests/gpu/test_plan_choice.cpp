@@ -128,7 +128,9 @@ std::vector<PatternKind> check_choice(const ChoiceCase& c) {
                                   slot_blocks(cluster.index, (h + 1) * geometry.num_q_blocks() - 1) &&
                               slot_columns(chosen.index, (h + 1) * geometry.num_q_blocks() - 1).empty();
     if (close) kinds[h] = took_cluster ? PatternKind::BLOCK_CLUSTER : PatternKind::INTERVAL_SLASH;
-    if (!close) EXPECT_EQ(cluster_mass > slash_mass, kinds[h] == PatternKind::BLOCK_CLUSTER) << "head " << h;
+    if (!close) {
+      EXPECT_EQ(cluster_mass > slash_mass, kinds[h] == PatternKind::BLOCK_CLUSTER) << "head " << h;
+    }
     const SparseIndex& own = kinds[h] == PatternKind::BLOCK_CLUSTER ? cluster.index : slash.index;
     for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) {
       const int64_t slot = h * geometry.num_q_blocks() + qb;

@@ -1,6 +1,7 @@
 // The estimators behind plan_cpu() (attention/cpu/plan_cpu_detail.h) against the oracle's scores, bit for
 // bit: equal scores are what makes the index equal to the oracle's even where two candidates nearly tie,
 // which the index comparisons alone would rarely exercise.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -86,20 +87,16 @@ TEST_P(PlanCpuScores, BitwiseEqualOracle) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, PlanCpuScores,
-                         ::testing::Values(ScoreCase{{1, 2, 1, 64}, 64, 128, 64},
-                                           ScoreCase{{63, 3, 1, 128}, 64, 64, 64},
-                                           ScoreCase{{1023, 4, 2, 64}, 64, 128, 64},
-                                           ScoreCase{{1111, 2, 1, 128}, 77, 64, 128},
-                                           ScoreCase{{4224, 2, 2, 128}, 64, 128, 128}),
-                         [](const ::testing::TestParamInfo<ScoreCase>& info) {
-                           const ScoreCase& c = info.param;
-                           return "L" + std::to_string(c.shape.seq_len) + "_hq" +
-                                  std::to_string(c.shape.num_q_heads) + "_hkv" +
-                                  std::to_string(c.shape.num_kv_heads) + "_d" +
-                                  std::to_string(c.shape.head_dim) + "_m" + std::to_string(c.last_queries) +
-                                  "_bq" + std::to_string(c.block_q) + "_bk" + std::to_string(c.block_k);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, PlanCpuScores,
+    ::testing::Values(ScoreCase{{1, 2, 1, 64}, 64, 128, 64}, ScoreCase{{63, 3, 1, 128}, 64, 64, 64},
+                      ScoreCase{{1023, 4, 2, 64}, 64, 128, 64}, ScoreCase{{1111, 2, 1, 128}, 77, 64, 128},
+                      ScoreCase{{4224, 2, 2, 128}, 64, 128, 128}),
+    [](const ::testing::TestParamInfo<ScoreCase>& info) {
+      const ScoreCase& c = info.param;
+      return fmt::format("L{}_hq{}_hkv{}_d{}_m{}_bq{}_bk{}", c.shape.seq_len, c.shape.num_q_heads,
+                         c.shape.num_kv_heads, c.shape.head_dim, c.last_queries, c.block_q, c.block_k);
+    });
 
 }  // namespace
 }  // namespace sacc

@@ -390,8 +390,8 @@ cudaError_t launch_scores(const PlanLayout& layout, const ScoreArgs& args, cudaS
   interval_slash_scores_kernel<kDim, false><<<grid, kThreads, smem, stream>>>(args);
   if ((error = cudaGetLastError()) != cudaSuccess) return error;
   const int rows = dims.num_q_heads * dims.est_rows;
-  combine_row_stats_kernel<<<(rows + kCombineWarps - 1) / kCombineWarps, kCombineWarps * 32, 0, stream>>>(dims, layout.heads, args.partial,
-                                                                   const_cast<float2*>(args.row_stats));
+  combine_row_stats_kernel<<<(rows + kCombineWarps - 1) / kCombineWarps, kCombineWarps * 32, 0, stream>>>(
+      dims, layout.heads, args.partial, const_cast<float2*>(args.row_stats));
   if ((error = cudaGetLastError()) != cudaSuccess) return error;
   interval_slash_scores_kernel<kDim, true><<<grid, kThreads, smem, stream>>>(args);
   return cudaGetLastError();

@@ -232,7 +232,8 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
       for (int u = 0; u < kSelectIlp; ++u) {
         const int i = base + u * kThreads + threadIdx.x;
         const bool active = keys[u] != kForcedKey && (keys[u] & mask) == prefix;
-        add_in_bin(s.count, s.warp_mass[warp], (keys[u] >> shift) & 255u, active ? score_of(i) : 0.0f, active);
+        add_in_bin(s.count, s.warp_mass[warp], (keys[u] >> shift) & 255u, active ? score_of(i) : 0.0f,
+                   active);
       }
     }
     __syncthreads();
@@ -244,7 +245,8 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
     __syncthreads();
     if (threadIdx.x < 32) {
       double mass_above = 0.0;
-      const int digit = find_digit<double>([&](int d) { return s.mass[d]; }, s.mass_above, target, &mass_above);
+      const int digit =
+          find_digit<double>([&](int d) { return s.mass[d]; }, s.mass_above, target, &mass_above);
       // Entries of the digits above the chosen one (all of them when none is chosen).
       int count_above = 0;
       for (int d = 255 - static_cast<int>(threadIdx.x); d > digit; d -= 32) count_above += s.count[d];
