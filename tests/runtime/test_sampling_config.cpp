@@ -84,8 +84,12 @@ TEST(ModelConfig, Llama3RopeScalingBands) {
   // High frequencies (wavelength < 8192 / 4 = 2048) are kept, low ones (> 8192) divided by 8, a ramp between.
   for (size_t i = 0; i < plain.size(); ++i) {
     const double wavelen = 2 * M_PI / plain[i];
-    if (wavelen < 2048) EXPECT_DOUBLE_EQ(scaled[i], plain[i]) << i;
-    if (wavelen > 8192) EXPECT_DOUBLE_EQ(scaled[i], plain[i] / 8) << i;
+    if (wavelen < 2048) {
+      EXPECT_DOUBLE_EQ(scaled[i], plain[i]) << i;
+    }
+    if (wavelen > 8192) {
+      EXPECT_DOUBLE_EQ(scaled[i], plain[i] / 8) << i;
+    }
     if (wavelen >= 2048 && wavelen <= 8192) {
       EXPECT_LE(scaled[i], plain[i]) << i;
       EXPECT_GE(scaled[i], plain[i] / 8) << i;

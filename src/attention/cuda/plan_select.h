@@ -55,68 +55,6 @@ __device__ inline void count_in_bin(int* count, uint32_t bin, bool active) {
   if ((threadIdx.x & 31u) == static_cast<unsigned>(__ffs(same) - 1)) atomicAdd(&count[bin], __popc(same));
 }
 
-// Adds the active lanes' `value`s to hist[bin] and their count to count[bin], one pair of atomics per
-// distinct bin of the warp: the lanes of one bin are summed by a butterfly first. Scores crowd into a few
-// exponent bins, where per-lane float atomics on one address would serialise the warp. All lanes of the warp
-// must call it together.
-__device__ inline void add_in_bin(int* count, float* hist, uint32_t bin, float value, bool active) {
-  unsigned pending = __ballot_sync(0xFFFFFFFFu, active);
-  const int lane = static_cast<int>(threadIdx.x & 31u);
-  while (pending != 0u) {
-    const int leader = __ffs(pending) - 1;
-    const uint32_t leader_bin = __shfl_sync(0xFFFFFFFFu, bin, leader);
-    const bool mine = active && bin == leader_bin;
-    float sum = mine ? value : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
-    const unsigned peers = __ballot_sync(0xFFFFFFFFu, mine);
-    if (lane == leader) {
-      atomicAdd(&count[leader_bin], __popc(peers));
-      atomicAdd(&hist[leader_bin], sum);
-    }
-    pending &= ~peers;
-  }
-}
-
-// Warp-parallel walk of a 256-bin histogram from the highest digit down, as a serial walk would go: the first
-// digit d where base + sum(weight[d' > d]) + weight[d] >= target; -1 when none. *above = sum(weight[d' > d])
-// (all 256 when none). Call from all 32 lanes of one warp; every lane gets the result.
-template <class T, class Weight>
-__device__ int find_digit(Weight weight, T base, T target, T* above) {
-  const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int high = 255 - 8 * lane;  // this lane's digits: high, high - 1, ..., high - 7
-  T mine = 0;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) mine += weight(high - j);
-  T before = mine;  // inclusive scan over lanes (higher digits first), then made exclusive
-#pragma unroll
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const T other = __shfl_up_sync(0xFFFFFFFFu, before, offset);
-    if (lane >= offset) before += other;
-  }
-  const T total = __shfl_sync(0xFFFFFFFFu, before, 31);
-  before -= mine;
-  const unsigned crossing = __ballot_sync(0xFFFFFFFFu, base + before + mine >= target);
-  if (crossing == 0u) {
-    *above = total;
-    return -1;
-  }
-  const int owner = __ffs(crossing) - 1;
-  int digit = -1;
-  T walked = before;
-  if (lane == owner) {
-    for (int j = 0; j < 8; ++j) {
-      if (base + walked + weight(high - j) >= target) {
-        digit = high - j;
-        break;
-      }
-      walked += weight(high - j);
-    }
-  }
-  *above = __shfl_sync(0xFFFFFFFFu, walked, owner);
-  return __shfl_sync(0xFFFFFFFFu, digit, owner);
-}
-
 // Threshold of a count selection: keep every key > threshold and the first `take_equal` keys == threshold.
 struct Threshold {
   uint32_t key = kForcedKey;
@@ -149,17 +87,15 @@ __device__ Threshold select_count(int n, int k, KeyOf key_of, SelectScratch<kThr
       }
     }
     __syncthreads();
-    if (threadIdx.x < 32) {
+    if (threadIdx.x == 0) {
       int above = 0;
-      int digit = find_digit<int>([&](int d) { return s.count[d]; }, 0, s.remaining, &above);
-      if (digit < 0) {  // fewer candidates than asked: the lowest digit, as the serial walk ends there
-        digit = 0;
-        above -= s.count[0];
+      int digit = 255;
+      for (; digit > 0; --digit) {
+        if (above + s.count[digit] >= s.remaining) break;
+        above += s.count[digit];
       }
-      if (threadIdx.x == 0) {
-        s.remaining -= above;
-        s.prefix |= static_cast<uint32_t>(digit) << shift;
-      }
+      s.remaining -= above;
+      s.prefix |= static_cast<uint32_t>(digit) << shift;
     }
     mask |= 255u << shift;
     __syncthreads();
@@ -232,8 +168,9 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
       for (int u = 0; u < kSelectIlp; ++u) {
         const int i = base + u * kThreads + threadIdx.x;
         const bool active = keys[u] != kForcedKey && (keys[u] & mask) == prefix;
-        add_in_bin(s.count, s.warp_mass[warp], (keys[u] >> shift) & 255u, active ? score_of(i) : 0.0f,
-                   active);
+        const uint32_t bin = (keys[u] >> shift) & 255u;
+        count_in_bin(s.count, bin, active);
+        if (active) atomicAdd(&s.warp_mass[warp][bin], score_of(i));
       }
     }
     __syncthreads();
@@ -243,26 +180,18 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
       s.mass[d] = sum;
     }
     __syncthreads();
-    if (threadIdx.x < 32) {
-      double mass_above = 0.0;
-      const int digit =
-          find_digit<double>([&](int d) { return s.mass[d]; }, s.mass_above, target, &mass_above);
-      // Entries of the digits above the chosen one (all of them when none is chosen).
-      int count_above = 0;
-      for (int d = 255 - static_cast<int>(threadIdx.x); d > digit; d -= 32) count_above += s.count[d];
-#pragma unroll
-      for (int offset = 16; offset > 0; offset >>= 1) {
-        count_above += __shfl_xor_sync(0xFFFFFFFFu, count_above, offset);
+    if (threadIdx.x == 0) {
+      int digit = 255;
+      for (; digit >= 0; --digit) {
+        if (s.mass_above + s.mass[digit] >= target) break;
+        s.mass_above += s.mass[digit];
+        s.count_above += s.count[digit];
       }
-      if (threadIdx.x == 0) {
-        s.mass_above += mass_above;
-        s.count_above += count_above;
-        if (digit < 0) {
-          s.reached = -1;  // rounding left the target just out of reach: keep everything
-        } else {
-          s.prefix |= static_cast<uint32_t>(digit) << shift;
-          s.eq_count = s.count[digit];
-        }
+      if (digit < 0) {
+        s.reached = -1;  // rounding left the target just out of reach: keep everything
+      } else {
+        s.prefix |= static_cast<uint32_t>(digit) << shift;
+        s.eq_count = s.count[digit];
       }
     }
     mask |= 255u << shift;
