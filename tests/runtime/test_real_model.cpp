@@ -31,8 +31,11 @@ TEST(RealModel, SmolLM2GreedyContinuation) {
   ASSERT_TRUE(m.is_ok()) << m.status().to_string();
   // The fifth token is a near-tie that 8-bit activations (llama.cpp's scheme, used by the quantised dot
   // products) resolve the other way: after " Paris.\n\nThe" fp32 activations give " answer" 14.62 against
-  // " United" 14.41, quantised ones " United" 14.45 against " answer" 14.25 (issue 16).
-  EXPECT_EQ(tok.decode(m->tokens), " Paris.\n\nThe United");
+  // " United" 14.41, quantised ones " United" 14.45 against " answer" 14.25 (issue 16); with a 0.2-logit
+  // margin the compiler's float order decides it too (the -O1 sanitizer build gives " answer"), so both are
+  // accepted: the answer itself is the first three tokens.
+  const std::string text = tok.decode(m->tokens);
+  EXPECT_TRUE(text == " Paris.\n\nThe United" || text == " Paris.\n\nThe answer") << text;
 }
 
 }  // namespace

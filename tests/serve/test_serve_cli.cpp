@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -258,10 +259,17 @@ TEST_F(ServeCli, MetricsCountRequests) {
   ASSERT_EQ(post("/v1/completions", completion_body(false))->status, 200);
   ASSERT_EQ(post("/v1/completions", completion_body(true))->status, 200);
   ASSERT_EQ(client()->Post("/v1/completions", "not json", "application/json")->status, 400);
-  auto res = client()->Get("/metrics");
-  ASSERT_TRUE(res);
-  ASSERT_EQ(res->status, 200);
-  const std::string& m = res->body;
+  // A request is counted once its response has been written (the server's logger), which can be just after
+  // the client has read it: poll until the 400 appears, at most 5 s.
+  std::string m;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto res = client()->Get("/metrics");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    m = res->body;
+    if (metric(m, "sacc_requests_total{code=\"400\"}") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_GE(metric(m, "sacc_requests_total{code=\"200\"}"), 2) << m;
   EXPECT_GE(metric(m, "sacc_requests_total{code=\"400\"}"), 1) << m;
   EXPECT_GT(metric(m, "sacc_prompt_tokens_total"), 0) << m;
