@@ -5,6 +5,7 @@
 
 #include "attention/sparse_index.h"
 
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -28,24 +29,39 @@ Result<HeadConfig> from_minference(const MinferenceConfig& minference) {
   return config;
 }
 
+// An optional integer field: absent -> `fallback`; present, it must be a JSON integer within [0, 2^31).
+Result<int64_t> read_count(const Json& root, const char* key, int64_t fallback, const std::string& origin) {
+  if (!root.contains(key)) return fallback;
+  const Json& value = root[key];
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > INT32_MAX) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: \"{}\" must be an integer from 0 to 2^31 - 1", origin,
+                      key);
+  }
+  return value.get<int64_t>();
+}
+
 Result<HeadConfig> parse_ours(const Json& root, const std::string& origin) {
   if (root.value("format", "") != kFormat) {
     return make_error(StatusCode::CORRUPT_DATA, "{}: not a head config (\"format\" is not \"{}\")", origin,
                       kFormat);
   }
-  if (root.value("version", 0) != kVersion) {
+  SACC_ASSIGN_OR_RETURN(const int64_t version, read_count(root, "version", 0, origin));
+  if (version != kVersion) {
     return make_error(StatusCode::UNSUPPORTED, "{}: head-config version {} (this build reads version {})",
-                      origin, root.value("version", 0), kVersion);
+                      origin, version, kVersion);
   }
   HeadConfig config;
   config.model = root.value("model", "");
   config.target = root.value("target", "");
-  config.block_q = root.value("block_q", kTileBlockQ);
-  config.block_k = root.value("block_k", kTileBlockK);
+  SACC_ASSIGN_OR_RETURN(const int64_t block_q, read_count(root, "block_q", kTileBlockQ, origin));
+  SACC_ASSIGN_OR_RETURN(const int64_t block_k, read_count(root, "block_k", kTileBlockK, origin));
+  config.block_q = static_cast<int>(block_q);
+  config.block_k = static_cast<int>(block_k);
   SACC_RETURN_IF_ERROR(check_kernel_tile(config.block_q, config.block_k, origin));
-  config.estimation.last_queries = root.value("last_queries", config.estimation.last_queries);
-  config.estimation.sink_keys = root.value("sink_keys", config.estimation.sink_keys);
-  config.estimation.local_diagonals = root.value("local_diagonals", config.estimation.local_diagonals);
+  EstimationConfig& e = config.estimation;
+  SACC_ASSIGN_OR_RETURN(e.last_queries, read_count(root, "last_queries", e.last_queries, origin));
+  SACC_ASSIGN_OR_RETURN(e.sink_keys, read_count(root, "sink_keys", e.sink_keys, origin));
+  SACC_ASSIGN_OR_RETURN(e.local_diagonals, read_count(root, "local_diagonals", e.local_diagonals, origin));
   if (!root.contains("layers") || !root["layers"].is_array()) {
     return make_error(StatusCode::CORRUPT_DATA, "{}: \"layers\" must be a list of layers", origin);
   }

@@ -59,6 +59,18 @@ TEST(HeadConfig, OwnFormatRoundTrips) {
   EXPECT_EQ(back->layer_patterns(0).estimation.sink_keys, EstimationConfig{}.sink_keys);
 }
 
+TEST(HeadConfig, OutOfRangeNumbersAreCorruptData) {
+  // Found by fuzz_head_config: a 120-digit "block_k" parsed as a float and was cast to int.
+  const std::string head = R"({"format": "sparseaccelerate.head-config", "version": 1, "layers": [], )";
+  for (const char* field :
+       {R"("block_k": 3333333333333333333333333333333333333333333333333333333)", R"("block_q": 128.5)",
+        R"("last_queries": -1)", R"("version": 1e300)", R"("local_diagonals": "100")"}) {
+    Result<HeadConfig> parsed = parse_head_config(head + field + "}", "fuzz.json");
+    ASSERT_FALSE(parsed.is_ok()) << field;
+    EXPECT_EQ(parsed.status().code(), StatusCode::CORRUPT_DATA) << field;
+  }
+}
+
 TEST(HeadConfig, BadFilesGiveClearErrors) {
   EXPECT_EQ(parse_head_config("{not json", "x.json").status().code(), StatusCode::CORRUPT_DATA);
   EXPECT_EQ(parse_head_config("{\"format\": \"other\"}", "x.json").status().code(), StatusCode::CORRUPT_DATA);
