@@ -42,20 +42,12 @@ Status make_fp8_descriptors(const Fp8GemmArgs& g, bool epilogue_scales, LtDescri
 Result<GemmRunner::Fp8Plan> GemmRunner::plan_fp8(const Fp8GemmArgs& g, bool epilogue_scales) {
   LtDescriptors d;
   SACC_RETURN_IF_ERROR(make_fp8_descriptors(g, epilogue_scales, d));
-  cublasLtMatmulPreference_t pref = nullptr;
-  SACC_LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
-  const size_t ws = workspace_.size();
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c, pref, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  SACC_LT_TRY(st);
-  if (found == 0)
+  cublasLtMatmulAlgo_t algo{};
+  SACC_ASSIGN_OR_RETURN(const bool found, find_algo(handle_, d, workspace_.size(), &algo));
+  if (!found)
     return make_error(StatusCode::UNSUPPORTED, "cuBLASLt has no algorithm for a {}x{}x{} FP8 GEMM{}", g.rows,
                       g.out, g.in, epilogue_scales ? " with outer-vector scales" : "");
-  return Fp8Plan{epilogue_scales, result.algo};
+  return Fp8Plan{epilogue_scales, algo};
 }
 
 Status GemmRunner::launch_fp8(const Fp8GemmArgs& g, const Fp8Plan& plan, cudaStream_t stream) {

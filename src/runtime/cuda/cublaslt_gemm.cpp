@@ -40,20 +40,12 @@ Status GemmRunner::run(const GemmArgs& g, cudaStream_t stream) {
   const Key key{g.rows, g.in, g.out, ldx, ldy, g.y_f32, g.accumulate};
   auto it = algos_.find(key);
   if (it == algos_.end()) {
-    cublasLtMatmulPreference_t pref = nullptr;
-    SACC_LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
-    const size_t ws = workspace_.size();
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    SACC_LT_TRY(st);
-    if (found == 0)
+    cublasLtMatmulAlgo_t algo{};
+    SACC_ASSIGN_OR_RETURN(const bool found, find_algo(handle_, d, workspace_.size(), &algo));
+    if (!found)
       return make_error(StatusCode::UNSUPPORTED, "cuBLASLt has no algorithm for a {}x{}x{} bf16 GEMM", g.rows,
                         g.out, g.in);
-    it = algos_.emplace(key, result.algo).first;
+    it = algos_.emplace(key, algo).first;
   }
   const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
   SACC_LT_TRY(cublasLtMatmul(handle_, d.op, &alpha, g.w, d.a, g.x, d.b, &beta, g.y, d.c, g.y, d.c,

@@ -29,4 +29,21 @@ struct LtDescriptors {
   }
 };
 
+// cuBLASLt's best algorithm for the call `d` within `workspace_bytes`; false when it offers none.
+inline Result<bool> find_algo(cublasLtHandle_t handle, const LtDescriptors& d, size_t workspace_bytes,
+                              cublasLtMatmulAlgo_t* algo) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  SACC_LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                       sizeof(workspace_bytes));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  SACC_LT_TRY(st);
+  if (found != 0) *algo = result.algo;
+  return found != 0;
+}
+
 }  // namespace sacc::cuda_rt
