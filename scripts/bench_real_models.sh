@@ -20,6 +20,7 @@
 #   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
 #              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
 #              32768 (last 4096) and TTFT at 32000 of each, Qwen
+#   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
 # built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
 # SACC_REAL_REPEATS (default 3).
@@ -41,6 +42,24 @@ status=0
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   echo "sacc commit $(cat /root/sacc/bin/COMMIT); date $(date -u +%FT%TZ); default setting '$DEFAULT'"
 } | tee -a "$OUT/gpu.txt"
+
+# Perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each ';'-separated setting (a pattern, or
+# config:FILE for a head config), Qwen; files $OUT/NAME_ppl.{json,txt} and $OUT/NAME_ttft.txt.
+ppl_and_ttft() {
+  local name=$1 settings=$2 setting
+  sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$settings" \
+    --out "$OUT/${name}_ppl.json" 2>&1 | tee "$OUT/${name}_ppl.txt"
+  sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention dense -r "$REPEATS" 2>&1 | tee "$OUT/${name}_ttft.txt"
+  IFS=';' read -ra list <<<"$settings"
+  for setting in "${list[@]}"; do
+    echo "-- $setting"
+    if [[ $setting == config:* ]]; then
+      sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern-config "${setting#config:}"
+    else
+      sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern "$setting"
+    fi
+  done 2>&1 | tee -a "$OUT/${name}_ttft.txt"
+}
 
 run_stage() {
   case $1 in
@@ -97,21 +116,11 @@ run_stage() {
       timeout 150 sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 8192 --layers 0,11,23 --sparse "$DEFAULT" \
         --out "$OUT/recall_8k.json" 2>&1 | tee "$OUT/recall_8k.txt" ;;
     variants)
-      local variants setting
+      local variants
       variants=$(python3 bench/head_config_variants.py --layers 24 --heads 14 --pattern "$DEFAULT" --out "$OUT/variants")
-      variants="$DEFAULT;${variants}${SACC_VARIANT_EXTRA:+;$SACC_VARIANT_EXTRA}"
-      sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$variants" \
-        --out "$OUT/variants_ppl.json" 2>&1 | tee "$OUT/variants_ppl.txt"
-      sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention dense -r "$REPEATS" 2>&1 | tee "$OUT/variants_ttft.txt"
-      IFS=';' read -ra list <<<"$variants"
-      for setting in "${list[@]}"; do
-        echo "-- $setting"
-        if [[ $setting == config:* ]]; then
-          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern-config "${setting#config:}"
-        else
-          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 --attention sparse -r "$REPEATS" --pattern "$setting"
-        fi
-      done 2>&1 | tee -a "$OUT/variants_ttft.txt" ;;
+      ppl_and_ttft variants "$DEFAULT;${variants}${SACC_VARIANT_EXTRA:+;$SACC_VARIANT_EXTRA}" ;;
+    frontier)
+      ppl_and_ttft frontier "$SETTINGS" ;;
     *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
   esac
 }

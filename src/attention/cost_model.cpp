@@ -91,6 +91,11 @@ AttentionCost predict_cost(const PatternSpec& spec, const IndexGeometry& geometr
     const AttentionCost slash = predict_cost(spec.primary(), geometry, head_dim, config);
     const AttentionCost cluster = predict_cost(spec.alternative(), geometry, head_dim, config);
     AttentionCost cost = slash.kernel_flops >= cluster.kernel_flops ? slash : cluster;
+    if (spec.joins_alternative()) {  // an upper bound: the two lists overlap at least on the diagonal blocks
+      cost.visited_tiles = std::min(slash.visited_tiles + cluster.visited_tiles, cost.causal_tiles);
+      cost.gathered_columns = slash.gathered_columns;
+      cost.kernel_flops = std::min(slash.kernel_flops + cluster.kernel_flops, cost.causal_flops);
+    }
     cost.estimator_flops = slash.estimator_flops + cluster.estimator_flops;
     return cost;
   }

@@ -45,7 +45,8 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
 // Exact for dense, triangular and fixed-budget block-cluster (it applies the same block rounding as the
 // builders); for interval-slash it is the expectation when the non-local slashes and the verticals fall at
 // uniformly random positions (the local ones are contiguous). Adaptive budgets are predicted at their cap.
-// A head with a runtime alternative is predicted at the costlier of its two patterns plus both estimations.
+// A head with a runtime alternative is predicted at the costlier of its two patterns plus both estimations;
+// joined ('+'), at the sum of both (capped at dense) plus both estimations.
 AttentionCost predict_cost(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
                            const EstimationConfig& config);
 

@@ -12,7 +12,8 @@ namespace {
 constexpr const char* kPatternHelp =
     "patterns: dense | triangular:SINK,WINDOW | interval-slash:VERTICAL,SLASH | block-cluster:BLOCKS, "
     "optionally followed by @GAMMA (0 < GAMMA <= 1) for an adaptive budget; "
-    "interval-slash:...|block-cluster:... chooses between the two per head and input";
+    "interval-slash:...|block-cluster:... chooses between the two per head and input, "
+    "interval-slash:...+block-cluster:... joins them";
 
 Result<int64_t> parse_count(const std::string& text, const std::string& whole) {
   errno = 0;
@@ -65,6 +66,7 @@ PatternSpec PatternSpec::primary() const {
   PatternSpec out = *this;
   out.alternative_blocks = 0;
   out.alternative_gamma = 0.0;
+  out.alternative_union = false;
   return out;
 }
 
@@ -135,17 +137,19 @@ Result<PatternSpec> parse_single(const std::string& text) {
 }  // namespace
 
 Result<PatternSpec> parse_pattern(const std::string& text) {
-  const size_t bar = text.find('|');
-  if (bar == std::string::npos) return parse_single(text);
-  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_single(text.substr(0, bar)));
-  SACC_ASSIGN_OR_RETURN(const PatternSpec alternative, parse_single(text.substr(bar + 1)));
+  const size_t split_at = text.find_first_of("|+");
+  if (split_at == std::string::npos) return parse_single(text);
+  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_single(text.substr(0, split_at)));
+  SACC_ASSIGN_OR_RETURN(const PatternSpec alternative, parse_single(text.substr(split_at + 1)));
   if (spec.kind != PatternKind::INTERVAL_SLASH || alternative.kind != PatternKind::BLOCK_CLUSTER) {
     return make_error(StatusCode::INVALID_ARGUMENT,
-                      "pattern '{}': only 'interval-slash:...|block-cluster:...' may offer an alternative",
+                      "pattern '{}': only 'interval-slash:...|block-cluster:...' (runtime choice) or "
+                      "'interval-slash:...+block-cluster:...' (union) combine two patterns",
                       text);
   }
   spec.alternative_blocks = alternative.blocks;
   spec.alternative_gamma = alternative.gamma;
+  spec.alternative_union = text[split_at] == '+';
   return spec;
 }
 
@@ -166,7 +170,7 @@ std::string to_string(const PatternSpec& spec) {
   }
   if (spec.is_adaptive()) out += fmt::format("@{}", spec.gamma);
   if (spec.has_alternative()) {
-    out += '|';
+    out += spec.alternative_union ? '+' : '|';
     out += to_string(spec.alternative());
   }
   return out;

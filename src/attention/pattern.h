@@ -34,12 +34,15 @@ struct PatternSpec {
   int64_t slash = 0;     // INTERVAL_SLASH: slash-diagonal budget (ks)
   int64_t blocks = 0;    // BLOCK_CLUSTER: key blocks per query block (kb)
   double gamma = 0.0;    // 0: fixed budget; (0, 1]: adaptive (mass target), capped by the budget
-  // INTERVAL_SLASH only: a Block-Cluster alternative chosen at runtime (see above); 0: none.
+  // INTERVAL_SLASH only: a Block-Cluster alternative, chosen at runtime or joined (see above); 0: none.
   int64_t alternative_blocks = 0;  // the alternative's kb
   double alternative_gamma = 0.0;  // the alternative's adaptive mass target (0: fixed kb)
+  bool alternative_union = false;  // true: both indices joined ('+'); false: the runtime choice ('|')
 
   bool is_adaptive() const { return gamma > 0.0; }
   bool has_alternative() const { return alternative_blocks > 0; }
+  bool joins_alternative() const { return has_alternative() && alternative_union; }
+  bool chooses_alternative() const { return has_alternative() && !alternative_union; }
   // The alternative as a pattern of its own (kind BLOCK_CLUSTER); only meaningful when has_alternative().
   PatternSpec alternative() const;
   // This spec without its alternative (the Interval-Slash primary).

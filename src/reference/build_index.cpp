@@ -1,6 +1,7 @@
 #include "reference/build_index.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "attention/attention_validation.h"
 #include "reference/estimate_block_cluster.h"
@@ -46,6 +47,28 @@ double last_block_mass(const std::vector<float>& vertical, const HeadIndex& head
   return mass;
 }
 
+// The union of two heads' lists (attention/pattern.h, "Union"): per query block every key block either lists;
+// the single columns of either that fall outside those blocks.
+HeadIndex join_head_indices(const HeadIndex& a, const HeadIndex& b, const IndexGeometry& geometry) {
+  HeadIndex out;
+  out.blocks.resize(a.blocks.size());
+  out.columns.resize(a.blocks.size());
+  for (size_t qb = 0; qb < a.blocks.size(); ++qb) {
+    std::set_union(a.blocks[qb].begin(), a.blocks[qb].end(), b.blocks[qb].begin(), b.blocks[qb].end(),
+                   std::back_inserter(out.blocks[qb]));
+    std::vector<int32_t> columns;
+    std::set_union(a.columns[qb].begin(), a.columns[qb].end(), b.columns[qb].begin(), b.columns[qb].end(),
+                   std::back_inserter(columns));
+    const std::vector<int32_t>& blocks = out.blocks[qb];
+    for (int32_t j : columns) {
+      if (!std::binary_search(blocks.begin(), blocks.end(), static_cast<int32_t>(j / geometry.block_k))) {
+        out.columns[qb].push_back(j);
+      }
+    }
+  }
+  return out;
+}
+
 // Sets *kind to the pattern kind the head's index follows (the runtime choice for a head with an
 // alternative).
 Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const std::vector<int>& q_heads,
@@ -69,6 +92,10 @@ Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const 
       if (!spec.has_alternative()) return slash_head;
       SACC_ASSIGN_OR_RETURN(HeadIndex cluster_head,
                             build_head(qkv, spec.alternative(), q_heads, config, geometry, kind));
+      if (spec.joins_alternative()) {
+        *kind = PatternKind::INTERVAL_SLASH;
+        return join_head_indices(slash_head, cluster_head, geometry);
+      }
       if (last_block_mass(sum.vertical, cluster_head, geometry) >
           last_block_mass(sum.vertical, slash_head, geometry)) {
         return cluster_head;

@@ -12,8 +12,8 @@
 namespace sacc::ref {
 
 // `patterns` has one spec per index head, or a single spec applied to all heads. A head with a Block-Cluster
-// alternative takes the pattern the runtime choice picks (attention/pattern.h); `kinds`, when given, receives
-// the kind each index head's index follows.
+// alternative takes the pattern the runtime choice picks, or both joined (attention/pattern.h); `kinds`, when
+// given, receives the kind each index head's index follows (INTERVAL_SLASH for a union).
 Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpec>& patterns,
                                 const EstimationConfig& config, const IndexGeometry& geometry,
                                 std::vector<PatternKind>* kinds = nullptr);

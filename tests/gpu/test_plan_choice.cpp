@@ -2,11 +2,13 @@
 // against the CPU oracle: on inputs built so that one pattern clearly wins (topic blocks: Block-Cluster;
 // planted slashes and verticals: Interval-Slash) every such head takes the oracle's kind, and its index is
 // exactly what the GPU plans for that pattern alone (whose own agreement with the oracle test_plan_index.cpp
-// checks). Also captured into a CUDA graph: the choice needs no host synchronisation.
+// checks). Also captured into a CUDA graph: the choice needs no host synchronisation. The union
+// "interval-slash:...+block-cluster:..." lists, per slot, exactly the join of the two patterns' own GPU lists.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -184,6 +186,64 @@ TEST(PlanChoice, VariedHeadsBothOutcomes) {
   check_choice(c);
   c.topics = false;
   check_choice(c);
+}
+
+// The union: every slot lists the blocks either pattern's own GPU plan lists, and the Interval-Slash columns
+// outside them; the same when captured into a CUDA graph.
+void check_union(const ChoiceCase& c) {
+  Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic_of(c));
+  ASSERT_TRUE(input.is_ok()) << input.status().to_string();
+  IndexGeometry geometry;
+  geometry.seq_len = c.shape.seq_len;
+  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
+  geometry.shared_per_kv_group = c.shared;
+  GpuPlanResult joined, captured, slash, cluster;
+  run_gpu_plan(input->qkv, patterns_of(c, false, false), geometry, /*capture=*/false, &joined);
+  run_gpu_plan(input->qkv, patterns_of(c, false, false), geometry, /*capture=*/true, &captured);
+  run_gpu_plan(input->qkv, patterns_of(c, true, false), geometry, false, &slash);
+  run_gpu_plan(input->qkv, patterns_of(c, false, true), geometry, false, &cluster);
+  if (::testing::Test::HasFatalFailure()) return;
+  const Status valid = joined.index.validate();
+  EXPECT_TRUE(valid.is_ok()) << valid.to_string();
+  EXPECT_EQ(captured.index.block_ids, joined.index.block_ids);
+  EXPECT_EQ(captured.index.column_ids, joined.index.column_ids);
+  const LayerPatterns specs = patterns_of(c, false, false);
+  int64_t grew = 0;
+  for (int64_t slot = 0; slot < geometry.num_heads * geometry.num_q_blocks(); ++slot) {
+    if (!specs.heads[slot / geometry.num_q_blocks()].joins_alternative()) continue;  // choice: PlanChoice
+    const std::vector<int32_t> a = slot_blocks(slash.index, slot), b = slot_blocks(cluster.index, slot);
+    std::vector<int32_t> blocks;
+    std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(blocks));
+    std::vector<int32_t> columns;
+    for (int32_t j : slot_columns(slash.index, slot)) {
+      if (!std::binary_search(blocks.begin(), blocks.end(), j / geometry.block_k)) columns.push_back(j);
+    }
+    EXPECT_EQ(slot_blocks(joined.index, slot), blocks) << "slot " << slot;
+    EXPECT_EQ(slot_columns(joined.index, slot), columns) << "slot " << slot;
+    grew += static_cast<int64_t>(blocks.size() - a.size());
+  }
+  EXPECT_GT(grew, 0) << "the Block-Cluster part added no block: the test does not exercise the union";
+}
+
+TEST(PlanUnion, JoinsBothPatternsPerSlot) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  ChoiceCase c;
+  c.patterns.assign(4, "interval-slash:64,64+block-cluster:12");
+  check_union(c);
+  c.topics = false;
+  c.patterns.assign(4, "interval-slash:64,200@0.9+block-cluster:6@0.9");
+  check_union(c);
+}
+
+TEST(PlanUnion, SharedMixedWithChoiceAndOtherKinds) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  ChoiceCase c;
+  c.shape = {1999, 8, 4, 64};
+  c.shared = true;
+  c.vary_heads = true;
+  c.patterns = {"interval-slash:40,40@0.9+block-cluster:10@0.95", "block-cluster:6",
+                "interval-slash:40,40|block-cluster:10", "interval-slash:30,80+block-cluster:4"};
+  check_union(c);  // heads 0 and 3; the plan of the whole layer must still be valid and graph-stable
 }
 
 }  // namespace

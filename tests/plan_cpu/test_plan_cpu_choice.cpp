@@ -1,10 +1,13 @@
 // The runtime pattern choice "interval-slash:...|block-cluster:..." (attention/pattern.h): parsing, the
 // oracle's choice on inputs built so that one pattern clearly wins (topic blocks: Block-Cluster; planted
 // slashes and verticals: Interval-Slash), the chosen head's index equal to that pattern's own index, plan_cpu
-// equal to the oracle, and the cost model's prediction (the costlier pattern plus both estimations).
+// equal to the oracle, and the cost model's prediction (the costlier pattern plus both estimations). The
+// union "interval-slash:...+block-cluster:...": per query block the join of both patterns' own indices, in
+// the oracle and in plan_cpu alike.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -253,6 +256,103 @@ TEST(PatternChoice, PlanCpuRejectsAnAlternativeOnOtherKinds) {
   spec.alternative_blocks = 3;
   patterns.heads = {spec};
   EXPECT_FALSE(plan_cpu(params, patterns, {256, 1, 128, 64, false}, {DType::F32, DType::F32}).is_ok());
+}
+
+TEST(PatternUnion, ParsesAndRoundTrips) {
+  const PatternSpec spec = parse("interval-slash:1000,6096@0.95+block-cluster:16@0.9");
+  EXPECT_TRUE(spec.joins_alternative());
+  EXPECT_FALSE(spec.chooses_alternative());
+  EXPECT_EQ(spec.alternative(), parse("block-cluster:16@0.9"));
+  EXPECT_EQ(spec.primary(), parse("interval-slash:1000,6096@0.95"));
+  EXPECT_EQ(to_string(spec), "interval-slash:1000,6096@0.95+block-cluster:16@0.9");
+  EXPECT_NE(spec, parse("interval-slash:1000,6096@0.95|block-cluster:16@0.9"));
+  for (const std::string text : {"block-cluster:8+interval-slash:5,1", "interval-slash:5,1+triangular:4,64",
+                                 "interval-slash:5,1+", "interval-slash:5,1+block-cluster:2|block-cluster:3"}) {
+    EXPECT_FALSE(parse_pattern(text).is_ok()) << text;
+  }
+}
+
+TEST(PatternUnion, CostIsBothPatternsAndBothEstimations) {
+  const IndexGeometry geometry{32768, 1, 128, 64, false};
+  const EstimationConfig estimation;
+  const AttentionCost a = predict_cost(parse("interval-slash:100,500"), geometry, 128, estimation);
+  const AttentionCost b = predict_cost(parse("block-cluster:16"), geometry, 128, estimation);
+  const AttentionCost c =
+      predict_cost(parse("interval-slash:100,500+block-cluster:16"), geometry, 128, estimation);
+  ASSERT_LT(a.kernel_flops + b.kernel_flops, c.causal_flops);
+  EXPECT_DOUBLE_EQ(c.kernel_flops, a.kernel_flops + b.kernel_flops);
+  EXPECT_DOUBLE_EQ(c.estimator_flops, a.estimator_flops + b.estimator_flops);
+  const AttentionCost capped = predict_cost(parse("interval-slash:30000,30000+block-cluster:512"), geometry,
+                                            128, estimation);
+  EXPECT_DOUBLE_EQ(capped.kernel_flops, capped.causal_flops);
+}
+
+// The oracle's union equals the join of the two patterns' own indices, and plan_cpu equals the oracle.
+void check_union(const ChoiceCase& c) {
+  Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic_of(c));
+  ASSERT_TRUE(input.is_ok()) << input.status().to_string();
+  const ref::QkvView qkv = input->qkv.view();
+  IndexGeometry geometry;
+  geometry.seq_len = c.shape.seq_len;
+  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
+  geometry.shared_per_kv_group = c.shared;
+  const PatternSpec spec = clamp_pattern_to_length(parse(c.pattern), geometry);
+  ASSERT_TRUE(spec.joins_alternative());
+  std::vector<PatternKind> kinds;
+  Result<SparseIndex> joined = ref::build_index(qkv, {spec}, {}, geometry, &kinds);
+  Result<SparseIndex> slash = ref::build_index(qkv, {spec.primary()}, {}, geometry);
+  Result<SparseIndex> cluster = ref::build_index(qkv, {spec.alternative()}, {}, geometry);
+  ASSERT_TRUE(joined.is_ok() && slash.is_ok() && cluster.is_ok());
+  EXPECT_EQ(count(kinds, PatternKind::INTERVAL_SLASH), geometry.num_heads);
+  int64_t grew = 0;
+  for (int h = 0; h < geometry.num_heads; ++h) {
+    const HeadSlice a = head_slice(*slash, h), b = head_slice(*cluster, h), out = head_slice(*joined, h);
+    for (size_t qb = 0; qb < a.blocks.size(); ++qb) {
+      std::vector<int32_t> blocks;
+      std::set_union(a.blocks[qb].begin(), a.blocks[qb].end(), b.blocks[qb].begin(), b.blocks[qb].end(),
+                     std::back_inserter(blocks));
+      std::vector<int32_t> columns;
+      for (int32_t j : a.columns[qb]) {
+        if (!std::binary_search(blocks.begin(), blocks.end(), j / geometry.block_k)) columns.push_back(j);
+      }
+      EXPECT_EQ(out.blocks[qb], blocks) << c.pattern << " head " << h << " qb " << qb;
+      EXPECT_EQ(out.columns[qb], columns) << c.pattern << " head " << h << " qb " << qb;
+      grew += static_cast<int64_t>(blocks.size() - a.blocks[qb].size());
+    }
+  }
+  EXPECT_GT(grew, 0) << "the Block-Cluster part added no block: the case does not exercise the union";
+
+  AttentionParams params;
+  params.shape = c.shape;
+  params.q = input->qkv.q.data();
+  params.k = input->qkv.k.data();
+  LayerPatterns patterns;
+  patterns.shared_per_kv_group = c.shared;
+  patterns.heads.assign(geometry.num_heads, parse(c.pattern));
+  Result<SparseIndex> cpu = plan_cpu(params, patterns, geometry, {DType::F32, DType::F32});
+  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
+  EXPECT_EQ(cpu->block_offsets, joined->block_offsets);
+  EXPECT_EQ(cpu->block_ids, joined->block_ids);
+  EXPECT_EQ(cpu->column_offsets, joined->column_offsets);
+  EXPECT_EQ(cpu->column_ids, joined->column_ids);
+}
+
+TEST(PatternUnion, TopicBlocksAndPlantedLines) {
+  ChoiceCase c;
+  c.pattern = "interval-slash:64,64+block-cluster:12";
+  check_union(c);
+  c.topics = false;
+  c.pattern = "interval-slash:64,200@0.9+block-cluster:6@0.9";
+  check_union(c);
+}
+
+TEST(PatternUnion, SharedPerGroupVariedHeads) {
+  ChoiceCase c;
+  c.shape = {2080, 12, 4, 128};
+  c.shared = true;
+  c.vary_heads = true;
+  c.pattern = "interval-slash:100,150@0.95+block-cluster:8@0.9";
+  check_union(c);
 }
 
 }  // namespace

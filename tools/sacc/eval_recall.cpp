@@ -106,7 +106,7 @@ int run_eval_recall(const RecallArgs& a) {
         }
       }
       if (std::any_of(specs->begin(), specs->end(),
-                      [](const PatternSpec& x) { return x.has_alternative(); })) {
+                      [](const PatternSpec& x) { return x.chooses_alternative(); })) {
         std::printf("       runtime choice: block-cluster on heads [%s], interval-slash on the others\n",
                     cluster_heads.c_str());
       }

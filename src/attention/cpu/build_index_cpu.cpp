@@ -2,6 +2,7 @@
 // items, and the key-block / column lists of every pattern kind.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 #include "attention/cpu/plan_cpu_detail.h"
@@ -189,6 +190,31 @@ HeadLists block_cluster_lists(const std::vector<float>& prob, const PatternSpec&
     for (int64_t kb = 0; kb <= last_block; ++kb) row_mass += row[kb];
     for (int32_t kb : select_top(row, last_block + 1, forced, {spec.blocks, spec.gamma, row_mass, true})) {
       builder.add_block(kb);
+    }
+    builder.finish_block();
+  }
+  return builder.take();
+}
+
+HeadLists join_lists(const HeadLists& a, const HeadLists& b, const IndexGeometry& geometry) {
+  const int64_t num_q_blocks = static_cast<int64_t>(a.block_offsets.size()) - 1;
+  ListBuilder builder(num_q_blocks);
+  std::vector<int32_t> blocks, columns;
+  for (int64_t qb = 0; qb < num_q_blocks; ++qb) {
+    blocks.clear();
+    columns.clear();
+    std::set_union(a.block_ids.begin() + a.block_offsets[qb], a.block_ids.begin() + a.block_offsets[qb + 1],
+                   b.block_ids.begin() + b.block_offsets[qb], b.block_ids.begin() + b.block_offsets[qb + 1],
+                   std::back_inserter(blocks));
+    std::set_union(a.column_ids.begin() + a.column_offsets[qb],
+                   a.column_ids.begin() + a.column_offsets[qb + 1],
+                   b.column_ids.begin() + b.column_offsets[qb],
+                   b.column_ids.begin() + b.column_offsets[qb + 1], std::back_inserter(columns));
+    for (int32_t kb : blocks) builder.add_block(kb);
+    for (int32_t j : columns) {
+      if (!std::binary_search(blocks.begin(), blocks.end(), static_cast<int32_t>(j / geometry.block_k))) {
+        builder.add_column(j);
+      }
     }
     builder.finish_block();
   }

@@ -84,6 +84,9 @@ HeadLists interval_slash_lists(const SlashScores& scores, double total_mass, con
 // Chooses each query block's key blocks from `prob` [num_q_blocks, num_k_blocks]; `spec.blocks` clamped.
 HeadLists block_cluster_lists(const std::vector<float>& prob, const PatternSpec& spec,
                               const IndexGeometry& geometry);
+// The union of two heads' lists (attention/pattern.h, "Union"): every key block either lists, and the columns
+// of either outside those blocks.
+HeadLists join_lists(const HeadLists& a, const HeadLists& b, const IndexGeometry& geometry);
 // The runtime choice's score (attention/pattern.h): `vertical` summed (in double, ascending key) over the
 // keys the lists give the last query block.
 double last_block_mass(const std::vector<float>& vertical, const HeadLists& lists,

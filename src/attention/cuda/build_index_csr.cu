@@ -9,7 +9,9 @@
 //    loads from the prefix count over chosen offsets; chosen verticals j <= r1 outside the listed blocks
 //    become single columns.
 //  * BLOCK_CLUSTER: the staged selection.
-//  * INTERVAL_SLASH with a Block-Cluster alternative: whichever head_choice names (choose_pattern.cu).
+//  * INTERVAL_SLASH with a Block-Cluster alternative: whichever head_choice names (choose_pattern.cu); joined
+//    (alt_union), a key block is listed when either pattern lists it (binary search over the staged
+//    Block-Cluster ids, which are ascending) and verticals inside any listed block are dropped.
 // Ids come out ascending because every list is produced in ascending order by ballots over consecutive ids.
 #include <cub/block/block_scan.cuh>
 
@@ -62,7 +64,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
   const int index_head = static_cast<int>(slot / dims.num_q_blocks);
   const int q_block = static_cast<int>(slot % dims.num_q_blocks);
   HeadPlan head = args.heads.head[index_head];
-  if (head.kind == kKindIntervalSlash && estimates_block_cluster(head) &&
+  if (head.kind == kKindIntervalSlash && estimates_block_cluster(head) && !head.alt_union &&
       args.head_choice[index_head] == kKindBlockCluster) {
     head = block_cluster_plan(head);
   }
@@ -90,7 +92,21 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
       const uint8_t* cover = args.is_cover + static_cast<int64_t>(head.ordinal) * dims.cover_stride;
       const bool full_block = rows.last_row - rows.first_row + 1 == dims.block_q;
       const bool use_table = dims.cover_ratio > 0 && full_block;
+      // The joined Block-Cluster ids of this slot (none without alt_union).
+      const int64_t stage = static_cast<int64_t>(head.alt_ordinal) * dims.num_q_blocks + q_block;
+      const int32_t* staged = head.alt_union ? args.bc_stage_ids + stage * dims.bc_capacity : nullptr;
+      const int num_staged = head.alt_union ? args.bc_stage_count[stage] : 0;
+      auto staged_lists = [&](int kb) {
+        int lo = 0, hi = num_staged;
+        while (lo < hi) {
+          const int mid = (lo + hi) / 2;
+          if (staged[mid] < kb) lo = mid + 1;
+          else hi = mid;
+        }
+        return lo < num_staged && staged[lo] == kb;
+      };
       auto covered = [&](int kb) {
+        if (num_staged > 0 && staged_lists(kb)) return true;
         if (use_table) return cover[cover_entry(dims, q_block, kb)] != 0;
         const OffsetRange range = covering_offsets(dims, rows.first_row, rows.last_row, kb);
         return prefix[range.hi + 1] - prefix[range.lo] > 0;

@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) choose_pattern_kernel(const ChoiceAr
   const PlanDims& dims = args.dims;
   const int index_head = blockIdx.x;
   const HeadPlan& head = args.heads.head[index_head];
-  if (head.kind != kKindIntervalSlash || head.alt_blocks == 0) return;
+  if (head.kind != kKindIntervalSlash || head.alt_blocks == 0 || head.alt_union) return;
   const int q_block = dims.num_q_blocks - 1;
   const SlotRows rows = slot_rows(dims, q_block);
   const float* v = args.vertical + static_cast<int64_t>(head.ordinal) * dims.seq_len;

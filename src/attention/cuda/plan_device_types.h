@@ -15,7 +15,7 @@ constexpr int32_t kKindTriangular = 1;
 constexpr int32_t kKindIntervalSlash = 2;
 constexpr int32_t kKindBlockCluster = 3;
 
-// Index heads one plan call supports (the per-head table travels as a kernel parameter: 128 x 32 B, inside
+// Index heads one plan call supports (the per-head table travels as a kernel parameter: 128 x 36 B, inside
 // the 32 KiB parameter block of CUDA 12.1+ on Volta and later).
 constexpr int kMaxPlanHeads = 128;
 // Interval-Slash estimation tiles: estimating rows are processed 64 at a time against 64-key tiles.
@@ -33,11 +33,12 @@ struct HeadPlan {
   int32_t b = 0;        // TRIANGULAR: window W; INTERVAL_SLASH: slash budget ks
   float gamma = 0.0f;   // 0: fixed budget; (0, 1]: adaptive mass target
   int32_t ordinal = 0;  // rank among the heads of the same estimating kind: row of its scratch arrays
-  // INTERVAL_SLASH with a Block-Cluster alternative chosen at runtime (attention/pattern.h): its kb (0:
-  // none), adaptive target and rank among the Block-Cluster estimations.
+  // INTERVAL_SLASH with a Block-Cluster alternative, chosen at runtime or joined (attention/pattern.h): its kb
+  // (0: none), adaptive target and rank among the Block-Cluster estimations.
   int32_t alt_blocks = 0;
   float alt_gamma = 0.0f;
   int32_t alt_ordinal = 0;
+  int32_t alt_union = 0;  // 1: the index lists both patterns' blocks; 0: the runtime choice picks one
 };
 
 struct PlanHeads {
@@ -77,7 +78,7 @@ struct PlanLayout {
   PlanHeads heads;
   int num_is_heads = 0;   // index heads with INTERVAL_SLASH
   int num_bc_heads = 0;   // index heads estimating BLOCK_CLUSTER (as their pattern or as the alternative)
-  int num_alt_heads = 0;  // INTERVAL_SLASH heads with a Block-Cluster alternative
+  int num_alt_heads = 0;  // INTERVAL_SLASH heads choosing a Block-Cluster alternative at runtime
   int64_t num_slots = 0;
   int64_t block_capacity = 0;   // upper bound of listed key blocks over all slots
   int64_t column_capacity = 0;  // upper bound of single columns over all slots

@@ -115,7 +115,8 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
           head.alt_blocks = clamp_to(spec.alternative_blocks, dims.num_k_blocks);
           head.alt_gamma = static_cast<float>(spec.alternative_gamma);
           head.alt_ordinal = layout.num_bc_heads++;
-          ++layout.num_alt_heads;
+          head.alt_union = spec.joins_alternative() ? 1 : 0;
+          if (!spec.joins_alternative()) ++layout.num_alt_heads;
         }
         break;
       case PatternKind::BLOCK_CLUSTER:

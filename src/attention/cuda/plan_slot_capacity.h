@@ -131,13 +131,20 @@ SACC_PLAN_HD SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanD
   return cap;
 }
 
-// A head's bounds: with a runtime alternative, the larger of both patterns' (either may be chosen).
+// A head's bounds: with a runtime alternative, the larger of both patterns' (either may be chosen); joined,
+// their sum (capped by the causal blocks).
 SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
   SlotCapacity cap = single_slot_capacity(head, dims, q_block);
   if (head.kind != kKindBlockCluster && estimates_block_cluster(head)) {
     const SlotCapacity alt = single_slot_capacity(block_cluster_plan(head), dims, q_block);
-    cap.blocks = std::max(cap.blocks, alt.blocks);
-    cap.columns = std::max(cap.columns, alt.columns);
+    if (head.alt_union) {
+      const int64_t causal_blocks = slot_rows(dims, q_block).last_block + 1;
+      cap.blocks = std::min(causal_blocks, cap.blocks + alt.blocks);
+      cap.columns += alt.columns;
+    } else {
+      cap.blocks = std::max(cap.blocks, alt.blocks);
+      cap.columns = std::max(cap.columns, alt.columns);
+    }
   }
   return cap;
 }
