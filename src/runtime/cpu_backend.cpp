@@ -167,7 +167,7 @@ class CpuBackend::StepOps {
         gate_(chunk_ * ffn_),
         up_(chunk_ * ffn_) {}
 
-  float* x() { return x_.data(); }
+  float* x() { return x_.data(); }  // [n, D]: the embedding writes the step's rows here
   // The activations' floats, for the memory accounting.
   size_t floats() const {
     return x_.size() + q_.size() + o_.size() + normed_.size() + k_.size() + v_.size() + gate_.size() +
@@ -296,8 +296,8 @@ class CpuBackend::StepOps {
   const int64_t hidden_, q_width_, kv_width_, ffn_, chunk_;
   const float eps_;
   const bool sparse_;
-  std::vector<float> x_, q_, o_;       // [n, D], [n, Q], [n, Q]
-  std::vector<float> normed_, k_, v_;  // [c, D], [c, KV], [c, KV]
+  std::vector<float> x_, q_, o_;       // [n, D] residual stream, [n, Q] queries, [n, Q] attention output
+  std::vector<float> normed_, k_, v_;  // [c, D], [c, KV], [c, KV] (Q = Hq * d, KV = Hkv * d, c = chunk_)
   std::vector<float> gate_, up_;       // [c, F]
   std::vector<float> last_;            // [rows, D] the final norm of the logit rows
 };
