@@ -12,6 +12,7 @@
 #include "runtime/cpu/cpu_matrix.h"
 #include "runtime/cpu_kernels.h"
 #include "runtime/eval_hooks.h"
+#include "runtime/llama_layer.h"
 
 namespace sacc {
 namespace {
@@ -93,105 +94,11 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  class StepOps;
+
   // Runs `tokens` at positions [position_, position_ + n): linear layers over chunks, attention over all n
-  // queries against every cached key.
-  Status forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
-    const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
-    if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
-    if (start + n > capacity_)
-      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
-                        start + n, capacity_);
-    const int64_t D = config_.hidden, Q = config_.q_dim(), KV = config_.kv_dim(), F = config_.ffn;
-    for (int64_t i = 0; i < n; ++i)
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab)
-        return make_error(StatusCode::INVALID_ARGUMENT,
-                          "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
-                          start + i, config_.vocab);
-    const int64_t chunk = std::min(n, std::max<int64_t>(1, options_.chunk));
-    const bool sparse = start == 0 && use_sparse(n);
-    last_sparse_ = start == 0 ? sparse : last_sparse_;
-
-    std::vector<float> x(n * D), q(n * Q), o(n * Q);       // [n, D], [n, Q], [n, Q]
-    std::vector<float> normed(chunk * D), kv(chunk * KV);  // [c, D], [c, KV]
-    std::vector<float> gate(chunk * F), up(chunk * F);     // [c, F]
-    for (int64_t i = 0; i < n; ++i) embed_.row_to_f32(tokens[i], x.data() + i * D);
-
-    const float eps = static_cast<float>(config_.rms_eps);
-    Progress progress("prefill", config_.num_layers, options_.show_progress && n >= 4096);
-    for (int layer = 0; layer < config_.num_layers; ++layer) {
-      const CpuLayer& l = layers_[layer];
-      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        const int64_t c = std::min(chunk, n - c0);
-        cpu_rms_norm(x.data() + c0 * D, l.attn_norm.data(), normed.data(), c, D, eps);
-        const QuantizedInput* in = quantize_shared(l.wq, normed.data(), c);
-        float* qc = q.data() + c0 * Q;
-        cpu_matmul(l.wq, normed.data(), qc, c, false, scratch_, in);
-        if (!l.bq.empty()) cpu_add_bias(qc, l.bq.data(), c, Q);
-        cpu_rope(qc, c, config_.num_heads, config_.head_dim, start + c0, inv_freq_);
-        for (int which = 0; which < 2; ++which) {
-          cpu_matmul(which == 0 ? l.wk : l.wv, normed.data(), kv.data(), c, false, scratch_, in);
-          const std::vector<float>& bias = which == 0 ? l.bk : l.bv;
-          if (!bias.empty()) cpu_add_bias(kv.data(), bias.data(), c, KV);
-          if (which == 0)
-            cpu_rope(kv.data(), c, config_.num_kv_heads, config_.head_dim, start + c0, inv_freq_);
-          uint16_t* cache = (which == 0 ? k_cache_ : v_cache_)[layer].data() + (start + c0) * KV;
-          for (int64_t i = 0; i < c * KV; ++i) cache[i] = float_to_bf16(kv[i]);
-        }
-      }
-      if (qkv_feed_.active(start))
-        qkv_feed_.deliver(layer, n, {Q, KV}, q.data(), k_cache_[layer].data(), v_cache_[layer].data());
-      CpuAttentionArgs args;
-      args.num_queries = n;
-      args.num_keys = start + n;
-      args.num_q_heads = config_.num_heads;
-      args.num_kv_heads = config_.num_kv_heads;
-      args.head_dim = config_.head_dim;
-      args.q = q.data();
-      args.k = k_cache_[layer].data();
-      args.v = v_cache_[layer].data();
-      args.o = o.data();
-      if (sparse) {
-        const LayerPatterns& patterns = options_.patterns[layer];
-        IndexGeometry geometry;
-        geometry.seq_len = n;
-        geometry.shared_per_kv_group = patterns.shared_per_kv_group;
-        geometry.num_heads = patterns.shared_per_kv_group ? config_.num_kv_heads : config_.num_heads;
-        // Online estimation from this prompt's own post-RoPE Q and cached K (rows 0..n-1).
-        AttentionParams plan_params;
-        plan_params.shape = {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
-        plan_params.q = q.data();                // [n, Hq, d] fp32
-        plan_params.k = k_cache_[layer].data();  // [n, Hkv, d] bf16
-        Result<SparseIndex> index = plan_cpu(plan_params, patterns, geometry, {DType::F32, DType::BF16});
-        if (!index) return index.status().with_context(fmt::format("layer {}", layer));
-        SACC_RETURN_IF_ERROR(cpu_attention_sparse(args, *index));
-      } else {
-        SACC_RETURN_IF_ERROR(cpu_attention_dense(args));
-      }
-      for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        const int64_t c = std::min(chunk, n - c0);
-        float* xc = x.data() + c0 * D;
-        cpu_matmul(l.wo, o.data() + c0 * Q, xc, c, true, scratch_);
-        cpu_rms_norm(xc, l.mlp_norm.data(), normed.data(), c, D, eps);
-        const QuantizedInput* in = quantize_shared(l.w_gate, normed.data(), c);
-        cpu_matmul(l.w_gate, normed.data(), gate.data(), c, false, scratch_, in);
-        cpu_matmul(l.w_up, normed.data(), up.data(), c, false, scratch_, in);
-        cpu_swiglu(gate.data(), up.data(), c * F);
-        cpu_matmul(l.w_down, gate.data(), xc, c, true, scratch_);
-      }
-      progress.advance();
-    }
-    // Only the last position's logits are needed for TTFT and decode, never [n, V]; evaluations may ask a
-    // prefill for the last `prefill_logit_rows` positions: logits [rows, V].
-    const int64_t rows = step_logit_rows(options_, n, start);
-    std::vector<float> last(rows * D);
-    cpu_rms_norm(x.data() + (n - rows) * D, final_norm_.data(), last.data(), rows, D, eps);
-    logits.resize(rows * config_.vocab);
-    cpu_matmul(config_.tied_embeddings ? embed_ : lm_head_, last.data(), logits.data(), rows, false,
-               scratch_);
-    track_peak(x.size() + q.size() + o.size() + normed.size() + kv.size() + gate.size() + up.size());
-    position_ = start + n;
-    return Status::ok();
-  }
+  // queries against every cached key (llama_layer.h).
+  Status forward(std::span<const int32_t> tokens, std::vector<float>& logits);
 
   bool use_sparse(int64_t n) const {
     if (options_.patterns.empty()) return false;
@@ -236,6 +143,195 @@ class CpuBackend final : public Backend {
   bool last_sparse_ = false;
   size_t peak_bytes_ = 0;
 };
+
+// llama_layer.h's operations for one step of the CPU backend: the step's fp32 activations, the backend's
+// weights, bf16 KV cache and quantised-input scratch.
+class CpuBackend::StepOps {
+ public:
+  StepOps(CpuBackend& backend, int64_t n, bool sparse)
+      : b_(backend),
+        c_(backend.config_),
+        hidden_(c_.hidden),
+        q_width_(c_.q_dim()),
+        kv_width_(c_.kv_dim()),
+        ffn_(c_.ffn),
+        chunk_(std::min(n, std::max<int64_t>(1, backend.options_.chunk))),
+        eps_(static_cast<float>(c_.rms_eps)),
+        sparse_(sparse),
+        x_(n * hidden_),
+        q_(n * q_width_),
+        o_(n * q_width_),
+        normed_(chunk_ * hidden_),
+        k_(chunk_ * kv_width_),
+        v_(chunk_ * kv_width_),
+        gate_(chunk_ * ffn_),
+        up_(chunk_ * ffn_) {}
+
+  float* x() { return x_.data(); }  // [n, D]: the embedding writes the step's rows here
+  // The activations' floats, for the memory accounting.
+  size_t floats() const {
+    return x_.size() + q_.size() + o_.size() + normed_.size() + k_.size() + v_.size() + gate_.size() +
+           up_.size();
+  }
+
+  int64_t chunk_rows(int64_t) const { return chunk_; }
+
+  Status attn_norm(int layer, int64_t row0, int64_t rows) {
+    cpu_rms_norm(x_.data() + row0 * hidden_, b_.layers_[layer].attn_norm.data(), normed_.data(), rows,
+                 hidden_, eps_);
+    return Status::ok();
+  }
+
+  Status qkv_proj(int layer, int64_t row0, int64_t rows, int64_t) {
+    const CpuLayer& l = b_.layers_[layer];
+    const QuantizedInput* in = b_.quantize_shared(l.wq, normed_.data(), rows);
+    cpu_matmul(l.wq, normed_.data(), q_.data() + row0 * q_width_, rows, false, b_.scratch_, in);
+    cpu_matmul(l.wk, normed_.data(), k_.data(), rows, false, b_.scratch_, in);
+    cpu_matmul(l.wv, normed_.data(), v_.data(), rows, false, b_.scratch_, in);
+    return Status::ok();
+  }
+
+  Status bias_rope(int layer, Qkv which, int64_t row0, int64_t rows, int64_t position, bool rotate) {
+    const CpuLayer& l = b_.layers_[layer];
+    float* y = which == Qkv::Q ? q_.data() + row0 * q_width_ : which == Qkv::K ? k_.data() : v_.data();
+    const std::vector<float>& bias = which == Qkv::Q ? l.bq : which == Qkv::K ? l.bk : l.bv;
+    const int heads = which == Qkv::Q ? c_.num_heads : c_.num_kv_heads;
+    if (!bias.empty()) cpu_add_bias(y, bias.data(), rows, int64_t{heads} * c_.head_dim);
+    if (rotate) cpu_rope(y, rows, heads, c_.head_dim, position, b_.inv_freq_);
+    return Status::ok();
+  }
+
+  Status append_kv(int layer, int64_t, int64_t rows, int64_t position) {
+    uint16_t* k = b_.k_cache_[layer].data() + position * kv_width_;
+    uint16_t* v = b_.v_cache_[layer].data() + position * kv_width_;
+    for (int64_t i = 0; i < rows * kv_width_; ++i) k[i] = float_to_bf16(k_[i]);
+    for (int64_t i = 0; i < rows * kv_width_; ++i) v[i] = float_to_bf16(v_[i]);
+    return Status::ok();
+  }
+
+  bool observing(int64_t start) const { return b_.qkv_feed_.active(start); }
+
+  Status observe_qkv(int layer, int64_t n) {
+    b_.qkv_feed_.deliver(layer, n, {q_width_, kv_width_}, q_.data(), b_.k_cache_[layer].data(),
+                         b_.v_cache_[layer].data());
+    return Status::ok();
+  }
+
+  Status attention(int layer, int64_t n, int64_t start) {
+    CpuAttentionArgs args;
+    args.num_queries = n;
+    args.num_keys = start + n;
+    args.num_q_heads = c_.num_heads;
+    args.num_kv_heads = c_.num_kv_heads;
+    args.head_dim = c_.head_dim;
+    args.q = q_.data();
+    args.k = b_.k_cache_[layer].data();
+    args.v = b_.v_cache_[layer].data();
+    args.o = o_.data();
+    if (!sparse_) return cpu_attention_dense(args);
+    const LayerPatterns& patterns = b_.options_.patterns[layer];
+    IndexGeometry geometry;
+    geometry.seq_len = n;
+    geometry.shared_per_kv_group = patterns.shared_per_kv_group;
+    geometry.num_heads = patterns.shared_per_kv_group ? c_.num_kv_heads : c_.num_heads;
+    // Online estimation from this prompt's own post-RoPE Q and cached K (rows 0..n-1).
+    AttentionParams plan_params;
+    plan_params.shape = {n, c_.num_heads, c_.num_kv_heads, c_.head_dim};
+    plan_params.q = q_.data();                  // [n, Hq, d] fp32
+    plan_params.k = b_.k_cache_[layer].data();  // [n, Hkv, d] bf16
+    Result<SparseIndex> index = plan_cpu(plan_params, patterns, geometry, {DType::F32, DType::BF16});
+    if (!index) return index.status().with_context(fmt::format("layer {}", layer));
+    return cpu_attention_sparse(args, *index);
+  }
+
+  Status o_proj(int layer, int64_t row0, int64_t rows, bool add_residual) {
+    cpu_matmul(b_.layers_[layer].wo, o_.data() + row0 * q_width_, x_.data() + row0 * hidden_, rows,
+               add_residual, b_.scratch_);
+    return Status::ok();
+  }
+
+  Status mlp_norm(int layer, int64_t row0, int64_t rows) {
+    cpu_rms_norm(x_.data() + row0 * hidden_, b_.layers_[layer].mlp_norm.data(), normed_.data(), rows, hidden_,
+                 eps_);
+    return Status::ok();
+  }
+
+  Status gate_up(int layer, int64_t, int64_t rows) {
+    const CpuLayer& l = b_.layers_[layer];
+    const QuantizedInput* in = b_.quantize_shared(l.w_gate, normed_.data(), rows);
+    cpu_matmul(l.w_gate, normed_.data(), gate_.data(), rows, false, b_.scratch_, in);
+    cpu_matmul(l.w_up, normed_.data(), up_.data(), rows, false, b_.scratch_, in);
+    return Status::ok();
+  }
+
+  Status swiglu(int64_t rows) {
+    cpu_swiglu(gate_.data(), up_.data(), rows * ffn_);
+    return Status::ok();
+  }
+
+  Status down(int layer, int64_t row0, int64_t rows, bool add_residual) {
+    cpu_matmul(b_.layers_[layer].w_down, gate_.data(), x_.data() + row0 * hidden_, rows, add_residual,
+               b_.scratch_);
+    return Status::ok();
+  }
+
+  // Every requested row at once: `last_` holds them all.
+  int64_t logit_step_rows(int64_t rows) const { return rows; }
+
+  Status final_norm(int64_t row0, int64_t rows) {
+    last_.resize(rows * hidden_);
+    cpu_rms_norm(x_.data() + row0 * hidden_, b_.final_norm_.data(), last_.data(), rows, hidden_, eps_);
+    return Status::ok();
+  }
+
+  Status lm_head(int64_t r0, int64_t rows, float* logits) {
+    cpu_matmul(c_.tied_embeddings ? b_.embed_ : b_.lm_head_, last_.data(), logits + r0 * c_.vocab, rows,
+               false, b_.scratch_);
+    return Status::ok();
+  }
+
+ private:
+  CpuBackend& b_;
+  const ModelConfig& c_;
+  const int64_t hidden_, q_width_, kv_width_, ffn_, chunk_;
+  const float eps_;
+  const bool sparse_;
+  std::vector<float> x_, q_, o_;       // [n, D] residual stream, [n, Q] queries, [n, Q] attention output
+  std::vector<float> normed_, k_, v_;  // [c, D], [c, KV], [c, KV] (Q = Hq * d, KV = Hkv * d, c = chunk_)
+  std::vector<float> gate_, up_;       // [c, F]
+  std::vector<float> last_;            // [rows, D] the final norm of the logit rows
+};
+
+Status CpuBackend::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
+  if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
+  if (start + n > capacity_)
+    return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
+                      start + n, capacity_);
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab)
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "token id {} at position {} is outside the vocabulary [0, {})", tokens[i], start + i,
+                        config_.vocab);
+  const bool sparse = start == 0 && use_sparse(n);
+  last_sparse_ = start == 0 ? sparse : last_sparse_;
+
+  StepOps ops(*this, n, sparse);
+  const int64_t D = config_.hidden;
+  for (int64_t i = 0; i < n; ++i) embed_.row_to_f32(tokens[i], ops.x() + i * D);
+  Progress progress("prefill", config_.num_layers, options_.show_progress && n >= 4096);
+  for (int layer = 0; layer < config_.num_layers; ++layer) {
+    SACC_RETURN_IF_ERROR(llama_layer(ops, layer, n, start));
+    progress.advance();
+  }
+  // Evaluations may ask a prefill for the last `prefill_logit_rows` positions.
+  const int64_t rows = step_logit_rows(options_, n, start);
+  logits.resize(rows * config_.vocab);
+  SACC_RETURN_IF_ERROR(llama_logits(ops, n, rows, logits.data()));
+  track_peak(ops.floats());
+  position_ = start + n;
+  return Status::ok();
+}
 
 }  // namespace
 

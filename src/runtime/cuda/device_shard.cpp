@@ -2,10 +2,6 @@
 
 #include <algorithm>
 
-#include "attention/attention.h"
-#include "attention/cuda/cudnn_sdpa.h"
-#include "attention/cuda/eager_attention.h"
-#include "attention/plan.h"
 #include "core/cuda/cuda_check.h"
 #include "core/progress.h"
 #include "runtime/cuda/cuda_kernels.h"
@@ -300,13 +296,6 @@ Status DeviceShard::begin_prefill(int64_t n) {
   return Status::ok();
 }
 
-Result<int> DeviceShard::local_layer(int layer) const {
-  if (layer < spec_.layer_begin || layer >= spec_.layer_end)
-    return make_error(StatusCode::INTERNAL, "layer {} is not on cuda:{} (it holds {}..{})", layer,
-                      spec_.device, spec_.layer_begin, spec_.layer_end - 1);
-  return layer - spec_.layer_begin;
-}
-
 uint16_t* DeviceShard::k_cache(int local) const {
   return kv_.as<uint16_t>() + static_cast<size_t>(2 * local) * capacity_ * config_.kv_dim();
 }
@@ -361,155 +350,8 @@ Status DeviceShard::embed(std::span<const int32_t> tokens) {
                      "embed");
 }
 
-Status DeviceShard::run_attention(int local, int64_t n, int64_t start, const uint16_t* q, uint16_t* o) {
-  if (start > 0) {
-    if (n != 1) return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
-    return cuda_status(decode_attention(q, k_cache(local), v_cache(local), o, config_.num_heads,
-                                        config_.num_kv_heads, config_.head_dim, start + 1,
-                                        decode_scratch_.data(), decode_scratch_.size(), stream_),
-                       "decode attention");
-  }
-  AttentionParams p;
-  p.shape = {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
-  p.q = q;
-  p.k = k_cache(local);
-  p.v = v_cache(local);
-  p.o = o;
-  p = p.with_defaults();
-  const AttentionBytes& bytes = attention_.workspace;
-  switch (attention_.method) {
-    case AttentionMethod::CUDNN:
-      return cudnn_sdpa_run(p, stream_);
-    case AttentionMethod::EAGER:
-      return eager_attention_run(p, scratch_.data(), scratch_.size(), stream_);
-    case AttentionMethod::FLASH_DENSE:
-      return attention_run_cuda(p, nullptr, attention_.kernel(local), scratch_.data(), bytes.select, stream_);
-    case AttentionMethod::FLASH_SPARSE:
-      break;
-  }
-  const IndexGeometry g = layer_geometry(config_, options_, local, n);
-  char* plan_space = static_cast<char*>(scratch_.data()) + bytes.select;
-  SACC_ASSIGN_OR_RETURN(SparseIndexView view,
-                        plan(p, options_.patterns[local], g, plan_space, bytes.plan, stream_));
-  return attention_run_cuda(p, &view, attention_.kernel(local), scratch_.data(), bytes.select, stream_);
-}
-
 int64_t DeviceShard::chunk_rows(int64_t n) const {
   return std::min(n, std::max<int64_t>(1, options_.chunk));
-}
-
-uint16_t* DeviceShard::attention_output() const {
-  // Our flash kernels write O over the queries (one [L, Hq*d] buffer less); the baselines need their own.
-  return attn_out_.data() ? attn_out_.as<uint16_t>() : q_or_mlp_.as<uint16_t>();
-}
-
-Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
-  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
-  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const Layer& l = layers_[local];
-  const int64_t D = model_.hidden, Q = config_.q_dim(), KV = config_.kv_dim();
-  const int64_t chunk = chunk_rows(n);
-  const float eps = static_cast<float>(model_.rms_eps);
-  const uint16_t* x = hidden();
-  auto* q = q_or_mlp_.as<uint16_t>();
-  auto* normed = scratch_.as<uint16_t>();
-  const auto* inv_freq = inv_freq_.as<double>();
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t c = std::min(chunk, n - c0);
-    uint16_t* kc = k_cache(local) + (start + c0) * KV;
-    uint16_t* vc = v_cache(local) + (start + c0) * KV;
-    SACC_CUDA_TRY(rms_norm(x + c0 * D, D, l.attn_norm, normed, c, D, eps, stream_));
-    SACC_RETURN_IF_ERROR(linear(normed, l.wq, q + c0 * Q, c, D, Q, false));
-    SACC_RETURN_IF_ERROR(linear(normed, l.wk, kc, c, D, KV, false, Input::SAME));
-    SACC_RETURN_IF_ERROR(linear(normed, l.wv, vc, c, D, KV, false, Input::SAME));
-    SACC_CUDA_TRY(bias_rope(q + c0 * Q, Q, c, config_.num_heads, config_.head_dim, l.maybe_bq, inv_freq,
-                            start + c0, stream_));
-    SACC_CUDA_TRY(bias_rope(kc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bk, inv_freq,
-                            start + c0, stream_));
-    SACC_CUDA_TRY(bias_rope(vc, KV, c, config_.num_kv_heads, config_.head_dim, l.maybe_bv, nullptr,
-                            start + c0, stream_));
-  }
-  // The flash kernels write O over q: the observer sees q before attention runs.
-  if (qkv_feed_.active(start)) SACC_RETURN_IF_ERROR(observe_qkv(layer, local, n));
-  Status attn = run_attention(local, n, start, q, attention_output());
-  if (!attn) return attn.with_context(fmt::format("layer {} attention", layer));
-  return Status::ok();
-}
-
-Status DeviceShard::observe_qkv(int layer, int local, int64_t n) {
-  // Q rows [n, Hq*d] match the observer's [L, Hq, d] only when the shard holds every head.
-  if (config_.num_kv_heads != model_.num_kv_heads)
-    return make_error(StatusCode::UNSUPPORTED, "the Q/K/V observer needs every head of a layer on one GPU");
-  const int64_t Q = config_.q_dim(), KV = config_.kv_dim();
-  host_qkv_.resize(static_cast<size_t>(n * (Q + 2 * KV)));
-  uint16_t* q = host_qkv_.data();  // [n, Q], then k [n, KV], then v [n, KV]
-  uint16_t* k = q + n * Q;
-  uint16_t* v = k + n * KV;
-  const auto copy = [&](uint16_t* dst, const void* src, int64_t count) {
-    return cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * 2, cudaMemcpyDeviceToHost, stream_);
-  };
-  SACC_CUDA_TRY(copy(q, q_or_mlp_.data(), n * Q));
-  SACC_CUDA_TRY(copy(k, k_cache(local), n * KV));
-  SACC_CUDA_TRY(copy(v, v_cache(local), n * KV));
-  SACC_CUDA_TRY(cudaStreamSynchronize(stream_));
-  qkv_feed_.deliver(layer, n, {Q, KV}, q, k, v);
-  return Status::ok();
-}
-
-Status DeviceShard::o_proj(int layer, int64_t row0, int64_t rows, bool add_residual) {
-  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
-  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const int64_t D = model_.hidden, Q = config_.q_dim();
-  return linear(attention_output() + row0 * Q, layers_[local].wo, hidden() + row0 * D, rows, Q, D,
-                add_residual);
-}
-
-Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual) {
-  SACC_ASSIGN_OR_RETURN(const int local, local_layer(layer));
-  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const Layer& l = layers_[local];
-  const int64_t D = model_.hidden, F = config_.ffn;
-  uint16_t* x = hidden() + row0 * D;
-  auto* gate_up = q_or_mlp_.as<uint16_t>();
-  auto* normed = scratch_.as<uint16_t>();
-  // The rows of x are read (norm) before the down projection writes them.
-  SACC_CUDA_TRY(rms_norm(x, D, l.mlp_norm, normed, rows, D, static_cast<float>(model_.rms_eps), stream_));
-  SACC_RETURN_IF_ERROR(linear(normed, l.gate_up, gate_up, rows, D, 2 * F, false));
-  SACC_CUDA_TRY(swiglu(gate_up, rows, F, stream_));
-  return linear(gate_up, l.down, x, rows, F, D, add_residual, Input::FRESH, 2 * F);
-}
-
-Status DeviceShard::layer(int layer, int64_t n, int64_t start) {
-  SACC_RETURN_IF_ERROR(attention(layer, n, start));
-  const int64_t chunk = chunk_rows(n);
-  // All output projections first (every row of x has been read): the queries are dead afterwards, so the
-  // MLP chunk reuses their memory.
-  for (int64_t c0 = 0; c0 < n; c0 += chunk)
-    SACC_RETURN_IF_ERROR(o_proj(layer, c0, std::min(chunk, n - c0), true));
-  for (int64_t c0 = 0; c0 < n; c0 += chunk)
-    SACC_RETURN_IF_ERROR(mlp(layer, c0, std::min(chunk, n - c0), true));
-  return Status::ok();
-}
-
-Status DeviceShard::logits(int64_t n, int64_t rows, float* out) {
-  if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
-  if (rows < 1 || rows > n || logit_step_rows_ < 1)
-    return make_error(StatusCode::INTERNAL, "{} logit rows of a {}-token step (workspace steps of {})", rows,
-                      n, logit_step_rows_);
-  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const int64_t D = model_.hidden, V = model_.vocab;
-  auto* normed = scratch_.as<uint16_t>();
-  // The LM head on the last `rows` positions only (usually one), logit_step_rows_ rows at a time:
-  // [step, D] x [V, D]^T -> fp32 logits [step, V], copied out before the next step overwrites them.
-  for (int64_t r0 = 0; r0 < rows; r0 += logit_step_rows_) {
-    const int64_t c = std::min(logit_step_rows_, rows - r0);
-    SACC_CUDA_TRY(rms_norm(hidden() + (n - rows + r0) * D, D, maybe_final_norm_, normed, c, D,
-                           static_cast<float>(model_.rms_eps), stream_));
-    SACC_RETURN_IF_ERROR(gemm(normed, maybe_lm_head_, logits_.data(), c, D, V, false, 0, true));
-    SACC_CUDA_TRY(cudaMemcpyAsync(out + r0 * V, logits_.data(), static_cast<size_t>(c * V) * sizeof(float),
-                                  cudaMemcpyDeviceToHost, stream_));
-  }
-  return Status::ok();
 }
 
 Status DeviceShard::synchronize() {

@@ -44,20 +44,22 @@ class DeviceShard {
 
   // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
   Status embed(std::span<const int32_t> tokens);
-  // One layer is attention() then o_proj() over every row chunk, then mlp() over every row chunk, for the
-  // global `layer` (one of the shard's) and rows at positions [start, start + n); chunks are chunk_rows(n)
-  // rows. With add_residual false o_proj() and mlp() write their product alone over x: a partial sum the
-  // caller adds up across shards (tensor parallel), chunk by chunk if it likes.
+  // One layer (runtime/llama_layer.h) is attention() then o_proj() over every row chunk, then mlp() over
+  // every row chunk, for the global `layer` (one of the shard's) and rows at positions [start, start + n);
+  // chunks are chunk_rows(n) rows. With add_residual false o_proj() and mlp() write their product alone over
+  // x: a partial sum the caller adds up across shards (tensor parallel), chunk by chunk if it likes.
   int64_t chunk_rows(int64_t n) const;
-  // rms_norm, Q/K/V, RoPE into the KV cache, attention over the shard's heads; O stays in the query buffer.
-  // In a prefill with options.maybe_qkv_observer, hands the layer's Q/K/V to it (on the host) first.
+  // llama_attention(): rms_norm, Q/K/V, RoPE into the KV cache, attention over the shard's heads; O stays in
+  // the query buffer. In a prefill with options.maybe_qkv_observer, hands the layer's Q/K/V to it (on the
+  // host) first.
   Status attention(int layer, int64_t n, int64_t start);
   // x[rows] (+)= O[rows] W_o^T for rows [row0, row0 + rows). All of a layer's o_proj() calls precede its
   // mlp() calls on the stream: the MLP reuses the query buffer.
   Status o_proj(int layer, int64_t row0, int64_t rows, bool add_residual);
-  // x[rows] (+)= down(swiglu(gate_up(rms_norm(x[rows])))) over the shard's MLP columns; rows <= chunk_rows.
+  // llama_mlp(): x[rows] (+)= down(swiglu(gate_up(rms_norm(x[rows])))) over the shard's MLP columns; rows
+  // <= chunk_rows.
   Status mlp(int layer, int64_t row0, int64_t rows, bool add_residual);
-  // The whole layer with the residual added (one GPU, layer split).
+  // llama_layer(): the whole layer with the residual added (one GPU, layer split).
   Status layer(int layer, int64_t n, int64_t start);
   // The final norm and LM head on the last `rows` of hidden's n rows (rows n - rows .. n - 1), copied into
   // host `logits` [rows, V] (pageable: the copy completes by the next synchronize()). rows is 1, or up to
@@ -100,11 +102,10 @@ class DeviceShard {
   // quantised per token into fp8_input_ and the e4m3 GEMM with both scales; rows <= chunk_rows.
   Status linear(const uint16_t* x, const Linear& w, uint16_t* y, int64_t rows, int64_t in, int64_t out,
                 bool accumulate, Input input = Input::FRESH, int64_t ldx = 0);
-  Status run_attention(int local_layer, int64_t n, int64_t start, const uint16_t* q, uint16_t* o);
-  uint16_t* attention_output() const;  // [n, local Hq * d]
-  Result<int> local_layer(int layer) const;
-  // Copies q (before attention overwrites it), k and v of rows [0, n) to the host for the observer.
-  Status observe_qkv(int layer, int local_layer, int64_t n);
+  // llama_layer.h's operations on this shard (device_shard_layer.cpp).
+  class LayerOps;
+  // Checks that `layer` is one of the shard's and selects the shard's device.
+  Status select(int layer) const;
   uint16_t* k_cache(int local_layer) const;  // [capacity, local Hkv, d]
   uint16_t* v_cache(int local_layer) const;
 

@@ -1,0 +1,249 @@
+// The layer work of a device shard: llama_layer.h's sequence over the shard's weights, KV cache and workspace
+// (LayerOps), the attention the selector chose for the prompt, and the final norm and LM head.
+#include <cstdint>
+#include <vector>
+
+#include "attention/attention.h"
+#include "attention/cuda/cudnn_sdpa.h"
+#include "attention/cuda/eager_attention.h"
+#include "attention/plan.h"
+#include "core/cuda/cuda_check.h"
+#include "runtime/cuda/cuda_kernels.h"
+#include "runtime/cuda/device_shard.h"
+#include "runtime/llama_layer.h"
+
+namespace sacc::cuda_rt {
+
+// llama_layer.h's operations on one shard, enqueued on its stream, over bf16 activations:
+//   x       hidden_ [n, D]
+//   normed  scratch_ [chunk, D] (outside attention; the attention workspace during it)
+//   q       q_or_mlp_ [n, q] until every o_proj() has read O; then gate|up [chunk, 2F'] (up F' after gate)
+//   o       [n, q] over the queries (our flash kernels), or attn_out_ (the baselines)
+//   k, v    straight into the KV-cache rows [capacity, kv]
+// with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns. The caller has selected the shard's
+// device and checked that `layer` is one of the shard's.
+class DeviceShard::LayerOps {
+ public:
+  explicit LayerOps(DeviceShard& shard)
+      : s_(shard),
+        hidden_(shard.model_.hidden),
+        q_width_(shard.config_.q_dim()),
+        kv_width_(shard.config_.kv_dim()),
+        ffn_(shard.config_.ffn),
+        eps_(static_cast<float>(shard.model_.rms_eps)) {}
+
+  int64_t chunk_rows(int64_t n) const { return s_.chunk_rows(n); }
+
+  Status attn_norm(int layer, int64_t row0, int64_t rows) {
+    SACC_CUDA_TRY(
+        rms_norm(x(row0), hidden_, weights(layer).attn_norm, normed(), rows, hidden_, eps_, stream()));
+    return Status::ok();
+  }
+
+  Status qkv_proj(int layer, int64_t row0, int64_t rows, int64_t position) {
+    const Layer& l = weights(layer);
+    SACC_RETURN_IF_ERROR(s_.linear(normed(), l.wq, q(row0), rows, hidden_, q_width_, false));
+    SACC_RETURN_IF_ERROR(
+        s_.linear(normed(), l.wk, k(layer, position), rows, hidden_, kv_width_, false, Input::SAME));
+    return s_.linear(normed(), l.wv, v(layer, position), rows, hidden_, kv_width_, false, Input::SAME);
+  }
+
+  // One kernel adds the bias and rotates (V: the bias alone).
+  Status bias_rope(int layer, Qkv which, int64_t row0, int64_t rows, int64_t position, bool rotate) {
+    const Layer& l = weights(layer);
+    const ModelConfig& c = s_.config_;
+    const double* maybe_inv_freq = rotate ? s_.inv_freq_.as<double>() : nullptr;
+    if (which == Qkv::Q) {
+      SACC_CUDA_TRY(cuda_rt::bias_rope(q(row0), q_width_, rows, c.num_heads, c.head_dim, l.maybe_bq,
+                                       maybe_inv_freq, position, stream()));
+    } else {
+      const bool is_k = which == Qkv::K;
+      SACC_CUDA_TRY(cuda_rt::bias_rope(is_k ? k(layer, position) : v(layer, position), kv_width_, rows,
+                                       c.num_kv_heads, c.head_dim, is_k ? l.maybe_bk : l.maybe_bv,
+                                       maybe_inv_freq, position, stream()));
+    }
+    return Status::ok();
+  }
+
+  // qkv_proj() wrote K and V into their cache rows already.
+  Status append_kv(int, int64_t, int64_t, int64_t) { return Status::ok(); }
+
+  bool observing(int64_t start) const { return s_.qkv_feed_.active(start); }
+
+  // Copies q (before attention overwrites it), k and v of rows [0, n) to the host for the observer.
+  Status observe_qkv(int layer, int64_t n) {
+    // Q rows [n, Hq*d] match the observer's [L, Hq, d] only when the shard holds every head.
+    if (s_.config_.num_kv_heads != s_.model_.num_kv_heads)
+      return make_error(StatusCode::UNSUPPORTED, "the Q/K/V observer needs every head of a layer on one GPU");
+    std::vector<uint16_t>& host = s_.host_qkv_;
+    host.resize(static_cast<size_t>(n * (q_width_ + 2 * kv_width_)));
+    uint16_t* host_q = host.data();  // [n, q], then k [n, kv], then v [n, kv]
+    uint16_t* host_k = host_q + n * q_width_;
+    uint16_t* host_v = host_k + n * kv_width_;
+    const auto copy = [&](uint16_t* dst, const void* src, int64_t count) {
+      return cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * 2, cudaMemcpyDeviceToHost, stream());
+    };
+    SACC_CUDA_TRY(copy(host_q, q(0), n * q_width_));
+    SACC_CUDA_TRY(copy(host_k, k(layer, 0), n * kv_width_));
+    SACC_CUDA_TRY(copy(host_v, v(layer, 0), n * kv_width_));
+    SACC_CUDA_TRY(cudaStreamSynchronize(stream()));
+    s_.qkv_feed_.deliver(layer, n, {q_width_, kv_width_}, host_q, host_k, host_v);
+    return Status::ok();
+  }
+
+  Status attention(int layer, int64_t n, int64_t start) {
+    Status status = run_attention(layer - s_.spec_.layer_begin, n, start);
+    if (!status) return status.with_context(fmt::format("layer {} attention", layer));
+    return Status::ok();
+  }
+
+  Status o_proj(int layer, int64_t row0, int64_t rows, bool add_residual) {
+    return s_.linear(o(row0), weights(layer).wo, x(row0), rows, q_width_, hidden_, add_residual);
+  }
+
+  Status mlp_norm(int layer, int64_t row0, int64_t rows) {
+    SACC_CUDA_TRY(
+        rms_norm(x(row0), hidden_, weights(layer).mlp_norm, normed(), rows, hidden_, eps_, stream()));
+    return Status::ok();
+  }
+
+  // One GEMM for both: the weight holds gate's rows, then up's.
+  Status gate_up(int layer, int64_t, int64_t rows) {
+    return s_.linear(normed(), weights(layer).gate_up, mlp_chunk(), rows, hidden_, 2 * ffn_, false);
+  }
+
+  Status swiglu(int64_t rows) {
+    SACC_CUDA_TRY(cuda_rt::swiglu(mlp_chunk(), rows, ffn_, stream()));
+    return Status::ok();
+  }
+
+  // swiglu() left its product in the gate half of each [2F'] row.
+  Status down(int layer, int64_t row0, int64_t rows, bool add_residual) {
+    return s_.linear(mlp_chunk(), weights(layer).down, x(row0), rows, ffn_, hidden_, add_residual,
+                     Input::FRESH, 2 * ffn_);
+  }
+
+  // logits_ [logit_step_rows_, V] fp32 is copied out before the next step overwrites it.
+  int64_t logit_step_rows(int64_t) const { return s_.logit_step_rows_; }
+
+  Status final_norm(int64_t row0, int64_t rows) {
+    SACC_CUDA_TRY(rms_norm(x(row0), hidden_, s_.maybe_final_norm_, normed(), rows, hidden_, eps_, stream()));
+    return Status::ok();
+  }
+
+  // [rows, D] x [V, D]^T -> fp32 logits [rows, V], copied to the host (pageable: the copy completes by the
+  // next synchronize()).
+  Status lm_head(int64_t r0, int64_t rows, float* logits) {
+    const int64_t vocab = s_.model_.vocab;
+    SACC_RETURN_IF_ERROR(
+        s_.gemm(normed(), s_.maybe_lm_head_, s_.logits_.data(), rows, hidden_, vocab, false, 0, true));
+    SACC_CUDA_TRY(cudaMemcpyAsync(logits + r0 * vocab, s_.logits_.data(),
+                                  static_cast<size_t>(rows * vocab) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  stream()));
+    return Status::ok();
+  }
+
+ private:
+  // A decode step runs the split-key decode kernel; a prefill the method the selector chose for the prompt.
+  Status run_attention(int local, int64_t n, int64_t start) {
+    const ModelConfig& c = s_.config_;
+    if (start > 0) {
+      if (n != 1)
+        return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
+      return cuda_status(decode_attention(q(0), s_.k_cache(local), s_.v_cache(local), o(0), c.num_heads,
+                                          c.num_kv_heads, c.head_dim, start + 1, s_.decode_scratch_.data(),
+                                          s_.decode_scratch_.size(), stream()),
+                         "decode attention");
+    }
+    AttentionParams p;
+    p.shape = {n, c.num_heads, c.num_kv_heads, c.head_dim};
+    p.q = q(0);
+    p.k = s_.k_cache(local);
+    p.v = s_.v_cache(local);
+    p.o = o(0);
+    p = p.with_defaults();
+    const AttentionDecision& decision = s_.attention_;
+    const AttentionBytes& bytes = decision.workspace;
+    void* workspace = s_.scratch_.data();
+    switch (decision.method) {
+      case AttentionMethod::CUDNN:
+        return cudnn_sdpa_run(p, stream());
+      case AttentionMethod::EAGER:
+        return eager_attention_run(p, workspace, s_.scratch_.size(), stream());
+      case AttentionMethod::FLASH_DENSE:
+        return attention_run_cuda(p, nullptr, decision.kernel(local), workspace, bytes.select, stream());
+      case AttentionMethod::FLASH_SPARSE:
+        break;
+    }
+    const IndexGeometry g = layer_geometry(c, s_.options_, local, n);
+    char* plan_space = static_cast<char*>(workspace) + bytes.select;
+    SACC_ASSIGN_OR_RETURN(SparseIndexView view,
+                          plan(p, s_.options_.patterns[local], g, plan_space, bytes.plan, stream()));
+    return attention_run_cuda(p, &view, decision.kernel(local), workspace, bytes.select, stream());
+  }
+
+  const Layer& weights(int layer) const { return s_.layers_[layer - s_.spec_.layer_begin]; }
+  cudaStream_t stream() const { return s_.stream_; }
+  uint16_t* x(int64_t row0) const { return s_.hidden() + row0 * hidden_; }
+  uint16_t* normed() const { return s_.scratch_.as<uint16_t>(); }
+  uint16_t* q(int64_t row0) const { return s_.q_or_mlp_.as<uint16_t>() + row0 * q_width_; }
+  uint16_t* mlp_chunk() const { return s_.q_or_mlp_.as<uint16_t>(); }
+  uint16_t* o(int64_t row0) const {
+    uint16_t* base = s_.attn_out_.data() ? s_.attn_out_.as<uint16_t>() : s_.q_or_mlp_.as<uint16_t>();
+    return base + row0 * q_width_;
+  }
+  uint16_t* k(int layer, int64_t position) const {
+    return s_.k_cache(layer - s_.spec_.layer_begin) + position * kv_width_;
+  }
+  uint16_t* v(int layer, int64_t position) const {
+    return s_.v_cache(layer - s_.spec_.layer_begin) + position * kv_width_;
+  }
+
+  DeviceShard& s_;
+  const int64_t hidden_, q_width_, kv_width_, ffn_;  // D, q, kv, F'
+  const float eps_;
+};
+
+Status DeviceShard::select(int layer) const {
+  if (layer < spec_.layer_begin || layer >= spec_.layer_end)
+    return make_error(StatusCode::INTERNAL, "layer {} is not on cuda:{} (it holds {}..{})", layer,
+                      spec_.device, spec_.layer_begin, spec_.layer_end - 1);
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  return Status::ok();
+}
+
+Status DeviceShard::attention(int layer, int64_t n, int64_t start) {
+  SACC_RETURN_IF_ERROR(select(layer));
+  LayerOps ops(*this);
+  return llama_attention(ops, layer, n, start);
+}
+
+Status DeviceShard::o_proj(int layer, int64_t row0, int64_t rows, bool add_residual) {
+  SACC_RETURN_IF_ERROR(select(layer));
+  LayerOps ops(*this);
+  return ops.o_proj(layer, row0, rows, add_residual);
+}
+
+Status DeviceShard::mlp(int layer, int64_t row0, int64_t rows, bool add_residual) {
+  SACC_RETURN_IF_ERROR(select(layer));
+  LayerOps ops(*this);
+  return llama_mlp(ops, layer, row0, rows, add_residual);
+}
+
+Status DeviceShard::layer(int layer, int64_t n, int64_t start) {
+  SACC_RETURN_IF_ERROR(select(layer));
+  LayerOps ops(*this);
+  return llama_layer(ops, layer, n, start);
+}
+
+Status DeviceShard::logits(int64_t n, int64_t rows, float* out) {
+  if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
+  if (rows < 1 || rows > n || logit_step_rows_ < 1)
+    return make_error(StatusCode::INTERNAL, "{} logit rows of a {}-token step (workspace steps of {})", rows,
+                      n, logit_step_rows_);
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  LayerOps ops(*this);
+  return llama_logits(ops, n, rows, out);
+}
+
+}  // namespace sacc::cuda_rt
