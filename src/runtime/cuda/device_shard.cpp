@@ -363,11 +363,16 @@ Status DeviceShard::embed(std::span<const int32_t> tokens) {
 
 Status DeviceShard::run_attention(int local, int64_t n, int64_t start, const uint16_t* q, uint16_t* o) {
   if (start > 0) {
-    if (n != 1) return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
-    return cuda_status(decode_attention(q, k_cache(local), v_cache(local), o, config_.num_heads,
-                                        config_.num_kv_heads, config_.head_dim, start + 1,
-                                        decode_scratch_.data(), decode_scratch_.size(), stream_),
-                       "decode attention");
+    // A decode step (n = 1), or the rest of a prompt after a restored prefix (Backend::extend): row i attends
+    // keys [0, start + i] with the decode kernel, one row after another (a short suffix: few launches).
+    const int64_t Q = config_.q_dim();
+    for (int64_t i = 0; i < n; ++i)
+      SACC_RETURN_IF_ERROR(cuda_status(
+          decode_attention(q + i * Q, k_cache(local), v_cache(local), o + i * Q, config_.num_heads,
+                           config_.num_kv_heads, config_.head_dim, start + i + 1, decode_scratch_.data(),
+                           decode_scratch_.size(), stream_),
+          "decode attention"));
+    return Status::ok();
   }
   AttentionParams p;
   p.shape = {n, config_.num_heads, config_.num_kv_heads, config_.head_dim};
