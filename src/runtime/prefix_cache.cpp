@@ -69,7 +69,8 @@ int64_t PrefixCache::snapshot_length(std::string_view settings, std::span<const 
   const int64_t n = static_cast<int64_t>(prompt.size()) / options_.block * options_.block;
   if (n == 0) return 0;
   for (const Entry& e : entries_)
-    if (e.settings == settings && common_prefix(e.tokens, prompt.first(static_cast<size_t>(n))) == n) return 0;
+    if (e.settings == settings && common_prefix(e.tokens, prompt.first(static_cast<size_t>(n))) == n)
+      return 0;
   return n;
 }
 
@@ -87,8 +88,8 @@ bool PrefixCache::insert(std::string settings, std::span<const int32_t> tokens,
   }
   shrink_to(room - snapshot->bytes());
   bytes_ += snapshot->bytes();
-  entries_.push_front({std::move(settings), std::vector<int32_t>(tokens.begin(), tokens.end()),
-                       std::move(snapshot)});
+  entries_.push_front(
+      {std::move(settings), std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(snapshot)});
   return true;
 }
 

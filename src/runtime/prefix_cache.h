@@ -35,7 +35,7 @@ namespace sacc {
 constexpr int64_t kPrefixCacheBlock = 256;
 
 struct PrefixCacheOptions {
-  uint64_t capacity_bytes = 0;       // most bytes the snapshots may hold (0: the cache is off)
+  uint64_t capacity_bytes = 0;        // most bytes the snapshots may hold (0: the cache is off)
   int64_t block = kPrefixCacheBlock;  // positions are reused and stored in multiples of this
 };
 

@@ -86,7 +86,7 @@ TEST(PrefixCache, EvictsLeastRecentlyUsedFirstAndCountsBytes) {
   ASSERT_TRUE(put(cache, seq(16, 2)));
   EXPECT_EQ(cache.bytes(), 320u);
   EXPECT_EQ(cache.acquire("s", seq(17, 1)).tokens, 16);  // entry 1 is now the most recent
-  ASSERT_TRUE(put(cache, seq(8, 3)));                     // 400: fits exactly
+  ASSERT_TRUE(put(cache, seq(8, 3)));                    // 400: fits exactly
   EXPECT_EQ(cache.bytes(), 400u);
   ASSERT_TRUE(put(cache, seq(12, 4)));  // needs 120: evicts entry 2 (least recent), not 1
   EXPECT_EQ(cache.entries(), 3u);

@@ -59,7 +59,8 @@ class Server {
   json complete(const std::string& prompt, int max_tokens = 16) {
     httplib::Client c("127.0.0.1", process_.port());
     c.set_read_timeout(600, 0);
-    const json body = {{"model", kModelId}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
+    const json body = {
+        {"model", kModelId}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
     auto res = c.Post("/v1/completions", body.dump(), "application/json");
     EXPECT_TRUE(res);
     if (!res) return json::object();

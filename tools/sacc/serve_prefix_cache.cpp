@@ -11,10 +11,11 @@ namespace {
 // Everything that changes what a prefill writes into the KV cache. The chunk is included although the CPU
 // backend's rows do not depend on it: a key that is too strict costs a miss, one too loose a wrong answer.
 std::string settings_key(const EngineArgs& a, const EngineSetup& setup, const std::string& model_id) {
-  return fmt::format("model={}|source={}|seed={}|device={}|attention={}|pattern={}|pattern_config={}|linear={}|"
-                     "chunk={}|sparse_min={}",
-                     model_id, a.model, a.seed, setup.device.to_string(), attention_mode_name(setup.mode),
-                     a.pattern, a.pattern_config, a.linear, a.chunk, setup.options.sparse_min_length);
+  return fmt::format(
+      "model={}|source={}|seed={}|device={}|attention={}|pattern={}|pattern_config={}|linear={}|"
+      "chunk={}|sparse_min={}",
+      model_id, a.model, a.seed, setup.device.to_string(), attention_mode_name(setup.mode), a.pattern,
+      a.pattern_config, a.linear, a.chunk, setup.options.sparse_min_length);
 }
 
 }  // namespace
@@ -45,9 +46,10 @@ Result<ServePrefixCacheSetup> make_serve_prefix_cache(const EngineArgs& args, co
   if (room && setup.device.is_cpu() && !budget.empty()) {
     Result<uint64_t> cap = parse_bytes(budget);
     // The budget caps the whole device, weights included.
-    if (cap) room = std::min(room, *cap > setup.model.weights.total_bytes_on_host
-                                       ? *cap - setup.model.weights.total_bytes_on_host
-                                       : uint64_t{0});
+    if (cap)
+      room = std::min(room, *cap > setup.model.weights.total_bytes_on_host
+                                ? *cap - setup.model.weights.total_bytes_on_host
+                                : uint64_t{0});
   }
   if (room) {
     EngineArgs plan_args = args;

@@ -71,8 +71,8 @@ class GenerationJob {
 // The prefix cache as the worker uses it (runtime/prefix_cache.h); a null cache: off.
 struct ServePrefixCache {
   PrefixCache* maybe_cache = nullptr;
-  std::string settings;          // the model and attention flags every entry is made under
-  bool keep_sparse = false;      // --prefix-cache-sparse: also keep snapshots of sparse prefills
+  std::string settings;             // the model and attention flags every entry is made under
+  bool keep_sparse = false;         // --prefix-cache-sparse: also keep snapshots of sparse prefills
   uint64_t kv_bytes_per_token = 0;  // a snapshot's bytes per position (every layer's K and V)
   // Bytes the cache may hold while a request of (prompt tokens, max new tokens) runs: what the memory plan
   // leaves beside that request's own KV cache and workspace. Null: no limit beyond the capacity.

@@ -39,8 +39,8 @@ Status import_cpu_kv(const KvSnapshot& snapshot, int64_t n, int64_t kv_dim, std:
   const auto count = static_cast<size_t>(n * kv_dim);
   if (n < 0 || n > s->tokens_ || (!k.empty() && count > k.front().size()))
     return make_error(StatusCode::INVALID_ARGUMENT,
-                      "KV snapshot of {} positions cannot restore {} into a cache of {} positions", s->tokens_,
-                      n, k.empty() ? 0 : k.front().size() / kv_dim);
+                      "KV snapshot of {} positions cannot restore {} into a cache of {} positions",
+                      s->tokens_, n, k.empty() ? 0 : k.front().size() / kv_dim);
   for (size_t layer = 0; layer < k.size(); ++layer) {
     std::copy_n(s->k_[layer].begin(), count, k[layer].begin());
     std::copy_n(s->v_[layer].begin(), count, v[layer].begin());

@@ -1,5 +1,5 @@
-// The CPU backend's KV snapshots for prefix reuse (backend.h: export_kv / import_kv): the first n positions of
-// every layer's bf16 K and V cache, copied to and from host memory.
+// The CPU backend's KV snapshots for prefix reuse (backend.h: export_kv / import_kv): the first n positions
+// of every layer's bf16 K and V cache, copied to and from host memory.
 #pragma once
 
 #include <cstdint>
