@@ -5,6 +5,7 @@
 // step, for the logits.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "attention/cuda/cudnn_sdpa.h"
