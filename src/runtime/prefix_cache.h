@@ -5,8 +5,11 @@
 //
 // Why the reuse is exact: in a causal prefill the K and V of position i depend only on tokens 0..i, so the
 // first p positions of any prompt that starts with the same p tokens are the same, as long as every kernel
-// computes a row independently of the rows after it (the CPU backend's linear layers, RoPE and dense
-// attention do; tests/serve checks the text bit for bit). This does NOT hold for a sparse prefill whose index
+// computes a row independently of the rows after it. The CPU backend's GGUF quantised dot products, RoPE and
+// dense attention do (tests/serve checks the text bit for bit on SmolLM2); fp32 weights through OpenBLAS may
+// differ by a few ulps (a GEMM's summation order can depend on its row count), and the CUDA backend runs the
+// suffix through the decode kernel where a fresh prefill uses the flash kernel (bf16 rounding; tests/gpu
+// bounds the logits' difference). This does NOT hold for a sparse prefill whose index
 // is estimated from the prompt's last queries (Interval-Slash uses the last 64): there every position's K
 // and V after layer 0 depends on the prompt's tail. The server therefore keeps snapshots of sparse prefills
 // only when asked (--prefix-cache-sparse), as an approximation of the same order as sparse prefill itself.

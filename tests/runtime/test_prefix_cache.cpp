@@ -3,6 +3,8 @@
 // import_kv / extend against a fresh prefill of the same prompt on a tiny random model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "model/hf_checkpoint.h"
@@ -199,14 +201,22 @@ TEST(CpuBackendPrefixReuse, RestoredPrefixPlusSuffixEqualsAFreshPrefill) {
   const GenerationMetrics reused = run(snapshot->get(), 112);
   EXPECT_EQ(reused.reused_tokens, 112);
   EXPECT_EQ(reused.tokens, fresh.tokens);
-  // The logits themselves, bit for bit: every row is computed as in the fresh prefill.
+  // The logits themselves. This model's fp32 weights go through OpenBLAS, whose GEMM may sum a row in another
+  // order for 17 rows than for 130 (a few fp32 ulps per layer); the GGUF quantised dot products the serve
+  // tests use are row-independent and match bit for bit (tests/serve/test_prefix_cache_serve.cpp).
   std::vector<float> reused_logits;
   ASSERT_TRUE(b.reserve(200).is_ok());
   ASSERT_TRUE(b.import_kv(**snapshot, 112).is_ok());
   EXPECT_EQ(b.position(), 112);
   ASSERT_TRUE(b.extend(std::span<const int32_t>(q).subspan(112), reused_logits).is_ok());
   EXPECT_EQ(b.position(), static_cast<int64_t>(q.size()));
-  EXPECT_EQ(reused_logits, fresh_logits);
+  ASSERT_EQ(reused_logits.size(), fresh_logits.size());
+  double scale = 0.0, max_err = 0.0;
+  for (size_t i = 0; i < fresh_logits.size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(fresh_logits[i])));
+    max_err = std::max(max_err, std::abs(static_cast<double>(reused_logits[i]) - fresh_logits[i]));
+  }
+  EXPECT_LE(max_err, 1e-5 * scale) << "max error " << max_err << " at logit scale " << scale;
 }
 
 TEST(CpuBackendPrefixReuse, RefusesBadRequests) {
