@@ -32,6 +32,18 @@ bool attention_needs_separate_output(AttentionMode mode) {
   return mode == AttentionMode::CUDNN || mode == AttentionMode::EAGER;
 }
 
+Result<std::unique_ptr<KvSnapshot>> Backend::export_kv(int64_t) {
+  return make_error(StatusCode::UNSUPPORTED, "this backend cannot copy its KV cache (prefix reuse)");
+}
+
+Status Backend::import_kv(const KvSnapshot&, int64_t) {
+  return make_error(StatusCode::UNSUPPORTED, "this backend cannot restore a KV snapshot (prefix reuse)");
+}
+
+Status Backend::extend(std::span<const int32_t>, std::vector<float>&) {
+  return make_error(StatusCode::UNSUPPORTED, "this backend cannot continue a prompt after a cached prefix");
+}
+
 #if !defined(SACC_WITH_CUDA)
 Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig&, const BackendOptions&, int64_t) {
   return uint64_t{0};

@@ -64,6 +64,16 @@ struct DeviceMemoryReport {
   uint64_t peak_in_use = 0;     // whole-device view (cudaMemGetInfo; the CPU: RSS high-water), 0 if unknown
 };
 
+// A copy of the first tokens() positions of a backend's KV cache, every layer and KV head (host memory on the
+// CPU backend, device memory on each GPU of the CUDA backend), for the serve prefix cache
+// (runtime/prefix_cache.h). Only the backend that made it can import it.
+class KvSnapshot {
+ public:
+  virtual ~KvSnapshot() = default;
+  virtual int64_t tokens() const = 0;
+  virtual uint64_t bytes() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -75,6 +85,16 @@ class Backend {
   // Appends one token at the next position; logits [V].
   virtual Status decode(int32_t token, std::vector<float>& logits) = 0;
   virtual int64_t position() const = 0;  // tokens in the cache
+
+  // Prefix KV reuse (the default: UNSUPPORTED). export_kv copies positions [0, n), n <= position(), out of
+  // the cache; import_kv makes positions [0, n) those of `snapshot` (n <= snapshot.tokens(), after reserve())
+  // and sets position() to n; extend then runs the rest of the prompt at positions [position(), + size) with
+  // dense causal attention against every cached key and writes the last position's logits [V]. A failed
+  // export leaves the cache as it was.
+  virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n);
+  virtual Status import_kv(const KvSnapshot& snapshot, int64_t n);
+  virtual Status extend(std::span<const int32_t> tokens, std::vector<float>& logits);
+
   virtual std::vector<DeviceMemoryReport> memory() const = 0;
   // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).
   virtual bool last_prefill_sparse() const = 0;

@@ -9,6 +9,7 @@
 #include "core/process_memory.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu_kv_snapshot.h"
 #include "runtime/cpu/cpu_matrix.h"
 #include "runtime/cpu_kernels.h"
 #include "runtime/eval_hooks.h"
@@ -83,6 +84,23 @@ class CpuBackend final : public Backend {
 
   Status decode(int32_t token, std::vector<float>& logits) override {
     return forward(std::span<const int32_t>(&token, 1), logits);
+  }
+
+  Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) override {
+    if (n < 0 || n > position_)
+      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, position_);
+    return export_cpu_kv(k_cache_, v_cache_, n, config_.kv_dim());
+  }
+
+  Status import_kv(const KvSnapshot& snapshot, int64_t n) override {
+    SACC_RETURN_IF_ERROR(import_cpu_kv(snapshot, n, config_.kv_dim(), k_cache_, v_cache_));
+    position_ = n;
+    return Status::ok();
+  }
+
+  Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    last_sparse_ = false;  // forward() runs dense attention at a position offset
+    return forward(tokens, logits);
   }
 
   int64_t position() const override { return position_; }

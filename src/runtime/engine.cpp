@@ -22,7 +22,17 @@ Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> pr
   std::vector<float> logits;
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  SACC_RETURN_IF_ERROR(backend.prefill(prompt, logits));
+  if (options.maybe_reuse) {
+    const int64_t reuse = options.reuse_tokens;
+    if (reuse <= 0 || reuse >= m.prompt_tokens)
+      return make_error(StatusCode::INTERNAL, "prefix reuse of {} positions for a prompt of {} tokens", reuse,
+                        m.prompt_tokens);
+    SACC_RETURN_IF_ERROR(backend.import_kv(*options.maybe_reuse, reuse));
+    SACC_RETURN_IF_ERROR(backend.extend(prompt.subspan(static_cast<size_t>(reuse)), logits));
+    m.reused_tokens = reuse;
+  } else {
+    SACC_RETURN_IF_ERROR(backend.prefill(prompt, logits));
+  }
   int32_t token = sampler.sample(logits);
   auto last = Clock::now();
   m.ttft_seconds = std::chrono::duration<double>(last - start).count();
@@ -86,6 +96,7 @@ std::string format_metrics_json(const GenerationMetrics& m) {
   j["prefill_tokens_per_s"] = m.prefill_tokens_per_second;
   j["mean_itl_s"] = m.mean_itl_seconds;
   j["sparse_prefill"] = m.sparse_prefill;
+  j["reused_tokens"] = m.reused_tokens;
   j["stop_reason"] = m.stop_reason;
   j["tokens"] = m.tokens;
   nlohmann::json mem = nlohmann::json::array();

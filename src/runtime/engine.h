@@ -21,11 +21,17 @@ struct GenerateOptions {
   // Asked after each token's callback; true ends the run with stop_reason "cancelled" (a server's stop string
   // or a client that went away). Null: never.
   std::function<bool()> maybe_cancel;
+  // Prefix reuse (a server's prefix cache): the prompt's first `reuse_tokens` positions are restored from
+  // `maybe_reuse` (Backend::import_kv) and only the rest is prefilled (Backend::extend). Null: a full
+  // prefill.
+  const KvSnapshot* maybe_reuse = nullptr;
+  int64_t reuse_tokens = 0;  // 0 < reuse_tokens < prompt size when maybe_reuse is set
 };
 
 struct GenerationMetrics {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;  // including a final stop token
+  int64_t reused_tokens = 0;     // prompt positions restored from a KV snapshot, not prefilled
   // Prompt ids in host memory -> first sampled id in host memory (prefill, LM head, sampling, all syncs).
   double ttft_seconds = 0.0;
   double prefill_tokens_per_second = 0.0;  // prompt_tokens / ttft

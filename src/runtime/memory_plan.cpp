@@ -18,6 +18,10 @@ uint64_t align256(uint64_t bytes) {
 }
 }  // namespace
 
+uint64_t kv_cache_bytes(const ModelConfig& c, int64_t tokens) {
+  return 2ull * c.num_layers * static_cast<uint64_t>(std::max<int64_t>(tokens, 0)) * c.kv_dim() * kBf16;
+}
+
 int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk) {
   if (logit_rows <= 0) return 0;
   const int64_t L = std::max<int64_t>(tokens, 1);
@@ -53,7 +57,7 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
   plan.tokens = tokens;
   const uint64_t params = static_cast<uint64_t>(c.parameter_count());
   const uint64_t L = static_cast<uint64_t>(std::max<int64_t>(tokens, 1));
-  plan.kv_cache = 2ull * c.num_layers * L * c.kv_dim() * kBf16;
+  plan.kv_cache = kv_cache_bytes(c, static_cast<int64_t>(L));
   if (device.is_cpu()) {
     const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
     plan.weights = params * kF32;

@@ -22,6 +22,9 @@ struct MemoryPlan {
   std::string describe() const;  // multi-line table for `sacc info`
 };
 
+// The bf16 KV cache of `tokens` positions, every layer's K and V: 2 * N * tokens * Hkv * d * 2 bytes.
+uint64_t kv_cache_bytes(const ModelConfig& config, int64_t tokens);
+
 // Device buffers of the CUDA backend's prefill, in bytes (used by both the plan and the backend's allocator).
 struct CudaWorkspaceSizes {
   uint64_t hidden = 0;     // [L, D] bf16 residual stream

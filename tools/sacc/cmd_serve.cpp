@@ -12,6 +12,7 @@
 #include "runtime/engine.h"
 #include "tools/sacc/commands.h"
 #include "tools/sacc/serve_options.h"
+#include "tools/sacc/serve_prefix_cache.h"
 #include "tools/sacc/serve_server.h"
 
 namespace sacc::cli {
@@ -31,6 +32,8 @@ int run_serve(const ServeArgs& a) {
     return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--max-queue {} must be >= 1", a.max_queue));
   if (a.port < 0 || a.port > 65535)
     return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--port {} is not a TCP port", a.port));
+  if (Result<uint64_t> capacity = prefix_cache_capacity(a.prefix_cache, Device::cpu()); !capacity)
+    return report_error(capacity.status());
   // A handler, not a blocked mask and sigwait: OpenBLAS starts its threads before main, and a
   // process-directed signal may land on any thread that does not block it.
   struct sigaction action {};
@@ -57,9 +60,13 @@ int run_serve(const ServeArgs& a) {
   Result<std::unique_ptr<Backend>> backend = make_backend(*setup);
   if (!backend) return report_error(backend.status());
 
+  Result<ServePrefixCacheSetup> prefix =
+      make_serve_prefix_cache(a.engine, *setup, a.prefix_cache, a.prefix_cache_sparse, served_model_id(a));
+  if (!prefix) return report_error(prefix.status());
+
   ServeMetrics metrics;
   Scheduler scheduler(**backend, setup->model.maybe_tokenizer, setup->model.stop_tokens,
-                      static_cast<size_t>(a.max_queue), metrics);
+                      static_cast<size_t>(a.max_queue), metrics, prefix->worker);
   ServeServer server(a, *setup, scheduler, metrics);
 
   std::atomic<bool> finished{false};
@@ -108,6 +115,12 @@ void add_serve_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--max-queue", args->max_queue,
                   "requests that may wait for the worker; more get 429 (default 16)");
   cmd->add_option("--model-name", args->model_name, "model id for clients (default: the model file's name)");
+  cmd->add_option("--prefix-cache", args->prefix_cache,
+                  "memory for reusable prompt-prefix KV, e.g. 8GiB; 0 turns it off (default 4GiB on a GPU, "
+                  "1GiB on the CPU)");
+  cmd->add_flag("--prefix-cache-sparse", args->prefix_cache_sparse,
+                "also reuse the KV of sparse prefills (approximate: a sparse index depends on the prompt's "
+                "last tokens)");
   cmd->callback([&body, args] { body = [args] { return run_serve(*args); }; });
 }
 

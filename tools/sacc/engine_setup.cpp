@@ -54,8 +54,10 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
   return setup;
 }
 
-Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
-                      int64_t max_new_tokens, std::string* maybe_placement) {
+namespace {
+
+Result<MemoryPlan> plan_run(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                            int64_t max_new_tokens) {
   const ModelConfig& config = setup.model.weights.config;
   const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
   uint64_t attention_bytes = 0;
@@ -63,9 +65,24 @@ Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t pro
     SACC_ASSIGN_OR_RETURN(attention_bytes,
                           cuda_attention_workspace_bytes(config, setup.options, prompt_tokens));
   }
-  MemoryPlan plan =
-      plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
-                  attention_needs_separate_output(setup.options.attention), 1, setup.options.linear);
+  return plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
+                     attention_needs_separate_output(setup.options.attention), 1, setup.options.linear);
+}
+
+}  // namespace
+
+uint64_t run_bytes_beside_weights(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                                  int64_t max_new_tokens) {
+  Result<MemoryPlan> plan = plan_run(a, setup, prompt_tokens, max_new_tokens);
+  return plan ? plan->kv_cache + plan->workspace : 0;
+}
+
+Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                      int64_t max_new_tokens, std::string* maybe_placement, uint64_t reclaimable_bytes) {
+  const ModelConfig& config = setup.model.weights.config;
+  const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
+  SACC_ASSIGN_OR_RETURN(MemoryPlan plan, plan_run(a, setup, prompt_tokens, max_new_tokens));
+  if (plan.available) plan.available += reclaimable_bytes;
   // The CPU backend multiplies a GGUF's weights in the file's own format, in place: the file's bytes, not
   // fp32.
   if (setup.device.is_cpu() && setup.model.kind == ModelSourceKind::GGUF)

@@ -47,8 +47,16 @@ Result<EngineSetup> load_engine(const EngineArgs& args, bool quiet);
 // Whether a run of `prompt_tokens` then `max_new_tokens` fits the context and the device memory (budget
 // applied). With several GPUs the per-GPU placement is checked and, when asked, described into
 // `maybe_placement`. Reads `setup` only, so request threads may call it concurrently.
+// `reclaimable_bytes`: memory the caller frees before the run if need be (the server's prefix cache), counted
+// as available.
 Status check_run_fits(const EngineArgs& args, const EngineSetup& setup, int64_t prompt_tokens,
-                      int64_t max_new_tokens, std::string* maybe_placement = nullptr);
+                      int64_t max_new_tokens, std::string* maybe_placement = nullptr,
+                      uint64_t reclaimable_bytes = 0);
+
+// Bytes a run of `prompt_tokens` then `max_new_tokens` allocates beside the loaded weights: its KV cache and
+// workspace, as check_run_fits plans them (one device).
+uint64_t run_bytes_beside_weights(const EngineArgs& args, const EngineSetup& setup, int64_t prompt_tokens,
+                                  int64_t max_new_tokens);
 
 Result<std::unique_ptr<Backend>> make_backend(const EngineSetup& setup);
 

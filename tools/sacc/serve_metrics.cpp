@@ -58,6 +58,13 @@ void ServeMetrics::set_last_prefill_sparse(bool sparse) {
   last_prefill_sparse_ = sparse;
 }
 
+void ServeMetrics::set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries) {
+  std::lock_guard lock(mutex_);
+  prefix_cache_ = stats;
+  prefix_cache_bytes_ = bytes;
+  prefix_cache_entries_ = entries;
+}
+
 std::string ServeMetrics::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -85,6 +92,30 @@ std::string ServeMetrics::render() const {
       "# HELP sacc_last_prefill_sparse 1 when the last prefill used sparse attention.\n"
       "# TYPE sacc_last_prefill_sparse gauge\n";
   out += fmt::format("sacc_last_prefill_sparse {}\n", last_prefill_sparse_ ? 1 : 0);
+  out +=
+      "# HELP sacc_prefix_cache_hits_total Requests that reused a cached prompt prefix's KV.\n"
+      "# TYPE sacc_prefix_cache_hits_total counter\n";
+  out += fmt::format("sacc_prefix_cache_hits_total {}\n", prefix_cache_.hits);
+  out +=
+      "# HELP sacc_prefix_cache_misses_total Requests that found no cached prefix (prefix cache on).\n"
+      "# TYPE sacc_prefix_cache_misses_total counter\n";
+  out += fmt::format("sacc_prefix_cache_misses_total {}\n", prefix_cache_.misses);
+  out +=
+      "# HELP sacc_prefix_cache_reused_tokens_total Prompt tokens restored from the prefix cache, not "
+      "prefilled.\n# TYPE sacc_prefix_cache_reused_tokens_total counter\n";
+  out += fmt::format("sacc_prefix_cache_reused_tokens_total {}\n", prefix_cache_.reused_tokens);
+  out +=
+      "# HELP sacc_prefix_cache_evictions_total Prefix-cache entries evicted to make room.\n"
+      "# TYPE sacc_prefix_cache_evictions_total counter\n";
+  out += fmt::format("sacc_prefix_cache_evictions_total {}\n", prefix_cache_.evictions);
+  out +=
+      "# HELP sacc_prefix_cache_bytes Bytes of KV held by the prefix cache.\n"
+      "# TYPE sacc_prefix_cache_bytes gauge\n";
+  out += fmt::format("sacc_prefix_cache_bytes {}\n", prefix_cache_bytes_);
+  out +=
+      "# HELP sacc_prefix_cache_entries KV snapshots held by the prefix cache.\n"
+      "# TYPE sacc_prefix_cache_entries gauge\n";
+  out += fmt::format("sacc_prefix_cache_entries {}\n", prefix_cache_entries_);
   return out;
 }
 

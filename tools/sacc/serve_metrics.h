@@ -1,6 +1,6 @@
 // `sacc serve`'s counters for GET /metrics, in the Prometheus text format: requests by status code, prompt
 // and generated tokens, time to first token and inter-token latency histograms, the queue depth and whether
-// the last prefill was sparse. Thread-safe.
+// the last prefill was sparse, and the prefix cache's hits, misses, reused tokens and size. Thread-safe.
 #pragma once
 
 #include <array>
@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+
+#include "runtime/prefix_cache.h"
 
 namespace sacc::cli {
 
@@ -34,6 +36,7 @@ class ServeMetrics {
   void observe_itl(double seconds);
   void set_queue_depth(int64_t depth);
   void set_last_prefill_sparse(bool sparse);
+  void set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries);
   std::string render() const;
 
  private:
@@ -45,6 +48,9 @@ class ServeMetrics {
   LatencyHistogram itl_;
   int64_t queue_depth_ = 0;
   bool last_prefill_sparse_ = false;
+  PrefixCacheStats prefix_cache_;
+  uint64_t prefix_cache_bytes_ = 0;
+  size_t prefix_cache_entries_ = 0;
 };
 
 }  // namespace sacc::cli

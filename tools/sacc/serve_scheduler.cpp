@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/log.h"
 #include "tools/sacc/stop_strings.h"
 
 namespace sacc::cli {
@@ -34,12 +35,14 @@ void GenerationJob::end(JobOutcome outcome) {
 }
 
 Scheduler::Scheduler(Backend& backend, std::shared_ptr<const Tokenizer> maybe_tokenizer,
-                     std::vector<int32_t> stop_tokens, size_t max_queue, ServeMetrics& metrics)
+                     std::vector<int32_t> stop_tokens, size_t max_queue, ServeMetrics& metrics,
+                     ServePrefixCache prefix)
     : backend_(backend),
       maybe_tokenizer_(std::move(maybe_tokenizer)),
       stop_tokens_(std::move(stop_tokens)),
       max_queue_(max_queue),
       metrics_(metrics),
+      prefix_(std::move(prefix)),
       worker_([this] { worker_loop(); }) {}
 
 Scheduler::~Scheduler() {
@@ -104,7 +107,21 @@ void Scheduler::run(GenerationJob& job) {
     if (std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return;
     job.append(matcher.push(decoder ? decoder->push(id) : fmt::format("[{}]", id)));
   };
+  PrefixCache* cache = prefix_.maybe_cache && prefix_.maybe_cache->enabled() ? prefix_.maybe_cache : nullptr;
+  uint64_t limit = std::numeric_limits<uint64_t>::max();
+  if (cache) {
+    // Evict first: the cache never takes room this request's own KV cache and workspace need.
+    if (prefix_.maybe_room_beside)
+      limit = prefix_.maybe_room_beside(static_cast<int64_t>(job.prompt.size()), options.max_new_tokens);
+    const PrefixMatch match = cache->acquire(prefix_.settings, job.prompt, limit);
+    options.maybe_reuse = match.maybe_snapshot;
+    options.reuse_tokens = match.tokens;
+  }
   Result<GenerationMetrics> m = generate(backend_, job.prompt, options, on_token);
+  if (cache) {
+    if (m) remember(job.prompt, m->sparse_prefill, limit);
+    metrics_.set_prefix_cache(cache->stats(), cache->bytes(), cache->entries());
+  }
   if (!m) {
     job.end({m.status(), "stop", {}});
     return;
@@ -115,6 +132,26 @@ void Scheduler::run(GenerationJob& job) {
   metrics_.set_last_prefill_sparse(m->sparse_prefill);
   const bool length = m->stop_reason == "length" && !matcher.stopped();
   job.end({Status::ok(), length ? "length" : "stop", {m->prompt_tokens, m->generated_tokens}});
+}
+
+void Scheduler::remember(const std::vector<int32_t>& prompt, bool sparse_prefill, uint64_t limit) {
+  PrefixCache& cache = *prefix_.maybe_cache;
+  // A sparse prefill's early positions depend on the prompt's tail (prefix_cache.h): not exact for others.
+  if (sparse_prefill && !prefix_.keep_sparse) return;
+  const int64_t n = cache.snapshot_length(prefix_.settings, prompt);
+  if (n == 0) return;
+  const uint64_t bytes = static_cast<uint64_t>(n) * prefix_.kv_bytes_per_token;
+  const uint64_t room = std::min(cache.capacity(), limit);
+  if (bytes > room) return;
+  cache.shrink_to(room - bytes);  // before the copy is allocated, not after
+  Result<std::unique_ptr<KvSnapshot>> snapshot = backend_.export_kv(n);
+  if (!snapshot) {
+    // Only a missed reuse later; the request itself has been answered.
+    SACC_LOG_WARN("prefix cache: no snapshot of {} positions: {}", n, snapshot.status().to_string());
+    return;
+  }
+  cache.insert(prefix_.settings, std::span<const int32_t>(prompt).first(static_cast<size_t>(n)),
+               std::move(snapshot).value(), limit);
 }
 
 }  // namespace sacc::cli

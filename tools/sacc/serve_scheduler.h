@@ -6,6 +6,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +18,7 @@
 #include "model/tokenizer.h"
 #include "runtime/backend.h"
 #include "runtime/engine.h"
+#include "runtime/prefix_cache.h"
 #include "tools/sacc/openai_protocol.h"
 #include "tools/sacc/serve_metrics.h"
 
@@ -65,11 +68,23 @@ class GenerationJob {
   std::atomic<bool> cancelled_{false};
 };
 
+// The prefix cache as the worker uses it (runtime/prefix_cache.h); a null cache: off.
+struct ServePrefixCache {
+  PrefixCache* maybe_cache = nullptr;
+  std::string settings;             // the model and attention flags every entry is made under
+  bool keep_sparse = false;         // --prefix-cache-sparse: also keep snapshots of sparse prefills
+  uint64_t kv_bytes_per_token = 0;  // a snapshot's bytes per position (every layer's K and V)
+  // Bytes the cache may hold while a request of (prompt tokens, max new tokens) runs: what the memory plan
+  // leaves beside that request's own KV cache and workspace. Null: no limit beyond the capacity.
+  std::function<uint64_t(int64_t, int64_t)> maybe_room_beside;
+};
+
 class Scheduler {
  public:
   // `maybe_tokenizer` null: the text is the token ids ("[12]"), as `sacc generate` prints for random models.
   Scheduler(Backend& backend, std::shared_ptr<const Tokenizer> maybe_tokenizer,
-            std::vector<int32_t> stop_tokens, size_t max_queue, ServeMetrics& metrics);
+            std::vector<int32_t> stop_tokens, size_t max_queue, ServeMetrics& metrics,
+            ServePrefixCache prefix = {});
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -78,16 +93,21 @@ class Scheduler {
   Admission submit(std::shared_ptr<GenerationJob> job);
   // Refuses new jobs, runs those already queued, then joins the worker.
   void stop();
+  // Bytes the worker frees before a run that needs them (the prefix cache); any thread.
+  uint64_t reclaimable_bytes() const { return prefix_.maybe_cache ? prefix_.maybe_cache->bytes() : 0; }
 
  private:
   void worker_loop();
   void run(GenerationJob& job);
+  // After a run: snapshots the prompt's KV into the prefix cache when it is worth keeping and fits `limit`.
+  void remember(const std::vector<int32_t>& prompt, bool sparse_prefill, uint64_t limit);
 
   Backend& backend_;
   std::shared_ptr<const Tokenizer> maybe_tokenizer_;
   std::vector<int32_t> stop_tokens_;
   size_t max_queue_;
   ServeMetrics& metrics_;
+  ServePrefixCache prefix_;
   std::mutex mutex_;
   std::condition_variable queued_;
   std::deque<std::shared_ptr<GenerationJob>> queue_;  // waiting; the running job is not counted

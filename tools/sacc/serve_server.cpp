@@ -110,7 +110,10 @@ class CompletionRoutes {
                                                          ? kCompletionsDefaultMaxTokens
                                                          : std::max<int64_t>(1, context - prompt_tokens));
     // A prompt that can never fit is refused before it waits in the queue.
-    if (Status fits = check_run_fits(args_.engine, setup_, prompt_tokens, max_tokens); !fits)
+    // The prefix cache is evicted first when the request needs its room: it never causes a refusal.
+    if (Status fits = check_run_fits(args_.engine, setup_, prompt_tokens, max_tokens, nullptr,
+                                     scheduler_.reclaimable_bytes());
+        !fits)
       return send_error(res, api_error(400,
                                        fmt::format("{} prompt tokens + max_tokens {} do not fit: {}",
                                                    prompt_tokens, max_tokens, fits.message()),

@@ -5,6 +5,7 @@
 // step, for the logits.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "attention/cuda/cudnn_sdpa.h"
@@ -24,6 +25,22 @@ using cuda_rt::DeviceShard;
 
 // Per-layer progress (one host wait per layer) only where it shows.
 constexpr int64_t kProgressMinTokens = 32768;
+
+// One device buffer per shard, [2 * shard layers, n, shard Hkv * d] bf16 (DeviceShard::copy_kv_out).
+class CudaKvSnapshot final : public KvSnapshot {
+ public:
+  CudaKvSnapshot(const void* owner, int64_t tokens) : owner_(owner), tokens_(tokens) {}
+  int64_t tokens() const override { return tokens_; }
+  uint64_t bytes() const override {
+    uint64_t total = 0;
+    for (const DeviceBuffer& b : shards_) total += b.size();
+    return total;
+  }
+
+  const void* owner_;  // the backend that made it
+  int64_t tokens_;
+  std::vector<DeviceBuffer> shards_;  // in the backend's shard order
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -71,6 +88,44 @@ class CudaBackend final : public Backend {
 
   Status decode(int32_t token, std::vector<float>& logits) override {
     return forward(std::span<const int32_t>(&token, 1), logits);
+  }
+
+  Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) override {
+    if (n < 0 || n > position_)
+      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, position_);
+    auto snapshot = std::make_unique<CudaKvSnapshot>(this, n);
+    for (auto& shard : shards_) {
+      SACC_ASSIGN_OR_RETURN(DeviceBuffer copy, shard->copy_kv_out(n));
+      snapshot->shards_.push_back(std::move(copy));
+    }
+    // The copies are done before the cache may be overwritten by the next request.
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
+    return std::unique_ptr<KvSnapshot>(std::move(snapshot));
+  }
+
+  Status import_kv(const KvSnapshot& snapshot, int64_t n) override {
+    const auto* s = dynamic_cast<const CudaKvSnapshot*>(&snapshot);
+    if (!s || s->owner_ != this || s->shards_.size() != shards_.size())
+      return make_error(StatusCode::INVALID_ARGUMENT, "KV snapshot was made by another backend");
+    if (n > capacity_)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} restored positions exceed the reserved {}", n,
+                        capacity_);
+    for (size_t i = 0; i < shards_.size(); ++i)
+      SACC_RETURN_IF_ERROR(shards_[i]->copy_kv_in(s->shards_[i], s->tokens_, n));
+    position_ = n;
+    return Status::ok();
+  }
+
+  // The suffix runs as a short prefill at an offset: linear layers over its rows, decode-kernel attention per
+  // row against every cached key (DeviceShard::run_attention).
+  Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    if (position_ + n > capacity_)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
+                        position_ + n, capacity_);
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(std::max<int64_t>(n, 1)));
+    last_sparse_ = false;
+    return forward(tokens, logits);
   }
 
   int64_t position() const override { return position_; }

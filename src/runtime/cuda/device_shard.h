@@ -37,6 +37,12 @@ class DeviceShard {
 
   // KV cache for `max_tokens` positions of the shard's layers and heads.
   Status reserve(int64_t max_tokens);
+  // Prefix reuse (device_shard_kv.cpp): copies KV positions [0, n) of the shard's layers and heads into a new
+  // device buffer [2 * layers, n, local Hkv * d] bf16 (K then V per layer), or back from one made for
+  // `tokens` >= n positions; both enqueued on the shard's stream.
+  Result<DeviceBuffer> copy_kv_out(int64_t n) const;
+  Status copy_kv_in(const DeviceBuffer& snapshot, int64_t tokens, int64_t n);
+  uint64_t kv_bytes(int64_t n) const;  // copy_kv_out's buffer size
   // Workspace for a prompt of n tokens (frees the previous one first); the attention selector decides which
   // attention runs.
   Status begin_prefill(int64_t n);

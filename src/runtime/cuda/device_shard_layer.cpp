@@ -144,16 +144,20 @@ class DeviceShard::LayerOps {
   }
 
  private:
-  // A decode step runs the split-key decode kernel; a prefill the method the selector chose for the prompt.
+  // A decode step (n = 1), or the rest of a prompt after a restored prefix (Backend::extend), runs the
+  // split-key decode kernel row after row (row i attends keys [0, start + i]: a short suffix, few launches);
+  // a prefill the method the selector chose for the prompt.
   Status run_attention(int local, int64_t n, int64_t start) {
     const ModelConfig& c = s_.config_;
     if (start > 0) {
-      if (n != 1)
-        return make_error(StatusCode::INTERNAL, "chunked continuation of a prompt is not supported");
-      return cuda_status(decode_attention(q(0), s_.k_cache(local), s_.v_cache(local), o(0), c.num_heads,
-                                          c.num_kv_heads, c.head_dim, start + 1, s_.decode_scratch_.data(),
-                                          s_.decode_scratch_.size(), stream()),
-                         "decode attention");
+      for (int64_t i = 0; i < n; ++i) {
+        SACC_RETURN_IF_ERROR(cuda_status(
+            decode_attention(q(i), s_.k_cache(local), s_.v_cache(local), o(i), c.num_heads,
+                             c.num_kv_heads, c.head_dim, start + i + 1, s_.decode_scratch_.data(),
+                             s_.decode_scratch_.size(), stream()),
+            "decode attention"));
+      }
+      return Status::ok();
     }
     AttentionParams p;
     p.shape = {n, c.num_heads, c.num_kv_heads, c.head_dim};

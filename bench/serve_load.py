@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Load generator for `sacc serve` (OpenAI-compatible, streaming), standard library only.
+
+Scenario "repeated-document" (issue 14, prefix KV reuse): the same N-token document followed by a different
+~50-token question, sent one request at a time; each request's time to first token (TTFT: request sent ->
+first streamed chunk) is reported. With the prefix cache on, every request after the first restores the
+document's KV and prefills only its question (target on the H200 at 32K: second TTFT <= 10 % of the first).
+
+    sacc serve -m model.gguf --port 8080 &          # --prefix-cache 0 for the baseline
+    python3 bench/serve_load.py --url http://127.0.0.1:8080 --doc-tokens 32768 --questions 4 \\
+        --json bench/results/serve_prefix_h200.json
+
+The document is built to about --doc-tokens tokens from the server's own count (one calibration request on
+an unrelated text, which shares no prefix with the document).
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.request
+
+FILLER = ("Entry {i}: the survey of the {topic} counted {birds} birds near marker {marker}, and the water "
+          "was {state} that morning while the wind came from the {wind}.\n")
+QUESTIONS = [
+    "How many birds were counted near marker {m}, and what was the water like that morning?",
+    "Which direction did the wind come from on the morning the survey reached marker {m}?",
+    "Summarise what the survey recorded at marker {m} in one sentence, then name the topic.",
+    "Was the water cold or clear at marker {m}, and how many birds were there at the time?",
+    "List the markers near {m} where the count was above fifty, if any, and say why it matters.",
+]
+
+STYLE = ("Answer in the style of a field report, citing the entry number, the count and the weather, in two "
+         "short sentences.")
+
+
+def document(topic, entries):
+    winds = ["north", "south", "east", "west"]
+    lines = [f"Field notes on the {topic}.\n"]
+    for i in range(1, entries + 1):
+        lines.append(FILLER.format(i=i, topic=topic, birds=(i * 37) % 101, marker=i * 3,
+                                   state="cold" if i % 3 == 0 else "clear", wind=winds[i % 4]))
+    return "".join(lines)
+
+
+def request(url, body, headers, timeout):
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url + "/v1/completions", data=data, headers=headers, method="POST")
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def complete(url, model, prompt, max_tokens, headers, timeout):
+    """A non-streamed completion: (usage, text)."""
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+    with request(url, body, headers, timeout) as r:
+        reply = json.load(r)
+    return reply["usage"], reply["choices"][0]["text"]
+
+
+def stream(url, model, prompt, max_tokens, headers, timeout):
+    """A streamed completion: TTFT (s), total time (s), text, usage."""
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    start = time.perf_counter()
+    ttft, text, usage = None, "", None
+    with request(url, body, headers, timeout) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            if ttft is None:
+                ttft = time.perf_counter() - start
+            chunk = json.loads(data)
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"])
+            text += chunk["choices"][0].get("text", "")
+            usage = chunk.get("usage") or usage
+    return ttft, time.perf_counter() - start, text, usage
+
+
+def metrics(url, headers):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=headers)) as r:
+            text = r.read().decode()
+    except urllib.error.URLError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("sacc_prefix_cache_"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def repeated_document(args, headers):
+    # Calibrate words -> tokens on an unrelated text (it shares no prefix with the document).
+    probe_entries = 40
+    usage, _ = complete(args.url, args.model, document("calibration marsh", probe_entries), 1, headers,
+                        args.timeout)
+    per_entry = usage["prompt_tokens"] / probe_entries
+    entries = max(1, int(args.doc_tokens / per_entry))
+    doc = document("Alder estuary", entries)
+    rows = []
+    for k in range(args.questions):
+        # About 50 tokens, different from the first word on.
+        question = ("\nQuestion: " + QUESTIONS[k % len(QUESTIONS)].format(m=3 * (k + 1)) + " " + STYLE +
+                    "\nAnswer:")
+        ttft, total, text, usage = stream(args.url, args.model, doc + question, args.max_tokens, headers,
+                                          args.timeout)
+        rows.append({"request": k + 1, "prompt_tokens": usage["prompt_tokens"] if usage else None,
+                     "ttft_s": ttft, "total_s": total, "text": text})
+        print(f"request {k + 1}: prompt {rows[-1]['prompt_tokens']} tok | TTFT {ttft * 1e3:9.1f} ms | "
+              f"total {total:7.2f} s", flush=True)
+    first = rows[0]["ttft_s"]
+    later = [r["ttft_s"] for r in rows[1:]]
+    summary = {"first_ttft_s": first}
+    if later:
+        summary["later_ttft_median_s"] = statistics.median(later)
+        summary["later_over_first"] = statistics.median(later) / first
+        print(f"later TTFT median / first: {summary['later_over_first'] * 100:.1f} % "
+              f"(issue 14 target at 32K on the H200: <= 10 %)")
+    return {"rows": rows, "summary": summary}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--model", default=None, help="model id (default: the first of /v1/models)")
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--scenario", default="repeated-document", choices=["repeated-document"])
+    p.add_argument("--doc-tokens", type=int, default=4096, help="document length in tokens (approximate)")
+    p.add_argument("--questions", type=int, default=4, help="requests: the document + a different question")
+    p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args()
+    headers = {"Content-Type": "application/json"}
+    if args.api_key:
+        headers["Authorization"] = "Bearer " + args.api_key
+    if args.model is None:
+        with urllib.request.urlopen(urllib.request.Request(args.url + "/v1/models", headers=headers)) as r:
+            args.model = json.load(r)["data"][0]["id"]
+    result = {"scenario": args.scenario, "url": args.url, "model": args.model, "doc_tokens": args.doc_tokens,
+              "questions": args.questions, "max_tokens": args.max_tokens}
+    result.update(repeated_document(args, headers))
+    result["prefix_cache_metrics"] = metrics(args.url, headers)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

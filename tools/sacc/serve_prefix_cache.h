@@ -1,0 +1,34 @@
+// `sacc serve --prefix-cache SIZE`: the capacity flag, the settings every cache entry is keyed by, and the
+// memory-plan room the cache may take beside each request (runtime/prefix_cache.h holds the cache itself).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "runtime/prefix_cache.h"
+#include "tools/sacc/engine_setup.h"
+#include "tools/sacc/serve_scheduler.h"
+
+namespace sacc::cli {
+
+// Without the flag: 4 GiB of GPU memory, 1 GiB of host memory on the CPU backend.
+constexpr uint64_t kDefaultPrefixCacheCuda = 4ull << 30;
+constexpr uint64_t kDefaultPrefixCacheCpu = 1ull << 30;
+
+// The capacity from --prefix-cache ("8GiB", "512MiB", "0" = off; "" = the device's default).
+Result<uint64_t> prefix_cache_capacity(const std::string& flag, const Device& device);
+
+// The cache, and how the worker uses it: entries keyed by the model and attention flags (a snapshot is never
+// restored under other settings), the room limit measured now that the weights are loaded. Call after the
+// backend has been made.
+struct ServePrefixCacheSetup {
+  std::unique_ptr<PrefixCache> cache;
+  ServePrefixCache worker;
+};
+Result<ServePrefixCacheSetup> make_serve_prefix_cache(const EngineArgs& args, const EngineSetup& setup,
+                                                      const std::string& capacity_flag, bool keep_sparse,
+                                                      const std::string& model_id);
+
+}  // namespace sacc::cli
