@@ -20,10 +20,12 @@
 #   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
 #              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
 #              32768 (last 4096) and TTFT at 32000 of each, Qwen
+#   serve      `sacc serve` + bench/serve_load.py: a repeated 32768-token document with new questions (prefix KV
+#              reuse), dense and the default attention, Qwen
 #   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
 # built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
-# SACC_REAL_REPEATS (default 3).
+# SACC_REAL_REPEATS (default 3), SACC_REAL_MODELS (the ttft stage's models, default "qwen smollm2").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=device_stage.sh
@@ -61,6 +63,8 @@ ppl_and_ttft() {
   done 2>&1 | tee -a "$OUT/${name}_ttft.txt"
 }
 
+fetch_url() { python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "$1"; }
+
 run_stage() {
   case $1 in
     calibrate)
@@ -71,7 +75,7 @@ run_stage() {
       python3 -m pip install -q --no-index --no-deps --target /tmp/site "$SACC_DATA_DIR"/gguf-*.whl &&
         export PYTHONPATH=/tmp/site
       local name model ctx
-      for name in qwen smollm2; do
+      for name in ${SACC_REAL_MODELS:-qwen smollm2}; do
         if [ $name = qwen ]; then model=$QWEN ctx=1000,2000,4000,8000,16000,32000; else model=$SMOL ctx=1000,2000,4000,8000; fi
         PYTHONUNBUFFERED=1 timeout 300 python3 bench/hf_baseline.py --gguf "$model" --ctx "$ctx" --attn sdpa \
           -r "$REPEATS" -o "$OUT/hf_$name.json" 2>&1 | grep -v Warning | tee "$OUT/hf_$name.log"
@@ -121,6 +125,22 @@ run_stage() {
       ppl_and_ttft variants "$DEFAULT;${variants}${SACC_VARIANT_EXTRA:+;$SACC_VARIANT_EXTRA}" ;;
     frontier)
       ppl_and_ttft frontier "$SETTINGS" ;;
+    serve)
+      # The repeated-document scenario of bench/serve_load.py at 32768 tokens: dense prefills (cached by
+      # default), then the default attention with sparse prefills cached too (--prefix-cache-sparse).
+      local flags port=18080
+      for flags in "--attention dense" "--prefix-cache-sparse"; do
+        # shellcheck disable=SC2086
+        sacc serve -m "$QWEN" --port $port $flags >"$OUT/serve_$port.log" 2>&1 &
+        local pid=$!
+        for _ in $(seq 60); do fetch_url "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 1; done
+        echo "-- sacc serve $flags"
+        python3 bench/serve_load.py --url "http://127.0.0.1:$port" --doc-tokens 32768 --questions 4 \
+          --json "$OUT/serve_prefix_$port.json"
+        fetch_url "http://127.0.0.1:$port/metrics" | grep -E "^sacc_prefix_cache"
+        kill -TERM $pid; wait $pid
+        port=$((port + 1))
+      done 2>&1 | tee "$OUT/serve.txt" ;;
     *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
   esac
 }

@@ -13,13 +13,15 @@
 
 namespace sacc {
 
-// The default sparse setting: on every head, the fewest vertical columns and slash diagonals whose estimated
-// attention mass (from the last queries) reaches 0.95, capped at MInference's Llama-3-8B budget (1000, 6096).
-// The adaptive budget follows each head and input. Measured on the real Qwen2.5-Coder-0.5B (H200,
-// bench/results/real_models_h200.md): no needle lost that dense finds at 8K-30K, where fixed small budgets
-// (64,512; 128,1024) lost 3-4 of 33; RULER-style average within 1.1 points of dense at 8K/16K/32K; 0.9
-// instead of 0.95 is 8 % faster at 32K but doubles the perplexity change (+11.5 % against +5.7 %).
-constexpr const char* kDefaultSparsePattern = "interval-slash:1000,6096@0.95";
+// The default sparse setting, on every head: the union (attention/pattern.h) of an Interval-Slash index (the
+// fewest verticals and slashes whose mass for the last queries reaches 0.95, capped at 1000 and 256) and a
+// Block-Cluster index (per query block, the fewest key blocks whose pooled mass reaches 0.99, capped at 512).
+// The first keeps what a question at the end of the prompt reads (needles), the second what every query block
+// reads (the text itself). Measured on the real Qwen2.5-Coder-0.5B at 32K (H200, bench/results/
+// real_models_h200.md, 2026-12-03 "union"): perplexity +0.61 % over dense where Interval-Slash alone
+// (1000,6096@0.95, the previous default) gave +5.6 % at about the same TTFT (1.34x against 1.40x dense); no
+// needle lost at 8K-30K; Block-Cluster alone is faster (1.5-1.8x) but loses 2-8 of 33 needles.
+constexpr const char* kDefaultSparsePattern = "interval-slash:1000,256@0.95+block-cluster:512@0.99";
 // Below this many tokens AUTO stays dense whatever the cost model says: estimation launches and index
 // building cost more than they save on a few key blocks.
 constexpr int64_t kMinSparseLength = 4096;

@@ -24,6 +24,8 @@ Patterns (--pattern):
   block-cluster:KB            top-KB key blocks per query block from mean-pooled Q and K
   ...@GAMMA                   adaptive budget: the fewest items whose estimated mass reaches GAMMA, capped by the
                               budget (interval-slash:1000,6096@0.95)
+  interval-slash:...+block-cluster:...  both estimated, each query block gets the key blocks of either
+                              (the default: interval-slash:1000,256@0.95+block-cluster:512@0.99)
 
 Input (--in): a safetensors file with q [L, Hq, d], k [L, Hkv, d], v [L, Hkv, d] in BF16, F16 or F32
 (Hq a multiple of Hkv). Output (--out): o [L, Hq, d] BF16 and lse [Hq, L] F32 (natural-log log-sum-exp of the
