@@ -35,10 +35,10 @@ STYLE = ("Answer in the style of a field report, citing the entry number, the co
          "short sentences.")
 
 
-def document(topic, entries):
+def document(topic, entries, first=1, title="Field notes"):
     winds = ["north", "south", "east", "west"]
-    lines = [f"Field notes on the {topic}.\n"]
-    for i in range(1, entries + 1):
+    lines = [f"{title} on the {topic}.\n"]
+    for i in range(first, first + entries):
         lines.append(FILLER.format(i=i, topic=topic, birds=(i * 37) % 101, marker=i * 3,
                                    state="cold" if i % 3 == 0 else "clear", wind=winds[i % 4]))
     return "".join(lines)
@@ -47,7 +47,10 @@ def document(topic, entries):
 def request(url, body, headers, timeout):
     data = json.dumps(body).encode()
     req = urllib.request.Request(url + "/v1/completions", data=data, headers=headers, method="POST")
-    return urllib.request.urlopen(req, timeout=timeout)
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:  # the server's OpenAI-shaped error says why
+        sys.exit(f"serve_load: HTTP {e.code} from {url}: {e.read().decode(errors='replace')}")
 
 
 def complete(url, model, prompt, max_tokens, headers, timeout):
@@ -96,13 +99,21 @@ def metrics(url, headers):
 
 
 def repeated_document(args, headers):
-    # Calibrate words -> tokens on an unrelated text (it shares no prefix with the document).
+    # Calibrate entries -> tokens on the document's own entries under another first line (so the probes share
+    # no cached prefix with it): entries cost more tokens as their numbers grow, so probe both ends of the
+    # estimated range and take the larger (the document comes out under --doc-tokens, never over the context).
     probe_entries = 40
-    usage, _ = complete(args.url, args.model, document("calibration marsh", probe_entries), 1, headers,
-                        args.timeout)
-    per_entry = usage["prompt_tokens"] / probe_entries
-    entries = max(1, int(args.doc_tokens / per_entry))
-    doc = document("Alder estuary", entries)
+    topic = "Alder estuary"
+
+    def tokens_per_entry(first):
+        usage, _ = complete(args.url, args.model, document(topic, probe_entries, first, "Calibration"), 1,
+                            headers, args.timeout)
+        return usage["prompt_tokens"] / probe_entries
+
+    start = tokens_per_entry(1)
+    end = tokens_per_entry(max(1, int(args.doc_tokens / start) - probe_entries))
+    entries = max(1, int(args.doc_tokens / max(start, end)))
+    doc = document(topic, entries)
     rows = []
     for k in range(args.questions):
         # About 50 tokens, different from the first word on.

@@ -20,7 +20,7 @@
 #   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
 #              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
 #              32768 (last 4096) and TTFT at 32000 of each, Qwen
-#   serve      `sacc serve` + bench/serve_load.py: a repeated 32768-token document with new questions (prefix KV
+#   serve      `sacc serve` + bench/serve_load.py: a repeated ~32000-token document with new questions (prefix KV
 #              reuse), dense and the default attention, Qwen
 #   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
@@ -135,7 +135,7 @@ run_stage() {
         local pid=$!
         for _ in $(seq 60); do fetch_url "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 1; done
         echo "-- sacc serve $flags"
-        python3 bench/serve_load.py --url "http://127.0.0.1:$port" --doc-tokens 32768 --questions 4 \
+        python3 bench/serve_load.py --url "http://127.0.0.1:$port" --doc-tokens 32000 --questions 4 \
           --json "$OUT/serve_prefix_$port.json"
         fetch_url "http://127.0.0.1:$port/metrics" | grep -E "^sacc_prefix_cache"
         kill -TERM $pid; wait $pid

@@ -230,6 +230,14 @@ TEST_F(ServeCli, ErrorsInOpenAiShape) {
   json too_long = completion_body(false);
   too_long["max_tokens"] = 100'000'000;
   expect_error_shape(post("/v1/completions", too_long), 400);
+  // A large JSON body sent as a form (curl -d's default type): the HTTP library's 8 KiB form cap, explained.
+  json large = completion_body(false);
+  large["prompt"] = std::string(20'000, 'a');
+  const httplib::Result form =
+      client()->Post("/v1/completions", large.dump(), "application/x-www-form-urlencoded");
+  expect_error_shape(form, 413);
+  EXPECT_NE(form->body.find("Content-Type: application/json"), std::string::npos) << form->body;
+  EXPECT_EQ(client()->Get("/health")->status, 200);
 }
 
 TEST_F(ServeCli, ApiKeyRequired) {

@@ -233,10 +233,15 @@ ServeServer::ServeServer(const ServeArgs& args, const EngineSetup& setup, Schedu
   });
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // ours, already in OpenAI's shape
-    send_error(res,
-               api_error(res.status,
-                         fmt::format("{} {}: no such route here (HTTP {})", req.method, req.path, res.status),
-                         "invalid_request_error"));
+    std::string why = "no such route here";
+    if (res.status == 413) {  // the HTTP library caps form-encoded bodies (curl -d's default type) at 8 KiB
+      why = "request body too large for its Content-Type '" + req.get_header_value("Content-Type") +
+            "'; send the JSON body with 'Content-Type: application/json'";
+    } else if (res.status != 404) {
+      why = "the request could not be handled";
+    }
+    send_error(res, api_error(res.status, fmt::format("{} {}: {} (HTTP {})", req.method, req.path, why, res.status),
+                              "invalid_request_error"));
   });
   server_->set_logger([&metrics](const httplib::Request&, const httplib::Response& res) {
     metrics.count_request(res.status);
