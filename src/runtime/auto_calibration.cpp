@@ -23,9 +23,12 @@ struct ShippedCalibration {
   int64_t break_even;
 };
 
-// Measured on an H200 on 2026-12-02 with real prose (bench/results/real_models_h200/calibrate_qwen_0.95.log):
-// Qwen2.5-Coder-0.5B-Instruct, the default setting.
+// Measured on an H200 with real prose, Qwen2.5-Coder-0.5B-Instruct: the default setting on 2026-12-03
+// (bench/results/real_models_h200/2026-12-03-union/calibrate.log), the previous default on 2026-12-02
+// (bench/results/real_models_h200/calibrate_qwen_0.95.log).
 constexpr ShippedCalibration kShipped[] = {
+    {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
+     "interval-slash:1000,256@0.95+block-cluster:512@0.99", 14848},
     {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896", "interval-slash:1000,6096@0.95", 12800},
 };
 

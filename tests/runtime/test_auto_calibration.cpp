@@ -57,6 +57,10 @@ TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
                                  "interval-slash:1000,6096@0.95"};
   ASSERT_TRUE(shipped_break_even(qwen_h200).has_value());
   EXPECT_EQ(*shipped_break_even(qwen_h200), 12800);
+  CalibrationKey default_h200 = qwen_h200;
+  default_h200.setting = kDefaultSparsePattern;
+  ASSERT_TRUE(shipped_break_even(default_h200).has_value());
+  EXPECT_EQ(*shipped_break_even(default_h200), 14848);
   CalibrationKey other = qwen_h200;
   other.device = "cpu";
   EXPECT_FALSE(shipped_break_even(other).has_value());
