@@ -3,7 +3,8 @@
 // planted slashes and verticals: Interval-Slash) every such head takes the oracle's kind, and its index is
 // exactly what the GPU plans for that pattern alone (whose own agreement with the oracle test_plan_index.cpp
 // checks). Also captured into a CUDA graph: the choice needs no host synchronisation. The union
-// "interval-slash:...+block-cluster:..." lists, per slot, exactly the join of the two patterns' own GPU lists.
+// "interval-slash:...+block-cluster:..." lists, per slot, exactly the join of the two patterns' own GPU
+// lists.
 #include <gtest/gtest.h>
 
 #include <algorithm>

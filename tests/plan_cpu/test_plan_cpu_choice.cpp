@@ -266,8 +266,9 @@ TEST(PatternUnion, ParsesAndRoundTrips) {
   EXPECT_EQ(spec.primary(), parse("interval-slash:1000,6096@0.95"));
   EXPECT_EQ(to_string(spec), "interval-slash:1000,6096@0.95+block-cluster:16@0.9");
   EXPECT_NE(spec, parse("interval-slash:1000,6096@0.95|block-cluster:16@0.9"));
-  for (const std::string text : {"block-cluster:8+interval-slash:5,1", "interval-slash:5,1+triangular:4,64",
-                                 "interval-slash:5,1+", "interval-slash:5,1+block-cluster:2|block-cluster:3"}) {
+  for (const std::string text :
+       {"block-cluster:8+interval-slash:5,1", "interval-slash:5,1+triangular:4,64", "interval-slash:5,1+",
+        "interval-slash:5,1+block-cluster:2|block-cluster:3"}) {
     EXPECT_FALSE(parse_pattern(text).is_ok()) << text;
   }
 }
@@ -282,8 +283,8 @@ TEST(PatternUnion, CostIsBothPatternsAndBothEstimations) {
   ASSERT_LT(a.kernel_flops + b.kernel_flops, c.causal_flops);
   EXPECT_DOUBLE_EQ(c.kernel_flops, a.kernel_flops + b.kernel_flops);
   EXPECT_DOUBLE_EQ(c.estimator_flops, a.estimator_flops + b.estimator_flops);
-  const AttentionCost capped = predict_cost(parse("interval-slash:30000,30000+block-cluster:512"), geometry,
-                                            128, estimation);
+  const AttentionCost capped =
+      predict_cost(parse("interval-slash:30000,30000+block-cluster:512"), geometry, 128, estimation);
   EXPECT_DOUBLE_EQ(capped.kernel_flops, capped.causal_flops);
 }
 

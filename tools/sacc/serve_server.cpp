@@ -240,8 +240,9 @@ ServeServer::ServeServer(const ServeArgs& args, const EngineSetup& setup, Schedu
     } else if (res.status != 404) {
       why = "the request could not be handled";
     }
-    send_error(res, api_error(res.status, fmt::format("{} {}: {} (HTTP {})", req.method, req.path, why, res.status),
-                              "invalid_request_error"));
+    send_error(
+        res, api_error(res.status, fmt::format("{} {}: {} (HTTP {})", req.method, req.path, why, res.status),
+                       "invalid_request_error"));
   });
   server_->set_logger([&metrics](const httplib::Request&, const httplib::Response& res) {
     metrics.count_request(res.status);

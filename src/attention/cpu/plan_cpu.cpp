@@ -191,7 +191,8 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
         const double total_mass = static_cast<double>(rows) * members;
         lists[h] = cpu_plan::interval_slash_lists(sum, total_mass, spec, patterns.estimation, geometry);
         if (spec.joins_alternative()) {
-          lists[h] = cpu_plan::join_lists(lists[h], block_cluster(first_member, spec.alternative()), geometry);
+          lists[h] =
+              cpu_plan::join_lists(lists[h], block_cluster(first_member, spec.alternative()), geometry);
         } else if (spec.has_alternative()) {
           HeadLists cluster = block_cluster(first_member, spec.alternative());
           if (cpu_plan::last_block_mass(sum.vertical, cluster, geometry) >

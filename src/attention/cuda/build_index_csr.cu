@@ -100,8 +100,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
         int lo = 0, hi = num_staged;
         while (lo < hi) {
           const int mid = (lo + hi) / 2;
-          if (staged[mid] < kb) lo = mid + 1;
-          else hi = mid;
+          if (staged[mid] < kb)
+            lo = mid + 1;
+          else
+            hi = mid;
         }
         return lo < num_staged && staged[lo] == kb;
       };

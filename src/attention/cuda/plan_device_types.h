@@ -33,8 +33,8 @@ struct HeadPlan {
   int32_t b = 0;        // TRIANGULAR: window W; INTERVAL_SLASH: slash budget ks
   float gamma = 0.0f;   // 0: fixed budget; (0, 1]: adaptive mass target
   int32_t ordinal = 0;  // rank among the heads of the same estimating kind: row of its scratch arrays
-  // INTERVAL_SLASH with a Block-Cluster alternative, chosen at runtime or joined (attention/pattern.h): its kb
-  // (0: none), adaptive target and rank among the Block-Cluster estimations.
+  // INTERVAL_SLASH with a Block-Cluster alternative, chosen at runtime or joined (attention/pattern.h): its
+  // kb (0: none), adaptive target and rank among the Block-Cluster estimations.
   int32_t alt_blocks = 0;
   float alt_gamma = 0.0f;
   int32_t alt_ordinal = 0;

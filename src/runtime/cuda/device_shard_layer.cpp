@@ -151,11 +151,11 @@ class DeviceShard::LayerOps {
     const ModelConfig& c = s_.config_;
     if (start > 0) {
       for (int64_t i = 0; i < n; ++i) {
-        SACC_RETURN_IF_ERROR(cuda_status(
-            decode_attention(q(i), s_.k_cache(local), s_.v_cache(local), o(i), c.num_heads,
-                             c.num_kv_heads, c.head_dim, start + i + 1, s_.decode_scratch_.data(),
-                             s_.decode_scratch_.size(), stream()),
-            "decode attention"));
+        SACC_RETURN_IF_ERROR(
+            cuda_status(decode_attention(q(i), s_.k_cache(local), s_.v_cache(local), o(i), c.num_heads,
+                                         c.num_kv_heads, c.head_dim, start + i + 1, s_.decode_scratch_.data(),
+                                         s_.decode_scratch_.size(), stream()),
+                        "decode attention"));
       }
       return Status::ok();
     }
