@@ -130,6 +130,24 @@ HeadSlice head_slice(const SparseIndex& index, int head) {
   return slice;
 }
 
+// plan_cpu on the case's input gives `oracle`'s index.
+void expect_plan_cpu_equals(const ChoiceCase& c, const ref::SyntheticInput& input,
+                            const IndexGeometry& geometry, const SparseIndex& oracle) {
+  AttentionParams params;
+  params.shape = c.shape;
+  params.q = input.qkv.q.data();
+  params.k = input.qkv.k.data();
+  LayerPatterns patterns;
+  patterns.shared_per_kv_group = c.shared;
+  patterns.heads.assign(geometry.num_heads, parse(c.pattern));
+  Result<SparseIndex> cpu = plan_cpu(params, patterns, geometry, {DType::F32, DType::F32});
+  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
+  EXPECT_EQ(cpu->block_offsets, oracle.block_offsets) << c.pattern;
+  EXPECT_EQ(cpu->block_ids, oracle.block_ids) << c.pattern;
+  EXPECT_EQ(cpu->column_offsets, oracle.column_offsets) << c.pattern;
+  EXPECT_EQ(cpu->column_ids, oracle.column_ids) << c.pattern;
+}
+
 // The oracle's kinds per head; checks that each head's index is its chosen pattern's own index and that
 // plan_cpu gives the oracle's index.
 std::vector<PatternKind> check_choice(const ChoiceCase& c) {
@@ -155,22 +173,7 @@ std::vector<PatternKind> check_choice(const ChoiceCase& c) {
     const SparseIndex& own = kinds[h] == PatternKind::BLOCK_CLUSTER ? *cluster : *slash;
     EXPECT_TRUE(head_slice(*chosen, h) == head_slice(own, h)) << c.pattern << " head " << h;
   }
-
-  AttentionParams params;
-  params.shape = c.shape;
-  params.q = input->qkv.q.data();
-  params.k = input->qkv.k.data();
-  LayerPatterns patterns;
-  patterns.shared_per_kv_group = c.shared;
-  patterns.heads.assign(geometry.num_heads, parse(c.pattern));
-  Result<SparseIndex> cpu = plan_cpu(params, patterns, geometry, {DType::F32, DType::F32});
-  EXPECT_TRUE(cpu.is_ok()) << cpu.status().to_string();
-  if (cpu.is_ok()) {
-    EXPECT_EQ(cpu->block_offsets, chosen->block_offsets) << c.pattern;
-    EXPECT_EQ(cpu->block_ids, chosen->block_ids) << c.pattern;
-    EXPECT_EQ(cpu->column_offsets, chosen->column_offsets) << c.pattern;
-    EXPECT_EQ(cpu->column_ids, chosen->column_ids) << c.pattern;
-  }
+  expect_plan_cpu_equals(c, *input, geometry, *chosen);
   return kinds;
 }
 
@@ -322,20 +325,7 @@ void check_union(const ChoiceCase& c) {
     }
   }
   EXPECT_GT(grew, 0) << "the Block-Cluster part added no block: the case does not exercise the union";
-
-  AttentionParams params;
-  params.shape = c.shape;
-  params.q = input->qkv.q.data();
-  params.k = input->qkv.k.data();
-  LayerPatterns patterns;
-  patterns.shared_per_kv_group = c.shared;
-  patterns.heads.assign(geometry.num_heads, parse(c.pattern));
-  Result<SparseIndex> cpu = plan_cpu(params, patterns, geometry, {DType::F32, DType::F32});
-  ASSERT_TRUE(cpu.is_ok()) << cpu.status().to_string();
-  EXPECT_EQ(cpu->block_offsets, joined->block_offsets);
-  EXPECT_EQ(cpu->block_ids, joined->block_ids);
-  EXPECT_EQ(cpu->column_offsets, joined->column_offsets);
-  EXPECT_EQ(cpu->column_ids, joined->column_ids);
+  expect_plan_cpu_equals(c, *input, geometry, *joined);
 }
 
 TEST(PatternUnion, TopicBlocksAndPlantedLines) {
