@@ -16,7 +16,8 @@ cmake --build "$BUILD_DIR" --parallel "$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # The four whole-model evaluations (NIAH grid, RULER, calibrate, perplexity: 25-75 s each in the plain build,
-# several minutes each sanitized) and the pip-installing client test run in the plain suite only; every other CPU test,
-# the CLI's included, runs here.
-SLOW='^(serve_openai_client|RealModelEval\..*|RulerCli\.DenseAndSparseOnTheSamePrompts|CalibrateCli\.StoresTheMeasurementThatAutoThenUses)$'
+# several minutes each sanitized), the prefix-cache server tests (multi-thousand-token prefills of the real
+# model: over 10 minutes each sanitized) and the pip-installing client test run in the plain suite only; every
+# other CPU test, the CLI's included, runs here.
+SLOW='^(serve_openai_client|RealModelEval\..*|RulerCli\.DenseAndSparseOnTheSamePrompts|CalibrateCli\.StoresTheMeasurementThatAutoThenUses|PrefixCacheServe\..*)$'
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 1800 -j "$(nproc)" -L cpu -E "$SLOW" "$@"
