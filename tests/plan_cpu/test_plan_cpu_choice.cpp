@@ -130,6 +130,15 @@ HeadSlice head_slice(const SparseIndex& index, int head) {
   return slice;
 }
 
+// Index heads: one per query head, or one per KV group when shared.
+IndexGeometry geometry_of(const ChoiceCase& c) {
+  IndexGeometry geometry;
+  geometry.seq_len = c.shape.seq_len;
+  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
+  geometry.shared_per_kv_group = c.shared;
+  return geometry;
+}
+
 // plan_cpu on the case's input gives `oracle`'s index.
 void expect_plan_cpu_equals(const ChoiceCase& c, const ref::SyntheticInput& input,
                             const IndexGeometry& geometry, const SparseIndex& oracle) {
@@ -155,10 +164,7 @@ std::vector<PatternKind> check_choice(const ChoiceCase& c) {
   EXPECT_TRUE(input.is_ok()) << input.status().to_string();
   if (!input.is_ok()) return {};
   const ref::QkvView qkv = input->qkv.view();
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  const IndexGeometry geometry = geometry_of(c);
   const PatternSpec spec = clamp_pattern_to_length(parse(c.pattern), geometry);
   const EstimationConfig estimation;
 
@@ -296,10 +302,7 @@ void check_union(const ChoiceCase& c) {
   Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic_of(c));
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
   const ref::QkvView qkv = input->qkv.view();
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  const IndexGeometry geometry = geometry_of(c);
   const PatternSpec spec = clamp_pattern_to_length(parse(c.pattern), geometry);
   ASSERT_TRUE(spec.joins_alternative());
   std::vector<PatternKind> kinds;
