@@ -1,6 +1,6 @@
-// Whether the tests (and the sacc binary built with them) run under AddressSanitizer. Out-of-memory tests skip
-// there: ASan reserves terabytes of shadow address space (so an RLIMIT_AS cannot be set under it) and aborts
-// on an impossible allocation instead of throwing std::bad_alloc.
+// Whether the tests (and the sacc binary built with them) run under AddressSanitizer. Out-of-memory tests
+// skip there: ASan reserves terabytes of shadow address space (so an RLIMIT_AS cannot be set under it) and
+// aborts on an impossible allocation instead of throwing std::bad_alloc.
 #pragma once
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -16,7 +16,8 @@ uint64_t proc_kib_field(const char* path, std::string_view key) {
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0 || line[key.size()] != ':') continue;
+    if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0 || line[key.size()] != ':')
+      continue;
     try {
       return std::stoull(line.substr(key.size() + 1)) * 1024;
     } catch (const std::exception&) {

@@ -1,7 +1,7 @@
 // Host out of memory through the sacc binary: `sacc generate` under a lowered address-space limit (ulimit -v,
 // set by the shell before exec) exits with code 3 and a message naming what failed to allocate and the run's
-// memory plan, never a crash. Real SmolLM2-135M (skipped when scripts/fetch_models.sh has not fetched it) and a
-// random: model. The limits leave the loaded model room and the failing allocation none, with margins of
+// memory plan, never a crash. Real SmolLM2-135M (skipped when scripts/fetch_models.sh has not fetched it) and
+// a random: model. The limits leave the loaded model room and the failing allocation none, with margins of
 // hundreds of MiB either way; `timeout` only keeps a broken build from hanging the suite.
 #include <gtest/gtest.h>
 
@@ -58,7 +58,8 @@ class OutOfMemoryCli : public ::testing::Test {
       GTEST_SKIP() << "the run plans more than this machine has available";
   }
   void require_model() {
-    if (!std::filesystem::exists(kModel)) GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
+    if (!std::filesystem::exists(kModel))
+      GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
   }
 };
 

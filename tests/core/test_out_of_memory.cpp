@@ -56,7 +56,8 @@ TEST(OutOfMemory, BodyResultPassesThrough) {
 TEST(OutOfMemory, DeviceMessageNamesDeviceAndWhatIsLeft) {
   const Status s = allocation_failed("hidden states", 2ull << 20, "cuda:1", 1ull << 20, "out of memory");
   EXPECT_EQ(s.code(), StatusCode::OUT_OF_MEMORY);
-  EXPECT_EQ(s.message(), "hidden states: cannot allocate 2.00 MiB on cuda:1 (1.00 MiB available): out of memory");
+  EXPECT_EQ(s.message(),
+            "hidden states: cannot allocate 2.00 MiB on cuda:1 (1.00 MiB available): out of memory");
 }
 
 TEST(OutOfMemory, PlanIsAttachedOnceAndOnlyToOutOfMemory) {
@@ -64,8 +65,9 @@ TEST(OutOfMemory, PlanIsAttachedOnceAndOnlyToOutOfMemory) {
   const Status oom = allocation_failed("KV cache", 1024, "the host", 0);
   const Status with_plan = attach_memory_plan(oom, plan);
   EXPECT_EQ(with_plan.code(), StatusCode::OUT_OF_MEMORY);
-  EXPECT_EQ(with_plan.message(), "KV cache: cannot allocate 1.00 KiB on the host\nmemory plan for 8 tokens on "
-                                 "cpu\n  weights  1 MiB");
+  EXPECT_EQ(with_plan.message(),
+            "KV cache: cannot allocate 1.00 KiB on the host\nmemory plan for 8 tokens on "
+            "cpu\n  weights  1 MiB");
   EXPECT_EQ(attach_memory_plan(with_plan, plan).message(), with_plan.message());
   const Status other(StatusCode::INVALID_ARGUMENT, "bad flag");
   EXPECT_EQ(attach_memory_plan(other, plan).message(), "bad flag");

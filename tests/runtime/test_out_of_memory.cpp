@@ -48,7 +48,8 @@ TEST(CpuOutOfMemory, KvCacheReserveIsStatusAndBackendStaysUsable) {
   TinyBackend t;
   const Status s = t.backend->reserve(kImpossibleTokens);
   EXPECT_EQ(s.code(), StatusCode::OUT_OF_MEMORY) << s.to_string();
-  EXPECT_TRUE(contains(s.message(), fmt::format("KV cache for {} tokens: cannot allocate", kImpossibleTokens)))
+  EXPECT_TRUE(
+      contains(s.message(), fmt::format("KV cache for {} tokens: cannot allocate", kImpossibleTokens)))
       << s.message();
   EXPECT_TRUE(contains(s.message(), "on the host")) << s.message();
 
@@ -83,7 +84,8 @@ TEST(EngineOutOfMemory, BadAllocInTheRunIsStatus) {
   GenerateOptions options;
   options.max_new_tokens = 4;
   const std::vector<int32_t> prompt = {1, 2, 3};
-  Result<GenerationMetrics> m = generate(*t.backend, prompt, options, [](int32_t) { throw std::bad_alloc(); });
+  Result<GenerationMetrics> m =
+      generate(*t.backend, prompt, options, [](int32_t) { throw std::bad_alloc(); });
   ASSERT_FALSE(m.is_ok());
   EXPECT_EQ(m.status().code(), StatusCode::OUT_OF_MEMORY);
   EXPECT_TRUE(contains(m.status().message(), "generating after a prompt of 3 tokens: cannot allocate"))

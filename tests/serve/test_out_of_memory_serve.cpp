@@ -29,23 +29,24 @@ uint64_t mem_available() {
 }
 
 std::string completion(int64_t max_tokens, bool stream) {
-  return json{{"model", kModelId}, {"prompt", "hello"}, {"max_tokens", max_tokens}, {"stream", stream}}.dump();
+  return json{{"model", kModelId}, {"prompt", "hello"}, {"max_tokens", max_tokens}, {"stream", stream}}
+      .dump();
 }
 
 TEST(ServeOutOfMemory, KvCacheFailureIs503AndServerStaysHealthy) {
   if (kUnderAddressSanitizer) GTEST_SKIP() << "ASan's shadow memory does not fit under RLIMIT_AS";
   if (!std::filesystem::exists(kModel)) GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
   // The request plans ~2.6 GiB: the host must have that available or it is refused up front (400) instead.
-  if (mem_available() < (4ull << 30)) GTEST_SKIP() << "the request plans more than this machine has available";
-  const std::string log =
-      (std::filesystem::temp_directory_path() / "sacc_serve_oom_test.log").string();
+  if (mem_available() < (4ull << 30))
+    GTEST_SKIP() << "the request plans more than this machine has available";
+  const std::string log = (std::filesystem::temp_directory_path() / "sacc_serve_oom_test.log").string();
   ServeProcess server;
   // 1.4 GiB holds the server (mapped model, two worker threads, a few HTTP threads) but not the 2.47 GiB KV
   // cache of 120000 positions.
   server.address_space_limit = 1400ull << 20;
-  ASSERT_TRUE(server.start({"-m", kModel, "--device", "cpu", "--threads", "2", "--max-queue", "2",
-                            "--max-context", "131072"},
-                           log));
+  ASSERT_TRUE(server.start(
+      {"-m", kModel, "--device", "cpu", "--threads", "2", "--max-queue", "2", "--max-context", "131072"},
+      log));
   ASSERT_TRUE(server.wait_healthy()) << "see " << log;
   httplib::Client client("127.0.0.1", server.port());
   client.set_read_timeout(600, 0);
