@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/out_of_memory.h"
+
 namespace sacc {
 
 std::string Device::to_string() const {
@@ -117,8 +119,7 @@ Result<Tensor> Tensor::to(DType dtype_out) const {
 Result<void*> host_alloc(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p)
-    return make_error(StatusCode::OUT_OF_MEMORY, "cannot allocate {} of host memory", format_bytes(bytes));
+  if (!p) return allocation_failed("tensor", bytes, "the host", host_memory_available());
   return p;
 }
 

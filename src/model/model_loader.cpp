@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "core/out_of_memory.h"
 #include "model/gguf.h"
 #include "model/gguf_hparams.h"
 #include "model/hf_checkpoint.h"
@@ -174,7 +175,9 @@ Result<ModelConfig> load_model_config(const std::string& spec) {
   return model_config_from_gguf(*file);
 }
 
-Result<LoadedModel> load_model(const std::string& spec, const ModelLoadOptions& options) {
+namespace {
+
+Result<LoadedModel> load_model_unguarded(const std::string& spec, const ModelLoadOptions& options) {
   LoadedModel model;
   if (is_random(spec)) {
     SACC_ASSIGN_OR_RETURN(ModelConfig config, builtin_model_config(spec.substr(kRandomPrefix.size())));
@@ -198,6 +201,14 @@ Result<LoadedModel> load_model(const std::string& spec, const ModelLoadOptions& 
   if (model.maybe_tokenizer)
     model.stop_tokens = merge_stops(model.stop_tokens, model.maybe_tokenizer->stop_ids());
   return model;
+}
+
+}  // namespace
+
+Result<LoadedModel> load_model(const std::string& spec, const ModelLoadOptions& options) {
+  // Weights converted or read into host memory, the tokenizer's tables: std::bad_alloc is OUT_OF_MEMORY.
+  return guard_host_allocation(fmt::format("loading {}", spec), 0,
+                               [&] { return load_model_unguarded(spec, options); });
 }
 
 }  // namespace sacc

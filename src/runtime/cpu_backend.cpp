@@ -6,6 +6,7 @@
 
 #include "attention/cpu/cpu_attention.h"
 #include "attention/cpu/plan_cpu.h"
+#include "core/out_of_memory.h"
 #include "core/process_memory.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
@@ -14,6 +15,7 @@
 #include "runtime/cpu_kernels.h"
 #include "runtime/eval_hooks.h"
 #include "runtime/llama_layer.h"
+#include "runtime/memory_plan.h"
 
 namespace sacc {
 namespace {
@@ -37,7 +39,27 @@ class CpuBackend final : public Backend {
         inv_freq_(rope_inverse_frequencies(weights.config)),
         qkv_feed_(options.maybe_qkv_observer) {}
 
+  // The fp32 copies of norms and of weights the quantised dot products cannot read in place: std::bad_alloc
+  // becomes OUT_OF_MEMORY.
   Status load(const LlamaWeights& w) {
+    return guard_host_allocation("model weights (CPU backend copies)", 0, [&] { load_weights(w); });
+  }
+
+  Status reserve(int64_t max_tokens) override {
+    if (max_tokens > config_.max_context)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
+                        max_tokens, config_.max_context);
+    // The old cache goes first; the new one is built in locals, so a failure has freed what it allocated by
+    // the time the error reads what is left, and the backend stays usable for a smaller request.
+    std::vector<std::vector<uint16_t>>().swap(k_cache_);
+    std::vector<std::vector<uint16_t>>().swap(v_cache_);
+    capacity_ = position_ = 0;
+    return guard_host_allocation(fmt::format("KV cache for {} tokens", max_tokens),
+                                 kv_cache_bytes(config_, max_tokens), [&] { allocate_kv(max_tokens); });
+  }
+
+ private:
+  void load_weights(const LlamaWeights& w) {
     const QuantIsa isa = best_quant_isa();
     embed_ = make_cpu_matrix(w.embed, isa);
     final_norm_ = to_f32(w.final_norm);
@@ -59,24 +81,21 @@ class CpuBackend final : public Backend {
       l.w_up = make_cpu_matrix(s.w_up, isa);
       l.w_down = make_cpu_matrix(s.w_down, isa);
     }
-    return Status::ok();
   }
 
-  Status reserve(int64_t max_tokens) override {
-    if (max_tokens > config_.max_context)
-      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
-                        max_tokens, config_.max_context);
-    capacity_ = max_tokens;
-    k_cache_.assign(config_.num_layers, {});
-    v_cache_.assign(config_.num_layers, {});
+  void allocate_kv(int64_t max_tokens) {
+    const auto per_layer = static_cast<size_t>(max_tokens * config_.kv_dim());
+    std::vector<std::vector<uint16_t>> k(config_.num_layers), v(config_.num_layers);
     for (int i = 0; i < config_.num_layers; ++i) {
-      k_cache_[i].resize(capacity_ * config_.kv_dim());
-      v_cache_[i].resize(capacity_ * config_.kv_dim());
+      k[i].resize(per_layer);
+      v[i].resize(per_layer);
     }
-    position_ = 0;
-    return Status::ok();
+    k_cache_ = std::move(k);
+    v_cache_ = std::move(v);
+    capacity_ = max_tokens;
   }
 
+ public:
   Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) override {
     position_ = 0;
     return forward(tokens, logits);
@@ -89,7 +108,10 @@ class CpuBackend final : public Backend {
   Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) override {
     if (n < 0 || n > position_)
       return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, position_);
-    return export_cpu_kv(k_cache_, v_cache_, n, config_.kv_dim());
+    return guard_host_allocation(fmt::format("prefix cache snapshot of {} positions", n),
+                                 kv_cache_bytes(config_, n), [&]() -> Result<std::unique_ptr<KvSnapshot>> {
+                                   return export_cpu_kv(k_cache_, v_cache_, n, config_.kv_dim());
+                                 });
   }
 
   Status import_kv(const KvSnapshot& snapshot, int64_t n) override {
@@ -115,8 +137,10 @@ class CpuBackend final : public Backend {
   class StepOps;
 
   // Runs `tokens` at positions [position_, position_ + n): linear layers over chunks, attention over all n
-  // queries against every cached key (llama_layer.h).
+  // queries against every cached key (llama_layer.h). The step's activations, sparse index and logits are
+  // host allocations: std::bad_alloc becomes OUT_OF_MEMORY naming the step and its activation bytes.
   Status forward(std::span<const int32_t> tokens, std::vector<float>& logits);
+  Status forward_step(std::span<const int32_t> tokens, std::vector<float>& logits);
 
   bool use_sparse(int64_t n) const {
     if (options_.patterns.empty()) return false;
@@ -321,6 +345,22 @@ class CpuBackend::StepOps {
 };
 
 Status CpuBackend::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  // StepOps' buffers and the logit rows, as plan_memory counts the CPU workspace.
+  const ModelConfig& c = config_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t chunk = std::clamp<int64_t>(options_.chunk, 1, std::max<int64_t>(n, 1));
+  const int64_t rows = step_logit_rows(options_, n, position_);
+  const uint64_t activations =
+      static_cast<uint64_t>(n * (c.hidden + 2 * c.q_dim()) + chunk * (c.hidden + 2 * c.kv_dim() + 2 * c.ffn) +
+                            rows * (c.hidden + c.vocab)) *
+      sizeof(float);
+  const std::string what =
+      position_ == 0 ? fmt::format("prefill workspace for {} tokens", n)
+                     : fmt::format("{} workspace at position {}", n == 1 ? "decode" : "extend", position_);
+  return guard_host_allocation(what, activations, [&] { return forward_step(tokens, logits); });
+}
+
+Status CpuBackend::forward_step(std::span<const int32_t> tokens, std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
   if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
   if (start + n > capacity_)

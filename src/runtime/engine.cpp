@@ -5,11 +5,15 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/out_of_memory.h"
+
 namespace sacc {
 
-Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
-                                   const GenerateOptions& options,
-                                   const std::function<void(int32_t)>& on_token) {
+namespace {
+
+Result<GenerationMetrics> generate_unguarded(Backend& backend, std::span<const int32_t> prompt,
+                                             const GenerateOptions& options,
+                                             const std::function<void(int32_t)>& on_token) {
   SACC_RETURN_IF_ERROR(options.sampling.validate());
   if (prompt.empty()) return make_error(StatusCode::INVALID_ARGUMENT, "the prompt has no tokens");
   if (options.max_new_tokens < 1)
@@ -63,6 +67,16 @@ Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> pr
   if (m.generated_tokens > 1) m.mean_itl_seconds = itl_total / static_cast<double>(m.generated_tokens - 1);
   m.memory = backend.memory();
   return m;
+}
+
+}  // namespace
+
+Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
+                                   const GenerateOptions& options,
+                                   const std::function<void(int32_t)>& on_token) {
+  // The backends name their own large allocations; this catches the rest (logits, sampling, host copies).
+  return guard_host_allocation(fmt::format("generating after a prompt of {} tokens", prompt.size()), 0,
+                               [&] { return generate_unguarded(backend, prompt, options, on_token); });
 }
 
 std::string format_metrics_line(const GenerationMetrics& m) {

@@ -49,6 +49,8 @@ inline int64_t kv_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens
   return prompt_tokens + (max_new_tokens > 0 ? max_new_tokens - 1 : 0);
 }
 
+// An allocation that fails anywhere in the run (KV cache, workspace, logits) is an OUT_OF_MEMORY status
+// naming it, never a std::bad_alloc.
 Result<GenerationMetrics> generate(Backend& backend, std::span<const int32_t> prompt,
                                    const GenerateOptions& options,
                                    const std::function<void(int32_t)>& on_token);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/device_info.h"
+#include "core/out_of_memory.h"
 #if defined(SACC_WITH_CUDA)
 #include "core/cuda/device_memory.h"
 #endif
@@ -98,13 +99,15 @@ Status check_plan(const MemoryPlan& plan, const ModelConfig& config) {
         "or lower -n",
         plan.tokens, config.max_context);
   if (plan.available && plan.total() > plan.available)
-    return make_error(
-        StatusCode::OUT_OF_MEMORY,
-        "{} tokens need {} on {} (weights {} + KV cache {} + workspace {}) but only {} is available: "
-        "short by {}; shorten the prompt, lower --chunk, or use a larger device",
-        plan.tokens, format_bytes(plan.total()), plan.device, format_bytes(plan.weights),
-        format_bytes(plan.kv_cache), format_bytes(plan.workspace), format_bytes(plan.available),
-        format_bytes(plan.total() - plan.available));
+    return attach_memory_plan(
+        make_error(
+            StatusCode::OUT_OF_MEMORY,
+            "{} tokens need {} on {} (weights {} + KV cache {} + workspace {}) but only {} is available: "
+            "short by {}; shorten the prompt, lower --chunk, or use a larger device",
+            plan.tokens, format_bytes(plan.total()), plan.device, format_bytes(plan.weights),
+            format_bytes(plan.kv_cache), format_bytes(plan.workspace), format_bytes(plan.available),
+            format_bytes(plan.total() - plan.available)),
+        plan.describe());
   return Status::ok();
 }
 

@@ -64,7 +64,7 @@ MemoryPlan plan_memory(const ModelConfig& config, int64_t tokens, int64_t chunk,
                        LinearMode linear = LinearMode::BF16);
 
 // INVALID_ARGUMENT when tokens exceed the model's context, OUT_OF_MEMORY naming each part and the shortfall
-// when the plan does not fit the available memory.
+// when the plan does not fit the available memory (the plan's table attached, core/out_of_memory.h).
 Status check_plan(const MemoryPlan& plan, const ModelConfig& config);
 
 // --budget: caps what the plan may use ("24GiB"; "" = no cap). On a GPU it also caps the DeviceAllocator, so

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,6 +49,13 @@ class ServeProcess {
     pid_ = fork();
     if (pid_ < 0) return false;
     if (pid_ == 0) {
+      if (address_space_limit) {
+        // Set in the child before exec, so only the server runs under it (thread stacks and malloc arenas
+        // count too: one BLAS thread).
+        const rlimit limit{address_space_limit, address_space_limit};
+        setrlimit(RLIMIT_AS, &limit);
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+      }
       const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(log, STDOUT_FILENO);
       dup2(log, STDERR_FILENO);
@@ -105,6 +113,9 @@ class ServeProcess {
   }
 
   int port() const { return port_; }
+
+  // Bytes of address space the server may use (RLIMIT_AS); 0: no limit. Set before start().
+  uint64_t address_space_limit = 0;
 
  private:
   pid_t pid_ = -1;

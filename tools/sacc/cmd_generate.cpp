@@ -84,8 +84,10 @@ int run_generate(const GenerateArgs& a) {
     options.max_tokens = kv_positions_needed(static_cast<int64_t>(prompt->size()), a.max_new_tokens);
     if (!a.json) std::fputs(placement.c_str(), stderr);
   }
+  const int64_t prompt_tokens = static_cast<int64_t>(prompt->size());
   Result<std::unique_ptr<Backend>> backend = make_backend(*setup);
-  if (!backend) return report_error(backend.status());
+  if (!backend)
+    return report_error(with_run_plan(backend.status(), a.engine, *setup, prompt_tokens, a.max_new_tokens));
   const LoadedModel* model = &setup->model;
 
   GenerateOptions gen;
@@ -107,7 +109,7 @@ int run_generate(const GenerateArgs& a) {
   Result<GenerationMetrics> metrics = generate(**backend, *prompt, gen, on_token);
   if (!metrics) {
     if (!a.json) std::fputc('\n', stdout);
-    return report_error(metrics.status());
+    return report_error(with_run_plan(metrics.status(), a.engine, *setup, prompt_tokens, a.max_new_tokens));
   }
   if (decoder) {
     const std::string tail = decoder->finish();

@@ -58,7 +58,7 @@ int run_serve(const ServeArgs& a) {
   }
   setup->options.show_progress = false;
   Result<std::unique_ptr<Backend>> backend = make_backend(*setup);
-  if (!backend) return report_error(backend.status());
+  if (!backend) return report_error(with_run_plan(backend.status(), a.engine, *setup, 1, 1));
 
   Result<ServePrefixCacheSetup> prefix =
       make_serve_prefix_cache(a.engine, *setup, a.prefix_cache, a.prefix_cache_sparse, served_model_id(a));

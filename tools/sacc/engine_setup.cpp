@@ -2,6 +2,7 @@
 
 #include "core/device_info.h"
 #include "core/log.h"
+#include "core/out_of_memory.h"
 #include "runtime/attention_policy.h"
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
@@ -77,10 +78,12 @@ uint64_t run_bytes_beside_weights(const EngineArgs& a, const EngineSetup& setup,
   return plan ? plan->kv_cache + plan->workspace : 0;
 }
 
-Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
-                      int64_t max_new_tokens, std::string* maybe_placement, uint64_t reclaimable_bytes) {
-  const ModelConfig& config = setup.model.weights.config;
-  const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
+namespace {
+
+// plan_run with what the run can use: the weights as the CPU backend holds them, memory the caller can
+// reclaim, the budget. With several GPUs `available` is 0 (their placement is checked instead).
+Result<MemoryPlan> plan_run_on_device(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                                      int64_t max_new_tokens, uint64_t reclaimable_bytes) {
   SACC_ASSIGN_OR_RETURN(MemoryPlan plan, plan_run(a, setup, prompt_tokens, max_new_tokens));
   if (plan.available) plan.available += reclaimable_bytes;
   // The CPU backend multiplies a GGUF's weights in the file's own format, in place: the file's bytes, not
@@ -88,16 +91,36 @@ Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t pro
   if (setup.device.is_cpu() && setup.model.kind == ModelSourceKind::GGUF)
     plan.weights = setup.model.weights.total_bytes_on_host;
   if (setup.options.gpus.size() > 1) {
-    // The per-GPU placement replaces the one-device plan; the context limit still applies.
     plan.available = 0;
-    BackendOptions options = setup.options;
-    SACC_ASSIGN_OR_RETURN(std::string placement, describe_gpu_placement(config, options, tokens));
-    if (maybe_placement) *maybe_placement = std::move(placement);
   } else {
     const std::string budget = a.budget.empty() ? a.gpu.gpu_mem : a.budget;
     SACC_RETURN_IF_ERROR(apply_memory_budget(budget, setup.device, plan));
   }
+  return plan;
+}
+
+}  // namespace
+
+Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+                      int64_t max_new_tokens, std::string* maybe_placement, uint64_t reclaimable_bytes) {
+  const ModelConfig& config = setup.model.weights.config;
+  const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
+  SACC_ASSIGN_OR_RETURN(MemoryPlan plan,
+                        plan_run_on_device(a, setup, prompt_tokens, max_new_tokens, reclaimable_bytes));
+  if (setup.options.gpus.size() > 1) {
+    // The per-GPU placement replaces the one-device plan; the context limit still applies.
+    BackendOptions options = setup.options;
+    SACC_ASSIGN_OR_RETURN(std::string placement, describe_gpu_placement(config, options, tokens));
+    if (maybe_placement) *maybe_placement = std::move(placement);
+  }
   return check_plan(plan, config);
+}
+
+Status with_run_plan(const Status& status, const EngineArgs& a, const EngineSetup& setup,
+                     int64_t prompt_tokens, int64_t max_new_tokens) {
+  if (status.code() != StatusCode::OUT_OF_MEMORY) return status;
+  Result<MemoryPlan> plan = plan_run_on_device(a, setup, prompt_tokens, max_new_tokens, 0);
+  return plan ? attach_memory_plan(status, plan->describe()) : status;
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const EngineSetup& setup) {

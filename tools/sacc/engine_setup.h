@@ -58,6 +58,12 @@ Status check_run_fits(const EngineArgs& args, const EngineSetup& setup, int64_t 
 uint64_t run_bytes_beside_weights(const EngineArgs& args, const EngineSetup& setup, int64_t prompt_tokens,
                                   int64_t max_new_tokens);
 
+// `status` (from make_backend, generate or the backend) with the run's memory plan attached when it is
+// OUT_OF_MEMORY (core/out_of_memory.h): what failed to allocate, then what the whole run needs beside what
+// the device has. Other statuses pass through.
+Status with_run_plan(const Status& status, const EngineArgs& args, const EngineSetup& setup,
+                     int64_t prompt_tokens, int64_t max_new_tokens);
+
 Result<std::unique_ptr<Backend>> make_backend(const EngineSetup& setup);
 
 }  // namespace sacc::cli

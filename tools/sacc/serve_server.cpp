@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -35,12 +36,21 @@ int64_t unix_now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
+// A run that failed after it was admitted. Out of memory is 503 with code "out_of_memory" and the run's
+// memory plan (the server stays up and a smaller request may fit); anything else is 500.
+ApiError run_failure(const Status& status) {
+  if (status.code() == StatusCode::OUT_OF_MEMORY)
+    return api_error(503, status.to_string(), "server_error", "", "out_of_memory");
+  return api_error(500, status.to_string(), "server_error");
+}
+
 // What one streamed response needs between calls of httplib's content provider.
 struct StreamState {
   std::shared_ptr<void> in_flight;  // released with the response (see CompletionRoutes::enter)
   std::shared_ptr<GenerationJob> job;
   Endpoint endpoint;
   ResponseIdentity identity;
+  std::function<Status(const Status&)> explain;  // attaches the run's memory plan to an out-of-memory status
   bool first = true;
 };
 
@@ -64,7 +74,7 @@ bool stream_next(StreamState& s, httplib::DataSink& sink) {
   const JobOutcome& outcome = s.job->outcome();
   std::string event;
   if (!outcome.status) {
-    event = sse_event(error_json(api_error(500, outcome.status.to_string(), "server_error")));
+    event = sse_event(error_json(run_failure(s.explain(outcome.status))));
   } else {
     StreamDelta last{"", s.first, outcome.finish_reason, outcome.usage};
     event = sse_event(chunk_json(s.endpoint, s.identity, last));
@@ -136,13 +146,21 @@ class CompletionRoutes {
         return send_error(res, api_error(503, "the server is shutting down", "server_error"));
     }
     ResponseIdentity identity{next_id(endpoint), unix_now(), model_id_};
-    if (r.stream) return stream(res, endpoint, std::move(job), std::move(identity), std::move(in_flight));
+    if (r.stream) {
+      auto explain = [this, prompt_tokens, max_tokens](const Status& status) {
+        return with_run_plan(status, args_.engine, setup_, prompt_tokens, max_tokens);
+      };
+      return stream(res, endpoint, std::move(job), std::move(identity), std::move(explain),
+                    std::move(in_flight));
+    }
 
     CompletionResult result;
     std::string text;
     while (job->next(text)) result.text += text;
     const JobOutcome& outcome = job->outcome();
-    if (!outcome.status) return send_error(res, api_error(500, outcome.status.to_string(), "server_error"));
+    if (!outcome.status)
+      return send_error(
+          res, run_failure(with_run_plan(outcome.status, args_.engine, setup_, prompt_tokens, max_tokens)));
     result.finish_reason = outcome.finish_reason;
     result.usage = outcome.usage;
     res.set_content(completion_json(endpoint, identity, result), "application/json");
@@ -179,9 +197,10 @@ class CompletionRoutes {
   }
 
   void stream(httplib::Response& res, Endpoint endpoint, std::shared_ptr<GenerationJob> job,
-              ResponseIdentity identity, std::shared_ptr<void> in_flight) {
+              ResponseIdentity identity, std::function<Status(const Status&)> explain,
+              std::shared_ptr<void> in_flight) {
     auto state = std::make_shared<StreamState>(
-        StreamState{std::move(in_flight), std::move(job), endpoint, std::move(identity)});
+        StreamState{std::move(in_flight), std::move(job), endpoint, std::move(identity), std::move(explain)});
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream", [state](size_t, httplib::DataSink& sink) { return stream_next(*state, sink); },

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "core/out_of_memory.h"
 #include "core/status.h"
 
 namespace sacc {
@@ -11,7 +12,7 @@ inline Status cuda_status(cudaError_t error, const char* what) {
   if (error == cudaSuccess) return Status::ok();
   if (error == cudaErrorMemoryAllocation) {
     cudaGetLastError();
-    return make_error(StatusCode::OUT_OF_MEMORY, "{}: out of GPU memory", what);
+    return allocation_failed(what, 0, "the GPU", 0, cudaGetErrorString(error));
   }
   return make_error(StatusCode::CUDA_ERROR, "{}: {} ({})", what, cudaGetErrorString(error),
                     cudaGetErrorName(error));

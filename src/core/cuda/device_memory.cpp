@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/cuda/cuda_check.h"
+#include "core/out_of_memory.h"
 #include "core/tensor.h"
 
 namespace sacc {
@@ -32,11 +33,10 @@ Result<void*> DeviceAllocator::allocate(int device, size_t bytes, const char* wh
     std::lock_guard lock(acc.mutex);
     DeviceMemoryStats& s = acc.stats[device];
     if (s.budget && s.in_use + bytes > s.budget) {
-      return make_error(
-          StatusCode::OUT_OF_MEMORY,
-          "{}: needs {} on cuda:{} but only {} of the {} budget is left (raise --gpu-mem or shorten the "
-          "prompt)",
-          what, format_bytes(bytes), device, format_bytes(s.budget - s.in_use), format_bytes(s.budget));
+      return allocation_failed(what, bytes, fmt::format("cuda:{}", device), s.budget - s.in_use,
+                               fmt::format("the device is capped at {} (raise --budget / --gpu-mem, or "
+                                           "shorten the prompt)",
+                                           format_bytes(s.budget)));
     }
   }
   int previous = 0;
@@ -46,11 +46,14 @@ Result<void*> DeviceAllocator::allocate(int device, size_t bytes, const char* wh
   cudaError_t error = bytes ? cudaMalloc(&pointer, bytes) : cudaSuccess;
   cudaSetDevice(previous);
   if (error != cudaSuccess) {
-    cudaGetLastError();
+    cudaGetLastError();  // clear it, so the next CUDA call does not report it again
+    if (error != cudaErrorMemoryAllocation) return cuda_status(error, what);
     size_t free_bytes = 0, total_bytes = 0;
+    cudaSetDevice(device);
     cudaMemGetInfo(&free_bytes, &total_bytes);
-    return make_error(StatusCode::OUT_OF_MEMORY, "{}: cannot allocate {} on cuda:{} ({} free): {}", what,
-                      format_bytes(bytes), device, format_bytes(free_bytes), cudaGetErrorString(error));
+    cudaSetDevice(previous);
+    return allocation_failed(what, bytes, fmt::format("cuda:{}", device), free_bytes,
+                             cudaGetErrorString(error));
   }
   std::lock_guard lock(acc.mutex);
   DeviceMemoryStats& s = acc.stats[device];
