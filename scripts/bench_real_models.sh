@@ -16,7 +16,9 @@
 #   ppl        `sacc eval ppl` at 32768 tokens, the last 4096 scored (Qwen)
 #   density    real Q/K/V of three Qwen layers at 32768 tokens (a dense prefill on the GPU), then per layer the
 #              default's index density, plan (estimation + index) and attention time on the GPU; and the
-#              default's attention recall per head at 8192 tokens (CPU oracle)
+#              default's attention recall per head at 32768 tokens (Q/K/V captured on the GPU, CPU oracle)
+#   profile    kernel time by stage (plan, attention, linear layers, ...) of one 32000-token prefill, dense and
+#              each SACC_REAL_SETTINGS, Qwen (ncu, bench/ncu_breakdown.py)
 #   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
 #              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
 #              32768 (last 4096) and TTFT at 32000 of each, Qwen
@@ -117,8 +119,18 @@ run_stage() {
         echo "layer $layer:"
         sacc -q attention --in "/tmp/qkv32k/layer_$layer.safetensors" --pattern "$DEFAULT" --device cuda --out /tmp/o.safetensors 2>&1
       done | tee "$OUT/density_32k.txt"
-      timeout 150 sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 8192 --layers 0,11,23 --sparse "$DEFAULT" \
-        --out "$OUT/recall_8k.json" 2>&1 | tee "$OUT/recall_8k.txt" ;;
+      timeout 400 sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 32768 --layers 0,11,23 --sparse "$DEFAULT" \
+        --device cuda --out "$OUT/recall_32k.json" 2>&1 | tee "$OUT/recall_32k.txt" ;;
+    profile)
+      local setting
+      IFS=';' read -ra list <<<"dense;$SETTINGS"
+      for setting in "${list[@]}"; do
+        local args=(--attention sparse --pattern "$setting") name=${setting//[^a-z0-9.]/_}
+        [ "$setting" = dense ] && args=(--attention dense)
+        ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 -r 1 --warmup 0 "${args[@]}" >"$OUT/ncu_$name.csv" 2>&1
+        python3 bench/ncu_breakdown.py "$OUT/ncu_$name.csv" --label "$setting at 32000 tokens"
+      done 2>&1 | tee "$OUT/profile.md" ;;
     variants)
       local variants
       variants=$(python3 bench/head_config_variants.py --layers 24 --heads 14 --pattern "$DEFAULT" --out "$OUT/variants")
