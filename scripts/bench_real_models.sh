@@ -14,7 +14,7 @@
 #   ruler      `sacc eval ruler` dense vs the default at 8000/16000/32000 tokens (Qwen)
 #   niah       `sacc eval niah` dense vs the default at 8000/16000/30000 tokens (Qwen)
 #   ppl        `sacc eval ppl` at 32768 tokens, the last 4096 scored (Qwen)
-#   density    real Q/K/V of three Qwen layers at 32768 tokens (a dense prefill on the GPU), then per layer the
+#   density    real Q/K/V of every Qwen layer at 32768 tokens (a dense prefill on the GPU), then per layer the
 #              default's index density, plan (estimation + index) and attention time on the GPU; and the
 #              default's attention recall per head at 32768 tokens (Q/K/V captured on the GPU, CPU oracle)
 #   profile    kernel time by stage (plan, attention, linear layers, ...) of one 32000-token prefill, dense and
@@ -112,10 +112,11 @@ run_stage() {
       sacc -q eval ppl -m "$QWEN" --text "$TEXT" --length 32768 --last 4096 --sparse "$SETTINGS" \
         --out "$OUT/ppl.json" 2>&1 | tee "$OUT/ppl.txt" ;;
     density)
-      sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 32768 --layers 0,11,23 --sparse "" \
+      local layer all_layers
+      all_layers=$(seq -s, 0 23)
+      sacc -q eval recall -m "$QWEN" --text "$TEXT" --length 32768 --layers "$all_layers" --sparse "" \
         --dump-qkv /tmp/qkv32k >/dev/null 2>&1
-      local layer
-      for layer in 0 11 23; do
+      for layer in ${all_layers//,/ }; do
         echo "layer $layer:"
         sacc -q attention --in "/tmp/qkv32k/layer_$layer.safetensors" --pattern "$DEFAULT" --device cuda --out /tmp/o.safetensors 2>&1
       done | tee "$OUT/density_32k.txt"
