@@ -1,6 +1,6 @@
-// Shared by the flash kernel tests (test_flash_attention.cpp): random bf16 inputs, device arrays, the
-// selector's kernel, a run with poisoned outputs and canaries after them, the fp64-oracle comparison with its
-// tolerances, and the fixture that skips without a GPU.
+// Shared by the flash kernel tests (test_flash_attention.cpp, test_flash_suffix.cpp): random bf16 inputs,
+// device arrays, the selector's kernel, a run with poisoned outputs and canaries after them, the fp64-oracle
+// comparison with its tolerances, and the fixture that skips without a GPU.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -93,8 +94,8 @@ struct DeviceArray {
 };
 
 struct GpuOutput {
-  std::vector<uint16_t> o;  // [L, Hq, d] bf16 bits
-  std::vector<float> lse;   // [Hq, L]
+  std::vector<uint16_t> o;  // [n, Hq, d] bf16 bits: the n query rows run (all L, or the rows from q_begin on)
+  std::vector<float> lse;   // [Hq, n]
 };
 
 // The attention selector's kernel on the current device (SACC_FLASH_BODY picks the body under test).
@@ -133,21 +134,24 @@ enum class Layout {
 };
 
 // Runs attention_run_cuda with poisoned O/LSE and a canary region after O; fails the test on any error.
-// maybe_kernel: a kernel choice to force (default: the selector's).
+// maybe_kernel: a kernel choice to force (default: the selector's). q_begin > 0: only the query rows
+// [q_begin, L) are handed to the kernel (AttentionParams::q_begin), and only they come back.
 inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
                          Layout layout = Layout::CONTIGUOUS,
-                         std::optional<FlashKernelChoice> maybe_kernel = std::nullopt) {
+                         std::optional<FlashKernelChoice> maybe_kernel = std::nullopt, int64_t q_begin = 0) {
   const AttentionShape& s = in.shape;
   const bool fused_qkv = layout == Layout::FUSED_QKV;
-  const size_t o_count = static_cast<size_t>(s.seq_len) * s.num_q_heads * s.head_dim;
-  DeviceArray<uint16_t> q(fused_qkv ? std::vector<uint16_t>{} : in.q),
+  const int64_t n = s.seq_len - q_begin;  // query rows
+  const size_t o_count = static_cast<size_t>(n) * s.num_q_heads * s.head_dim;
+  const std::vector<uint16_t> q_rows(in.q.end() - static_cast<std::ptrdiff_t>(o_count), in.q.end());
+  DeviceArray<uint16_t> q(fused_qkv ? std::vector<uint16_t>{} : q_rows),
       k(fused_qkv ? std::vector<uint16_t>{} : in.k), v(fused_qkv ? std::vector<uint16_t>{} : in.v);
   DeviceArray<uint16_t> fused(fused_qkv ? fuse_qkv(in) : std::vector<uint16_t>{});
   std::vector<uint16_t> o_init(o_count + kCanaryElems, kPoisonBf16);
   std::fill(o_init.begin() + o_count, o_init.end(), kCanary);
-  if (layout == Layout::O_OVER_Q) std::copy(in.q.begin(), in.q.end(), o_init.begin());
+  if (layout == Layout::O_OVER_Q) std::copy(q_rows.begin(), q_rows.end(), o_init.begin());
   DeviceArray<uint16_t> o(o_init);
-  DeviceArray<float> lse(std::vector<float>(s.seq_len * s.num_q_heads, std::nanf("")));
+  DeviceArray<float> lse(std::vector<float>(n * s.num_q_heads, std::nanf("")));
 
   std::vector<std::unique_ptr<DeviceArray<int32_t>>> index_arrays;
   SparseIndexView view;
@@ -173,7 +177,7 @@ inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
   params.v = v.data;
   if (fused_qkv) {
     const int64_t token_stride = int64_t{s.num_q_heads + 2 * s.num_kv_heads} * s.head_dim;
-    params.q = fused.data;
+    params.q = fused.data + q_begin * token_stride;
     params.k = fused.data + int64_t{s.num_q_heads} * s.head_dim;
     params.v = fused.data + int64_t{s.num_q_heads + s.num_kv_heads} * s.head_dim;
     params.q_token_stride = params.kv_token_stride = token_stride;
@@ -182,6 +186,7 @@ inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
   params.o = o.data;
   if (layout == Layout::O_OVER_Q) params.q = o.data;
   params.maybe_lse = lse.data;
+  params.q_begin = q_begin;
   const FlashKernelChoice kernel =
       maybe_kernel.value_or(selected_kernel(s, maybe_index ? &maybe_index->geometry : nullptr));
   const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, kernel, workspace.data,
