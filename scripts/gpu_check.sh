@@ -21,6 +21,7 @@ summary=()
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT_DIR/checks.log"
 
 small='Shapes/FlashShapeTest.*/L1_*:Shapes/FlashShapeTest.*/L63_*:Shapes/FlashShapeTest.*/L113_*:Shapes/FlashShapeTest.*/L128_*'
+small+=':Suffixes/FlashSuffixTest.*/L1025_*'
 # Both kernel bodies: sm90 (warp-specialised TMA + wgmma, the Hopper default) and mma (mma.sync, the pre-Hopper
 # path, forced with SACC_FLASH_BODY=mma). A deadlocked kernel is stopped by timeout instead of eating the lease.
 for body in sm90 mma; do

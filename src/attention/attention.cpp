@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "attention/kernel_tile.h"
+
 #ifdef SACC_WITH_CUDA
 #include "attention/cuda/flash_forward.h"
 #endif
@@ -107,6 +109,22 @@ Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* 
       (maybe_index->block_offsets == nullptr || maybe_index->column_offsets == nullptr)) {
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "attention: sparse index offsets must be device pointers");
+  }
+  // A suffix's query blocks must be whole kernel tiles: the launch is the last query blocks of the L-row
+  // prefill (flash_policy.cuh DenseCausalVisit), and a sparse index has slots for every query block.
+  if (p.q_begin < 0 || p.q_begin >= p.shape.seq_len) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention: first query row {} outside [0, L={})",
+                      p.q_begin, p.shape.seq_len);
+  }
+  if (p.q_begin % kTileBlockQ != 0) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "attention: the first query row {} is not a multiple of the kernel's query tile {}",
+                      p.q_begin, kTileBlockQ);
+  }
+  if (p.q_begin > 0 && maybe_index != nullptr) {
+    return make_error(
+        StatusCode::UNSUPPORTED,
+        "attention: queries from row {} need the dense kernel (a sparse index covers every row)", p.q_begin);
   }
   if (workspace_bytes < selection.workspace_bytes) {
     return make_error(StatusCode::INVALID_ARGUMENT, "attention: workspace of {} bytes given, {} needed",

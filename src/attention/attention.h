@@ -31,7 +31,8 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
 
 // Runs causal attention for all heads of one layer in one launch on `stream` (a cudaStream_t; null = default
 // stream) with the kernel body and packing `kernel` names (runtime/attention_selector.h decides them; packing
-// needs the SM90 body and an index shared by an even number of query heads). maybe_index null = dense;
+// needs the SM90 body and an index shared by an even number of query heads). params.q_begin > 0 (queries
+// from that row on, a multiple of kTileBlockQ) needs the dense kernel. maybe_index null = dense;
 // otherwise the index's arrays are device pointers (e.g. a plan workspace). `workspace` must hold
 // attention_select_cuda(...)->workspace_bytes device bytes (may be null when 0). No host synchronisation:
 // safe inside CUDA graph capture.

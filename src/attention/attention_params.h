@@ -11,7 +11,7 @@
 namespace sacc {
 
 struct AttentionShape {
-  int64_t seq_len = 0;   // L (queries == keys: prefill, causal)
+  int64_t seq_len = 0;   // L: keys [0, L), causal; the queries are rows [q_begin, L) (AttentionParams)
   int num_q_heads = 0;   // Hq
   int num_kv_heads = 0;  // Hkv; Hq % Hkv == 0 (GQA group g = Hq / Hkv)
   int head_dim = 0;      // d (64 or 128)
@@ -21,19 +21,23 @@ struct AttentionShape {
 };
 
 // bf16 tensors, row-major; strides in elements (token stride first, then head stride; the last dim is
-// contiguous).
+// contiguous). n = L - q_begin query rows.
 struct AttentionParams {
   AttentionShape shape;
-  const void* q = nullptr;  // [L, Hq, d]  bf16
+  const void* q = nullptr;  // [n, Hq, d]  bf16: row i is query row q_begin + i
   const void* k = nullptr;  // [L, Hkv, d] bf16
   const void* v = nullptr;  // [L, Hkv, d] bf16
-  // [L, Hq, d] bf16. The flash kernels (attention_run_cuda) allow o == q with equal strides: a query tile is
+  // [n, Hq, d] bf16. The flash kernels (attention_run_cuda) allow o == q with equal strides: a query tile is
   // read whole before the same rows of O are written, and no other tile reads it. The baselines do not.
   void* o = nullptr;
-  float* maybe_lse = nullptr;  // [Hq, L] natural-log log-sum-exp of the scaled scores; may be null
+  float* maybe_lse = nullptr;  // [Hq, n] natural-log log-sum-exp of the scaled scores; may be null
   int64_t q_token_stride = 0, q_head_stride = 0;  // 0: contiguous defaults (Hq*d, d)
   int64_t kv_token_stride = 0, kv_head_stride = 0;
   int64_t o_token_stride = 0, o_head_stride = 0;
+  // First query row: 0 for a prefill; > 0 for the rest of a prompt after a restored prefix, whose keys
+  // [0, q_begin) are already cached. Only the dense flash kernels take q_begin > 0 (at a multiple of their
+  // query tile, kTileBlockQ); the baselines and the planners take 0.
+  int64_t q_begin = 0;
   float softmax_scale = 0.0f;  // 0: 1/sqrt(d)
 
   // Fill zero strides / scale with the contiguous defaults.

@@ -7,9 +7,10 @@
 // first p positions of any prompt that starts with the same p tokens are the same, as long as every kernel
 // computes a row independently of the rows after it. The CPU backend's GGUF quantised dot products, RoPE and
 // dense attention do (tests/serve checks the text bit for bit on SmolLM2); fp32 weights through OpenBLAS may
-// differ by a few ulps (a GEMM's summation order can depend on its row count), and the CUDA backend runs the
-// suffix through the decode kernel where a fresh prefill uses the flash kernel (bf16 rounding; tests/gpu
-// bounds the logits' difference). This does NOT hold for a sparse prefill whose index
+// differ by a few ulps (a GEMM's summation order can depend on its row count), and so may the CUDA backend's
+// bf16 GEMMs; its suffix attention is the fresh prefill's flash kernel over the same query blocks (the decode
+// kernel row by row for a prefix off the query tile, which kPrefixCacheBlock never is; tests/gpu bounds the
+// logits' difference either way). This does NOT hold for a sparse prefill whose index
 // is estimated from the prompt's last queries (Interval-Slash uses the last 64): there every position's K
 // and V after layer 0 depends on the prompt's tail. The server therefore keeps snapshots of sparse prefills
 // only when asked (--prefix-cache-sparse), as an approximation of the same order as sparse prefill itself.
@@ -31,11 +32,16 @@
 #include <string_view>
 #include <vector>
 
+#include "attention/kernel_tile.h"
 #include "runtime/backend.h"
 
 namespace sacc {
 
 constexpr int64_t kPrefixCacheBlock = 256;
+static_assert(
+    kPrefixCacheBlock % kTileBlockQ == 0,
+    "restored prefixes should end on a flash query tile: the CUDA suffix then takes one flash launch per "
+    "layer (cuda/device_shard_layer.cpp), not one decode launch per row");
 
 struct PrefixCacheOptions {
   uint64_t capacity_bytes = 0;        // most bytes the snapshots may hold (0: the cache is off)

@@ -68,6 +68,18 @@ TEST(AttentionValidation, LengthLimitIsOneConstant) {
   EXPECT_EQ(cpu.status().code(), StatusCode::UNSUPPORTED) << cpu.status().to_string();
 }
 
+// Only the dense flash kernels take queries from a row past 0 (AttentionParams::q_begin): an index has a slot
+// for every query block.
+TEST(AttentionValidation, CpuPlanRefusesASuffixOfQueries) {
+  LayerPatterns patterns;
+  patterns.heads = {PatternSpec{}};
+  AttentionParams params{AttentionShape{256, 4, 2, 64}};
+  params.q_begin = 128;
+  const Result<SparseIndex> cpu = plan_cpu(params, patterns, IndexGeometry{256, 4, 128, 64, false});
+  ASSERT_FALSE(cpu.is_ok());
+  EXPECT_EQ(cpu.status().code(), StatusCode::UNSUPPORTED) << cpu.status().to_string();
+}
+
 TEST(AttentionValidation, PatternCountAndBudgetsNamed) {
   const AttentionShape shape{256, 4, 2, 64};
   const IndexGeometry geometry{256, 4, 128, 64, false};

@@ -75,9 +75,11 @@ cudaError_t encode_map(CUtensorMap* map, const uint16_t* base, int head_dim, int
 
 cudaError_t make_maps(const FlashParams& p, int head_dim, FlashTmaMaps* maps) {
   const int kv_heads = p.num_q_heads / p.group_size;
-  // Q in 64-row boxes: one per consumer warpgroup, which may take different heads (GQA packing).
-  cudaError_t error =
-      encode_map(&maps->q, p.q, head_dim, p.num_q_heads, p.seq_len, p.q_head_stride, p.q_token_stride, 64);
+  // Q in 64-row boxes: one per consumer warpgroup, which may take different heads (GQA packing). Q holds
+  // the query rows from q_begin on, so its map has L - q_begin rows and the kernel offsets its row
+  // coordinate by q_begin; rows past the map read as zeros, as past L before.
+  cudaError_t error = encode_map(&maps->q, p.q, head_dim, p.num_q_heads, p.seq_len - p.q_begin,
+                                 p.q_head_stride, p.q_token_stride, 64);
   if (error == cudaSuccess)
     error = encode_map(&maps->k, p.k, head_dim, kv_heads, p.seq_len, p.kv_head_stride, p.kv_token_stride,
                        kBlockN);
@@ -113,8 +115,12 @@ cudaError_t launch_for_head_dim(int head_dim, FlashBody body, const FlashParams&
 
 cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
                                cudaStream_t stream) {
+  // DenseCausalVisit hands out the last query blocks first, so the first CTAs are exactly the blocks from
+  // q_begin on.
+  if (params.q_begin % kBlockM != 0) return cudaErrorInvalidValue;
+  const int num_q_blocks = params.num_q_blocks - params.q_begin / kBlockM;
   return launch_for_head_dim<DenseCausalVisit>(head_dim, choice.body, params,
-                                               params.num_q_heads * params.num_q_blocks, stream);
+                                               params.num_q_heads * num_q_blocks, stream);
 }
 
 size_t sparse_work_order_workspace(int num_items) {
@@ -127,6 +133,7 @@ cudaError_t launch_flash_sparse(int head_dim, FlashKernelChoice choice, FlashPar
   // Packing: two query heads of one index per CTA, so the Hopper body and an even number of heads per index.
   if (choice.gqa_pack && (choice.body != FlashBody::SM90 || params.heads_per_index_head % 2 != 0))
     return cudaErrorInvalidValue;
+  if (params.q_begin != 0) return cudaErrorInvalidValue;  // the index's slots cover every query block
   const int num_items = params.num_q_heads * params.num_q_blocks;
   if (workspace == nullptr || workspace_bytes < sparse_work_order_workspace(num_items))
     return cudaErrorInvalidValue;

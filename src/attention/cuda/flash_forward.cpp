@@ -23,6 +23,7 @@ FlashParams make_params(const AttentionParams& a) {
   p.o_token_stride = a.o_token_stride;
   p.o_head_stride = a.o_head_stride;
   p.seq_len = static_cast<int>(a.shape.seq_len);
+  p.q_begin = static_cast<int>(a.q_begin);
   p.num_q_heads = a.shape.num_q_heads;
   p.group_size = a.shape.group_size();
   p.num_q_blocks = static_cast<int>((a.shape.seq_len + kBlockM - 1) / kBlockM);

@@ -61,11 +61,13 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
   const uint16_t* k_base = p.k + kv_head * p.kv_head_stride;
   const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;
 
+  // Q holds rows from q_begin on (flash_params.h); q_row0 >= q_begin for every launched query block.
   for (int i = tid; i < kBlockM * kChunks; i += Tiles::kThreads) {
     const int r = i / kChunks, c = i % kChunks;
     const int row = q_row0 + r;
     const bool valid = row < seq_len;
-    cp_async_16(s_q + swizzle<kHeadDim>(r, c), q_base + (valid ? row : 0) * p.q_token_stride + c * 8, valid);
+    cp_async_16(s_q + swizzle<kHeadDim>(r, c),
+                q_base + (valid ? row - p.q_begin : 0) * p.q_token_stride + c * 8, valid);
   }
   cp_async_commit();
 

@@ -92,11 +92,12 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
     if (tid == 0) {
       mbarrier_arrive_expect_tx(q_full, Tiles::kQElems * 2);
-      // One 64-row box per consumer warpgroup and 64-column block: [d/64][consumer][64 rows][64].
+      // One 64-row box per consumer warpgroup and 64-column block: [d/64][consumer][64 rows][64]. The Q map
+      // starts at query row q_begin (flash_dispatch.cu), so its row coordinate is relative to it.
       for (int c = 0; c < 2; ++c)
         for (int cb = 0; cb < kColumnBlocks; ++cb)
           tma_load_3d(s_q + cb * kBlockM * 64 + c * 64 * 64, &maps.q, cb * 64, visit.consumer_head(c),
-                      visit.consumer_row0(c), q_full);
+                      visit.consumer_row0(c) - p.q_begin, q_full);
     }
     const uint16_t* k_base = p.k + kv_head * p.kv_head_stride;
     const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;

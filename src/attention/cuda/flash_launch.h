@@ -52,8 +52,9 @@ extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(co
                                                                               const FlashTmaMaps&, int,
                                                                               cudaStream_t);
 
-// Runtime -> compile-time dispatch (flash_dispatch.cu) of the body `choice` names. Head dims other than
-// 64/128 give cudaErrorInvalidValue.
+// Runtime -> compile-time dispatch (flash_dispatch.cu) of the body `choice` names, over the query blocks from
+// params.q_begin on. Head dims other than 64/128 and a q_begin that is not a multiple of kBlockM give
+// cudaErrorInvalidValue.
 cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
                                cudaStream_t stream);
 
@@ -62,7 +63,7 @@ size_t sparse_work_order_workspace(int num_items);
 
 // Sorts work items by visited tiles (longest first) into `workspace`, then launches the sparse kernel.
 // params carries the index pointers; its work_order is set here. choice.gqa_pack needs the SM90 body and an
-// even params.heads_per_index_head (else cudaErrorInvalidValue).
+// even params.heads_per_index_head, and params.q_begin must be 0 (else cudaErrorInvalidValue).
 cudaError_t launch_flash_sparse(int head_dim, FlashKernelChoice choice, FlashParams params, void* workspace,
                                 size_t workspace_bytes, cudaStream_t stream);
 

@@ -5,12 +5,14 @@
 
 namespace sacc::flash {
 
+// Rows are absolute positions [0, L) in the kernels (the causal mask compares them with key positions); Q, O
+// and the LSE hold only the n = L - q_begin query rows from q_begin on.
 struct FlashParams {
-  const uint16_t* q = nullptr;                    // [L, Hq, d]  bf16 bits
+  const uint16_t* q = nullptr;                    // [n, Hq, d]  bf16 bits, row i = query row q_begin + i
   const uint16_t* k = nullptr;                    // [L, Hkv, d] bf16 bits
   const uint16_t* v = nullptr;                    // [L, Hkv, d] bf16 bits
-  uint16_t* o = nullptr;                          // [L, Hq, d]  bf16 bits
-  float* maybe_lse = nullptr;                     // [Hq, L] natural log
+  uint16_t* o = nullptr;                          // [n, Hq, d]  bf16 bits, row i = query row q_begin + i
+  float* maybe_lse = nullptr;                     // [Hq, n] natural log
   int64_t q_token_stride = 0, q_head_stride = 0;  // elements
   int64_t kv_token_stride = 0, kv_head_stride = 0;
   int64_t o_token_stride = 0, o_head_stride = 0;
@@ -19,6 +21,9 @@ struct FlashParams {
   int group_size = 1;       // Hq / Hkv
   int num_q_blocks = 0;     // ceil(L / kBlockM)
   float scale_log2 = 0.0f;  // softmax scale * log2(e)
+  // First query row, a multiple of kBlockM (dense only): the launch covers query blocks q_begin / kBlockM ..
+  // num_q_blocks - 1, the last ones, which DenseCausalVisit hands out first.
+  int q_begin = 0;
 
   // Sparse index (null for dense). Slot s = index_head * num_q_blocks + q_block.
   const int32_t* block_offsets = nullptr;   // [num_slots + 1]

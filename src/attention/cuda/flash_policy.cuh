@@ -16,7 +16,8 @@
 namespace sacc::flash {
 
 // Dense causal: key blocks 0 .. last causal block, in ascending order. Work items run the most expensive
-// query blocks (the last ones) first; heads of one KV group are adjacent so their K/V tiles meet in L2.
+// query blocks (the last ones) first, so a launch of fewer items covers exactly the last query blocks (the
+// suffix from FlashParams::q_begin); heads of one KV group are adjacent so their K/V tiles meet in L2.
 struct DenseCausalVisit {
   int q_head = 0;
   int q_block = 0;

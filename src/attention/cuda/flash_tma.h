@@ -6,7 +6,7 @@
 namespace sacc::flash {
 
 struct FlashTmaMaps {
-  CUtensorMap q;  // [L, Hq, d] bf16, box 64 columns x 1 head x kBlockM rows, 128-byte swizzle
+  CUtensorMap q;  // [L - q_begin, Hq, d] bf16, box 64 columns x 1 head x 64 rows, 128-byte swizzle
   CUtensorMap k;  // [L, Hkv, d] bf16, box 64 columns x 1 head x kBlockN rows, 128-byte swizzle
   CUtensorMap v;  // same as k
 };

@@ -116,8 +116,9 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
-  // The suffix runs as a short prefill at an offset: linear layers over its rows, decode-kernel attention per
-  // row against every cached key (DeviceShard::run_attention).
+  // The suffix runs as a short prefill at an offset: linear layers over its rows, attention of its rows
+  // against every cached key (DeviceShard::run_attention: one dense flash launch where the offset is a
+  // whole number of query tiles, else the decode kernel per row).
   Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) override {
     const int64_t n = static_cast<int64_t>(tokens.size());
     if (position_ + n > capacity_)

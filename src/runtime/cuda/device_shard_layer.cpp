@@ -6,6 +6,7 @@
 #include "attention/attention.h"
 #include "attention/cuda/cudnn_sdpa.h"
 #include "attention/cuda/eager_attention.h"
+#include "attention/kernel_tile.h"
 #include "attention/plan.h"
 #include "core/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_kernels.h"
@@ -144,12 +145,29 @@ class DeviceShard::LayerOps {
   }
 
  private:
-  // A decode step (n = 1), or the rest of a prompt after a restored prefix (Backend::extend), runs the
-  // split-key decode kernel row after row (row i attends keys [0, start + i]: a short suffix, few launches);
-  // a prefill the method the selector chose for the prompt.
+  // A prefill runs the method the selector chose for the prompt. The rest of a prompt after a restored prefix
+  // (Backend::extend: rows [start, start + n), K/V already in the cache) runs the dense flash kernel once
+  // over its query blocks when start is a whole number of them (the prefix cache's 256-token blocks always
+  // are); a decode step (n = 1) and other starts run the split-key decode kernel row after row (row i attends
+  // keys [0, start + i]).
   Status run_attention(int local, int64_t n, int64_t start) {
     const ModelConfig& c = s_.config_;
+    const AttentionDecision& decision = s_.attention_;
+    AttentionParams p;
+    p.shape = {start + n, c.num_heads, c.num_kv_heads, c.head_dim};
+    p.q = q(0);
+    p.k = s_.k_cache(local);
+    p.v = s_.v_cache(local);
+    p.o = o(0);
+    p.q_begin = start;
+    p = p.with_defaults();
     if (start > 0) {
+      if (n > 1 && start % kTileBlockQ == 0) {
+        // The selector's body; dense flash needs no workspace, and packing is for sparse indices only.
+        FlashKernelChoice dense = decision.kernel(local);
+        dense.gqa_pack = false;
+        return attention_run_cuda(p, nullptr, dense, nullptr, 0, stream());
+      }
       for (int64_t i = 0; i < n; ++i) {
         SACC_RETURN_IF_ERROR(
             cuda_status(decode_attention(q(i), s_.k_cache(local), s_.v_cache(local), o(i), c.num_heads,
@@ -159,14 +177,6 @@ class DeviceShard::LayerOps {
       }
       return Status::ok();
     }
-    AttentionParams p;
-    p.shape = {n, c.num_heads, c.num_kv_heads, c.head_dim};
-    p.q = q(0);
-    p.k = s_.k_cache(local);
-    p.v = s_.v_cache(local);
-    p.o = o(0);
-    p = p.with_defaults();
-    const AttentionDecision& decision = s_.attention_;
     const AttentionBytes& bytes = decision.workspace;
     void* workspace = s_.scratch_.data();
     switch (decision.method) {
