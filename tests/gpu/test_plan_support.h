@@ -75,13 +75,13 @@ inline void run_gpu_plan(const ref::HostQkv& qkv, const LayerPatterns& patterns,
   ASSERT_TRUE(bytes.is_ok()) << bytes.status().to_string();
   DeviceMemory workspace(*bytes);
   ASSERT_TRUE(workspace.ok());
+  // Poison: every entry the index exposes must have been written by plan().
+  ASSERT_EQ(cudaMemset(workspace.get(), 0xA5, *bytes), cudaSuccess);
+  // plan() runs on a non-blocking stream, which does not wait for the legacy stream: the uploads above (a
+  // pageable cudaMemcpy may return before its DMA lands) and the poison must be complete first.
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-  // Poison: every entry the index exposes must have been written by plan(). On plan()'s own stream: a
-  // non-blocking stream does not wait for work on the legacy default stream, so a cudaMemset there could land
-  // after the plan's kernels.
-  ASSERT_EQ(cudaMemsetAsync(workspace.get(), 0xA5, *bytes, stream), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   Result<SparseIndexView> view = Status(StatusCode::INTERNAL, "not run");
   if (capture) {
     cudaGraph_t graph = nullptr;
