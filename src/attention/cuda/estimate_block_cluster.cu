@@ -148,13 +148,20 @@ __global__ void __launch_bounds__(kSelectThreads) block_cluster_select_kernel(co
   auto key_of = [&](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
   // The forced blocks are kept even beyond kb (the oracle's keep_all_forced).
   int budget = max(min(head.a, n), block_cluster_forced_count(dims, rows));
+  Threshold threshold;
+  bool have_threshold = false;
   if (head.gamma > 0.0f) {
     auto score_of = [&](int kb) { return prob[kb]; };
     const double target = static_cast<double>(head.gamma) * num_q;  // each head's row sums to one
-    budget = min(budget, select_mass_count(n, target, /*keep_all_forced=*/true, key_of, score_of, scratch));
+    const MassSelection mass =
+        select_mass_count(n, target, /*keep_all_forced=*/true, key_of, score_of, scratch);
+    if (mass.count <= budget && mass.exact) {
+      threshold = mass.threshold;
+      have_threshold = true;
+    }
+    budget = min(budget, mass.count);
   }
-  Threshold threshold;
-  if (budget > 0) threshold = select_count(n, budget, key_of, scratch);
+  if (budget > 0 && !have_threshold) threshold = select_count(n, budget, key_of, scratch);
   const int64_t stage = static_cast<int64_t>(ordinal) * dims.num_q_blocks + q_block;
   int32_t* ids = args.stage_ids + stage * dims.bc_capacity;
   const int total = emit_selected<kSelectThreads, 4>(

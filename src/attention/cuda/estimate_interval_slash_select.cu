@@ -43,15 +43,21 @@ __global__ void __launch_bounds__(kThreads) interval_slash_select_kernel(const S
   int budget = is_slash ? head.b : head.a;
 
   auto key_of = [&](int i) { return i < forced ? kForcedKey : score_key(scores[i]); };
+  Threshold threshold;  // keeps nothing
+  bool have_threshold = false;
   if (head.gamma > 0.0f && budget > 0) {
     // Every estimating row's softmax sums to one, so the mass is the row count (times the group's heads).
     const double total = static_cast<double>(dims.est_rows) * (dims.shared ? dims.group_size : 1);
     auto score_of = [&](int i) { return scores[i]; };
-    budget = min(budget, select_mass_count(n, static_cast<double>(head.gamma) * total,
-                                           /*keep_all_forced=*/false, key_of, score_of, scratch));
+    const MassSelection mass = select_mass_count(n, static_cast<double>(head.gamma) * total,
+                                                 /*keep_all_forced=*/false, key_of, score_of, scratch);
+    if (mass.count <= budget && mass.exact) {
+      threshold = mass.threshold;  // the mass binds: its threshold is the count selection's
+      have_threshold = true;
+    }
+    budget = min(budget, mass.count);
   }
-  Threshold threshold;  // keeps nothing
-  if (budget > 0) threshold = select_count(n, budget, key_of, scratch);
+  if (budget > 0 && !have_threshold) threshold = select_count(n, budget, key_of, scratch);
 
   if (is_slash) {
     int32_t* prefix = args.slash_prefix + static_cast<int64_t>(ordinal) * (n + 1);

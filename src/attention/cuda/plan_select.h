@@ -107,12 +107,20 @@ __device__ Threshold select_count(int n, int k, KeyOf key_of, SelectScratch<kThr
   return t;
 }
 
+// The adaptive budget's result: how many entries, and (when `exact`) the threshold that select_count(n,
+// count) would find, so a caller whose budget the mass binds skips those radix passes.
+struct MassSelection {
+  int count = 0;
+  Threshold threshold;
+  bool exact = false;
+};
+
 // Adaptive budget: the fewest entries, forced first (in ascending index order) and then by descending score,
 // whose scores sum to at least `target`. Forced entries are those with key_of(i) == kForcedKey; with
 // `keep_all_forced` the result never drops below their count, otherwise a prefix of them may already suffice.
 template <int kThreads, class KeyOf, class ScoreOf>
-__device__ int select_mass_count(int n, double target, bool keep_all_forced, KeyOf key_of, ScoreOf score_of,
-                                 SelectScratch<kThreads>& s) {
+__device__ MassSelection select_mass_count(int n, double target, bool keep_all_forced, KeyOf key_of,
+                                           ScoreOf score_of, SelectScratch<kThreads>& s) {
   using Reduce = typename SelectScratch<kThreads>::Reduce;
   double forced_mass = 0.0;
   double forced = 0.0;
@@ -144,7 +152,12 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
   }
   __syncthreads();
   if (s.reached) {
-    const int result = s.count_above;
+    // The forced entries alone: the first `count` of them in index order, as a count selection keeps them.
+    MassSelection result;
+    result.count = s.count_above;
+    result.threshold.key = kForcedKey;
+    result.threshold.take_equal = result.count;
+    result.exact = true;
     __syncthreads();
     return result;
   }
@@ -198,13 +211,19 @@ __device__ int select_mass_count(int n, double target, bool keep_all_forced, Key
     __syncthreads();
     if (s.reached < 0) break;
   }
-  int result = n;
+  MassSelection result;
+  result.count = n;  // rounding left the target out of reach: everything (no threshold at hand)
   if (s.reached == 0) {
-    // Entries equal to the threshold share one score: take as many as the remaining mass needs.
+    // Entries equal to the threshold share one score: take as many as the remaining mass needs. count_above
+    // entries have a key above s.prefix, so s.prefix is the count-th largest key and a count selection keeps
+    // the same entries.
     const double value = static_cast<double>(__uint_as_float(s.prefix));
     int take = s.eq_count;
     if (value > 0.0) take = min(s.eq_count, max(1, static_cast<int>(ceil((target - s.mass_above) / value))));
-    result = s.count_above + take;
+    result.count = s.count_above + take;
+    result.threshold.key = s.prefix;
+    result.threshold.take_equal = take;
+    result.exact = true;
   }
   __syncthreads();
   return result;
