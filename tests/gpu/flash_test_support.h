@@ -136,6 +136,24 @@ enum class Layout {
 // Runs attention_run_cuda with poisoned O/LSE and a canary region after O; fails the test on any error.
 // maybe_kernel: a kernel choice to force (default: the selector's). q_begin > 0: only the query rows
 // [q_begin, L) are handed to the kernel (AttentionParams::q_begin), and only they come back.
+// A host SparseIndex uploaded to the device, and the view the kernels read (empty arrays: a null view).
+struct DeviceIndex {
+  DeviceArray<int32_t> block_offsets, block_ids, column_offsets, column_ids;
+  SparseIndexView view;
+
+  explicit DeviceIndex(const SparseIndex& index)
+      : block_offsets(index.block_offsets),
+        block_ids(index.block_ids),
+        column_offsets(index.column_offsets),
+        column_ids(index.column_ids) {
+    view.geometry = index.geometry;
+    view.block_offsets = block_offsets.data;
+    view.block_ids = block_ids.data;
+    view.column_offsets = column_offsets.data;
+    view.column_ids = column_ids.data;
+  }
+};
+
 inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
                          Layout layout = Layout::CONTIGUOUS,
                          std::optional<FlashKernelChoice> maybe_kernel = std::nullopt, int64_t q_begin = 0) {
@@ -153,18 +171,8 @@ inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
   DeviceArray<uint16_t> o(o_init);
   DeviceArray<float> lse(std::vector<float>(n * s.num_q_heads, std::nanf("")));
 
-  std::vector<std::unique_ptr<DeviceArray<int32_t>>> index_arrays;
-  SparseIndexView view;
-  if (maybe_index) {
-    for (const auto* a : {&maybe_index->block_offsets, &maybe_index->block_ids, &maybe_index->column_offsets,
-                          &maybe_index->column_ids})
-      index_arrays.push_back(std::make_unique<DeviceArray<int32_t>>(*a));
-    view.geometry = maybe_index->geometry;
-    view.block_offsets = index_arrays[0]->data;
-    view.block_ids = index_arrays[1]->data;
-    view.column_offsets = index_arrays[2]->data;
-    view.column_ids = index_arrays[3]->data;
-  }
+  const DeviceIndex device_index(maybe_index ? *maybe_index : SparseIndex{});
+  const SparseIndexView& view = device_index.view;
   auto selection = attention_select_cuda(s, maybe_index ? &view.geometry : nullptr);
   EXPECT_TRUE(selection.is_ok()) << selection.status().to_string();
   if (!selection.is_ok()) return {};

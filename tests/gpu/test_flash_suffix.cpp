@@ -136,16 +136,8 @@ TEST_F(FlashGpuTest, SuffixRejectsWhatTheKernelsCannotRun) {
   IndexGeometry g;
   g.seq_len = s.seq_len;
   g.num_heads = s.num_q_heads;
-  const SparseIndex all = SparseIndex::dense(g);
-  DeviceArray<int32_t> block_offsets(all.block_offsets), block_ids(all.block_ids),
-      column_offsets(all.column_offsets), column_ids(all.column_ids);
-  SparseIndexView view;
-  view.geometry = g;
-  view.block_offsets = block_offsets.data;
-  view.block_ids = block_ids.data;
-  view.column_offsets = column_offsets.data;
-  view.column_ids = column_ids.data;
-  EXPECT_EQ(run(1024, &view), StatusCode::UNSUPPORTED);
+  const DeviceIndex all(SparseIndex::dense(g));
+  EXPECT_EQ(run(1024, &all.view), StatusCode::UNSUPPORTED);
 
   AttentionParams suffix = params;
   suffix.q_begin = 1024;
