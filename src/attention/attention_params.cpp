@@ -35,4 +35,11 @@ AttentionParams AttentionParams::with_defaults() const {
   return p;
 }
 
+Status AttentionParams::require_whole_prompt(const char* who) const {
+  if (q_begin == 0) return Status::ok();
+  return make_error(StatusCode::UNSUPPORTED,
+                    "{}: queries from row {} (only the dense flash kernels take the rest of a prompt)", who,
+                    q_begin);
+}
+
 }  // namespace sacc

@@ -42,6 +42,9 @@ struct AttentionParams {
 
   // Fill zero strides / scale with the contiguous defaults.
   AttentionParams with_defaults() const;
+  // OK for a whole prompt (q_begin == 0); UNSUPPORTED naming `who` otherwise: for the paths that only run a
+  // prefill from row 0 (the baselines, the planners, a sparse index).
+  Status require_whole_prompt(const char* who) const;
 };
 
 // The patterns of one layer: one spec per index head (query head, or KV group when shared).

@@ -48,10 +48,7 @@ Status validate_inputs(const AttentionParams& p, const LayerPatterns& patterns, 
   }
   SACC_RETURN_IF_ERROR(
       validate_plan_arguments("plan_cpu", p.shape, patterns.heads, patterns.estimation, geometry));
-  if (p.q_begin != 0) {
-    return make_error(StatusCode::UNSUPPORTED,
-                      "plan_cpu: a sparse index covers every query row, not from {} on", p.q_begin);
-  }
+  SACC_RETURN_IF_ERROR(p.require_whole_prompt("plan_cpu"));
   bool estimates = false;
   for (const PatternSpec& spec : patterns.heads) {
     estimates =

@@ -214,10 +214,7 @@ Status validate(const AttentionParams& p) {
   if (!p.q || !p.k || !p.v || !p.o) {
     return make_error(StatusCode::INVALID_ARGUMENT, "cuDNN SDPA: Q, K, V and O must be device pointers");
   }
-  if (p.q_begin != 0) {
-    return make_error(StatusCode::UNSUPPORTED, "cuDNN SDPA: queries from row {} (take the flash kernel)",
-                      p.q_begin);
-  }
+  SACC_RETURN_IF_ERROR(p.require_whole_prompt("cuDNN SDPA"));
   // cuDNN's flash SDPA needs 16-byte aligned rows and head dims up to 256 (checked again by cuDNN itself).
   if (p.shape.head_dim % 8 != 0 || p.shape.head_dim > 256) {
     return make_error(StatusCode::UNSUPPORTED,

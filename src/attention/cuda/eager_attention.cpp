@@ -39,10 +39,7 @@ Status validate(const AttentionParams& p, uint64_t workspace_bytes) {
   if (!p.q || !p.k || !p.v || !p.o) {
     return make_error(StatusCode::INVALID_ARGUMENT, "eager attention: Q, K, V and O must be device pointers");
   }
-  if (p.q_begin != 0) {
-    return make_error(StatusCode::UNSUPPORTED, "eager attention: queries from row {} (take the flash kernel)",
-                      p.q_begin);
-  }
+  SACC_RETURN_IF_ERROR(p.require_whole_prompt("eager attention"));
   if (workspace_bytes < eager_attention_workspace_bytes(p.shape)) {
     return make_error(StatusCode::INVALID_ARGUMENT,
                       "eager attention: workspace of {} is smaller than the {} needed",

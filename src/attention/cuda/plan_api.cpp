@@ -24,10 +24,7 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
                              const IndexGeometry& geometry, void* workspace, size_t workspace_bytes,
                              void* maybe_stream) {
   const AttentionParams p = params.with_defaults();
-  if (p.q_begin != 0) {
-    return make_error(StatusCode::UNSUPPORTED, "plan: a sparse index covers every query row, not from {} on",
-                      p.q_begin);
-  }
+  SACC_RETURN_IF_ERROR(p.require_whole_prompt("plan"));
   SACC_ASSIGN_OR_RETURN(plan_detail::PlanLayout layout,
                         plan_detail::make_plan_layout(p.shape, patterns, geometry));
   if (workspace == nullptr || workspace_bytes < layout.total_bytes) {
