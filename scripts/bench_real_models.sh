@@ -19,6 +19,8 @@
 #              default's attention recall per head at 32768 tokens (Q/K/V captured on the GPU, CPU oracle)
 #   profile    kernel time by stage (plan, attention, linear layers, ...) of one 32000-token prefill, dense and
 #              each SACC_REAL_SETTINGS, Qwen (ncu, bench/ncu_breakdown.py)
+#   kernels    ncu sections (speed of light, occupancy, warp stalls) of the plan's and the elementwise kernels,
+#              their first launches in a 32000-token prefill of the default, Qwen
 #   variants   one knob of the default varied at a time (bench/head_config_variants.py: more local diagonals,
 #              more estimating queries, leading dense layers; plus $SACC_VARIANT_EXTRA settings): perplexity at
 #              32768 (last 4096) and TTFT at 32000 of each, Qwen
@@ -132,6 +134,14 @@ run_stage() {
           sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 -r 1 --warmup 0 "${args[@]}" >"$OUT/ncu_$name.csv" 2>&1
         python3 bench/ncu_breakdown.py "$OUT/ncu_$name.csv" --label "$setting at 32000 tokens"
       done 2>&1 | tee "$OUT/profile.md" ;;
+    kernels)
+      ncu --clock-control none --launch-count 12 \
+        -k "regex:select_kernel|scores_kernel|pool_kernel|build_index|swiglu|rms_norm|bias_rope" \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+        sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 -r 1 --warmup 0 --attention sparse \
+        >"$OUT/ncu_kernels.txt" 2>&1
+      grep -E "^  [a-z_:<>0-9, ]+\(|Duration|Achieved Occupancy|Memory Throughput|Compute \(SM\)" \
+        "$OUT/ncu_kernels.txt" ;;
     variants)
       local variants
       variants=$(python3 bench/head_config_variants.py --layers 24 --heads 14 --pattern "$DEFAULT" --out "$OUT/variants")

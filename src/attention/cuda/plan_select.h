@@ -55,6 +55,71 @@ __device__ inline void count_in_bin(int* count, uint32_t bin, bool active) {
   if ((threadIdx.x & 31u) == static_cast<unsigned>(__ffs(same) - 1)) atomicAdd(&count[bin], __popc(same));
 }
 
+// Where a radix pass's threshold digit lies: walking the 256 digits from the top, the first digit d at which
+// base + the weights of the digits >= d reach `goal` (-1 when even all of them fall short), with the weight and
+// the entry count of the digits above d (of all digits when -1). One warp runs it, lane l holding digits
+// 255 - 8l down to 248 - 8l: a scan over lanes finds the lane, that lane walks its eight digits. (A single
+// thread walking all 256 digits serially was most of a Block-Cluster selection's time.)
+template <class W>
+struct DigitHit {
+  int digit = -1;
+  W above_weight = 0;
+  int above_count = 0;
+};
+
+template <class W>
+__device__ DigitHit<W> find_digit(const W* weight, const int* count, W base, W goal) {
+  const int lane = threadIdx.x & 31;
+  const int top = 255 - 8 * lane;
+  W local = 0;
+  int local_count = 0;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    local += weight[top - e];
+    local_count += count[top - e];
+  }
+  W inclusive = local;
+  int inclusive_count = local_count;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const W w = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
+    const int c = __shfl_up_sync(0xFFFFFFFFu, inclusive_count, offset);
+    if (lane >= offset) {
+      inclusive += w;
+      inclusive_count += c;
+    }
+  }
+  W exclusive = __shfl_up_sync(0xFFFFFFFFu, inclusive, 1);
+  int exclusive_count = __shfl_up_sync(0xFFFFFFFFu, inclusive_count, 1);
+  if (lane == 0) {
+    exclusive = 0;
+    exclusive_count = 0;
+  }
+  const unsigned reached = __ballot_sync(0xFFFFFFFFu, base + inclusive >= goal);
+  DigitHit<W> hit;
+  if (reached == 0) {
+    hit.above_weight = base + __shfl_sync(0xFFFFFFFFu, inclusive, 31);
+    hit.above_count = __shfl_sync(0xFFFFFFFFu, inclusive_count, 31);
+    return hit;
+  }
+  const int owner = __ffs(reached) - 1;
+  int digit = top - 7;  // rounding in the walk's order may miss the scan's hit by an ulp: the lane's last digit
+  W above = base + exclusive;
+  int above_count = exclusive_count;
+  for (int e = 0; e < 8; ++e) {
+    if (above + weight[top - e] >= goal || e == 7) {
+      digit = top - e;
+      break;
+    }
+    above += weight[top - e];
+    above_count += count[top - e];
+  }
+  hit.digit = __shfl_sync(0xFFFFFFFFu, digit, owner);
+  hit.above_weight = __shfl_sync(0xFFFFFFFFu, above, owner);
+  hit.above_count = __shfl_sync(0xFFFFFFFFu, above_count, owner);
+  return hit;
+}
+
 // Threshold of a count selection: keep every key > threshold and the first `take_equal` keys == threshold.
 struct Threshold {
   uint32_t key = kForcedKey;
@@ -87,15 +152,15 @@ __device__ Threshold select_count(int n, int k, KeyOf key_of, SelectScratch<kThr
       }
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      int above = 0;
-      int digit = 255;
-      for (; digit > 0; --digit) {
-        if (above + s.count[digit] >= s.remaining) break;
-        above += s.count[digit];
+    if (threadIdx.x < 32) {
+      // Digit 0 is the fallback: its entries are kept whether or not they reach the count.
+      const DigitHit<int> hit = find_digit<int>(s.count, s.count, 0, s.remaining);
+      const int digit = max(hit.digit, 0);
+      const int above = hit.digit >= 1 ? hit.above_count : hit.above_count - (hit.digit < 0 ? s.count[0] : 0);
+      if (threadIdx.x == 0) {
+        s.remaining -= above;
+        s.prefix |= static_cast<uint32_t>(digit) << shift;
       }
-      s.remaining -= above;
-      s.prefix |= static_cast<uint32_t>(digit) << shift;
     }
     mask |= 255u << shift;
     __syncthreads();
@@ -193,18 +258,17 @@ __device__ MassSelection select_mass_count(int n, double target, bool keep_all_f
       s.mass[d] = sum;
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      int digit = 255;
-      for (; digit >= 0; --digit) {
-        if (s.mass_above + s.mass[digit] >= target) break;
-        s.mass_above += s.mass[digit];
-        s.count_above += s.count[digit];
-      }
-      if (digit < 0) {
-        s.reached = -1;  // rounding left the target just out of reach: keep everything
-      } else {
-        s.prefix |= static_cast<uint32_t>(digit) << shift;
-        s.eq_count = s.count[digit];
+    if (threadIdx.x < 32) {
+      const DigitHit<double> hit = find_digit<double>(s.mass, s.count, s.mass_above, target);
+      if (threadIdx.x == 0) {
+        s.mass_above = hit.above_weight;
+        s.count_above += hit.above_count;
+        if (hit.digit < 0) {
+          s.reached = -1;  // rounding left the target just out of reach: keep everything
+        } else {
+          s.prefix |= static_cast<uint32_t>(hit.digit) << shift;
+          s.eq_count = s.count[hit.digit];
+        }
       }
     }
     mask |= 255u << shift;

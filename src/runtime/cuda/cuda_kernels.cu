@@ -86,14 +86,37 @@ __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int heads, int hea
   }
 }
 
+__device__ __forceinline__ float silu_times(float gate, float up) { return gate / (1.0f + __expf(-gate)) * up; }
+
+// gate_up [rows, 2F]: each row's gate half is overwritten with silu(gate) * up. Memory-bound; the vector form
+// moves 8 bf16 (16 bytes) per load, the scalar form takes any F.
+__global__ void swiglu_vec8_kernel(uint16_t* gate_up, int64_t rows, int64_t ffn) {
+  const int64_t per_row = ffn / 8, n = rows * per_row;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / per_row, j = (i - r * per_row) * 8;
+    uint4* g = reinterpret_cast<uint4*>(gate_up + r * 2 * ffn + j);
+    const uint4 gv = *g, uv = *reinterpret_cast<const uint4*>(gate_up + r * 2 * ffn + ffn + j);
+    const uint32_t* gw = &gv.x;
+    const uint32_t* uw = &uv.x;
+    uint4 out;
+    uint32_t* ow = &out.x;
+    for (int w = 0; w < 4; ++w) {
+      const float lo = silu_times(to_f(gw[w] & 0xffffu), to_f(uw[w] & 0xffffu));
+      const float hi = silu_times(to_f(gw[w] >> 16), to_f(uw[w] >> 16));
+      ow[w] = static_cast<uint32_t>(to_bf(lo)) | (static_cast<uint32_t>(to_bf(hi)) << 16);
+    }
+    *g = out;
+  }
+}
+
 __global__ void swiglu_kernel(uint16_t* gate_up, int64_t rows, int64_t ffn) {
   const int64_t n = rows * ffn;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / ffn, j = i % ffn;
     uint16_t* g = gate_up + r * 2 * ffn + j;
-    const float gv = to_f(*g), uv = to_f(g[ffn]);
-    *g = to_bf(gv / (1.0f + __expf(-gv)) * uv);
+    *g = to_bf(silu_times(to_f(*g), to_f(g[ffn])));
   }
 }
 
@@ -205,7 +228,11 @@ cudaError_t bias_rope(uint16_t* x, int64_t stride, int64_t rows, int heads, int 
 }
 
 cudaError_t swiglu(uint16_t* gate_up, int64_t rows, int64_t ffn, cudaStream_t stream) {
-  swiglu_kernel<<<grid_for(rows * ffn, 256), 256, 0, stream>>>(gate_up, rows, ffn);
+  if (rows * ffn == 0) return cudaSuccess;
+  if (ffn % 8 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0)
+    swiglu_vec8_kernel<<<grid_for(rows * ffn / 8, 256), 256, 0, stream>>>(gate_up, rows, ffn);
+  else
+    swiglu_kernel<<<grid_for(rows * ffn, 256), 256, 0, stream>>>(gate_up, rows, ffn);
   return cudaGetLastError();
 }
 
