@@ -135,13 +135,16 @@ run_stage() {
         python3 bench/ncu_breakdown.py "$OUT/ncu_$name.csv" --label "$setting at 32000 tokens"
       done 2>&1 | tee "$OUT/profile.md" ;;
     kernels)
-      ncu --clock-control none --launch-count 12 \
-        -k "regex:select_kernel|scores_kernel|pool_kernel|build_index|swiglu|rms_norm|bias_rope" \
-        --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
-        sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 -r 1 --warmup 0 --attention sparse \
-        >"$OUT/ncu_kernels.txt" 2>&1
-      grep -E "^  [a-z_:<>0-9, ]+\(|Duration|Achieved Occupancy|Memory Throughput|Compute \(SM\)" \
-        "$OUT/ncu_kernels.txt" ;;
+      local kernel
+      for kernel in block_cluster_select pool_kernel interval_slash_select interval_slash_scores build_index \
+        swiglu rms_norm bias_rope; do
+        ncu --clock-control none -k "regex:$kernel" --launch-count 1 \
+          --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+          sacc -q bench -m "$QWEN" --text "$TEXT" --ctx 32000 -r 1 --warmup 0 --attention sparse \
+          >"$OUT/ncu_kernel_$kernel.txt" 2>&1
+        grep -E "^  [a-zA-Z_:<>0-9, ]+\(|Duration|Achieved Occupancy|Memory Throughput|Compute \(SM\)" \
+          "$OUT/ncu_kernel_$kernel.txt"
+      done ;;
     variants)
       local variants
       variants=$(python3 bench/head_config_variants.py --layers 24 --heads 14 --pattern "$DEFAULT" --out "$OUT/variants")

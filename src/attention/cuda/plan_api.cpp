@@ -5,11 +5,13 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "attention/cuda/plan_kernels.h"
 #include "attention/cuda/plan_layout.h"
 #include "attention/plan.h"
 #include "core/cuda/cuda_check.h"
+#include "core/cuda/stream_fork.h"
 
 namespace sacc {
 
@@ -65,6 +67,17 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   inputs.kv_head_stride = p.kv_head_stride;
   auto stream = static_cast<cudaStream_t>(maybe_stream);
   char* base = static_cast<char*>(workspace);
+  // The two estimations read Q/K and write disjoint parts of the workspace. With both present, Block-Cluster
+  // runs on a second stream beside Interval-Slash: the latter's selection is one CTA per (head, kind), far
+  // too few for the GPU alone.
+  std::optional<StreamFork> fork;
+  if (layout.num_is_heads > 0 && layout.num_bc_heads > 0) {
+    SACC_ASSIGN_OR_RETURN(StreamFork forked, fork_stream(stream));
+    fork.emplace(forked);
+  }
+  SACC_RETURN_IF_ERROR(cuda_status(
+      plan_detail::launch_block_cluster_estimation(layout, inputs, base, fork ? fork->side() : stream),
+      "plan: block-cluster estimation"));
   SACC_RETURN_IF_ERROR(
       cuda_status(plan_detail::launch_interval_slash_estimation(layout, inputs, base, stream),
                   "plan: interval-slash estimation"));
@@ -72,8 +85,7 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
     SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_interval_slash_select(layout, base, stream),
                                      "plan: interval-slash selection"));
   }
-  SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_block_cluster_estimation(layout, inputs, base, stream),
-                                   "plan: block-cluster estimation"));
+  if (fork) SACC_RETURN_IF_ERROR(fork->join());
   SACC_RETURN_IF_ERROR(
       cuda_status(plan_detail::launch_pattern_choice(layout, base, stream), "plan: pattern choice"));
   SACC_RETURN_IF_ERROR(

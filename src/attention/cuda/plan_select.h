@@ -56,8 +56,8 @@ __device__ inline void count_in_bin(int* count, uint32_t bin, bool active) {
 }
 
 // Where a radix pass's threshold digit lies: walking the 256 digits from the top, the first digit d at which
-// base + the weights of the digits >= d reach `goal` (-1 when even all of them fall short), with the weight and
-// the entry count of the digits above d (of all digits when -1). One warp runs it, lane l holding digits
+// base + the weights of the digits >= d reach `goal` (-1 when even all of them fall short), with the weight
+// and the entry count of the digits above d (of all digits when -1). One warp runs it, lane l holding digits
 // 255 - 8l down to 248 - 8l: a scan over lanes finds the lane, that lane walks its eight digits. (A single
 // thread walking all 256 digits serially was most of a Block-Cluster selection's time.)
 template <class W>
@@ -103,7 +103,8 @@ __device__ DigitHit<W> find_digit(const W* weight, const int* count, W base, W g
     return hit;
   }
   const int owner = __ffs(reached) - 1;
-  int digit = top - 7;  // rounding in the walk's order may miss the scan's hit by an ulp: the lane's last digit
+  int digit =
+      top - 7;  // rounding in the walk's order may miss the scan's hit by an ulp: the lane's last digit
   W above = base + exclusive;
   int above_count = exclusive_count;
   for (int e = 0; e < 8; ++e) {
