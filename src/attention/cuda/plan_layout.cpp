@@ -15,8 +15,11 @@ static_assert(kKindDense == static_cast<int32_t>(PatternKind::DENSE) &&
 
 namespace {
 
-// Interval-Slash estimation launches about this many CTAs (chunks x KV heads) so long inputs fill the GPU.
-constexpr int64_t kEstTargetCtas = 1024;
+// Interval-Slash estimation launches about this many CTAs (chunks x KV heads): about two per SM of an H200.
+// Every CTA loads the estimating queries of its KV group, so more, shorter chunks repeat that load; the
+// score kernels of a 32000-token Qwen2.5-0.5B prefill (24 layers, 2 KV heads) took 5.12 / 3.36 / 3.96 /
+// 4.90 ms at 128 / 256 / 512 / 1024 (ncu, H200, 2026-12-03).
+constexpr int64_t kEstTargetCtas = 256;
 // Shared memory one estimation CTA may use (the H100/H200 limit is 227 KiB per block).
 constexpr size_t kEstSmemBudget = 200 * 1024;
 constexpr size_t kAlign = 256;
