@@ -88,7 +88,8 @@ class Backend {
 
   // Prefix KV reuse (the default: UNSUPPORTED). export_kv copies positions [0, n), n <= position(), out of
   // the cache; import_kv makes positions [0, n) those of `snapshot` (n <= snapshot.tokens(), after reserve())
-  // and sets position() to n; extend then runs the rest of the prompt at positions [position(), + size) with
+  // and sets position() to n, returning once the copy is done (its time is the restore's: a server times it);
+  // extend then runs the rest of the prompt at positions [position(), + size) with
   // dense causal attention against every cached key and writes the last position's logits [V]. A failed
   // export leaves the cache as it was.
   virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n);

@@ -112,6 +112,10 @@ class CudaBackend final : public Backend {
                         capacity_);
     for (size_t i = 0; i < shards_.size(); ++i)
       SACC_RETURN_IF_ERROR(shards_[i]->copy_kv_in(s->shards_[i], s->tokens_, n));
+    // One wait per restored prompt, never per decode step: the restore's time is then its own, not the
+    // suffix prefill's (the copies and the suffix share each shard's stream, so nothing overlaps on the
+    // device; only the host's launches of the suffix start later).
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
     position_ = n;
     return Status::ok();
   }
