@@ -78,6 +78,7 @@ void Scheduler::worker_loop() {
       queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
       job = std::move(queue_.front());
+      job->phases.lap(RequestPhase::QUEUE);
       queue_.pop_front();
       metrics_.set_queue_depth(static_cast<int64_t>(queue_.size()));
     }
@@ -96,12 +97,13 @@ void Scheduler::run(GenerationJob& job) {
   GenerateOptions options = job.options;
   options.stop_tokens = stop_tokens_;
   options.maybe_cancel = [&] { return matcher.stopped() || job.cancelled(); };
-  ServeClock::time_point last = job.arrival;
+  ServeClock::time_point last = job.arrival, first_token;
   bool first = true;
   auto on_token = [&](int32_t id) {
     const ServeClock::time_point now = ServeClock::now();
     const double seconds = std::chrono::duration<double>(now - last).count();
     first ? metrics_.observe_ttft(seconds) : metrics_.observe_itl(seconds);
+    if (first) first_token = now;
     first = false;
     last = now;
     if (std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end()) return;
@@ -117,7 +119,18 @@ void Scheduler::run(GenerationJob& job) {
     options.maybe_reuse = match.maybe_snapshot;
     options.reuse_tokens = match.tokens;
   }
+  job.phases.lap(RequestPhase::LOOKUP);
   Result<GenerationMetrics> m = generate(backend_, job.prompt, options, on_token);
+  if (m) {
+    // Before remember(): the snapshot's copy delays the next request (its queue phase), not this one.
+    job.phases.set(RequestPhase::DECODE,
+                   std::chrono::duration<double>(ServeClock::now() - first_token).count());
+    job.phases.set(RequestPhase::RESERVE, m->reserve_seconds);
+    job.phases.set(RequestPhase::RESTORE, m->restore_seconds);
+    job.phases.set(RequestPhase::PREFILL, m->prefill_seconds);
+    job.phases.set(RequestPhase::SAMPLE, m->sample_seconds);
+    metrics_.observe_phases(job.phases.times());
+  }
   if (cache) {
     if (m) remember(job.prompt, m->sparse_prefill, limit);
     metrics_.set_prefix_cache(cache->stats(), cache->bytes(), cache->entries());

@@ -21,10 +21,9 @@
 #include "runtime/prefix_cache.h"
 #include "tools/sacc/openai_protocol.h"
 #include "tools/sacc/serve_metrics.h"
+#include "tools/sacc/serve_phases.h"
 
 namespace sacc::cli {
-
-using ServeClock = std::chrono::steady_clock;
 
 struct JobOutcome {
   Status status;              // not ok: the generation failed
@@ -35,17 +34,20 @@ struct JobOutcome {
 // One request's generation: the worker appends text and ends it; the HTTP thread reads it.
 class GenerationJob {
  public:
+  // `phases`: started at the arrival, lapped by the HTTP thread up to now.
   GenerationJob(std::vector<int32_t> prompt, GenerateOptions options, std::vector<std::string> stop_strings,
-                ServeClock::time_point arrival)
+                ServeClock::time_point arrival, PhaseClock phases)
       : prompt(std::move(prompt)),
         options(std::move(options)),
         stop_strings(std::move(stop_strings)),
-        arrival(arrival) {}
+        arrival(arrival),
+        phases(phases) {}
 
   const std::vector<int32_t> prompt;
   const GenerateOptions options;  // stop tokens are the model's, set by the worker
   const std::vector<std::string> stop_strings;
   const ServeClock::time_point arrival;  // for the time to first token
+  PhaseClock phases;                     // the worker's once it has taken the job
 
   // Reader: waits for new text or the end, then moves the new text into `text`. False once the job has ended
   // and nothing is left to read; outcome() is then final.

@@ -100,6 +100,7 @@ class CompletionRoutes {
 
   void handle(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
     const ServeClock::time_point arrival = ServeClock::now();
+    PhaseClock phases(arrival);
     std::shared_ptr<void> in_flight = enter();
     if (!in_flight) return send_error(res, api_error(503, "the server is shutting down", "server_error"));
     ParsedRequest parsed = parse_completion_request(req.body, endpoint);
@@ -110,7 +111,9 @@ class CompletionRoutes {
                                        fmt::format("The model '{}' does not exist; this server serves '{}'",
                                                    r.model, model_id_),
                                        "invalid_request_error", "model", "model_not_found"));
+    phases.lap(RequestPhase::PARSE);
     Result<std::vector<int32_t>> prompt = prompt_ids(r);
+    phases.lap(RequestPhase::TOKENIZE);
     if (!prompt)
       return send_error(res, api_error(400, prompt.status().message(), "invalid_request_error",
                                        endpoint == Endpoint::CHAT_COMPLETIONS ? "messages" : "prompt"));
@@ -134,7 +137,7 @@ class CompletionRoutes {
     if (Status s = gen.sampling.validate(); !s)
       return send_error(res, api_error(400, s.message(), "invalid_request_error"));
 
-    auto job = std::make_shared<GenerationJob>(std::move(*prompt), gen, r.stop, arrival);
+    auto job = std::make_shared<GenerationJob>(std::move(*prompt), gen, r.stop, arrival, phases);
     switch (scheduler_.submit(job)) {
       case Scheduler::Admission::QUEUED:
         break;
