@@ -57,6 +57,10 @@ struct BackendOptions {
   int64_t max_tokens = 0;    // positions (prompt + generated) the layer placement must hold (0: the context)
 };
 
+// Copies what configure_attention (attention_policy.h) fills — attention, patterns, sparse_min_length,
+// auto_basis — from `from` into `to`, the rest of `to` untouched.
+void copy_attention_settings(const BackendOptions& from, BackendOptions& to);
+
 // Peak memory of one device during the run (bytes).
 struct DeviceMemoryReport {
   std::string device;           // "cpu", "cuda:0"
@@ -95,6 +99,11 @@ class Backend {
   virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n);
   virtual Status import_kv(const KvSnapshot& snapshot, int64_t n);
   virtual Status extend(std::span<const int32_t> tokens, std::vector<float>& logits);
+
+  // The attention of the prefills that follow (a server's per-request settings): `options`' attention
+  // settings (copy_attention_settings), checked as when the backend was made; the rest of `options` is not
+  // read. On failure the backend keeps its settings.
+  virtual Status set_attention(const BackendOptions& options) = 0;
 
   virtual std::vector<DeviceMemoryReport> memory() const = 0;
   // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).
