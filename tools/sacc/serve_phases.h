@@ -15,7 +15,8 @@ enum class RequestPhase {
   PARSE,     // arrival (body read) -> JSON parsed and checked, model matched
   TOKENIZE,  // -> chat template applied and the prompt tokenised
   QUEUE,     // -> the worker takes the request (the memory check, admission and the wait in the FIFO)
-  LOOKUP,    // -> the prefix cache matched the prompt (its room made, least recently used entries evicted)
+  LOOKUP,    // -> the request's attention settings applied and the prefix cache matched the prompt (its
+             //    room made, least recently used entries evicted)
   RESERVE,   // -> the KV cache sized for the request
   RESTORE,   // -> the reused prefix's KV copied in, device work done (0 without reuse)
   PREFILL,   // -> the computed positions' last logits on the host (device work done)
