@@ -12,6 +12,11 @@ document's KV and prefills only its question (target on the H200 at 32K: second 
 
 The document is built to about --doc-tokens tokens from the server's own count (one calibration request on
 an unrelated text, which shares no prefix with the document).
+
+Where the later (hit) requests' time goes: /metrics is scraped after the first request and after the last, and
+the difference of `sacc_request_phase_seconds` per phase (parse, tokenize, queue, lookup, reserve, restore,
+prefill, sample, decode) gives each phase's mean over the later requests, printed beside the server's own time
+to first token (arrival -> first token) and the client's (the rest: HTTP and the client).
 """
 import argparse
 import json
@@ -84,7 +89,14 @@ def stream(url, model, prompt, max_tokens, headers, timeout):
     return ttft, time.perf_counter() - start, text, usage
 
 
+# The server's phases before the first token, in order (tools/sacc/serve_phases.h), then decode.
+PHASES = ["parse", "tokenize", "queue", "lookup", "reserve", "restore", "prefill", "sample"]
+KEPT_METRICS = ("sacc_prefix_cache_", "sacc_request_phase_seconds_sum", "sacc_request_phase_seconds_count",
+                "sacc_time_to_first_token_seconds_sum", "sacc_time_to_first_token_seconds_count")
+
+
 def metrics(url, headers):
+    """The prefix-cache counters, and the sums and counts of the TTFT and phase histograms: {line name: value}."""
     try:
         with urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=headers)) as r:
             text = r.read().decode()
@@ -92,10 +104,37 @@ def metrics(url, headers):
         return {}
     out = {}
     for line in text.splitlines():
-        if line.startswith("sacc_prefix_cache_"):
+        if line.startswith(KEPT_METRICS):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def phase_split(before, after, client_ttft_s):
+    """Mean seconds per phase over the requests between two scrapes, the server's TTFT and the client's."""
+    def mean(name, labels=""):
+        total, count = f"{name}_sum{labels}", f"{name}_count{labels}"
+        n = after.get(count, 0) - before.get(count, 0)
+        return (after[total] - before[total]) / n if n > 0 else None
+
+    split = {}
+    for phase in PHASES + ["decode"]:
+        split[phase] = mean("sacc_request_phase_seconds", f'{{phase="{phase}"}}')
+    if any(v is None for v in split.values()):
+        return None  # a server without phase timings
+    split["server_ttft"] = mean("sacc_time_to_first_token_seconds")
+    split["unaccounted"] = split["server_ttft"] - sum(split[p] for p in PHASES)
+    split["client_ttft"] = client_ttft_s
+    split["http_and_client"] = client_ttft_s - split["server_ttft"]
+    return split
+
+
+def print_split(split, requests):
+    print(f"where the later requests' TTFT goes (mean of {requests}, server phases from /metrics):")
+    for name in PHASES + ["unaccounted", "server_ttft", "http_and_client", "client_ttft"]:
+        share = split[name] / split["client_ttft"] * 100
+        print(f"  {name:16s} {split[name] * 1e3:9.3f} ms {share:6.1f} %")
+    print(f"  {'decode':16s} {split['decode'] * 1e3:9.3f} ms (after the first token)")
 
 
 def repeated_document(args, headers):
@@ -115,6 +154,7 @@ def repeated_document(args, headers):
     entries = max(1, int(args.doc_tokens / max(start, end)))
     doc = document(topic, entries)
     rows = []
+    scrapes = []
     for k in range(args.questions):
         # About 50 tokens, different from the first word on.
         question = ("\nQuestion: " + QUESTIONS[k % len(QUESTIONS)].format(m=3 * (k + 1)) + " " + STYLE +
@@ -125,6 +165,8 @@ def repeated_document(args, headers):
                      "ttft_s": ttft, "total_s": total, "text": text})
         print(f"request {k + 1}: prompt {rows[-1]['prompt_tokens']} tok | TTFT {ttft * 1e3:9.1f} ms | "
               f"total {total:7.2f} s", flush=True)
+        if k == 0 or k == args.questions - 1:
+            scrapes.append(metrics(args.url, headers))  # after the first (miss) and after the last request
     first = rows[0]["ttft_s"]
     later = [r["ttft_s"] for r in rows[1:]]
     summary = {"first_ttft_s": first}
@@ -133,6 +175,10 @@ def repeated_document(args, headers):
         summary["later_over_first"] = statistics.median(later) / first
         print(f"later TTFT median / first: {summary['later_over_first'] * 100:.1f} % "
               f"(issue 14 target at 32K on the H200: <= 10 %)")
+        split = phase_split(scrapes[0], scrapes[-1], statistics.mean(later))
+        if split:
+            summary["later_phase_mean_s"] = split
+            print_split(split, len(later))
     return {"rows": rows, "summary": summary}
 
 

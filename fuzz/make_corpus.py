@@ -196,6 +196,8 @@ def main():
         b"\x01" + b'{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":'
                   b'[{"type":"text","text":"Hel"},{"type":"text","text":"lo"}]}],"max_completion_tokens":4,'
                   b'"stop":"x"}',
+        b"\x00" + b'{"model":"m","prompt":"Hi","sparse_accelerate":{"attention":"sparse",'
+                  b'"pattern":"interval-slash:1000,256@0.95+block-cluster:512@0.99"}}',
     ]
     for i, b in enumerate(bodies):
         put("serve_request", f"r{i}", b)

@@ -32,6 +32,13 @@ bool attention_needs_separate_output(AttentionMode mode) {
   return mode == AttentionMode::CUDNN || mode == AttentionMode::EAGER;
 }
 
+void copy_attention_settings(const BackendOptions& from, BackendOptions& to) {
+  to.attention = from.attention;
+  to.patterns = from.patterns;
+  to.sparse_min_length = from.sparse_min_length;
+  to.auto_basis = from.auto_basis;
+}
+
 Result<std::unique_ptr<KvSnapshot>> Backend::export_kv(int64_t) {
   return make_error(StatusCode::UNSUPPORTED, "this backend cannot copy its KV cache (prefix reuse)");
 }

@@ -57,6 +57,10 @@ struct BackendOptions {
   int64_t max_tokens = 0;    // positions (prompt + generated) the layer placement must hold (0: the context)
 };
 
+// Copies what configure_attention (attention_policy.h) fills — attention, patterns, sparse_min_length,
+// auto_basis — from `from` into `to`, the rest of `to` untouched.
+void copy_attention_settings(const BackendOptions& from, BackendOptions& to);
+
 // Peak memory of one device during the run (bytes).
 struct DeviceMemoryReport {
   std::string device;           // "cpu", "cuda:0"
@@ -88,12 +92,18 @@ class Backend {
 
   // Prefix KV reuse (the default: UNSUPPORTED). export_kv copies positions [0, n), n <= position(), out of
   // the cache; import_kv makes positions [0, n) those of `snapshot` (n <= snapshot.tokens(), after reserve())
-  // and sets position() to n; extend then runs the rest of the prompt at positions [position(), + size) with
+  // and sets position() to n, returning once the copy is done (its time is the restore's: a server times it);
+  // extend then runs the rest of the prompt at positions [position(), + size) with
   // dense causal attention against every cached key and writes the last position's logits [V]. A failed
   // export leaves the cache as it was.
   virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n);
   virtual Status import_kv(const KvSnapshot& snapshot, int64_t n);
   virtual Status extend(std::span<const int32_t> tokens, std::vector<float>& logits);
+
+  // The attention of the prefills that follow (a server's per-request settings): `options`' attention
+  // settings (copy_attention_settings), checked as when the backend was made; the rest of `options` is not
+  // read. On failure the backend keeps its settings.
+  virtual Status set_attention(const BackendOptions& options) = 0;
 
   virtual std::vector<DeviceMemoryReport> memory() const = 0;
   // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).

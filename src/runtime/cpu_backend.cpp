@@ -128,6 +128,8 @@ class CpuBackend final : public Backend {
   int64_t position() const override { return position_; }
   bool last_prefill_sparse() const override { return last_sparse_; }
 
+  Status set_attention(const BackendOptions& options) override;
+
   std::vector<DeviceMemoryReport> memory() const override {
     // The engine's accounting, and the process's RSS high-water mark as the kernel counts it.
     return {{"cpu", static_cast<uint64_t>(peak_bytes_), process_peak_rss_bytes()}};
@@ -391,24 +393,36 @@ Status CpuBackend::forward_step(std::span<const int32_t> tokens, std::vector<flo
   return Status::ok();
 }
 
+// The attention settings (copy_attention_settings) the CPU backend runs.
+Status check_cpu_attention(const ModelConfig& config, const BackendOptions& options) {
+  if (options.attention == AttentionMode::CUDNN || options.attention == AttentionMode::EAGER)
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "--attention {} is a GPU baseline; use --device cuda, or auto/dense/sparse on the CPU",
+                      attention_mode_name(options.attention));
+  if (!options.patterns.empty() && static_cast<int>(options.patterns.size()) != config.num_layers)
+    return make_error(StatusCode::INVALID_ARGUMENT, "pattern config has {} layers, the model has {}",
+                      options.patterns.size(), config.num_layers);
+  return Status::ok();
+}
+
+Status CpuBackend::set_attention(const BackendOptions& options) {
+  SACC_RETURN_IF_ERROR(check_cpu_attention(config_, options));
+  copy_attention_settings(options, options_);
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights,
                                                   const BackendOptions& options) {
   SACC_RETURN_IF_ERROR(weights.config.validate());
-  if (options.attention == AttentionMode::CUDNN || options.attention == AttentionMode::EAGER)
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "--attention {} is a GPU baseline; use --device cuda, or auto/dense/sparse on the CPU",
-                      attention_mode_name(options.attention));
+  SACC_RETURN_IF_ERROR(check_cpu_attention(weights.config, options));
   if (options.linear != LinearMode::BF16)
     return make_error(
         StatusCode::INVALID_ARGUMENT,
         "--linear {}: FP8 linear layers run on the CUDA backend only; use --device cuda or --linear "
         "bf16",
         linear_mode_name(options.linear));
-  if (!options.patterns.empty() && static_cast<int>(options.patterns.size()) != weights.config.num_layers)
-    return make_error(StatusCode::INVALID_ARGUMENT, "pattern config has {} layers, the model has {}",
-                      options.patterns.size(), weights.config.num_layers);
   auto backend = std::make_unique<CpuBackend>(weights, options);
   SACC_RETURN_IF_ERROR(backend->load(weights));
   return std::unique_ptr<Backend>(std::move(backend));

@@ -18,27 +18,39 @@ Result<GenerationMetrics> generate_unguarded(Backend& backend, std::span<const i
   if (prompt.empty()) return make_error(StatusCode::INVALID_ARGUMENT, "the prompt has no tokens");
   if (options.max_new_tokens < 1)
     return make_error(StatusCode::INVALID_ARGUMENT, "-n {} must be at least 1", options.max_new_tokens);
+  using Clock = std::chrono::steady_clock;
+  // The seconds since `mark`, which moves to now.
+  auto lap = [](Clock::time_point& mark) {
+    const Clock::time_point now = Clock::now();
+    const double seconds = std::chrono::duration<double>(now - mark).count();
+    mark = now;
+    return seconds;
+  };
+  GenerationMetrics m;
+  auto mark = Clock::now();
   SACC_RETURN_IF_ERROR(
       backend.reserve(kv_positions_needed(static_cast<int64_t>(prompt.size()), options.max_new_tokens)));
-  GenerationMetrics m;
+  m.reserve_seconds = lap(mark);
   m.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(options.sampling);
   std::vector<float> logits;
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  const auto start = mark;
   if (options.maybe_reuse) {
     const int64_t reuse = options.reuse_tokens;
     if (reuse <= 0 || reuse >= m.prompt_tokens)
       return make_error(StatusCode::INTERNAL, "prefix reuse of {} positions for a prompt of {} tokens", reuse,
                         m.prompt_tokens);
     SACC_RETURN_IF_ERROR(backend.import_kv(*options.maybe_reuse, reuse));
+    m.restore_seconds = lap(mark);
     SACC_RETURN_IF_ERROR(backend.extend(prompt.subspan(static_cast<size_t>(reuse)), logits));
     m.reused_tokens = reuse;
   } else {
     SACC_RETURN_IF_ERROR(backend.prefill(prompt, logits));
   }
+  m.prefill_seconds = lap(mark);
   int32_t token = sampler.sample(logits);
-  auto last = Clock::now();
+  m.sample_seconds = lap(mark);
+  auto last = mark;
   m.ttft_seconds = std::chrono::duration<double>(last - start).count();
   m.prefill_tokens_per_second = static_cast<double>(m.prompt_tokens) / std::max(m.ttft_seconds, 1e-9);
   m.sparse_prefill = backend.last_prefill_sparse();

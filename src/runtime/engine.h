@@ -36,6 +36,15 @@ struct GenerationMetrics {
   double ttft_seconds = 0.0;
   double prefill_tokens_per_second = 0.0;  // prompt_tokens / ttft
   double mean_itl_seconds = 0.0;  // mean time between consecutive generated tokens (0 with one token)
+  // Where the time went before the first token (seconds). reserve: sizing the KV cache (before ttft_seconds
+  // starts). Then restore + prefill + sample = ttft_seconds: restore, the reused positions' KV copied in (0
+  // without reuse; Backend::import_kv returns once the copy is done); prefill, the computed positions through
+  // the model until their logits are on the host (the backends wait for the device before reading them);
+  // sample, the first token drawn from those logits.
+  double reserve_seconds = 0.0;
+  double restore_seconds = 0.0;
+  double prefill_seconds = 0.0;
+  double sample_seconds = 0.0;
   bool sparse_prefill = false;
   std::string stop_reason;  // "stop token", "length", "cancelled"
   std::vector<DeviceMemoryReport> memory;

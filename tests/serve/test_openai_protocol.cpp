@@ -92,6 +92,27 @@ TEST(OpenAiProtocol, WrongTypes) {
   expect_400(chat(R"({"model":"m","messages":[{"role":"user","content":5}]})"), "messages[0].content");
 }
 
+TEST(OpenAiProtocol, AttentionOverrideShape) {
+  ParsedRequest p =
+      completion(R"({"model":"m","prompt":"Hi","sparse_accelerate":{"attention":"sparse","pattern":"x"}})");
+  ASSERT_TRUE(p.request.has_value()) << p.error.message;
+  ASSERT_TRUE(p.request->attention.has_value());
+  EXPECT_EQ(p.request->attention->attention, "sparse");
+  EXPECT_EQ(p.request->attention->pattern, "x");
+  p = completion(R"({"model":"m","prompt":"Hi","sparse_accelerate":{"attention":"dense","pattern":null}})");
+  ASSERT_TRUE(p.request.has_value()) << p.error.message;
+  EXPECT_FALSE(p.request->attention->pattern.has_value());
+  p = completion(R"({"model":"m","prompt":"Hi"})");
+  ASSERT_TRUE(p.request.has_value());
+  EXPECT_FALSE(p.request->attention.has_value());
+  // The values themselves are the server's to check (serve_attention.h); the shape is checked here.
+  expect_400(completion(R"({"model":"m","prompt":"Hi","sparse_accelerate":"sparse"})"), "sparse_accelerate");
+  expect_400(completion(R"({"model":"m","prompt":"Hi","sparse_accelerate":{"attention":1}})"),
+             "sparse_accelerate.attention");
+  expect_400(completion(R"({"model":"m","prompt":"Hi","sparse_accelerate":{"chunk":"4"}})"),
+             "sparse_accelerate.chunk");
+}
+
 TEST(OpenAiProtocol, OnlyOneChoice) {
   expect_400(completion(R"({"model":"m","prompt":"a","n":2})"), "n");
   expect_400(completion(R"({"model":"m","prompt":"a","n":"1"})"), "n");

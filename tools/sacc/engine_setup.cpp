@@ -57,24 +57,25 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
 
 namespace {
 
-Result<MemoryPlan> plan_run(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
-                            int64_t max_new_tokens) {
+// `options`: setup.options, or the same with a request's attention settings.
+Result<MemoryPlan> plan_run(const EngineArgs& a, const EngineSetup& setup, const BackendOptions& options,
+                            int64_t prompt_tokens, int64_t max_new_tokens) {
   const ModelConfig& config = setup.model.weights.config;
   const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
   uint64_t attention_bytes = 0;
   if (!setup.device.is_cpu()) {
-    SACC_ASSIGN_OR_RETURN(attention_bytes,
-                          cuda_attention_workspace_bytes(config, setup.options, prompt_tokens));
+    SACC_ASSIGN_OR_RETURN(attention_bytes, cuda_attention_workspace_bytes(config, options, prompt_tokens));
   }
   return plan_memory(config, tokens, a.chunk, setup.device, attention_bytes,
-                     attention_needs_separate_output(setup.options.attention), 1, setup.options.linear);
+                     attention_needs_separate_output(options.attention), 1, options.linear);
 }
 
 }  // namespace
 
 uint64_t run_bytes_beside_weights(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
-                                  int64_t max_new_tokens) {
-  Result<MemoryPlan> plan = plan_run(a, setup, prompt_tokens, max_new_tokens);
+                                  int64_t max_new_tokens, const BackendOptions* maybe_options) {
+  Result<MemoryPlan> plan =
+      plan_run(a, setup, maybe_options ? *maybe_options : setup.options, prompt_tokens, max_new_tokens);
   return plan ? plan->kv_cache + plan->workspace : 0;
 }
 
@@ -82,9 +83,10 @@ namespace {
 
 // plan_run with what the run can use: the weights as the CPU backend holds them, memory the caller can
 // reclaim, the budget. With several GPUs `available` is 0 (their placement is checked instead).
-Result<MemoryPlan> plan_run_on_device(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
+Result<MemoryPlan> plan_run_on_device(const EngineArgs& a, const EngineSetup& setup,
+                                      const BackendOptions& options, int64_t prompt_tokens,
                                       int64_t max_new_tokens, uint64_t reclaimable_bytes) {
-  SACC_ASSIGN_OR_RETURN(MemoryPlan plan, plan_run(a, setup, prompt_tokens, max_new_tokens));
+  SACC_ASSIGN_OR_RETURN(MemoryPlan plan, plan_run(a, setup, options, prompt_tokens, max_new_tokens));
   if (plan.available) plan.available += reclaimable_bytes;
   // The CPU backend multiplies a GGUF's weights in the file's own format, in place: the file's bytes, not
   // fp32.
@@ -102,14 +104,16 @@ Result<MemoryPlan> plan_run_on_device(const EngineArgs& a, const EngineSetup& se
 }  // namespace
 
 Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t prompt_tokens,
-                      int64_t max_new_tokens, std::string* maybe_placement, uint64_t reclaimable_bytes) {
+                      int64_t max_new_tokens, std::string* maybe_placement, uint64_t reclaimable_bytes,
+                      const BackendOptions* maybe_options) {
   const ModelConfig& config = setup.model.weights.config;
   const int64_t tokens = kv_positions_needed(prompt_tokens, max_new_tokens);
-  SACC_ASSIGN_OR_RETURN(MemoryPlan plan,
-                        plan_run_on_device(a, setup, prompt_tokens, max_new_tokens, reclaimable_bytes));
+  const BackendOptions& run_options = maybe_options ? *maybe_options : setup.options;
+  SACC_ASSIGN_OR_RETURN(MemoryPlan plan, plan_run_on_device(a, setup, run_options, prompt_tokens,
+                                                            max_new_tokens, reclaimable_bytes));
   if (setup.options.gpus.size() > 1) {
     // The per-GPU placement replaces the one-device plan; the context limit still applies.
-    BackendOptions options = setup.options;
+    BackendOptions options = run_options;
     SACC_ASSIGN_OR_RETURN(std::string placement, describe_gpu_placement(config, options, tokens));
     if (maybe_placement) *maybe_placement = std::move(placement);
   }
@@ -119,7 +123,7 @@ Status check_run_fits(const EngineArgs& a, const EngineSetup& setup, int64_t pro
 Status with_run_plan(const Status& status, const EngineArgs& a, const EngineSetup& setup,
                      int64_t prompt_tokens, int64_t max_new_tokens) {
   if (status.code() != StatusCode::OUT_OF_MEMORY) return status;
-  Result<MemoryPlan> plan = plan_run_on_device(a, setup, prompt_tokens, max_new_tokens, 0);
+  Result<MemoryPlan> plan = plan_run_on_device(a, setup, setup.options, prompt_tokens, max_new_tokens, 0);
   return plan ? attach_memory_plan(status, plan->describe()) : status;
 }
 

@@ -48,15 +48,16 @@ Result<EngineSetup> load_engine(const EngineArgs& args, bool quiet);
 // applied). With several GPUs the per-GPU placement is checked and, when asked, described into
 // `maybe_placement`. Reads `setup` only, so request threads may call it concurrently.
 // `reclaimable_bytes`: memory the caller frees before the run if need be (the server's prefix cache), counted
-// as available.
+// as available. `maybe_options`: setup.options with a server request's own attention settings (null:
+// setup.options).
 Status check_run_fits(const EngineArgs& args, const EngineSetup& setup, int64_t prompt_tokens,
                       int64_t max_new_tokens, std::string* maybe_placement = nullptr,
-                      uint64_t reclaimable_bytes = 0);
+                      uint64_t reclaimable_bytes = 0, const BackendOptions* maybe_options = nullptr);
 
 // Bytes a run of `prompt_tokens` then `max_new_tokens` allocates beside the loaded weights: its KV cache and
-// workspace, as check_run_fits plans them (one device).
+// workspace, as check_run_fits plans them (one device; `maybe_options` as there).
 uint64_t run_bytes_beside_weights(const EngineArgs& args, const EngineSetup& setup, int64_t prompt_tokens,
-                                  int64_t max_new_tokens);
+                                  int64_t max_new_tokens, const BackendOptions* maybe_options = nullptr);
 
 // `status` (from make_backend, generate or the backend) with the run's memory plan attached when it is
 // OUT_OF_MEMORY (core/out_of_memory.h): what failed to allocate, then what the whole run needs beside what

@@ -86,6 +86,25 @@ std::optional<ApiError> parse_stop(const json& stop, std::vector<std::string>& o
   return std::nullopt;
 }
 
+std::optional<ApiError> parse_attention_override(const json& value, AttentionOverride& out) {
+  const std::string name = kAttentionOverrideField;
+  if (!value.is_object())
+    return bad_field(name, fmt::format("'{}' must be an object with 'attention' and/or 'pattern'", name));
+  for (const auto& [key, v] : value.items()) {
+    const std::string where = name + "." + key;
+    std::optional<std::string>* slot = key == "attention" ? &out.attention
+                                       : key == "pattern" ? &out.pattern
+                                                          : nullptr;
+    if (!slot)
+      return bad_field(where,
+                       fmt::format("unknown field '{}': '{}' takes 'attention' and 'pattern'", where, name));
+    if (v.is_null()) continue;
+    if (!v.is_string()) return bad_field(where, fmt::format("'{}' must be a string", where));
+    *slot = v.get<std::string>();
+  }
+  return std::nullopt;
+}
+
 // The request's fields into `r`; the first problem found.
 std::optional<ApiError> parse_fields(const json& body, CompletionRequest& r) {
   const json* model = field(body, "model");
@@ -143,6 +162,9 @@ std::optional<ApiError> parse_fields(const json& body, CompletionRequest& r) {
   if (const json* n = field(body, "n")) {
     if (!n->is_number_integer()) return bad_field("n", "'n' must be an integer");
     if (n->get<int64_t>() != 1) return bad_field("n", "only n = 1 is supported");
+  }
+  if (const json* a = field(body, kAttentionOverrideField)) {
+    if (auto e = parse_attention_override(*a, r.attention.emplace())) return e;
   }
   return std::nullopt;
 }

@@ -26,6 +26,16 @@ std::string error_json(const ApiError& error);
 
 enum class Endpoint { COMPLETIONS, CHAT_COMPLETIONS };
 
+// Our one extension of the request body: "sparse_accelerate": {"attention": "dense"|"sparse"|"auto",
+// "pattern": "..."}, the request's own attention settings over the server's flags. The shape is checked here
+// (an object of those string fields and no others); the values are checked as the CLI's --attention and
+// --pattern are (serve_attention.h).
+struct AttentionOverride {
+  std::optional<std::string> attention;  // absent: the server's --attention
+  std::optional<std::string> pattern;    // absent: the server's --pattern / --pattern-config
+};
+inline constexpr const char* kAttentionOverrideField = "sparse_accelerate";
+
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::COMPLETIONS;
   std::string model;
@@ -37,6 +47,7 @@ struct CompletionRequest {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;  // at most 4, none empty
   bool stream = false;
+  std::optional<AttentionOverride> attention;  // absent: the server's attention flags
 };
 
 struct ParsedRequest {
@@ -44,8 +55,9 @@ struct ParsedRequest {
   ApiError error;                            // meaningful when request is empty
 };
 
-// Parses a request body. Unknown fields are ignored (clients send many); a null field counts as absent;
-// n must be 1; malformed JSON and wrong types give 400 naming the field.
+// Parses a request body. Unknown fields are ignored (clients send many), except inside "sparse_accelerate",
+// which is ours; a null field counts as absent; n must be 1; malformed JSON and wrong types give 400 naming
+// the field.
 ParsedRequest parse_completion_request(std::string_view body, Endpoint endpoint);
 
 struct Usage {

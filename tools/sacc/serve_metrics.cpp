@@ -5,8 +5,8 @@
 namespace sacc::cli {
 
 void LatencyHistogram::observe(double seconds) {
-  for (size_t i = 0; i < kBounds.size(); ++i) {
-    if (seconds <= kBounds[i]) {
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (seconds <= bounds_[i]) {
       ++buckets_[i];
       break;
     }
@@ -15,16 +15,24 @@ void LatencyHistogram::observe(double seconds) {
   sum_ += seconds;
 }
 
-std::string LatencyHistogram::render(const std::string& name) const {
+std::string LatencyHistogram::render(const std::string& name, const std::string& labels) const {
+  const std::string before_le = labels.empty() ? "" : labels + ",";
+  const std::string own = labels.empty() ? "" : "{" + labels + "}";
   std::string out;
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < kBounds.size(); ++i) {
+  for (size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += buckets_[i];
-    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+    out += fmt::format("{}_bucket{{{}le=\"{}\"}} {}\n", name, before_le, bounds_[i], cumulative);
   }
-  out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, count_);
-  out += fmt::format("{}_sum {}\n{}_count {}\n", name, sum_, name, count_);
+  out += fmt::format("{}_bucket{{{}le=\"+Inf\"}} {}\n", name, before_le, count_);
+  out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, own, sum_, name, own, count_);
   return out;
+}
+
+std::array<LatencyHistogram, kRequestPhases> ServeMetrics::make_phase_histograms() {
+  std::array<LatencyHistogram, kRequestPhases> histograms;
+  histograms.fill(LatencyHistogram(kPhaseBounds));
+  return histograms;
 }
 
 void ServeMetrics::count_request(int http_status) {
@@ -46,6 +54,11 @@ void ServeMetrics::observe_ttft(double seconds) {
 void ServeMetrics::observe_itl(double seconds) {
   std::lock_guard lock(mutex_);
   itl_.observe(seconds);
+}
+
+void ServeMetrics::observe_phases(const RequestPhaseTimes& times) {
+  std::lock_guard lock(mutex_);
+  for (size_t i = 0; i < kRequestPhases; ++i) phases_[i].observe(times.seconds[i]);
 }
 
 void ServeMetrics::set_queue_depth(int64_t depth) {
@@ -86,6 +99,14 @@ std::string ServeMetrics::render() const {
       "# HELP sacc_inter_token_latency_seconds Time between consecutive generated tokens.\n"
       "# TYPE sacc_inter_token_latency_seconds histogram\n";
   out += itl_.render("sacc_inter_token_latency_seconds");
+  out +=
+      "# HELP sacc_request_phase_seconds Time per phase of each finished request: parse, tokenize, queue, "
+      "lookup (prefix cache), reserve (KV cache), restore (reused KV), prefill, sample (first token), then "
+      "decode; the phases before decode sum to at most the time to first token.\n"
+      "# TYPE sacc_request_phase_seconds histogram\n";
+  for (size_t i = 0; i < kRequestPhases; ++i)
+    out += phases_[i].render("sacc_request_phase_seconds",
+                             fmt::format("phase=\"{}\"", request_phase_name(static_cast<RequestPhase>(i))));
   out += "# HELP sacc_queue_depth Requests waiting for the worker.\n# TYPE sacc_queue_depth gauge\n";
   out += fmt::format("sacc_queue_depth {}\n", queue_depth_);
   out +=

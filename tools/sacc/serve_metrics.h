@@ -1,29 +1,43 @@
 // `sacc serve`'s counters for GET /metrics, in the Prometheus text format: requests by status code, prompt
 // and generated tokens, time to first token and inter-token latency histograms, the queue depth and whether
-// the last prefill was sparse, and the prefix cache's hits, misses, reused tokens and size. Thread-safe.
+// the last prefill was sparse, the prefix cache's hits, misses, reused tokens and size, and each request's
+// time per phase (serve_phases.h). Thread-safe.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/prefix_cache.h"
+#include "tools/sacc/serve_phases.h"
 
 namespace sacc::cli {
+
+// Upper bounds in seconds: request latencies (time to first token, inter-token), and request phases, which
+// also need the sub-millisecond ones (a sample, a KV restore).
+inline constexpr std::array<double, 14> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                          0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0};
+inline constexpr std::array<double, 18> kPhaseBounds = {0.00001, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                        0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                                        0.5,     1.0,    2.5,     5.0,    10.0,  30.0};
 
 // Cumulative histogram with fixed upper bounds in seconds.
 class LatencyHistogram {
  public:
-  static constexpr std::array<double, 14> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                     0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0};
+  explicit LatencyHistogram(std::span<const double> bounds = kLatencyBounds)
+      : bounds_(bounds), buckets_(bounds.size()) {}
   void observe(double seconds);
-  // "name_bucket{le="..."} n" lines, then name_sum and name_count.
-  std::string render(const std::string& name) const;
+  // "name_bucket{le="..."} n" lines, then name_sum and name_count; `labels` ("phase=\"restore\"") go before
+  // le and on the sum and count.
+  std::string render(const std::string& name, const std::string& labels = "") const;
 
  private:
-  std::array<uint64_t, kBounds.size()> buckets_{};  // per bound, not cumulative
+  std::span<const double> bounds_;
+  std::vector<uint64_t> buckets_;  // per bound, not cumulative
   uint64_t count_ = 0;
   double sum_ = 0.0;
 };
@@ -34,18 +48,23 @@ class ServeMetrics {
   void add_tokens(int64_t prompt_tokens, int64_t generated_tokens);
   void observe_ttft(double seconds);
   void observe_itl(double seconds);
+  // One observation per phase of a request that has finished generating.
+  void observe_phases(const RequestPhaseTimes& times);
   void set_queue_depth(int64_t depth);
   void set_last_prefill_sparse(bool sparse);
   void set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries);
   std::string render() const;
 
  private:
+  static std::array<LatencyHistogram, kRequestPhases> make_phase_histograms();
+
   mutable std::mutex mutex_;
   std::map<int, uint64_t> requests_by_status_;
   uint64_t prompt_tokens_ = 0;
   uint64_t generated_tokens_ = 0;
   LatencyHistogram ttft_;
   LatencyHistogram itl_;
+  std::array<LatencyHistogram, kRequestPhases> phases_ = make_phase_histograms();
   int64_t queue_depth_ = 0;
   bool last_prefill_sparse_ = false;
   PrefixCacheStats prefix_cache_;

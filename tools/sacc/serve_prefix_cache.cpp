@@ -8,14 +8,12 @@
 namespace sacc::cli {
 namespace {
 
-// Everything that changes what a prefill writes into the KV cache. The chunk is included although the CPU
-// backend's rows do not depend on it: a key that is too strict costs a miss, one too loose a wrong answer.
+// Everything but the attention settings (each request's own: serve_attention.h) that changes what a prefill
+// writes into the KV cache. The chunk is included although the CPU backend's rows do not depend on it: a key
+// that is too strict costs a miss, one too loose a wrong answer.
 std::string settings_key(const EngineArgs& a, const EngineSetup& setup, const std::string& model_id) {
-  return fmt::format(
-      "model={}|source={}|seed={}|device={}|attention={}|pattern={}|pattern_config={}|linear={}|"
-      "chunk={}|sparse_min={}",
-      model_id, a.model, a.seed, setup.device.to_string(), attention_mode_name(setup.mode), a.pattern,
-      a.pattern_config, a.linear, a.chunk, setup.options.sparse_min_length);
+  return fmt::format("model={}|source={}|seed={}|device={}|linear={}|chunk={}", model_id, a.model, a.seed,
+                     setup.device.to_string(), a.linear, a.chunk);
 }
 
 }  // namespace
@@ -54,8 +52,9 @@ Result<ServePrefixCacheSetup> make_serve_prefix_cache(const EngineArgs& args, co
   if (room) {
     EngineArgs plan_args = args;
     const EngineSetup* plan_setup = &setup;
-    out.worker.maybe_room_beside = [room, plan_args, plan_setup](int64_t prompt, int64_t max_new) {
-      const uint64_t need = run_bytes_beside_weights(plan_args, *plan_setup, prompt, max_new);
+    out.worker.maybe_room_beside = [room, plan_args, plan_setup](int64_t prompt, int64_t max_new,
+                                                                 const BackendOptions& options) {
+      const uint64_t need = run_bytes_beside_weights(plan_args, *plan_setup, prompt, max_new, &options);
       return room > need ? room - need : uint64_t{0};
     };
   }

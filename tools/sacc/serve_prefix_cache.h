@@ -20,8 +20,9 @@ constexpr uint64_t kDefaultPrefixCacheCpu = 1ull << 30;
 // The capacity from --prefix-cache ("8GiB", "512MiB", "0" = off; "" = the device's default).
 Result<uint64_t> prefix_cache_capacity(const std::string& flag, const Device& device);
 
-// The cache, and how the worker uses it: entries keyed by the model and attention flags (a snapshot is never
-// restored under other settings), the room limit measured now that the weights are loaded. Call after the
+// The cache, and how the worker uses it: entries keyed by the model and engine flags and each request's
+// attention settings (a snapshot is never restored under other settings), the room limit measured now that
+// the weights are loaded. Call after the
 // backend has been made.
 struct ServePrefixCacheSetup {
   std::unique_ptr<PrefixCache> cache;

@@ -20,11 +20,11 @@
 #include "runtime/engine.h"
 #include "runtime/prefix_cache.h"
 #include "tools/sacc/openai_protocol.h"
+#include "tools/sacc/serve_attention.h"
 #include "tools/sacc/serve_metrics.h"
+#include "tools/sacc/serve_phases.h"
 
 namespace sacc::cli {
-
-using ServeClock = std::chrono::steady_clock;
 
 struct JobOutcome {
   Status status;              // not ok: the generation failed
@@ -35,17 +35,23 @@ struct JobOutcome {
 // One request's generation: the worker appends text and ends it; the HTTP thread reads it.
 class GenerationJob {
  public:
+  // `phases`: started at the arrival, lapped by the HTTP thread up to now.
   GenerationJob(std::vector<int32_t> prompt, GenerateOptions options, std::vector<std::string> stop_strings,
-                ServeClock::time_point arrival)
+                std::shared_ptr<const ServeAttention> attention, ServeClock::time_point arrival,
+                PhaseClock phases)
       : prompt(std::move(prompt)),
         options(std::move(options)),
         stop_strings(std::move(stop_strings)),
-        arrival(arrival) {}
+        attention(std::move(attention)),
+        arrival(arrival),
+        phases(phases) {}
 
   const std::vector<int32_t> prompt;
   const GenerateOptions options;  // stop tokens are the model's, set by the worker
   const std::vector<std::string> stop_strings;
-  const ServeClock::time_point arrival;  // for the time to first token
+  const std::shared_ptr<const ServeAttention> attention;  // the request's (serve_attention.h)
+  const ServeClock::time_point arrival;                   // for the time to first token
+  PhaseClock phases;                                      // the worker's once it has taken the job
 
   // Reader: waits for new text or the end, then moves the new text into `text`. False once the job has ended
   // and nothing is left to read; outcome() is then final.
@@ -71,12 +77,13 @@ class GenerationJob {
 // The prefix cache as the worker uses it (runtime/prefix_cache.h); a null cache: off.
 struct ServePrefixCache {
   PrefixCache* maybe_cache = nullptr;
-  std::string settings;             // the model and attention flags every entry is made under
+  std::string settings;             // the model and engine flags every entry is made under; the worker
+                                    // appends each request's attention key (serve_attention.h)
   bool keep_sparse = false;         // --prefix-cache-sparse: also keep snapshots of sparse prefills
   uint64_t kv_bytes_per_token = 0;  // a snapshot's bytes per position (every layer's K and V)
-  // Bytes the cache may hold while a request of (prompt tokens, max new tokens) runs: what the memory plan
-  // leaves beside that request's own KV cache and workspace. Null: no limit beyond the capacity.
-  std::function<uint64_t(int64_t, int64_t)> maybe_room_beside;
+  // Bytes the cache may hold while a request of (prompt tokens, max new tokens, its options) runs: what the
+  // memory plan leaves beside that request's own KV cache and workspace. Null: no limit beyond the capacity.
+  std::function<uint64_t(int64_t, int64_t, const BackendOptions&)> maybe_room_beside;
 };
 
 class Scheduler {
@@ -100,7 +107,8 @@ class Scheduler {
   void worker_loop();
   void run(GenerationJob& job);
   // After a run: snapshots the prompt's KV into the prefix cache when it is worth keeping and fits `limit`.
-  void remember(const std::vector<int32_t>& prompt, bool sparse_prefill, uint64_t limit);
+  void remember(const std::string& settings, const std::vector<int32_t>& prompt, bool sparse_prefill,
+                uint64_t limit);
 
   Backend& backend_;
   std::shared_ptr<const Tokenizer> maybe_tokenizer_;
@@ -108,6 +116,7 @@ class Scheduler {
   size_t max_queue_;
   ServeMetrics& metrics_;
   ServePrefixCache prefix_;
+  std::string backend_attention_;  // the key of the attention settings the backend holds (empty: its own)
   std::mutex mutex_;
   std::condition_variable queued_;
   std::deque<std::shared_ptr<GenerationJob>> queue_;  // waiting; the running job is not counted

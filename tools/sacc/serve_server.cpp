@@ -90,7 +90,11 @@ bool stream_next(StreamState& s, httplib::DataSink& sink) {
 class CompletionRoutes {
  public:
   CompletionRoutes(const ServeArgs& args, const EngineSetup& setup, Scheduler& scheduler)
-      : args_(args), setup_(setup), scheduler_(scheduler), model_id_(served_model_id(args)) {}
+      : args_(args),
+        setup_(setup),
+        scheduler_(scheduler),
+        model_id_(served_model_id(args)),
+        server_attention_(server_attention(args.engine, setup)) {}
 
   // Refuses new requests, then waits until those in flight have been answered.
   void drain() {
@@ -100,6 +104,7 @@ class CompletionRoutes {
 
   void handle(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
     const ServeClock::time_point arrival = ServeClock::now();
+    PhaseClock phases(arrival);
     std::shared_ptr<void> in_flight = enter();
     if (!in_flight) return send_error(res, api_error(503, "the server is shutting down", "server_error"));
     ParsedRequest parsed = parse_completion_request(req.body, endpoint);
@@ -110,7 +115,18 @@ class CompletionRoutes {
                                        fmt::format("The model '{}' does not exist; this server serves '{}'",
                                                    r.model, model_id_),
                                        "invalid_request_error", "model", "model_not_found"));
+    std::shared_ptr<const ServeAttention> attention = server_attention_;
+    if (r.attention) {
+      std::string param;
+      Result<std::shared_ptr<const ServeAttention>> own =
+          request_attention(args_.engine, setup_, server_attention_, *r.attention, param);
+      if (!own)
+        return send_error(res, api_error(400, own.status().message(), "invalid_request_error", param));
+      attention = std::move(own).value();
+    }
+    phases.lap(RequestPhase::PARSE);
     Result<std::vector<int32_t>> prompt = prompt_ids(r);
+    phases.lap(RequestPhase::TOKENIZE);
     if (!prompt)
       return send_error(res, api_error(400, prompt.status().message(), "invalid_request_error",
                                        endpoint == Endpoint::CHAT_COMPLETIONS ? "messages" : "prompt"));
@@ -122,7 +138,7 @@ class CompletionRoutes {
     // A prompt that can never fit is refused before it waits in the queue.
     // The prefix cache is evicted first when the request needs its room: it never causes a refusal.
     if (Status fits = check_run_fits(args_.engine, setup_, prompt_tokens, max_tokens, nullptr,
-                                     scheduler_.reclaimable_bytes());
+                                     scheduler_.reclaimable_bytes(), &attention->options);
         !fits)
       return send_error(res, api_error(400,
                                        fmt::format("{} prompt tokens + max_tokens {} do not fit: {}",
@@ -134,7 +150,8 @@ class CompletionRoutes {
     if (Status s = gen.sampling.validate(); !s)
       return send_error(res, api_error(400, s.message(), "invalid_request_error"));
 
-    auto job = std::make_shared<GenerationJob>(std::move(*prompt), gen, r.stop, arrival);
+    auto job = std::make_shared<GenerationJob>(std::move(*prompt), gen, r.stop, std::move(attention), arrival,
+                                               phases);
     switch (scheduler_.submit(job)) {
       case Scheduler::Admission::QUEUED:
         break;
@@ -223,6 +240,7 @@ class CompletionRoutes {
   const EngineSetup& setup_;
   Scheduler& scheduler_;
   const std::string model_id_;
+  const std::shared_ptr<const ServeAttention> server_attention_;  // its flags'; requests may override them
   std::mutex rng_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};
   const int64_t start_ = unix_now();

@@ -112,6 +112,10 @@ class CudaBackend final : public Backend {
                         capacity_);
     for (size_t i = 0; i < shards_.size(); ++i)
       SACC_RETURN_IF_ERROR(shards_[i]->copy_kv_in(s->shards_[i], s->tokens_, n));
+    // One wait per restored prompt, never per decode step: the restore's time is then its own, not the
+    // suffix prefill's (the copies and the suffix share each shard's stream, so nothing overlaps on the
+    // device; only the host's launches of the suffix start later).
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
     position_ = n;
     return Status::ok();
   }
@@ -131,6 +135,8 @@ class CudaBackend final : public Backend {
 
   int64_t position() const override { return position_; }
   bool last_prefill_sparse() const override { return last_sparse_; }
+
+  Status set_attention(const BackendOptions& options) override;
 
   std::vector<DeviceMemoryReport> memory() const override {
     std::vector<DeviceMemoryReport> reports;
@@ -199,6 +205,24 @@ Status check_gpus(const BackendOptions& options) {
   return Status::ok();
 }
 
+// The attention settings (copy_attention_settings) the CUDA backend runs.
+Status check_cuda_attention(const ModelConfig& config, const BackendOptions& options) {
+  SACC_RETURN_IF_ERROR(check_patterns(config, options.patterns));
+  if (options.attention == AttentionMode::CUDNN) SACC_RETURN_IF_ERROR(cudnn_sdpa_available());
+  return Status::ok();
+}
+
+Status CudaBackend::set_attention(const BackendOptions& options) {
+  SACC_RETURN_IF_ERROR(check_cuda_attention(config_, options));
+  copy_attention_settings(options, options_);
+  for (auto& shard : shards_) {
+    BackendOptions shard_options = options;
+    shard_options.patterns = shard_patterns(options.patterns, config_, shard->spec());
+    shard->set_attention(shard_options);
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig& config, const BackendOptions& options,
@@ -214,7 +238,7 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
   SACC_RETURN_IF_ERROR(config.validate());
   if (options.device.is_cpu() && options.gpus.empty())
     return make_error(StatusCode::INVALID_ARGUMENT, "make_cuda_backend on a CPU device");
-  SACC_RETURN_IF_ERROR(check_patterns(config, options.patterns));
+  SACC_RETURN_IF_ERROR(check_cuda_attention(config, options));
   SACC_RETURN_IF_ERROR(check_gpus(options));
   if (config.head_dim != 64 && config.head_dim != 128)
     return make_error(StatusCode::UNSUPPORTED,
@@ -226,7 +250,6 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights& weights,
         StatusCode::UNSUPPORTED,
         "capturing Q/K/V (sacc eval recall, sacc search) needs every head of a layer on one GPU; "
         "tensor parallel splits them: use --split layer or a single GPU");
-  if (options.attention == AttentionMode::CUDNN) SACC_RETURN_IF_ERROR(cudnn_sdpa_available());
   apply_gpu_caps(options);
   SACC_ASSIGN_OR_RETURN(GpuPlacement placement, plan_gpu_placement(config, options));
   auto backend = std::make_unique<CudaBackend>(config, options);

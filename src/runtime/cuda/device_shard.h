@@ -46,6 +46,9 @@ class DeviceShard {
   // Workspace for a prompt of n tokens (frees the previous one first); the attention selector decides which
   // attention runs.
   Status begin_prefill(int64_t n);
+  // The attention settings of the prefills that follow (copy_attention_settings), patterns =
+  // shard_patterns().
+  void set_attention(const BackendOptions& options) { copy_attention_settings(options, options_); }
   bool prefill_sparse() const { return attention_.sparse(); }
 
   // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
