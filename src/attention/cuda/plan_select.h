@@ -121,21 +121,6 @@ __device__ DigitHit<W> find_digit(const W* weight, const int* count, W base, W g
   return hit;
 }
 
-// Adds each active lane's score to mass[bin]. When every active lane of the warp falls in one bin (the
-// common case of the first radix pass: the scores share their exponent's top bits), the warp sums first and
-// one lane adds: 32 float atomics on one shared address serialise. All lanes of the warp must call it.
-__device__ inline void add_mass_in_bin(float* mass, uint32_t bin, bool active, float score) {
-  const unsigned lanes = __ballot_sync(0xFFFFFFFFu, active);
-  if (lanes == 0) return;
-  const uint32_t first_bin = __shfl_sync(0xFFFFFFFFu, bin, __ffs(lanes) - 1);
-  if (__all_sync(0xFFFFFFFFu, !active || bin == first_bin)) {
-    for (int offset = 16; offset > 0; offset /= 2) score += __shfl_xor_sync(0xFFFFFFFFu, score, offset);
-    if ((threadIdx.x & 31u) == 0) atomicAdd(&mass[first_bin], score);
-  } else if (active) {
-    atomicAdd(&mass[bin], score);
-  }
-}
-
 // Threshold of a count selection: keep every key > threshold and the first `take_equal` keys == threshold.
 struct Threshold {
   uint32_t key = kForcedKey;
@@ -264,7 +249,7 @@ __device__ MassSelection select_mass_count(int n, double target, bool keep_all_f
         const bool active = keys[u] != kForcedKey && (keys[u] & mask) == prefix;
         const uint32_t bin = (keys[u] >> shift) & 255u;
         count_in_bin(s.count, bin, active);
-        add_mass_in_bin(s.warp_mass[warp], bin, active, active ? score_of(i) : 0.0f);
+        if (active) atomicAdd(&s.warp_mass[warp][bin], score_of(i));
       }
     }
     __syncthreads();
