@@ -34,8 +34,10 @@ Result<AttentionSelection> attention_select_cuda(const AttentionShape& shape,
 // needs the SM90 body and an index shared by an even number of query heads). params.q_begin > 0 (queries
 // from that row on, a multiple of kTileBlockQ) needs the dense kernel. maybe_index null = dense;
 // otherwise the index's arrays are device pointers (e.g. a plan workspace). `workspace` must hold
-// attention_select_cuda(...)->workspace_bytes device bytes (may be null when 0). No host synchronisation:
-// safe inside CUDA graph capture.
+// attention_select_cuda(...)->workspace_bytes device bytes (may be null when 0). A dense launch with
+// q_begin > 0 that has fewer query blocks than the GPU has SMs splits each block's keys over several CTAs
+// when the workspace has room for their partial outputs (cuda/flash_suffix_split.h; O then differs from one
+// pass by a bf16 rounding), else runs one pass. No host synchronisation: safe inside CUDA graph capture.
 Status attention_run_cuda(const AttentionParams& params, const SparseIndexView* maybe_index,
                           FlashKernelChoice kernel, void* workspace, size_t workspace_bytes, void* stream);
 

@@ -156,7 +156,8 @@ struct DeviceIndex {
 
 inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
                          Layout layout = Layout::CONTIGUOUS,
-                         std::optional<FlashKernelChoice> maybe_kernel = std::nullopt, int64_t q_begin = 0) {
+                         std::optional<FlashKernelChoice> maybe_kernel = std::nullopt, int64_t q_begin = 0,
+                         size_t extra_workspace = 0) {
   const AttentionShape& s = in.shape;
   const bool fused_qkv = layout == Layout::FUSED_QKV;
   const int64_t n = s.seq_len - q_begin;  // query rows
@@ -176,7 +177,9 @@ inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
   auto selection = attention_select_cuda(s, maybe_index ? &view.geometry : nullptr);
   EXPECT_TRUE(selection.is_ok()) << selection.status().to_string();
   if (!selection.is_ok()) return {};
-  DeviceArray<unsigned char> workspace(selection->workspace_bytes);
+  // Beyond what the selector asks: room a suffix launch may use to split its keys (attention.h).
+  const size_t workspace_bytes = selection->workspace_bytes + extra_workspace;
+  DeviceArray<unsigned char> workspace(workspace_bytes);
 
   AttentionParams params;
   params.shape = s;
@@ -198,7 +201,7 @@ inline GpuOutput run_gpu(const HostInput& in, const SparseIndex* maybe_index,
   const FlashKernelChoice kernel =
       maybe_kernel.value_or(selected_kernel(s, maybe_index ? &maybe_index->geometry : nullptr));
   const Status status = attention_run_cuda(params, maybe_index ? &view : nullptr, kernel, workspace.data,
-                                           selection->workspace_bytes, nullptr);
+                                           workspace_bytes, nullptr);
   EXPECT_TRUE(status.is_ok()) << status.to_string();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 

@@ -2,16 +2,20 @@
 // queries are rows [q_begin, L) of an L-row causal problem. Such a launch runs the very CTAs of those query
 // blocks in a prefill of all L rows (DenseCausalVisit hands out the last blocks first), over the same key
 // tiles in the same order, so its O and LSE equal that prefill's rows bit for bit, in each kernel body this
-// GPU runs; both match the fp64 oracle. Starts off the query tile and sparse indices are refused.
+// GPU runs; both match the fp64 oracle. Given a workspace, a suffix too short to fill the GPU splits its keys
+// (flash_suffix_split.h): that result matches the oracle too, and differs from the one pass by at most the
+// rounding of its partial outputs. Starts off the query tile and sparse indices are refused.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "attention/attention.h"
 #include "attention/cuda/eager_attention.h"
+#include "attention/cuda/flash_suffix_split.h"
 #include "attention/kernel_tile.h"
 #include "attention/plan.h"
 #include "flash_test_support.h"
@@ -108,7 +112,60 @@ TEST_P(FlashSuffixTest, MatchesOracle) {
     expect_close(run_gpu(in, nullptr, Layout::CONTIGUOUS, kernel, c.q_begin), rows, body_name(kernel));
 }
 
+// Room for every split count the launch could take.
+constexpr size_t kSplitWorkspace = size_t{64} << 20;
+
+// The key splits run, and equal the oracle and the one pass to within bf16 roundings.
+TEST_P(FlashSuffixTest, KeySplitsMatchOracleAndOnePass) {
+  const SuffixCase& c = GetParam();
+  const HostInput in = random_input(c.shape, 54);
+  auto want = ref::dense_attention(oracle_view(in));
+  ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+  const ref::AttentionResult rows = oracle_rows(*want, c.q_begin);
+  for (const FlashKernelChoice& kernel : kernels_of_this_gpu()) {
+    const std::string what = body_name(kernel);
+    const GpuOutput split = run_gpu(in, nullptr, Layout::O_OVER_Q, kernel, c.q_begin, kSplitWorkspace);
+    expect_close(split, rows, what + ", key splits");
+    const GpuOutput one = run_gpu(in, nullptr, Layout::CONTIGUOUS, kernel, c.q_begin);
+    ASSERT_EQ(split.o.size(), one.o.size());
+    for (size_t i = 0; i < one.o.size(); ++i) {
+      const double a = bf16_to_float(split.o[i]), b = bf16_to_float(one.o[i]);
+      // The partial O's bf16 rounding, then the result's: a few units of the last place (2^-8 relative).
+      ASSERT_LE(std::abs(a - b), std::ldexp(std::abs(b), -6) + 1e-6) << what << ": O[" << i << "]";
+    }
+    for (size_t i = 0; i < one.lse.size(); ++i)
+      ASSERT_NEAR(split.lse[i], one.lse[i], 1e-4 * (1.0 + std::abs(one.lse[i])))
+          << what << ": LSE[" << i << "]";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Suffixes, FlashSuffixTest, ::testing::ValuesIn(kSuffixes), suffix_name);
+
+// Longer prefixes, where the split count reaches 4: 200 rows after 2048 (GQA 2, d 64; GQA 4, d 128).
+const SuffixCase kLongPrefixes[] = {
+    {"L2248_from2048_g2_d64", {2248, 4, 2, 64}, 2048},
+    {"L2248_from2048_g4_d128", {2248, 8, 2, 128}, 2048},
+};
+INSTANTIATE_TEST_SUITE_P(LongPrefixes, FlashSuffixTest, ::testing::ValuesIn(kLongPrefixes), suffix_name);
+
+// How many splits a suffix launch takes: about one CTA per SM, at least 8 key blocks a split, at most 16, as
+// many as the workspace holds; none for a prefill or a launch that fills the GPU already.
+TEST(FlashSuffixSplits, CountFollowsSmsKeysAndWorkspace) {
+  flash::FlashParams p;
+  p.seq_len = 32000;
+  p.q_begin = 31744;  // 256 rows after 31744: 2 query blocks
+  p.num_q_heads = 14;
+  const int items = 14 * 2;
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, kSplitWorkspace), 4);  // 132 / 28
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 1024, 64, kSplitWorkspace), 16);
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, 0), 1);
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, flash::suffix_split_bytes(p, 2, 64)), 2);
+  EXPECT_EQ(flash::suffix_key_splits(p, 14 * 40, 132, 64, kSplitWorkspace), 1);
+  p.q_begin = 1024;  // 16 key blocks before the suffix: two splits of 8
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, kSplitWorkspace), 2);
+  p.q_begin = 0;
+  EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, kSplitWorkspace), 1);
+}
 
 // A first row off the query tile, outside [0, L), or with a sparse index is refused before anything runs; so
 // is any q_begin in the eager baseline and the GPU planner.

@@ -8,6 +8,7 @@
 
 #include "attention/cuda/flash_config.h"
 #include "attention/cuda/flash_launch.h"
+#include "attention/cuda/flash_suffix_split.h"
 #include "attention/cuda/flash_tma.h"
 
 namespace sacc::flash {
@@ -114,13 +115,25 @@ cudaError_t launch_for_head_dim(int head_dim, FlashBody body, const FlashParams&
 }  // namespace
 
 cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
-                               cudaStream_t stream) {
+                               void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   // DenseCausalVisit hands out the last query blocks first, so the first CTAs are exactly the blocks from
   // q_begin on.
   if (params.q_begin % kBlockM != 0) return cudaErrorInvalidValue;
-  const int num_q_blocks = params.num_q_blocks - params.q_begin / kBlockM;
-  return launch_for_head_dim<DenseCausalVisit>(head_dim, choice.body, params,
-                                               params.num_q_heads * num_q_blocks, stream);
+  const int items = params.num_q_heads * (params.num_q_blocks - params.q_begin / kBlockM);
+  int splits = 1;
+  if (params.q_begin > 0 && workspace != nullptr) {
+    int device = 0, num_sms = 0;
+    cudaError_t error = cudaGetDevice(&device);
+    if (error == cudaSuccess)
+      error = cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);
+    if (error != cudaSuccess) return error;
+    splits = suffix_key_splits(params, items, num_sms, head_dim, workspace_bytes);
+  }
+  if (splits == 1) return launch_for_head_dim<DenseCausalVisit>(head_dim, choice.body, params, items, stream);
+  const cudaError_t error = launch_for_head_dim<DenseCausalVisit>(
+      head_dim, choice.body, split_params(params, splits, head_dim, workspace), items * splits, stream);
+  if (error != cudaSuccess) return error;
+  return combine_key_splits(params, splits, head_dim, workspace, stream);
 }
 
 size_t sparse_work_order_workspace(int num_items) {

@@ -43,7 +43,7 @@ Status run_flash_forward(const AttentionParams& params, const SparseIndexView* m
   FlashParams p = make_params(a);
   const auto cuda_stream = static_cast<cudaStream_t>(stream);
   if (maybe_index == nullptr) {
-    SACC_CUDA_TRY(launch_flash_dense(a.shape.head_dim, choice, p, cuda_stream));
+    SACC_CUDA_TRY(launch_flash_dense(a.shape.head_dim, choice, p, workspace, workspace_bytes, cuda_stream));
     return Status::ok();
   }
   p.block_offsets = maybe_index->block_offsets;

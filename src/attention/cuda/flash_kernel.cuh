@@ -219,7 +219,8 @@ __global__ void __launch_bounds__(FlashTiles<kHeadDim>::kThreads, FlashConfig<kH
   // Epilogue (flash_epilogue.cuh): normalise, write O (bf16) and the natural-log LSE.
 #pragma unroll
   for (int mi = 0; mi < kMT; ++mi)
-    store_rows(p, visit.q_head, warp_row0 + mi * 16, quad_row, quad_col, flat(acc_o[mi]), rows[mi]);
+    store_rows(p, visit.split, visit.q_head, warp_row0 + mi * 16, quad_row, quad_col, flat(acc_o[mi]),
+               rows[mi]);
 }
 
 template <int kHeadDim, class Visit>

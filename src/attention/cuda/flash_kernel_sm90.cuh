@@ -261,7 +261,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   }
 
   // Epilogue (flash_epilogue.cuh): normalise, write O (bf16) and the natural-log LSE.
-  store_rows(p, q_head, warp_row0, quad_row, quad_col, acc_o, rows);
+  store_rows(p, visit.split, q_head, warp_row0, quad_row, quad_col, acc_o, rows);
 #endif
 }
 

@@ -54,9 +54,10 @@ extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(co
 
 // Runtime -> compile-time dispatch (flash_dispatch.cu) of the body `choice` names, over the query blocks from
 // params.q_begin on. Head dims other than 64/128 and a q_begin that is not a multiple of kBlockM give
-// cudaErrorInvalidValue.
+// cudaErrorInvalidValue. A suffix launch (q_begin > 0) too small to fill the GPU splits its keys when
+// `workspace` has room (flash_suffix_split.h); without it, one pass.
 cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
-                               cudaStream_t stream);
+                               void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // Device bytes of the sparse work order for num_items CTAs.
 size_t sparse_work_order_workspace(int num_items);

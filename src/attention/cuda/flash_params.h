@@ -24,6 +24,11 @@ struct FlashParams {
   // First query row, a multiple of kBlockM (dense only): the launch covers query blocks q_begin / kBlockM ..
   // num_q_blocks - 1, the last ones, which DenseCausalVisit hands out first.
   int q_begin = 0;
+  // Key splits of a suffix launch (dense, q_begin > 0; flash_suffix_split.h): work item w takes split
+  // w % key_splits of its query block's keys and writes its normalised O and LSE to split w % key_splits of
+  // `o` (o_split_stride elements apart) and `maybe_lse` ([key_splits, Hq, n]); a combine kernel merges them.
+  int key_splits = 1;
+  int64_t o_split_stride = 0;
 
   // Sparse index (null for dense). Slot s = index_head * num_q_blocks + q_block.
   const int32_t* block_offsets = nullptr;   // [num_slots + 1]

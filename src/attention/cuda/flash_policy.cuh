@@ -18,19 +18,32 @@ namespace sacc::flash {
 // Dense causal: key blocks 0 .. last causal block, in ascending order. Work items run the most expensive
 // query blocks (the last ones) first, so a launch of fewer items covers exactly the last query blocks (the
 // suffix from FlashParams::q_begin); heads of one KV group are adjacent so their K/V tiles meet in L2.
+// With key splits (a suffix launch), split s of S takes key blocks [s P / S, (s + 1) P / S) of the P blocks
+// before q_begin, which every row of the launch sees whole, and the last split also the rest up to the
+// diagonal: no split is empty for any row.
 struct DenseCausalVisit {
   int q_head = 0;
   int q_block = 0;
+  int first_block = 0;
   int num_blocks = 0;
+  int split = 0;
 
   __device__ DenseCausalVisit(const FlashParams& p, int item) {
+    split = item % p.key_splits;
+    item /= p.key_splits;
     q_block = p.num_q_blocks - 1 - item / p.num_q_heads;
     q_head = item % p.num_q_heads;
     const int last_row = min(p.seq_len, (q_block + 1) * kBlockM) - 1;
-    num_blocks = last_row / kBlockN + 1;
+    int end_block = last_row / kBlockN + 1;
+    if (p.key_splits > 1) {
+      const int shared_blocks = p.q_begin / kBlockN;
+      first_block = split * shared_blocks / p.key_splits;
+      if (split + 1 < p.key_splits) end_block = (split + 1) * shared_blocks / p.key_splits;
+    }
+    num_blocks = end_block - first_block;
   }
   __device__ int num_key_blocks() const { return num_blocks; }
-  __device__ int key_block(int i) const { return i; }
+  __device__ int key_block(int i) const { return first_block + i; }
   __device__ int num_key_columns() const { return 0; }
   __device__ const int32_t* key_columns() const { return nullptr; }
   // Hopper body: the query head and first row of consumer warpgroup c (64 rows each).
@@ -46,6 +59,7 @@ struct SparseIndexVisit {
   const int32_t* columns = nullptr;  // [num_columns] ascending key positions
   int num_blocks = 0;
   int num_columns = 0;
+  static constexpr int split = 0;
 
   __device__ SparseIndexVisit(const FlashParams& p, int cta) {
     const int item = p.work_order[cta];

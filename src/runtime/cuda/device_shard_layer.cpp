@@ -163,10 +163,11 @@ class DeviceShard::LayerOps {
     p = p.with_defaults();
     if (start > 0) {
       if (n > 1 && start % kTileBlockQ == 0) {
-        // The selector's body; dense flash needs no workspace, and packing is for sparse indices only.
+        // The selector's body (packing is for sparse indices only); the scratch lets a short suffix split
+        // its keys over the SMs (attention.h).
         FlashKernelChoice dense = decision.kernel(local);
         dense.gqa_pack = false;
-        return attention_run_cuda(p, nullptr, dense, nullptr, 0, stream());
+        return attention_run_cuda(p, nullptr, dense, s_.scratch_.data(), s_.scratch_.size(), stream());
       }
       for (int64_t i = 0; i < n; ++i) {
         SACC_RETURN_IF_ERROR(
