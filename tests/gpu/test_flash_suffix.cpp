@@ -115,7 +115,8 @@ TEST_P(FlashSuffixTest, MatchesOracle) {
 // Room for every split count the launch could take.
 constexpr size_t kSplitWorkspace = size_t{64} << 20;
 
-// The key splits run, and equal the oracle and the one pass to within bf16 roundings.
+// The key splits run, and equal the oracle and the one pass to within bf16 roundings (of the partial O,
+// which may be larger than the result where splits cancel: compared as a relative L2 error, not per element).
 TEST_P(FlashSuffixTest, KeySplitsMatchOracleAndOnePass) {
   const SuffixCase& c = GetParam();
   const HostInput in = random_input(c.shape, 54);
@@ -128,11 +129,14 @@ TEST_P(FlashSuffixTest, KeySplitsMatchOracleAndOnePass) {
     expect_close(split, rows, what + ", key splits");
     const GpuOutput one = run_gpu(in, nullptr, Layout::CONTIGUOUS, kernel, c.q_begin);
     ASSERT_EQ(split.o.size(), one.o.size());
+    double err = 0.0, norm = 0.0;
     for (size_t i = 0; i < one.o.size(); ++i) {
       const double a = bf16_to_float(split.o[i]), b = bf16_to_float(one.o[i]);
-      // The partial O's bf16 rounding, then the result's: a few units of the last place (2^-8 relative).
-      ASSERT_LE(std::abs(a - b), std::ldexp(std::abs(b), -6) + 1e-6) << what << ": O[" << i << "]";
+      err += (a - b) * (a - b);
+      norm += b * b;
     }
+    // Two bf16 roundings (2^-9 relative each) instead of one.
+    EXPECT_LE(std::sqrt(err / norm), std::ldexp(1.0, -7)) << what << ": relative L2 distance to the one pass";
     for (size_t i = 0; i < one.lse.size(); ++i)
       ASSERT_NEAR(split.lse[i], one.lse[i], 1e-4 * (1.0 + std::abs(one.lse[i])))
           << what << ": LSE[" << i << "]";
@@ -162,6 +166,7 @@ TEST(FlashSuffixSplits, CountFollowsSmsKeysAndWorkspace) {
   EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, flash::suffix_split_bytes(p, 2, 64)), 2);
   EXPECT_EQ(flash::suffix_key_splits(p, 14 * 40, 132, 64, kSplitWorkspace), 1);
   p.q_begin = 1024;  // 16 key blocks before the suffix: two splits of 8
+  p.seq_len = 1280;
   EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, kSplitWorkspace), 2);
   p.q_begin = 0;
   EXPECT_EQ(flash::suffix_key_splits(p, items, 132, 64, kSplitWorkspace), 1);
