@@ -1,5 +1,5 @@
 // The quantised dot products against dequantise-then-fp64 on random blocks of every supported format, the
-// AVX2 kernels against the scalar ones, every tile height against the same dots one activation row at a time,
+// AVX2 kernels against the scalar ones, every tile shape against the same dots computed one pair at a time,
 // and the inline half-to-float conversion against the library's.
 #include <gtest/gtest.h>
 
@@ -59,11 +59,11 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
   quantize_act_rows(x.data(), rows, cols, act.data());
 
   for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
-    const QuantDotFn dot = quant_dot_kernel(c.type, isa);
+    const QuantTileFn dot = quant_dot_kernel(c.type, isa);
     ASSERT_NE(dot, nullptr);
     for (int nr = 1; nr <= kMaxTileRows; ++nr) {
       std::vector<float> y(nr);
-      dot(w.data(), act.data(), n_blocks, nr, n_blocks, y.data());
+      dot(w.data(), 0, 1, act.data(), n_blocks, nr, n_blocks, y.data(), 1);
       for (int r = 0; r < nr; ++r) {
         double exact = 0.0, magnitude = 0.0, bound = 0.0;
         for (int64_t b = 0; b < n_blocks; ++b) {
@@ -85,44 +85,47 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
 TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
   const FormatCase& c = GetParam();
   if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
-  const int64_t cols = 1024, weights = 2, rows = kMaxTileRows - 1, n_blocks = cols / kActBlock;
+  const int64_t cols = 1024, rows = 3, n_blocks = cols / kActBlock;
   const int64_t row_bytes = cols / ggml_block_size(c.type) * ggml_block_bytes(c.type);
   std::mt19937 rng(17u + static_cast<uint32_t>(c.type));
-  const std::vector<uint8_t> w = random_rows(c.type, weights, cols, c.f16_offsets, rng);
-  std::vector<float> w_f32(weights * cols);
-  dequantize_to_f32(c.type, w.data(), weights * cols, w_f32.data());
+  const std::vector<uint8_t> w = random_rows(c.type, kMaxTileWeights, cols, c.f16_offsets, rng);
   std::normal_distribution<float> normal(0.0f, 3.0f);
   std::vector<float> x(rows * cols);
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(rows * n_blocks);
   quantize_act_rows(x.data(), rows, cols, act.data());
-  for (int64_t o = 0; o < weights; ++o) {
-    float scalar[kMaxTileRows], vector[kMaxTileRows];
-    quant_dot_scalar(c.type)(w.data() + o * row_bytes, act.data(), n_blocks, rows, n_blocks, scalar);
-    quant_dot_avx2(c.type)(w.data() + o * row_bytes, act.data(), n_blocks, rows, n_blocks, vector);
-    // Both round in fp32 relative to the terms they add (Q6_K's products and its -32 offset cancel), so the
-    // tolerance is relative to Σ |w_i x_i|, not to the result.
-    for (int r = 0; r < rows; ++r) {
-      double magnitude = 0.0;
-      for (int64_t e = 0; e < cols; ++e)
-        magnitude += std::fabs(static_cast<double>(w_f32[o * cols + e]) * x[r * cols + e]);
-      EXPECT_NEAR(vector[r], scalar[r], 1e-5 * (magnitude + 1.0))
-          << ggml_type_name(c.type) << " weight row " << o << ", activation row " << r;
-    }
+  float scalar[kMaxTileRows * kMaxTileWeights], vector[kMaxTileRows * kMaxTileWeights];
+  quant_dot_scalar(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, scalar,
+                           kMaxTileWeights);
+  quant_dot_avx2(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, vector,
+                         kMaxTileWeights);
+  // Both round in fp32 relative to the terms they add (Q6_K's products and its -32 offset cancel), so the
+  // tolerance is relative to Σ |w_i x_i|, not to the result.
+  std::vector<float> w_f32(kMaxTileWeights * cols);
+  dequantize_to_f32(c.type, w.data(), kMaxTileWeights * cols, w_f32.data());
+  for (int k = 0; k < rows * kMaxTileWeights; ++k) {
+    const int r = k / kMaxTileWeights, i = k % kMaxTileWeights;
+    double magnitude = 0.0;
+    for (int64_t e = 0; e < cols; ++e)
+      magnitude += std::fabs(static_cast<double>(w_f32[i * cols + e]) * x[r * cols + e]);
+    EXPECT_NEAR(vector[k], scalar[k], 1e-5 * (magnitude + 1.0))
+        << ggml_type_name(c.type) << " activation row " << r << ", weight row " << i << ", magnitude "
+        << magnitude;
   }
 }
 
-// Activation rows that leave a partial tile, on weight rows that are not a whole number of 256-blocks for the
-// 32-block formats, multiplied in every tile height against the same dots one activation row at a time: each
-// must be bit for bit the same, so the tiling the matmul picks never changes a result (decode and prefill
-// agree on a token's logits).
-TEST_P(QuantDotTest, EveryTileHeightGivesTheSameBitsAsSingleRows) {
+// A matrix of odd shape (weight and activation rows that leave partial tiles, rows that are not a whole
+// number of 256-blocks for the 32-blocks formats) multiplied tile by tile in every tile shape, against the
+// same dots taken one (weight row, activation row) pair at a time: each must be bit for bit the same, so the
+// tiling the matmul picks never changes a result (decode and prefill agree on a token's logits).
+TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
   const FormatCase& c = GetParam();
   const int64_t block = ggml_block_size(c.type);
   const int64_t cols = block == 256 ? 3 * 256 : 23 * 32, n_blocks = cols / kActBlock;
-  const int64_t x_rows = 2 * kMaxTileRows + 3;
+  const int64_t row_bytes = cols / block * ggml_block_bytes(c.type);
+  const int64_t w_rows = 2 * kMaxTileWeights + 1, x_rows = 2 * kMaxTileRows + 3;
   std::mt19937 rng(101u + static_cast<uint32_t>(c.type));
-  const std::vector<uint8_t> w = random_rows(c.type, 1, cols, c.f16_offsets, rng);
+  const std::vector<uint8_t> w = random_rows(c.type, w_rows, cols, c.f16_offsets, rng);
   std::normal_distribution<float> normal(0.0f, 1.5f);
   std::vector<float> x(x_rows * cols);
   for (float& v : x) v = normal(rng);
@@ -130,21 +133,28 @@ TEST_P(QuantDotTest, EveryTileHeightGivesTheSameBitsAsSingleRows) {
   quantize_act_rows(x.data(), x_rows, cols, act.data());
 
   for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
-    const QuantDotFn dot = quant_dot_kernel(c.type, isa);
-    std::vector<float> single(x_rows);
+    const QuantTileFn dot = quant_dot_kernel(c.type, isa);
+    std::vector<float> single(x_rows * w_rows);  // [activation row, weight row]
     for (int64_t r = 0; r < x_rows; ++r)
-      dot(w.data(), act.data() + r * n_blocks, n_blocks, 1, n_blocks, &single[r]);
-    for (int height = 1; height <= kMaxTileRows; ++height) {
-      std::vector<float> y(x_rows, std::nanf(""));
-      for (int64_t r0 = 0; r0 < x_rows; r0 += height) {
-        const int nr = static_cast<int>(std::min<int64_t>(height, x_rows - r0));
-        dot(w.data(), act.data() + r0 * n_blocks, n_blocks, nr, n_blocks, &y[r0]);
+      for (int64_t o = 0; o < w_rows; ++o)
+        dot(w.data() + o * row_bytes, row_bytes, 1, act.data() + r * n_blocks, n_blocks, 1, n_blocks,
+            &single[r * w_rows + o], 1);
+    for (int tile_w = 1; tile_w <= kMaxTileWeights; ++tile_w)
+      for (int tile_r = 1; tile_r <= kMaxTileRows; ++tile_r) {
+        std::vector<float> y(x_rows * w_rows, std::nanf(""));
+        for (int64_t r0 = 0; r0 < x_rows; r0 += tile_r)
+          for (int64_t o0 = 0; o0 < w_rows; o0 += tile_w) {
+            const int nr = static_cast<int>(std::min<int64_t>(tile_r, x_rows - r0));
+            const int nw = static_cast<int>(std::min<int64_t>(tile_w, w_rows - o0));
+            dot(w.data() + o0 * row_bytes, row_bytes, nw, act.data() + r0 * n_blocks, n_blocks, nr, n_blocks,
+                &y[r0 * w_rows + o0], w_rows);
+          }
+        for (int64_t k = 0; k < x_rows * w_rows; ++k)
+          ASSERT_EQ(std::memcmp(&y[k], &single[k], sizeof(float)), 0)
+              << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " tile " << tile_w << "x" << tile_r
+              << ": activation row " << k / w_rows << ", weight row " << k % w_rows << ": " << y[k] << " vs "
+              << single[k];
       }
-      for (int64_t r = 0; r < x_rows; ++r)
-        ASSERT_EQ(std::memcmp(&y[r], &single[r], sizeof(float)), 0)
-            << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " height " << height
-            << ", activation row " << r << ": " << y[r] << " vs " << single[r];
-    }
   }
 }
 
