@@ -106,7 +106,7 @@ inline float horizontal_sum(__m256 v) {
 // int32 with the per-half multiplier. The activation block is the memory operand of maddubs, so the decoded
 // weights and the NW x NR fp32 accumulators take the 16 ymm registers (at 2 x 8 a few accumulators spill to
 // the stack, which measured no slower than 1 x 8). Each (weight row, activation row) dot sees the same
-// operations in the same order as in a tile of any other shape, and as in the 1 x 4 kernels before tiles.
+// operations in the same order as in a tile of any other shape, so tiling never changes a result.
 template <class F, int NW, int NR>
 void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks,
               float* y, int64_t y_stride) {
