@@ -1,7 +1,9 @@
 // The quantised dot products against dequantise-then-fp64 on random blocks of every supported format, the
-// AVX2 kernels against the scalar ones, and the inline half-to-float conversion against the library's.
+// AVX2 kernels against the scalar ones, every tile shape against the same dots computed one pair at a time,
+// and the inline half-to-float conversion against the library's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -45,7 +47,7 @@ class QuantDotTest : public ::testing::TestWithParam<FormatCase> {};
 // Σ_blocks d_block / 2 · Σ_i |w_i|; fp32 accumulation adds a relative 1e-5 of Σ |w_i x_i|.
 TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
   const FormatCase& c = GetParam();
-  const int64_t cols = 768, rows = 4, n_blocks = cols / kActBlock;
+  const int64_t cols = 768, rows = kMaxTileRows, n_blocks = cols / kActBlock;
   std::mt19937 rng(static_cast<uint32_t>(c.type) * 7919u);
   const std::vector<uint8_t> w = random_rows(c.type, 1, cols, c.f16_offsets, rng);
   std::vector<float> w_f32(cols);
@@ -57,11 +59,11 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
   quantize_act_rows(x.data(), rows, cols, act.data());
 
   for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
-    const QuantDotFn dot = quant_dot_kernel(c.type, isa);
+    const QuantTileFn dot = quant_dot_kernel(c.type, isa);
     ASSERT_NE(dot, nullptr);
     for (int nr = 1; nr <= kMaxTileRows; ++nr) {
       std::vector<float> y(nr);
-      dot(w.data(), act.data(), n_blocks, nr, n_blocks, y.data());
+      dot(w.data(), 0, 1, act.data(), n_blocks, nr, n_blocks, y.data(), 1);
       for (int r = 0; r < nr; ++r) {
         double exact = 0.0, magnitude = 0.0, bound = 0.0;
         for (int64_t b = 0; b < n_blocks; ++b) {
@@ -84,18 +86,76 @@ TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
   const FormatCase& c = GetParam();
   if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
   const int64_t cols = 1024, rows = 3, n_blocks = cols / kActBlock;
+  const int64_t row_bytes = cols / ggml_block_size(c.type) * ggml_block_bytes(c.type);
   std::mt19937 rng(17u + static_cast<uint32_t>(c.type));
-  const std::vector<uint8_t> w = random_rows(c.type, 1, cols, c.f16_offsets, rng);
+  const std::vector<uint8_t> w = random_rows(c.type, kMaxTileWeights, cols, c.f16_offsets, rng);
   std::normal_distribution<float> normal(0.0f, 3.0f);
   std::vector<float> x(rows * cols);
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(rows * n_blocks);
   quantize_act_rows(x.data(), rows, cols, act.data());
-  float scalar[kMaxTileRows], vector[kMaxTileRows];
-  quant_dot_scalar(c.type)(w.data(), act.data(), n_blocks, rows, n_blocks, scalar);
-  quant_dot_avx2(c.type)(w.data(), act.data(), n_blocks, rows, n_blocks, vector);
-  for (int r = 0; r < rows; ++r)
-    EXPECT_NEAR(vector[r], scalar[r], 1e-5 * (std::fabs(scalar[r]) + 1.0)) << ggml_type_name(c.type);
+  float scalar[kMaxTileRows * kMaxTileWeights], vector[kMaxTileRows * kMaxTileWeights];
+  quant_dot_scalar(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, scalar,
+                           kMaxTileWeights);
+  quant_dot_avx2(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, vector,
+                         kMaxTileWeights);
+  // Both round in fp32 relative to the terms they add (Q6_K's products and its -32 offset cancel), so the
+  // tolerance is relative to Σ |w_i x_i|, not to the result.
+  std::vector<float> w_f32(kMaxTileWeights * cols);
+  dequantize_to_f32(c.type, w.data(), kMaxTileWeights * cols, w_f32.data());
+  for (int k = 0; k < rows * kMaxTileWeights; ++k) {
+    const int r = k / kMaxTileWeights, i = k % kMaxTileWeights;
+    double magnitude = 0.0;
+    for (int64_t e = 0; e < cols; ++e)
+      magnitude += std::fabs(static_cast<double>(w_f32[i * cols + e]) * x[r * cols + e]);
+    EXPECT_NEAR(vector[k], scalar[k], 1e-5 * (magnitude + 1.0))
+        << ggml_type_name(c.type) << " activation row " << r << ", weight row " << i << ", magnitude "
+        << magnitude;
+  }
+}
+
+// A matrix of odd shape (weight and activation rows that leave partial tiles, rows that are not a whole
+// number of 256-blocks for the 32-blocks formats) multiplied tile by tile in every tile shape, against the
+// same dots taken one (weight row, activation row) pair at a time: each must be bit for bit the same, so the
+// tiling the matmul picks never changes a result (decode and prefill agree on a token's logits).
+TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
+  const FormatCase& c = GetParam();
+  const int64_t block = ggml_block_size(c.type);
+  const int64_t cols = block == 256 ? 3 * 256 : 23 * 32, n_blocks = cols / kActBlock;
+  const int64_t row_bytes = cols / block * ggml_block_bytes(c.type);
+  const int64_t w_rows = 2 * kMaxTileWeights + 1, x_rows = 2 * kMaxTileRows + 3;
+  std::mt19937 rng(101u + static_cast<uint32_t>(c.type));
+  const std::vector<uint8_t> w = random_rows(c.type, w_rows, cols, c.f16_offsets, rng);
+  std::normal_distribution<float> normal(0.0f, 1.5f);
+  std::vector<float> x(x_rows * cols);
+  for (float& v : x) v = normal(rng);
+  std::vector<ActBlock> act(x_rows * n_blocks);
+  quantize_act_rows(x.data(), x_rows, cols, act.data());
+
+  for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
+    const QuantTileFn dot = quant_dot_kernel(c.type, isa);
+    std::vector<float> single(x_rows * w_rows);  // [activation row, weight row]
+    for (int64_t r = 0; r < x_rows; ++r)
+      for (int64_t o = 0; o < w_rows; ++o)
+        dot(w.data() + o * row_bytes, row_bytes, 1, act.data() + r * n_blocks, n_blocks, 1, n_blocks,
+            &single[r * w_rows + o], 1);
+    for (int tile_w = 1; tile_w <= kMaxTileWeights; ++tile_w)
+      for (int tile_r = 1; tile_r <= kMaxTileRows; ++tile_r) {
+        std::vector<float> y(x_rows * w_rows, std::nanf(""));
+        for (int64_t r0 = 0; r0 < x_rows; r0 += tile_r)
+          for (int64_t o0 = 0; o0 < w_rows; o0 += tile_w) {
+            const int nr = static_cast<int>(std::min<int64_t>(tile_r, x_rows - r0));
+            const int nw = static_cast<int>(std::min<int64_t>(tile_w, w_rows - o0));
+            dot(w.data() + o0 * row_bytes, row_bytes, nw, act.data() + r0 * n_blocks, n_blocks, nr, n_blocks,
+                &y[r0 * w_rows + o0], w_rows);
+          }
+        for (int64_t k = 0; k < x_rows * w_rows; ++k)
+          ASSERT_EQ(std::memcmp(&y[k], &single[k], sizeof(float)), 0)
+              << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " tile " << tile_w << "x" << tile_r
+              << ": activation row " << k / w_rows << ", weight row " << k % w_rows << ": " << y[k] << " vs "
+              << single[k];
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantDotTest, ::testing::ValuesIn(kCases),

@@ -15,7 +15,7 @@ namespace sacc {
 struct CpuMatrix {
   int64_t rows = 0, cols = 0;  // W [rows, cols]: `rows` outputs of `cols` inputs
   QuantRows quant;             // quant.data != nullptr: block rows, multiplied by `kernel`
-  QuantDotFn kernel = nullptr;
+  QuantTileFn kernel = nullptr;
   const float* f32 = nullptr;  // otherwise fp32 rows [rows, cols] (the source's or `owned`)
   std::vector<float> owned;    // [rows, cols] when the source is not fp32
 

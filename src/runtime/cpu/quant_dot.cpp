@@ -9,25 +9,31 @@
 namespace sacc {
 namespace {
 
-// The reference: every sub-block unpacked to integers, summed exactly in int32, scaled once per half.
+// The reference: every sub-block unpacked to integers, summed exactly in int32, scaled once per half. A tile
+// is its weight rows one after another (the reference needs no reuse).
 template <class F>
-void dot_scalar(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int nr, int64_t n_act_blocks,
-                float* y) {
+void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int64_t x_stride, int nr,
+                int64_t n_act_blocks, float* y, int64_t y_stride) {
   const int64_t n_blocks = n_act_blocks / F::kSubs;
   quant::SubScale s[F::kSubs];
-  int16_t w[kActBlock];
-  for (int r = 0; r < nr; ++r) y[r] = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* block = w_row + b * F::kBytes;
-    F::scales(block, s);
-    for (int sub = 0; sub < F::kSubs; ++sub) {
-      F::unpack(block, sub, w);
-      for (int r = 0; r < nr; ++r) {
-        const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
-        int32_t half[2] = {0, 0};
-        for (int i = 0; i < kActBlock; ++i) half[i / 16] += w[i] * a.q[i];
-        const float products = static_cast<float>(s[sub].mul[0] * half[0] + s[sub].mul[1] * half[1]);
-        y[r] += a.d * (s[sub].scale * products + s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+  int16_t q[kActBlock];
+  for (int i = 0; i < nw; ++i) {
+    const uint8_t* w_row = w + i * w_stride;
+    float* y_i = y + i;
+    for (int r = 0; r < nr; ++r) y_i[r * y_stride] = 0.0f;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w_row + b * F::kBytes;
+      quant::block_scales<F>(block, s);
+      for (int sub = 0; sub < F::kSubs; ++sub) {
+        F::unpack(block, sub, q);
+        for (int r = 0; r < nr; ++r) {
+          const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
+          int32_t half[2] = {0, 0};
+          for (int e = 0; e < kActBlock; ++e) half[e / 16] += q[e] * a.q[e];
+          const float products = static_cast<float>(s[sub].mul[0] * half[0] + s[sub].mul[1] * half[1]);
+          y_i[r * y_stride] +=
+              a.d * (s[sub].scale * products + s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+        }
       }
     }
   }
@@ -75,11 +81,11 @@ bool quant_dot_supported(GgmlType type) {
   return quant_dot_scalar(type) != nullptr;
 }
 
-QuantDotFn quant_dot_kernel(GgmlType type, QuantIsa isa) {
+QuantTileFn quant_dot_kernel(GgmlType type, QuantIsa isa) {
   return isa == QuantIsa::AVX2 ? quant_dot_avx2(type) : quant_dot_scalar(type);
 }
 
-QuantDotFn quant_dot_scalar(GgmlType type) {
+QuantTileFn quant_dot_scalar(GgmlType type) {
   switch (type) {
     case GgmlType::Q4_0:
       return dot_scalar<quant::Q4_0>;

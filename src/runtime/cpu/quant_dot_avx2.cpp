@@ -72,6 +72,27 @@ __m256i load_w<Q6_K>(const uint8_t* b, int sub) {
   return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
 }
 
+// A block's scales as quant::block_scales gives them, its halves converted by F16C (one instruction against
+// the portable routine's dozen, and the same floats).
+template <class F>
+inline void f16c_scales(const uint8_t* b, SubScale* s) {
+  float half[2] = {0.0f, 0.0f};
+  for (int k = 0; k < F::kHalves; ++k) {
+    uint16_t h;
+    std::memcpy(&h, b + F::kHalfAt[k], sizeof(h));
+    // Through movd rather than _cvtsh_ss: GCC spells that as pinsrw into a live register, a dependency on the
+    // previous block's conversion.
+    half[k] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+  }
+  F::scales(b, half, s);
+}
+
+// c + a * b rounded once, spelled out: left to the compiler, whether it contracts the offset sums depends on
+// the tile's shape, and a dot would then change with the rows it was tiled with.
+inline float fused_multiply_add(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
 inline float horizontal_sum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -79,63 +100,83 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Each weight sub-block is decoded once and multiplied into NR activation rows: maddubs forms u8 x s8 pair
-// sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to int32 with the per-half multiplier.
-template <class F, int NR>
-void dot_tile(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks, float* y) {
-  __m256 acc[NR];
-  float offset[NR];
-  for (int r = 0; r < NR; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    offset[r] = 0.0f;
-  }
+// A tile of NW weight rows by NR activation rows. Per sub-block each weight row is decoded once into a
+// register and reused by the NR activation rows; each activation block is loaded once and reused by the NW
+// weight rows. maddubs forms u8 x s8 pair sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to
+// int32 with the per-half multiplier. The activation block is the memory operand of maddubs, so the decoded
+// weights and the NW x NR fp32 accumulators take the 16 ymm registers (at 2 x 8 a few accumulators spill to
+// the stack, which measured no slower than 1 x 8). Each (weight row, activation row) dot sees the same
+// operations in the same order as in a tile of any other shape, so tiling never changes a result.
+template <class F, int NW, int NR>
+void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks,
+              float* y, int64_t y_stride) {
+  __m256 acc[NW][NR];
+  float offset[NW][NR];
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < NR; ++r) {
+      acc[i][r] = _mm256_setzero_ps();
+      offset[i][r] = 0.0f;
+    }
   const __m256i ones = _mm256_set1_epi16(1);
-  SubScale s[F::kSubs];
+  SubScale s[NW][F::kSubs];
   const int64_t n_blocks = n_act_blocks / F::kSubs;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* block = w_row + b * F::kBytes;
-    F::scales(block, s);
+    const uint8_t* block[NW];
+    for (int i = 0; i < NW; ++i) {
+      block[i] = w + i * w_stride + b * F::kBytes;
+      f16c_scales<F>(block[i], s[i]);
+    }
     for (int sub = 0; sub < F::kSubs; ++sub) {
-      const __m256i w = load_w<F>(block, sub);
-      const __m256i w_unsigned = F::kSigned ? _mm256_sign_epi8(w, w) : w;
-      const __m256i mul = F::kHalfScales
-                              ? _mm256_set_m128i(_mm_set1_epi16(s[sub].mul[1]), _mm_set1_epi16(s[sub].mul[0]))
-                              : ones;
+      __m256i w_signed[NW], w_unsigned[NW], mul[NW];
+      __m256 scale[NW];
+      for (int i = 0; i < NW; ++i) {
+        scale[i] = _mm256_set1_ps(s[i][sub].scale);
+        w_signed[i] = load_w<F>(block[i], sub);
+        w_unsigned[i] = F::kSigned ? _mm256_sign_epi8(w_signed[i], w_signed[i]) : w_signed[i];
+        mul[i] = F::kHalfScales
+                     ? _mm256_set_m128i(_mm_set1_epi16(s[i][sub].mul[1]), _mm_set1_epi16(s[i][sub].mul[0]))
+                     : ones;
+      }
       for (int r = 0; r < NR; ++r) {
         const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
-        __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
-        if (F::kSigned) q = _mm256_sign_epi8(q, w);
-        const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned, q), mul);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(s[sub].scale * a.d), acc[r]);
-        if (F::kHalfScales) {
-          offset[r] += a.d * (s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
-        } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
-          offset[r] += s[sub].c[0] * a.ds;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+        const __m256 d = _mm256_set1_ps(a.d);
+        for (int i = 0; i < NW; ++i) {
+          const __m256i q_signed = F::kSigned ? _mm256_sign_epi8(q, w_signed[i]) : q;
+          const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), mul[i]);
+          acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_mul_ps(scale[i], d), acc[i][r]);
+          if (F::kHalfScales) {
+            offset[i][r] += a.d * (s[i][sub].c[0] * a.sum[0] + s[i][sub].c[1] * a.sum[1]);
+          } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
+            offset[i][r] = fused_multiply_add(s[i][sub].c[0], a.ds, offset[i][r]);
+          }
         }
       }
     }
   }
-  for (int r = 0; r < NR; ++r) y[r] = horizontal_sum(acc[r]) + offset[r];
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < NR; ++r) y[r * y_stride + i] = horizontal_sum(acc[i][r]) + offset[i][r];
 }
 
+using TileKernel = void (*)(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride,
+                            int64_t n_act_blocks, float* y, int64_t y_stride);
+
+// The tile kernels of one width for heights 1..kMaxTileRows, indexed by height - 1.
+template <class F, int NW, int... NR>
+constexpr TileKernel kHeights[] = {dot_tile<F, NW, NR>...};
+
 template <class F>
-void dot_avx2(const uint8_t* w_row, const ActBlock* x, int64_t x_stride, int nr, int64_t n_act_blocks,
-              float* y) {
-  switch (nr) {
-    case 1:
-      return dot_tile<F, 1>(w_row, x, x_stride, n_act_blocks, y);
-    case 2:
-      return dot_tile<F, 2>(w_row, x, x_stride, n_act_blocks, y);
-    case 3:
-      return dot_tile<F, 3>(w_row, x, x_stride, n_act_blocks, y);
-    default:
-      return dot_tile<F, 4>(w_row, x, x_stride, n_act_blocks, y);
-  }
+void dot_avx2(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int64_t x_stride, int nr,
+              int64_t n_act_blocks, float* y, int64_t y_stride) {
+  static_assert(kMaxTileWeights == 2 && kMaxTileRows == 8, "the tables below list every tile shape");
+  const TileKernel kernel = nw == 1 ? kHeights<F, 1, 1, 2, 3, 4, 5, 6, 7, 8>[nr - 1]
+                                    : kHeights<F, 2, 1, 2, 3, 4, 5, 6, 7, 8>[nr - 1];
+  kernel(w, w_stride, x, x_stride, n_act_blocks, y, y_stride);
 }
 
 }  // namespace
 
-QuantDotFn quant_dot_avx2(GgmlType type) {
+QuantTileFn quant_dot_avx2(GgmlType type) {
   switch (type) {
     case GgmlType::Q4_0:
       return dot_avx2<Q4_0>;

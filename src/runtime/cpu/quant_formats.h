@@ -38,6 +38,15 @@ inline float f16_at(const uint8_t* p) {
   return as_float(sign | as_bits(two_w < (1u << 27) ? subnormal : normal));
 }
 
+// A block's scales with its halves (kHalves of them, at byte offsets kHalfAt) read by the portable
+// conversion; the AVX2 kernels read them with F16C instead, which gives the same floats.
+template <class F>
+void block_scales(const uint8_t* b, SubScale* s) {
+  float half[2] = {0.0f, 0.0f};
+  for (int k = 0; k < F::kHalves; ++k) half[k] = f16_at(b + F::kHalfAt[k]);
+  F::scales(b, half, s);
+}
+
 inline uint32_t u32_at(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -50,8 +59,9 @@ struct Q4_0 {
   static constexpr int kSubs = 1, kBytes = 18;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) {
-    const float d = f16_at(b);
+  static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
+    const float d = half[0];
     s[0].scale = d;
     s[0].c[0] = s[0].c[1] = -8.0f * d;
   }
@@ -68,9 +78,10 @@ struct Q4_1 {
   static constexpr int kSubs = 1, kBytes = 20;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) {
-    s[0].scale = f16_at(b);
-    s[0].c[0] = s[0].c[1] = f16_at(b + 2);
+  static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
+    s[0].scale = half[0];
+    s[0].c[0] = s[0].c[1] = half[1];
   }
   static void unpack(const uint8_t* b, int, int16_t* w) {
     for (int j = 0; j < 16; ++j) {
@@ -94,8 +105,9 @@ struct Q5_0 {
   static constexpr int kSubs = 1, kBytes = 22;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) {
-    const float d = f16_at(b);
+  static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
+    const float d = half[0];
     s[0].scale = d;
     s[0].c[0] = s[0].c[1] = -16.0f * d;
   }
@@ -107,9 +119,10 @@ struct Q5_1 {
   static constexpr int kSubs = 1, kBytes = 24;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) {
-    s[0].scale = f16_at(b);
-    s[0].c[0] = s[0].c[1] = f16_at(b + 2);
+  static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
+    s[0].scale = half[0];
+    s[0].c[0] = s[0].c[1] = half[1];
   }
   static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 4, b + 8, w); }
 };
@@ -119,7 +132,8 @@ struct Q8_0 {
   static constexpr int kSubs = 1, kBytes = 34;
   static constexpr bool kSigned = true;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) { s[0].scale = f16_at(b); }
+  static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) {
     for (int j = 0; j < 32; ++j) w[j] = static_cast<int8_t>(b[2 + j]);
   }
@@ -133,8 +147,9 @@ struct Q4_K {
   static constexpr int kSubs = 8, kBytes = 144;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = false;
-  static void scales(const uint8_t* b, SubScale* s) {
-    const float d = f16_at(b), dmin = f16_at(b + 2);
+  static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
+    const float d = half[0], dmin = half[1];
     const uint8_t* p = b + 4;
     for (int j = 0; j < 8; ++j) {
       const int scale = j < 4 ? p[j] & 63 : (p[j + 4] & 0x0f) | ((p[j - 4] >> 6) << 4);
@@ -158,9 +173,10 @@ struct Q6_K {
   static constexpr int kSubs = 8, kBytes = 210;
   static constexpr bool kSigned = false;
   static constexpr bool kHalfScales = true;
-  static void scales(const uint8_t* b, SubScale* s) {
+  static constexpr int kHalves = 1, kHalfAt[2] = {208, 0};
+  static void scales(const uint8_t* b, const float* half, SubScale* s) {
     const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-    const float d = f16_at(b + 208);
+    const float d = half[0];
     for (int j = 0; j < 8; ++j) {
       const int first = 8 * (j / 4) + 2 * (j % 4);
       s[j].scale = d;
