@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (ctest) and the format check, then the hardening checks (issue 15): the CPU suite
 # under ASan + UBSan with warnings as errors (scripts/sanitize.sh, build-asan/) and a fuzz smoke run of every
-# harness on its committed corpus (scripts/fuzz.sh, build-fuzz/). scripts/tidy.sh is not a step yet: its first
-# full run on the tree is still to be made clean.
+# harness on its committed corpus (scripts/fuzz.sh, build-fuzz/), and clang-tidy (.clang-tidy) over the
+# translation units that read outside input (scripts/tidy.sh on build-asan's compile database).
 # GPU tests (label `gpu`) skip where no GPU is visible. SACC_TEST_HARDENING=0 skips the hardening checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +18,6 @@ if [ "${SACC_TEST_HARDENING:-1}" != 0 ]; then
     echo "test: $1 took $((SECONDS - start)) s"
   }
   step scripts/sanitize.sh
+  step scripts/tidy.sh build-asan
   step scripts/fuzz.sh 10 --jobs "$(nproc)" --results build-fuzz/fuzz_smoke.md
 fi

@@ -93,7 +93,10 @@ class [[nodiscard]] Result {
 // auto x = ...Result<T>...; on error return its Status.
 #define SACC_ASSIGN_OR_RETURN(lhs, expr) \
   SACC_ASSIGN_OR_RETURN_IMPL(SACC_CONCAT(sacc_result_, __LINE__), lhs, expr)
+// `tmp` and `lhs` are declarations (`const T x`), which parentheses would break.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define SACC_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.is_ok()) return tmp.status();           \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -368,7 +368,7 @@ double GgufFile::get_float_or(std::string_view key, double fallback) const {
   return value.is_ok() ? *value : fallback;
 }
 
-std::string GgufFile::get_string_or(std::string_view key, std::string fallback) const {
+std::string GgufFile::get_string_or(std::string_view key, const std::string& fallback) const {
   auto value = get_string(key);
   return value.is_ok() ? *value : fallback;
 }

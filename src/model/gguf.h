@@ -94,7 +94,7 @@ class GgufFile {
   // Defaults for optional keys (a mistyped present key still gives the default; use get_* to be strict).
   int64_t get_int_or(std::string_view key, int64_t fallback) const;
   double get_float_or(std::string_view key, double fallback) const;
-  std::string get_string_or(std::string_view key, std::string fallback) const;
+  std::string get_string_or(std::string_view key, const std::string& fallback) const;
   bool get_bool_or(std::string_view key, bool fallback) const;
 
   // ---- tensors

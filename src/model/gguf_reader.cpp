@@ -68,7 +68,7 @@ Status GgufReader::read_payload(GgufValueType type, GgufValue* out, std::string_
   auto read_signed = [&](auto tag) -> Status {
     decltype(tag) v{};
     if (!read_pod(&v)) return truncated(what);
-    out->i64 = static_cast<int64_t>(v);
+    out->i64 = static_cast<int64_t>(v);  // NOLINT(bugprone-signed-char-misuse): GGUF INT8 is signed
     out->u64 = static_cast<uint64_t>(out->i64);
     return Status::ok();
   };

@@ -23,6 +23,7 @@ Result<HeadConfig> from_minference(const MinferenceConfig& minference) {
   config.target = "minference";
   for (const auto& heads : minference) {
     std::vector<HeadChoiceRecord> records;
+    records.reserve(heads.size());
     for (const MinferenceHead& head : heads) records.push_back({head.spec});
     config.layers.push_back(std::move(records));
   }

@@ -91,7 +91,7 @@ std::optional<ApiError> parse_attention_override(const json& value, AttentionOve
   if (!value.is_object())
     return bad_field(name, fmt::format("'{}' must be an object with 'attention' and/or 'pattern'", name));
   for (const auto& [key, v] : value.items()) {
-    const std::string where = name + "." + key;
+    const std::string where = fmt::format("{}.{}", name, key);
     std::optional<std::string>* slot = key == "attention" ? &out.attention
                                        : key == "pattern" ? &out.pattern
                                                           : nullptr;

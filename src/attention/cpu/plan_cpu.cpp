@@ -128,6 +128,7 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
   // Query heads whose scores index head h combines (in head order): its group when shared, else itself.
   const int members = patterns.shared_per_kv_group ? p.shape.group_size() : 1;
   std::vector<PatternSpec> specs;
+  specs.reserve(num_heads);
   for (int h = 0; h < num_heads; ++h) {
     specs.push_back(clamp_pattern_to_length(pattern_of_head(patterns.heads, h), geometry));
   }

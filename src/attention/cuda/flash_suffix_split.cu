@@ -33,19 +33,21 @@ __device__ __forceinline__ float bf16_to_f(uint16_t v) {
 }
 
 // One warp per (row, head): LSE = log sum_s exp(LSE_s), O = sum_s exp(LSE_s - LSE) O_s.
-__global__ void combine_kernel(const uint16_t* __restrict__ partial_o,  // [splits, n, Hq, d]
-                               const float* __restrict__ partial_lse,   // [splits, Hq, n]
-                               int splits, int64_t n, int heads, int head_dim,
-                               uint16_t* __restrict__ o,  // row r, head h at r * o_token_stride + h * o_head_stride
-                               int64_t o_token_stride, int64_t o_head_stride,
-                               float* __restrict__ maybe_lse) {  // [Hq, n]
+__global__ void combine_kernel(
+    const uint16_t* __restrict__ partial_o,  // [splits, n, Hq, d]
+    const float* __restrict__ partial_lse,   // [splits, Hq, n]
+    int splits, int64_t n, int heads, int head_dim,
+    uint16_t* __restrict__ o,  // row r, head h at r * o_token_stride + h * o_head_stride
+    int64_t o_token_stride, int64_t o_head_stride,
+    float* __restrict__ maybe_lse) {  // [Hq, n]
   const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (w >= n * heads) return;
   const int64_t row = w / heads;
   const int head = static_cast<int>(w % heads);
   float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[(static_cast<int64_t>(s) * heads + head) * n + row]);
+  for (int s = 0; s < splits; ++s)
+    m = fmaxf(m, partial_lse[(static_cast<int64_t>(s) * heads + head) * n + row]);
   float total = 0.0f;
   for (int s = 0; s < splits; ++s)
     total += expf(partial_lse[(static_cast<int64_t>(s) * heads + head) * n + row] - m);
@@ -54,7 +56,8 @@ __global__ void combine_kernel(const uint16_t* __restrict__ partial_o,  // [spli
     float acc = 0.0f;
     for (int s = 0; s < splits; ++s) {
       const float weight = expf(partial_lse[(static_cast<int64_t>(s) * heads + head) * n + row] - lse);
-      acc += weight * bf16_to_f(partial_o[((static_cast<int64_t>(s) * n + row) * heads + head) * head_dim + c]);
+      acc +=
+          weight * bf16_to_f(partial_o[((static_cast<int64_t>(s) * n + row) * heads + head) * head_dim + c]);
     }
     o[row * o_token_stride + head * o_head_stride + c] = __bfloat16_as_ushort(__float2bfloat16_rn(acc));
   }
@@ -97,8 +100,9 @@ cudaError_t combine_key_splits(const FlashParams& p, int splits, int head_dim, c
   const int64_t warps = n * p.num_q_heads;
   const auto blocks = static_cast<unsigned>((warps * 32 + kThreads - 1) / kThreads);
   combine_kernel<<<blocks, kThreads, 0, stream>>>(
-      reinterpret_cast<const uint16_t*>(base), reinterpret_cast<const float*>(base + partial_o_bytes(p, splits, head_dim)),
-      splits, n, p.num_q_heads, head_dim, p.o, p.o_token_stride, p.o_head_stride, p.maybe_lse);
+      reinterpret_cast<const uint16_t*>(base),
+      reinterpret_cast<const float*>(base + partial_o_bytes(p, splits, head_dim)), splits, n, p.num_q_heads,
+      head_dim, p.o, p.o_token_stride, p.o_head_stride, p.maybe_lse);
   return cudaGetLastError();
 }
 
