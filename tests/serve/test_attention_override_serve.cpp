@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "serve/serve_process.h"
+#include "serve/serve_test_text.h"
 
 namespace sacc::test {
 namespace {
@@ -26,21 +27,7 @@ std::string log_path() {
 // A document of about 32 tokens an entry: 40 entries span five whole prefix-cache blocks (256 tokens), 12
 // several query blocks (128).
 std::string document(int entries) {
-  std::ostringstream text;
-  text << "Field notes on Hallam moor.\n";
-  for (int i = 1; i <= entries; ++i)
-    text << "Entry " << i << ": the survey counted " << (i * 37) % 101 << " birds near marker " << i * 3
-         << ", and the water was " << (i % 3 == 0 ? "cold" : "clear") << " that morning.\n";
-  return text.str();
-}
-
-// The value of the metric line that starts with `name ` (-1 when absent).
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  return -1;
+  return field_notes("Hallam moor", entries);
 }
 
 class AttentionOverrideServe : public ::testing::Test {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "serve/serve_process.h"
+#include "serve/serve_test_text.h"
 
 namespace sacc::test {
 namespace {
@@ -32,15 +33,6 @@ std::string document(const std::string& topic) {
          << " birds near marker " << i * 3 << ", and the water was " << (i % 3 == 0 ? "cold" : "clear")
          << " that morning.\n";
   return text.str();
-}
-
-// The value of the metric line that starts with `name ` (-1 when absent).
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  return -1;
 }
 
 class Server {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "serve/serve_process.h"
+#include "serve/serve_test_text.h"
 
 namespace sacc::test {
 namespace {
@@ -27,21 +28,7 @@ std::string log_path() {
 
 // A document of about 1,300 tokens: five whole prefix-cache blocks and more.
 std::string document() {
-  std::ostringstream text;
-  text << "Field notes on the Alder estuary.\n";
-  for (int i = 1; i <= 40; ++i)
-    text << "Entry " << i << ": the survey counted " << (i * 37) % 101 << " birds near marker " << i * 3
-         << ", and the water was " << (i % 3 == 0 ? "cold" : "clear") << " that morning.\n";
-  return text.str();
-}
-
-// The value of the metric line that starts with `name ` (-1 when absent).
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  return -1;
+  return field_notes("the Alder estuary", 40);
 }
 
 std::string phase_metric(const std::string& phase, const std::string& suffix) {
