@@ -1,7 +1,8 @@
 // plan() and plan_workspace_bytes() (src/attention/plan.h): validate, lay out the workspace, enqueue the
 // stages. Launches per layer, whatever the mix of pattern kinds: Interval-Slash 1 memset + 4 kernels (row
 // statistics, combine, sums, selection), Block-Cluster 2 (pooling, selection), the runtime pattern choice 1
-// (when a head offers an alternative), index build 3 (count, scan, fill).
+// (when a head offers an alternative), index build 3 (count, scan, fill). With both estimations present,
+// Block-Cluster's two run on a second stream (core/cuda/stream_fork.h) and join before the pattern choice.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
