@@ -11,18 +11,12 @@
 
 #include "serve/serve_process.h"
 #include "serve/serve_test_text.h"
+#include "serve/smol_cpu_server_test.h"
 
 namespace sacc::test {
 namespace {
 
 using nlohmann::json;
-
-const std::string kModel = std::string(SACC_SOURCE_DIR) + "/.models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const std::string kModelId = "SmolLM2-135M-Instruct.Q4_1";
-
-std::string log_path() {
-  return (std::filesystem::temp_directory_path() / "sacc_attention_override_test.log").string();
-}
 
 // A document of about 32 tokens an entry: 40 entries span five whole prefix-cache blocks (256 tokens), 12
 // several query blocks (128).
@@ -30,24 +24,15 @@ std::string document(int entries) {
   return field_notes("Hallam moor", entries);
 }
 
-class AttentionOverrideServe : public ::testing::Test {
+// The server runs the default attention (auto): dense at every length SmolLM2 holds, so sparse comes only
+// from a request.
+class AttentionOverrideServe : public SmolCpuServerTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(kModel))
-      GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
-    // The default attention (auto): dense at every length SmolLM2 holds, so sparse comes only from a request.
-    ASSERT_TRUE(process_.start({"-m", kModel, "--device", "cpu"}, log_path()));
-    ASSERT_TRUE(process_.wait_healthy()) << "see " << log_path();
-  }
-  void TearDown() override {
-    if (std::filesystem::exists(kModel)) {
-      EXPECT_EQ(process_.stop(), 0);
-    }
-  }
+  AttentionOverrideServe() : SmolCpuServerTest("sacc_attention_override_test.log") {}
 
   // A greedy completion with `override` as "sparse_accelerate" (null: none): the response.
   httplib::Result complete(const std::string& prompt, const json& override) {
-    json body = {{"model", kModelId}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}};
+    json body = {{"model", kSmolModelId}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}};
     if (!override.is_null()) body["sparse_accelerate"] = override;
     httplib::Client c("127.0.0.1", process_.port());
     c.set_read_timeout(600, 0);
@@ -63,8 +48,6 @@ class AttentionOverrideServe : public ::testing::Test {
     auto res = c.Get("/metrics");
     return res ? res->body : "";
   }
-
-  ServeProcess process_;
 };
 
 TEST_F(AttentionOverrideServe, ARequestsSettingsChooseItsPrefill) {

@@ -10,21 +10,16 @@
 
 #include "serve/serve_process.h"
 #include "serve/serve_test_text.h"
+#include "serve/smol_cpu_server_test.h"
 
 namespace sacc::test {
 namespace {
 
 using nlohmann::json;
 
-const std::string kModel = std::string(SACC_SOURCE_DIR) + "/.models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const std::string kModelId = "SmolLM2-135M-Instruct.Q4_1";
 // tools/sacc/serve_phases.h, in order; all but "decode" come before the first token.
 const std::vector<std::string> kPhases = {"parse",   "tokenize", "queue",  "lookup", "reserve",
                                           "restore", "prefill",  "sample", "decode"};
-
-std::string log_path() {
-  return (std::filesystem::temp_directory_path() / "sacc_phases_test.log").string();
-}
 
 // A document of about 1,300 tokens: five whole prefix-cache blocks and more.
 std::string document() {
@@ -35,19 +30,9 @@ std::string phase_metric(const std::string& phase, const std::string& suffix) {
   return "sacc_request_phase_seconds_" + suffix + "{phase=\"" + phase + "\"}";
 }
 
-class RequestPhasesServe : public ::testing::Test {
+class RequestPhasesServe : public SmolCpuServerTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(kModel))
-      GTEST_SKIP() << kModel << " is absent (run scripts/fetch_models.sh)";
-    ASSERT_TRUE(process_.start({"-m", kModel, "--device", "cpu"}, log_path()));
-    ASSERT_TRUE(process_.wait_healthy()) << "see " << log_path();
-  }
-  void TearDown() override {
-    if (std::filesystem::exists(kModel)) {
-      EXPECT_EQ(process_.stop(), 0);
-    }
-  }
+  RequestPhasesServe() : SmolCpuServerTest("sacc_phases_test.log") {}
 
   httplib::Result post(const std::string& body) {
     httplib::Client c("127.0.0.1", process_.port());
@@ -55,7 +40,7 @@ class RequestPhasesServe : public ::testing::Test {
     return c.Post("/v1/completions", body, "application/json");
   }
   void complete(const std::string& prompt) {
-    const json body = {{"model", kModelId}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}};
+    const json body = {{"model", kSmolModelId}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}};
     auto res = post(body.dump());
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
@@ -65,8 +50,6 @@ class RequestPhasesServe : public ::testing::Test {
     auto res = c.Get("/metrics");
     return res ? res->body : "";
   }
-
-  ServeProcess process_;
 };
 
 TEST_F(RequestPhasesServe, EveryPhaseCountsEachFinishedRequestAndTheyFitInItsTimeToFirstToken) {
