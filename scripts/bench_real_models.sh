@@ -156,8 +156,9 @@ run_stage() {
       # default), then the default attention with sparse prefills cached too (--prefix-cache-sparse).
       local flags port=18080
       for flags in "--attention dense" "--prefix-cache-sparse"; do
+        # -v: the log keeps each cuBLASLt algorithm search and its time.
         # shellcheck disable=SC2086
-        sacc serve -m "$QWEN" --port $port $flags >"$OUT/serve_$port.log" 2>&1 &
+        sacc -v serve -m "$QWEN" --port $port $flags >"$OUT/serve_$port.log" 2>&1 &
         local pid=$!
         for _ in $(seq 60); do fetch_url "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 1; done
         echo "-- sacc serve $flags"

@@ -98,6 +98,14 @@ TEST_F(RulerCli, MissingGnuplotOnlyWarns) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "ruler.png"));
 }
 
+TEST_F(RulerCli, CudnnSettingOnTheCpuFailsClearly) {
+  const auto run =
+      run_sacc_binary("-q eval ruler -m " + kModel +
+                      " --device cpu --lengths 300 --samples 1 --tasks niah_single --sparse cudnn");
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("--attention cudnn is a GPU baseline"), std::string::npos) << run.output;
+}
+
 TEST(RulerCliErrors, UnknownTaskNameFailsWithTheValidNames) {
   // Checked before the model loads.
   const auto run =

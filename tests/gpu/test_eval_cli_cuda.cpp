@@ -61,6 +61,15 @@ TEST_F(EvalCliCuda, PerplexityMatchesTheCpu) {
   EXPECT_LT(std::abs(gpu["settings"][0]["delta_percent"].get<double>()), 1.0);
 }
 
+// `cudnn` as a setting: dense attention through cuDNN, exact like ours, so only the two kernels' roundings
+// separate it from dense: far under the 1 % a sparse setting may move perplexity.
+TEST_F(EvalCliCuda, CudnnSettingIsDenseAttentionThroughCudnn) {
+  const nlohmann::json gpu = eval("ppl -m " + kModel + " --length 768 --last 256 --sparse cudnn", "cuda");
+  ASSERT_EQ(gpu["settings"].size(), 1u);
+  EXPECT_EQ(gpu["settings"][0]["setting"], "cudnn") << gpu.dump();
+  EXPECT_LT(std::abs(gpu["settings"][0]["delta_percent"].get<double>()), 0.5) << gpu.dump();
+}
+
 // Recall is computed by the CPU oracle on the captured Q/K/V; from the GPU they differ from the CPU's by bf16
 // rounding, which can move a near-tie in the estimated index but not the mean recall by more than 0.02.
 TEST_F(EvalCliCuda, RecallMatchesTheCpu) {

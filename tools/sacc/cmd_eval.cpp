@@ -13,8 +13,10 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
   CLI::App* eval = app.add_subcommand("eval", "accuracy of sparse attention against dense on a real model");
   eval->require_subcommand(1);
   const std::string settings_help =
-      "';'-separated sparse settings compared with dense: pattern strings (interval-slash:64,512) or "
-      "config:FILE";
+      "';'-separated sparse settings compared with dense: pattern strings (interval-slash:64,512), "
+      "config:FILE, or cudnn (dense attention through cuDNN, CUDA only: how far two exact attentions' "
+      "roundings "
+      "alone move the answers)";
 
   auto niah = std::make_shared<NiahArgs>();
   CLI::App* n =

@@ -94,6 +94,8 @@ Result<std::unique_ptr<Backend>> make_setting_backend(const EvalModel& eval, con
   const ModelConfig& config = eval.model.weights.config;
   if (setting == "dense") {
     SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::DENSE, "", "", options));
+  } else if (setting == "cudnn") {
+    SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::CUDNN, "", "", options));
   } else if (setting.rfind("config:", 0) == 0) {
     SACC_RETURN_IF_ERROR(configure_attention(config, AttentionMode::SPARSE, "", setting.substr(7), options));
   } else {

@@ -14,6 +14,8 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kItems = 8;
+// Budgets at most 1/kBudgetFirstRatio of the scores are selected before the mass is looked at.
+constexpr int kBudgetFirstRatio = 4;
 
 struct SelectArgs {
   PlanDims dims;
@@ -48,14 +50,24 @@ __global__ void __launch_bounds__(kThreads) interval_slash_select_kernel(const S
   if (head.gamma > 0.0f && budget > 0) {
     // Every estimating row's softmax sums to one, so the mass is the row count (times the group's heads).
     const double total = static_cast<double>(dims.est_rows) * (dims.shared ? dims.group_size : 1);
+    const double target = static_cast<double>(head.gamma) * total;
     auto score_of = [&](int i) { return scores[i]; };
-    const MassSelection mass = select_mass_count(n, static_cast<double>(head.gamma) * total,
-                                                 /*keep_all_forced=*/false, key_of, score_of, scratch);
-    if (mass.count <= budget && mass.exact) {
-      threshold = mass.threshold;  // the mass binds: its threshold is the count selection's
-      have_threshold = true;
+    if (budget * kBudgetFirstRatio <= n) {
+      // A budget this far below L usually binds before the mass: select it first (four radix passes) and
+      // check its mass (one pass); only when that reaches the target does the mass selection run.
+      threshold = select_count(n, budget, key_of, scratch);
+      have_threshold =
+          threshold.key != kForcedKey && kept_score_mass(n, threshold, key_of, score_of, scratch) < target;
     }
-    budget = min(budget, mass.count);
+    if (!have_threshold) {
+      const MassSelection mass =
+          select_mass_count(n, target, /*keep_all_forced=*/false, key_of, score_of, scratch);
+      if (mass.count <= budget && mass.exact) {
+        threshold = mass.threshold;  // the mass binds: its threshold is the count selection's
+        have_threshold = true;
+      }
+      budget = min(budget, mass.count);
+    }
   }
   if (budget > 0 && !have_threshold) threshold = select_count(n, budget, key_of, scratch);
 

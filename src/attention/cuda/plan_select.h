@@ -294,6 +294,24 @@ __device__ MassSelection select_mass_count(int n, double target, bool keep_all_f
   return result;
 }
 
+// The score mass of the entries a count selection with threshold `t` keeps, t.key below kForcedKey (so every
+// forced entry is kept, with its own score). Entries equal to the threshold share one score: the first
+// take_equal of them add take_equal times it.
+template <int kThreads, class KeyOf, class ScoreOf>
+__device__ double kept_score_mass(int n, Threshold t, KeyOf key_of, ScoreOf score_of,
+                                  SelectScratch<kThreads>& s) {
+  using Reduce = typename SelectScratch<kThreads>::Reduce;
+  double mass = 0.0;
+  for (int i = threadIdx.x; i < n; i += kThreads)
+    if (key_of(i) > t.key) mass += score_of(i);
+  const double sum = Reduce(s.reduce).Sum(mass);
+  if (threadIdx.x == 0) s.mass_above = sum + static_cast<double>(t.take_equal) * __uint_as_float(t.key);
+  __syncthreads();
+  const double result = s.mass_above;
+  __syncthreads();
+  return result;
+}
+
 // Visits i in [0, n) in ascending order as visit(i, selected_before_i, is_selected) and returns the number
 // selected. kItems consecutive entries per thread keep the block scans few.
 template <int kThreads, int kItems, class KeyOf, class Visit>

@@ -1,7 +1,7 @@
 // Row-major linear layers on cuBLASLt: Y[rows, out] (+)= X[rows, in] · W[out, in]^T with bf16 inputs, fp32
 // accumulation, and a bf16 or fp32 output; or with e4m3 inputs scaled per row of X and per row of W (FP8
-// linear layers, run_fp8). The heuristic's choice is cached per shape, so chunked prefill and decode pay the
-// algorithm search once.
+// linear layers, run_fp8). The heuristic's choice is cached per shape (bf16: per power-of-two bucket of the
+// row count), so chunked prefill, suffix prefills and decode pay the algorithm search once.
 #pragma once
 
 #include <cublasLt.h>
@@ -52,6 +52,8 @@ class GemmRunner {
   void allow_fp8_epilogue_scales(bool allow) { fp8_epilogue_allowed_ = allow; }
   // How the FP8 GEMMs run so far applied their scales: "epilogue", "kernel", "mixed" or "none" (none yet).
   const char* fp8_scaling() const;
+  // cuBLASLt heuristic searches the bf16 GEMMs have run so far (tests: row counts of one bucket share one).
+  int64_t algorithm_searches() const { return algorithm_searches_; }
 
  private:
   GemmRunner() = default;
@@ -67,10 +69,11 @@ class GemmRunner {
   int device_ = 0;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
-  std::map<Key, cublasLtMatmulAlgo_t> algos_;
+  std::map<Key, cublasLtMatmulAlgo_t> algos_;  // keyed by the row count's bucket; FP8 plans by exact shape
   std::map<Fp8Key, Fp8Plan> fp8_plans_;
   DeviceBuffer fp8_raw_;  // [rows, out] bf16 unscaled products (only the separate-kernel path)
   bool fp8_epilogue_allowed_ = true;
+  int64_t algorithm_searches_ = 0;
 };
 
 }  // namespace sacc::cuda_rt
