@@ -33,9 +33,9 @@ class GemmBuckets : public ::testing::Test {
     runner_.reset(*created);
   }
 
-  // Y[rows, out] (+)= X[rows, in] W[out, in]^T on the GPU, checked element by element against fp64. The inputs
-  // are bf16 and the products exact in fp32; fp32 accumulation over `in` terms adds at most in * 2^-24 of
-  // sum |x_k w_k|, and the bf16 output (and the bf16 residual it is added to) 2^-8 of the value each.
+  // Y[rows, out] (+)= X[rows, in] W[out, in]^T on the GPU, checked element by element against fp64. The
+  // inputs are bf16 and the products exact in fp32; fp32 accumulation over `in` terms adds at most in * 2^-24
+  // of sum |x_k w_k|, and the bf16 output (and the bf16 residual it is added to) 2^-8 of the value each.
   void check(int64_t rows, int64_t in, int64_t out, bool accumulate) {
     SCOPED_TRACE(testing::Message() << rows << "x" << out << "x" << in << (accumulate ? " +=" : ""));
     const std::vector<uint16_t> x = random_bf16(rows * in, 3 + rows, 1.0f);

@@ -6,11 +6,13 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include "attention/cuda/cudnn_sdpa.h"
 #include "core/cuda/cuda_check.h"
 #include "core/device_info.h"
+#include "core/log.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
 #include "runtime/cuda/device_shard.h"
@@ -22,6 +24,10 @@ namespace sacc {
 namespace {
 
 using cuda_rt::DeviceShard;
+
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
 
 // Per-layer progress (one host wait per layer) only where it shows.
 constexpr int64_t kProgressMinTokens = 32768;
@@ -128,7 +134,9 @@ class CudaBackend final : public Backend {
     if (position_ + n > capacity_)
       return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
                         position_ + n, capacity_);
+    const auto started = std::chrono::steady_clock::now();
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(std::max<int64_t>(n, 1)));
+    SACC_LOG_DEBUG("extend: step buffers for {} rows in {:.2f} ms", n, milliseconds_since(started));
     last_sparse_ = false;
     return forward(tokens, logits);
   }
@@ -161,11 +169,18 @@ class CudaBackend final : public Backend {
                           start + i, config_.vocab);
     const bool show = options_.show_progress && n >= kProgressMinTokens;
     Progress progress("prefill", config_.num_layers, show);
+    const auto started = std::chrono::steady_clock::now();
     SACC_RETURN_IF_ERROR(schedule_->run(tokens, start, show ? &progress : nullptr));
+    const double enqueued = milliseconds_since(started);
     const int64_t rows = step_logit_rows(options_, n, start);
     logits.resize(rows * config_.vocab);
     SACC_RETURN_IF_ERROR(head_->logits(n, rows, logits.data()));
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
+    // Where a step's time goes: the host enqueueing the layers, or the device running them (and the logits).
+    SACC_LOG_DEBUG(
+        "forward of {} rows at position {}: layers enqueued in {:.2f} ms, logits on the host after "
+        "{:.2f} ms",
+        n, start, enqueued, milliseconds_since(started));
     position_ = start + n;
     if (n > 1)
       for (auto& shard : shards_) shard->sample_device_memory();

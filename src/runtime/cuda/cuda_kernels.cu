@@ -3,17 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/cuda/bf16_bits.cuh"
 #include "runtime/cuda/cuda_kernels.h"
 
 namespace sacc::cuda_rt {
 namespace {
-
-__device__ __forceinline__ float to_f(uint16_t v) {
-  return __uint_as_float(static_cast<uint32_t>(v) << 16);
-}
-__device__ __forceinline__ uint16_t to_bf(float v) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
 
 int grid_for(int64_t n, int threads) {
   return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65535LL * 16));
@@ -164,83 +158,6 @@ __global__ void swiglu_kernel(uint16_t* gate_up, int64_t rows, int64_t ffn) {
   }
 }
 
-constexpr int kDecodeChunk =
-    512;  // keys per CTA: 128K keys -> 256 splits per head, enough CTAs to fill an H200
-constexpr int kDecodeWarps = 4;
-
-// Partials per (head, split): m (max of scaled log2 scores), l (sum of 2^(s - m)), o[d] (unnormalised).
-template <int kHeadDim>
-__global__ void decode_split_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, float* partial,
-                                    int num_q_heads, int num_kv_heads, int64_t num_keys, int splits,
-                                    float scale_log2) {
-  constexpr int kPerLane = kHeadDim / 32;
-  const int h = blockIdx.x, split = blockIdx.y;
-  const int kvh = h / (num_q_heads / num_kv_heads);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float qr[kPerLane], acc[kPerLane];
-  for (int e = 0; e < kPerLane; ++e) {
-    qr[e] = to_f(q[h * kHeadDim + lane * kPerLane + e]) * scale_log2;
-    acc[e] = 0.0f;
-  }
-  float m = -INFINITY, l = 0.0f;
-  const int64_t begin = static_cast<int64_t>(split) * kDecodeChunk;
-  const int64_t end = min(num_keys, begin + kDecodeChunk);
-  const int64_t token_stride = static_cast<int64_t>(num_kv_heads) * kHeadDim;
-  for (int64_t j = begin + warp; j < end; j += kDecodeWarps) {
-    const uint16_t* kr = k + j * token_stride + kvh * kHeadDim + lane * kPerLane;
-    float s = 0.0f;
-    for (int e = 0; e < kPerLane; ++e) s += qr[e] * to_f(kr[e]);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    const float m_new = fmaxf(m, s);
-    const float correction = exp2f(m - m_new), p = exp2f(s - m_new);
-    const uint16_t* vr = v + j * token_stride + kvh * kHeadDim + lane * kPerLane;
-    for (int e = 0; e < kPerLane; ++e) acc[e] = acc[e] * correction + p * to_f(vr[e]);
-    l = l * correction + p;
-    m = m_new;
-  }
-  __shared__ float sm[kDecodeWarps], sl[kDecodeWarps], so[kDecodeWarps][kHeadDim];
-  if (lane == 0) {
-    sm[warp] = m;
-    sl[warp] = l;
-  }
-  for (int e = 0; e < kPerLane; ++e) so[warp][lane * kPerLane + e] = acc[e];
-  __syncthreads();
-  float mm = -INFINITY;
-  for (int w = 0; w < kDecodeWarps; ++w) mm = fmaxf(mm, sm[w]);
-  float* out = partial + (static_cast<int64_t>(h) * splits + split) * (kHeadDim + 2);
-  for (int c = threadIdx.x; c < kHeadDim; c += blockDim.x) {
-    float o = 0.0f;
-    for (int w = 0; w < kDecodeWarps; ++w)
-      if (sm[w] != -INFINITY) o += so[w][c] * exp2f(sm[w] - mm);
-    out[2 + c] = o;
-  }
-  if (threadIdx.x == 0) {
-    float total = 0.0f;
-    for (int w = 0; w < kDecodeWarps; ++w)
-      if (sm[w] != -INFINITY) total += sl[w] * exp2f(sm[w] - mm);
-    out[0] = mm;
-    out[1] = total;
-  }
-}
-
-__global__ void decode_combine_kernel(const float* partial, uint16_t* out, int splits, int head_dim) {
-  const int h = blockIdx.x;
-  const float* p = partial + static_cast<int64_t>(h) * splits * (head_dim + 2);
-  float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, p[s * (head_dim + 2)]);
-  for (int c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    float l = 0.0f, o = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float* ps = p + s * (head_dim + 2);
-      if (ps[0] == -INFINITY) continue;
-      const float w = exp2f(ps[0] - m);
-      l += ps[1] * w;
-      o += ps[2 + c] * w;
-    }
-    out[h * head_dim + c] = to_bf(o / l);
-  }
-}
-
 }  // namespace
 
 cudaError_t fill_random_bf16(uint16_t* out, int64_t n, const RandomFill& fill, cudaStream_t stream) {
@@ -290,34 +207,6 @@ cudaError_t swiglu(uint16_t* gate_up, int64_t rows, int64_t ffn, cudaStream_t st
     swiglu_vec8_kernel<<<grid_for(rows * ffn / 8, 256), 256, 0, stream>>>(gate_up, rows, ffn);
   else
     swiglu_kernel<<<grid_for(rows * ffn, 256), 256, 0, stream>>>(gate_up, rows, ffn);
-  return cudaGetLastError();
-}
-
-size_t decode_attention_scratch_bytes(int num_q_heads, int head_dim, int64_t max_keys) {
-  const int64_t splits = (max_keys + kDecodeChunk - 1) / kDecodeChunk;
-  return static_cast<size_t>(num_q_heads) * splits * (head_dim + 2) * sizeof(float);
-}
-
-cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out,
-                             int num_q_heads, int num_kv_heads, int head_dim, int64_t num_keys, void* scratch,
-                             size_t scratch_bytes, cudaStream_t stream) {
-  if (decode_attention_scratch_bytes(num_q_heads, head_dim, num_keys) > scratch_bytes)
-    return cudaErrorInvalidValue;
-  const int splits = static_cast<int>((num_keys + kDecodeChunk - 1) / kDecodeChunk);
-  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(head_dim));
-  const dim3 grid(num_q_heads, splits);
-  auto* partial = static_cast<float*>(scratch);
-  if (head_dim == 64) {
-    decode_split_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(
-        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, splits, scale_log2);
-  } else if (head_dim == 128) {
-    decode_split_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(
-        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, splits, scale_log2);
-  } else {
-    return cudaErrorInvalidValue;
-  }
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  decode_combine_kernel<<<num_q_heads, 128, 0, stream>>>(partial, out, splits, head_dim);
   return cudaGetLastError();
 }
 
