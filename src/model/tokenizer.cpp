@@ -116,32 +116,101 @@ class BpeEncoder {
 
 }  // namespace
 
+// A memo is reused up to a margin before the first difference: a pattern decides a piece's end by reading at
+// most a character (up to 4 bytes) past it, and an added token starting before a resume point may end past
+// it, so a piece ending more than both before the difference is the same piece in both texts.
+constexpr size_t kPatternLookahead = 16;
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
-  const TokenizerModel& m = *model_;
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
+  const TokenizerModel& m = *model_;
   if (add_bos && m.adds_bos && m.bos >= 0) out.push_back(m.bos);
+  encode_from(text, 0, out, nullptr);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, EncodeMemo& memo) const {
+  const TokenizerModel& m = *model_;
+  if (!reuses_prefixes()) {
+    memo = EncodeMemo{};
+    return encode(text, add_bos);
+  }
+  std::vector<int32_t> out;
+  std::vector<std::pair<uint32_t, uint32_t>> resume;
+  size_t start = 0;
+  memo.reused_tokens_ = 0;
+  if (memo.valid_ && memo.add_bos_ == add_bos) {
+    const size_t limit = std::min(memo.text_.size(), text.size());
+    size_t common = 0;
+    while (common < limit && memo.text_[common] == text[common]) ++common;
+    if (common == memo.text_.size() && common == text.size()) {  // the same text
+      memo.reused_tokens_ = memo.ids_.size();
+      return memo.ids_;
+    }
+    const size_t margin = kPatternLookahead + m.longest_split_token;
+    const auto last = static_cast<uint32_t>(common > margin ? common - margin : 0);
+    auto it = std::upper_bound(memo.resume_.begin(), memo.resume_.end(), std::make_pair(last, UINT32_MAX));
+    if (it != memo.resume_.begin()) {
+      --it;
+      start = it->first;
+      out.assign(memo.ids_.begin(), memo.ids_.begin() + it->second);
+      resume.assign(memo.resume_.begin(), it + 1);
+      memo.reused_tokens_ = out.size();
+    }
+  }
+  if (start == 0) {
+    out.clear();
+    if (add_bos && m.adds_bos && m.bos >= 0) out.push_back(m.bos);
+  }
+  out.reserve(out.size() + (text.size() - start) / 3 + 2);
+  encode_from(text, start, out, &resume);
+  memo.text_.assign(text);
+  memo.add_bos_ = add_bos;
+  memo.ids_ = out;
+  memo.resume_ = std::move(resume);
+  memo.valid_ = true;
+  return out;
+}
+
+bool Tokenizer::reuses_prefixes() const {
+  return model_->pre_tokenizer.resumable();
+}
+
+void Tokenizer::encode_from(std::string_view text, size_t start, std::vector<int32_t>& out,
+                            std::vector<std::pair<uint32_t, uint32_t>>* maybe_resume) const {
+  const TokenizerModel& m = *model_;
   BpeEncoder bpe(m);
   std::vector<TextSpan> pieces;
   std::string prefixed;
-  auto encode_segment = [&](size_t begin, size_t end) {
+  auto mark = [&](size_t end) {
+    if (maybe_resume)
+      maybe_resume->emplace_back(static_cast<uint32_t>(end), static_cast<uint32_t>(out.size()));
+  };
+  // `fresh`: [begin, end) starts a segment (the prefix space applies), not a resume point inside one.
+  auto encode_segment = [&](size_t begin, size_t end, bool fresh) {
     if (begin == end) return;
     std::string_view source = text;
-    if (m.add_prefix_space && text[begin] != ' ') {
+    size_t shift = 0;  // source offset - text offset
+    if (fresh && m.add_prefix_space && text[begin] != ' ') {
       prefixed.assign(1, ' ');
       prefixed.append(text.substr(begin, end - begin));
       source = prefixed;
+      shift = 1;
       end = prefixed.size();
       begin = 0;
     }
     pieces.clear();
     m.pre_tokenizer.split(source, {begin, end}, pieces);
-    for (const TextSpan& piece : pieces)
+    for (const TextSpan& piece : pieces) {
       bpe.encode_piece(source.substr(piece.begin, piece.end - piece.begin), out);
+      if (shift == 0) mark(piece.end);  // (the prefixed copy's pieces are not resume points)
+    }
   };
   // Added tokens first: leftmost-longest matches of the trie split the text into plain segments.
   const auto& trie = m.added_trie;
-  size_t segment_start = 0, pos = 0;
+  size_t segment_start = start, pos = start;
+  bool fresh = start == 0;
   while (pos < text.size()) {
     int32_t node = 0, best = -1;
     size_t best_end = pos;
@@ -158,12 +227,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
       ++pos;
       continue;
     }
-    encode_segment(segment_start, pos);
+    encode_segment(segment_start, pos, fresh);
     out.push_back(best);
+    mark(best_end);
     pos = segment_start = best_end;
+    fresh = true;
   }
-  encode_segment(segment_start, text.size());
-  return out;
+  encode_segment(segment_start, text.size(), fresh);
 }
 
 std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
@@ -228,6 +298,12 @@ Result<std::vector<int32_t>> Tokenizer::encode_chat(std::span<const ChatMessage>
                                                     bool add_generation_prompt) const {
   SACC_ASSIGN_OR_RETURN(std::string text, apply_chat_template(messages, add_generation_prompt));
   return encode(text, false);
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode_chat(std::span<const ChatMessage> messages,
+                                                    bool add_generation_prompt, EncodeMemo& memo) const {
+  SACC_ASSIGN_OR_RETURN(std::string text, apply_chat_template(messages, add_generation_prompt));
+  return encode(text, false, memo);
 }
 
 StreamingDecoder::StreamingDecoder(const Tokenizer& tokenizer, bool skip_special)

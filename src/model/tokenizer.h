@@ -20,6 +20,26 @@ namespace sacc {
 class GgufFile;
 struct TokenizerModel;
 
+// One text's encoding, kept so that a later encode() of a text starting with the same bytes (a server's
+// repeated document with a new question) reuses every pre-token that ends before the first differing byte
+// instead of splitting and merging it again. The result is the same token for token.
+class EncodeMemo {
+ public:
+  // Tokens the last encode() with this memo took from the previous text.
+  size_t reused_tokens() const { return reused_tokens_; }
+
+ private:
+  friend class Tokenizer;
+  std::string text_;
+  bool add_bos_ = false;
+  bool valid_ = false;
+  std::vector<int32_t> ids_;
+  // (byte offset in text_, tokens before it), ascending: the ends of pre-tokens and added tokens, where
+  // encoding can start over.
+  std::vector<std::pair<uint32_t, uint32_t>> resume_;
+  size_t reused_tokens_ = 0;
+};
+
 class Tokenizer {
  public:
   // `path` is a tokenizer.json file or a directory holding one (tokenizer_config.json beside it is read for
@@ -31,6 +51,10 @@ class Tokenizer {
   // Token ids of `text`; with add_bos, the model's BOS first (when it has one and adds one). Exactly HF's
   // behaviour, so a text that itself starts with the BOS text gets two BOS tokens.
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
+  // The same, reusing `memo`'s previous text where `text` starts like it; `memo` then holds `text`.
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, EncodeMemo& memo) const;
+  // Whether a memo can save work: pre-tokenizers of one split pattern (not SmolLM2's digits-then-words).
+  bool reuses_prefixes() const;
   // A user's prompt: BOS when the model adds one, unless the text already starts with it (no double BOS).
   std::vector<int32_t> encode_prompt(std::string_view text) const;
   // Text of `ids`; invalid UTF-8 (a cut multi-byte character) becomes U+FFFD. Special tokens skipped by
@@ -57,9 +81,15 @@ class Tokenizer {
   // Renders and encodes without adding another BOS.
   Result<std::vector<int32_t>> encode_chat(std::span<const ChatMessage> messages,
                                            bool add_generation_prompt) const;
+  Result<std::vector<int32_t>> encode_chat(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                           EncodeMemo& memo) const;
 
  private:
   explicit Tokenizer(std::shared_ptr<const TokenizerModel> model) : model_(std::move(model)) {}
+  // encode() from byte `start` (0, or a resume point of a memo) after `out`'s tokens; records resume points
+  // into `maybe_resume` when given.
+  void encode_from(std::string_view text, size_t start, std::vector<int32_t>& out,
+                   std::vector<std::pair<uint32_t, uint32_t>>* maybe_resume) const;
   std::shared_ptr<const TokenizerModel> model_;
 };
 

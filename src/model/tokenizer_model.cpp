@@ -115,6 +115,7 @@ void TokenizerModel::index_vocab() {
 
 void TokenizerModel::add_split_token(std::string_view text, int32_t id) {
   if (text.empty()) return;
+  longest_split_token = std::max(longest_split_token, text.size());
   int32_t node = 0;
   for (char c : text) {
     const auto byte = static_cast<uint8_t>(c);

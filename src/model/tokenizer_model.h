@@ -70,6 +70,7 @@ struct TokenizerModel {
     int32_t token = -1;
   };
   std::vector<TrieNode> added_trie{TrieNode{}};
+  size_t longest_split_token = 0;  // bytes of the longest text in added_trie
 
   int32_t bos = -1, eos = -1, eot = -1;
   bool adds_bos = false;

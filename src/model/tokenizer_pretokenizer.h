@@ -55,6 +55,10 @@ class PreTokenizer {
   PreTokenizer() = default;
   Status add_stage(std::string_view pattern);
   bool empty() const { return stages_.empty(); }
+  // Whether every piece boundary is one a split starting there would also find: true for a single stage
+  // (each match starts where the previous one ended, with no look-behind in the models' patterns); with
+  // several stages a later stage's boundary may lie inside an earlier stage's piece.
+  bool resumable() const { return stages_.size() <= 1; }
   // Pieces of text[span] after all stages (the whole span when there are none).
   void split(std::string_view text, TextSpan span, std::vector<TextSpan>& out) const;
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "bf16_test_data.h"
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
 #include "core/dtype.h"
@@ -16,18 +17,13 @@
 namespace sacc {
 namespace {
 
+using test::random_bf16;
+using test::upload;
+
 struct DecodeCase {
   int q_heads, kv_heads, head_dim;
   int64_t keys;
 };
-
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float spread) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, spread);
-  std::vector<uint16_t> v(n);
-  for (auto& x : v) x = float_to_bf16(dist(gen));
-  return v;
-}
 
 class DecodeAttention : public ::testing::TestWithParam<DecodeCase> {
  protected:
@@ -36,14 +32,6 @@ class DecodeAttention : public ::testing::TestWithParam<DecodeCase> {
     cudaSetDevice(0);
   }
 };
-
-template <typename T>
-DeviceBuffer upload(const std::vector<T>& host) {
-  Result<DeviceBuffer> b = DeviceBuffer::create(0, host.size() * sizeof(T), "decode test");
-  EXPECT_TRUE(b.is_ok());
-  EXPECT_EQ(cudaMemcpy(b->data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return std::move(b).value();
-}
 
 // Softmax(q k^T / sqrt(d)) v per query head in fp64 from the bf16 inputs. The kernel computes in fp32 and
 // rounds the output to bf16: at most 2^-8 of the value, plus fp32 accumulation and exp2f error, far below
@@ -60,10 +48,10 @@ TEST_P(DecodeAttention, MatchesTheFp64Reference) {
   Result<DeviceBuffer> scratch = DeviceBuffer::create(0, scratch_bytes, "decode scratch");
   Result<DeviceBuffer> out = DeviceBuffer::create(0, static_cast<size_t>(c.q_heads) * d * 2, "decode out");
   ASSERT_TRUE(scratch.is_ok() && out.is_ok());
-  ASSERT_EQ(cuda_rt::decode_attention(dq.as<uint16_t>(), dk.as<uint16_t>(), dv.as<uint16_t>(),
-                                      out->as<uint16_t>(), c.q_heads, c.kv_heads, d, c.keys, scratch->data(),
-                                      scratch_bytes, nullptr),
-            cudaSuccess);
+  ASSERT_EQ(
+      cuda_rt::decode_attention(dq.as<uint16_t>(), dk.as<uint16_t>(), dv.as<uint16_t>(), out->as<uint16_t>(),
+                                c.q_heads, c.kv_heads, d, c.keys, scratch->data(), scratch_bytes, nullptr),
+      cudaSuccess);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<uint16_t> got(static_cast<size_t>(c.q_heads) * d);
   ASSERT_EQ(cudaMemcpy(got.data(), out->data(), got.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -85,7 +73,8 @@ TEST_P(DecodeAttention, MatchesTheFp64Reference) {
     for (double& s : score) total += (s = std::exp(s - top));
     for (int e = 0; e < d; ++e) {
       double want = 0.0;
-      for (int64_t j = 0; j < c.keys; ++j) want += score[j] * bf16_to_float(v[(j * c.kv_heads + kvh) * d + e]);
+      for (int64_t j = 0; j < c.keys; ++j)
+        want += score[j] * bf16_to_float(v[(j * c.kv_heads + kvh) * d + e]);
       want /= total;
       ASSERT_NEAR(bf16_to_float(got[h * d + e]), want, std::ldexp(std::fabs(want), -8) + 1e-3 * v_max)
           << "head " << h << " column " << e;
@@ -93,16 +82,16 @@ TEST_P(DecodeAttention, MatchesTheFp64Reference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, DecodeAttention,
-    ::testing::Values(DecodeCase{14, 2, 64, 1}, DecodeCase{14, 2, 64, 31}, DecodeCase{14, 2, 64, 2049},
-                      DecodeCase{9, 3, 64, 777}, DecodeCase{8, 8, 64, 300}, DecodeCase{32, 8, 128, 5000},
-                      DecodeCase{12, 1, 128, 257}, DecodeCase{16, 1, 64, 1000}),
-    [](const ::testing::TestParamInfo<DecodeCase>& info) {
-      const DecodeCase& c = info.param;
-      return "Hq" + std::to_string(c.q_heads) + "_Hkv" + std::to_string(c.kv_heads) + "_d" +
-             std::to_string(c.head_dim) + "_keys" + std::to_string(c.keys);
-    });
+INSTANTIATE_TEST_SUITE_P(Shapes, DecodeAttention,
+                         ::testing::Values(DecodeCase{14, 2, 64, 1}, DecodeCase{14, 2, 64, 31},
+                                           DecodeCase{14, 2, 64, 2049}, DecodeCase{9, 3, 64, 777},
+                                           DecodeCase{8, 8, 64, 300}, DecodeCase{32, 8, 128, 5000},
+                                           DecodeCase{12, 1, 128, 257}, DecodeCase{16, 1, 64, 1000}),
+                         [](const ::testing::TestParamInfo<DecodeCase>& info) {
+                           const DecodeCase& c = info.param;
+                           return "Hq" + std::to_string(c.q_heads) + "_Hkv" + std::to_string(c.kv_heads) +
+                                  "_d" + std::to_string(c.head_dim) + "_keys" + std::to_string(c.keys);
+                         });
 
 TEST(DecodeAttentionErrors, RefusesHeadDimsItHasNoKernelForAndShortScratch) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
@@ -115,11 +104,12 @@ TEST(DecodeAttentionErrors, RefusesHeadDimsItHasNoKernelForAndShortScratch) {
   EXPECT_EQ(cuda_rt::decode_attention(p, p, p, out.as<uint16_t>(), 4, 2, 64, 1000, scratch->data(), need - 1,
                                       nullptr),
             cudaErrorInvalidValue);
-  EXPECT_EQ(cuda_rt::decode_attention(p, p, p, out.as<uint16_t>(), 4, 2, 96, 10, scratch->data(), need, nullptr),
-            cudaErrorInvalidValue);
-  EXPECT_EQ(cuda_rt::decode_attention(p, p, p, out.as<uint16_t>(), 4, 2, 64, 1000, scratch->data(), need,
-                                      nullptr),
-            cudaSuccess);
+  EXPECT_EQ(
+      cuda_rt::decode_attention(p, p, p, out.as<uint16_t>(), 4, 2, 96, 10, scratch->data(), need, nullptr),
+      cudaErrorInvalidValue);
+  EXPECT_EQ(
+      cuda_rt::decode_attention(p, p, p, out.as<uint16_t>(), 4, 2, 64, 1000, scratch->data(), need, nullptr),
+      cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 

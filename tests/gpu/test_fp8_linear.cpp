@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 
+#include "bf16_test_data.h"
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
 #include "core/dtype.h"
@@ -20,6 +21,9 @@
 namespace sacc {
 namespace {
 
+using test::random_bf16;
+using test::upload;
+
 // e4m3 (OCP "fn": bias 7, no infinities) to float, on the host.
 float e4m3_to_float(uint8_t bits) {
   const int sign = bits >> 7, exponent = (bits >> 3) & 15, mantissa = bits & 7;
@@ -30,22 +34,6 @@ float e4m3_to_float(uint8_t bits) {
 
 // Three mantissa bits: rounding to nearest is off by at most 2^-4 of the value (normal range).
 constexpr double kE4m3Rel = 1.0 / 16;
-
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float spread) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, spread);
-  std::vector<uint16_t> v(n);
-  for (auto& x : v) x = float_to_bf16(dist(gen));
-  return v;
-}
-
-template <typename T>
-DeviceBuffer upload(const std::vector<T>& host) {
-  Result<DeviceBuffer> b = DeviceBuffer::create(0, std::max<size_t>(host.size() * sizeof(T), 256), "test");
-  EXPECT_TRUE(b.is_ok());
-  cudaMemcpy(b->data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
-  return std::move(b).value();
-}
 
 template <typename T>
 std::vector<T> download(const DeviceBuffer& b, size_t n) {

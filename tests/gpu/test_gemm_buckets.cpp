@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "bf16_test_data.h"
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
 #include "core/dtype.h"
@@ -15,13 +16,7 @@
 namespace sacc {
 namespace {
 
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float spread) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, spread);
-  std::vector<uint16_t> v(n);
-  for (auto& x : v) x = float_to_bf16(dist(gen));
-  return v;
-}
+using test::random_bf16;
 
 class GemmBuckets : public ::testing::Test {
  protected:

@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "core/log.h"
 #include "tools/sacc/openai_protocol.h"
@@ -206,9 +207,20 @@ class CompletionRoutes {
       return ids;
     }
     const Tokenizer& tok = *model.maybe_tokenizer;
+    // The last prompt's encoding: a repeated document with a new question re-encodes only the question.
+    // Taken out under the lock and put back after, so concurrent requests never share one.
+    EncodeMemo memo;
+    {
+      std::lock_guard lock(memo_mutex_);
+      memo = std::exchange(last_prompt_, EncodeMemo{});
+    }
     Result<std::vector<int32_t>> ids = r.endpoint == Endpoint::CHAT_COMPLETIONS
-                                           ? tok.encode_chat(r.messages, true)
-                                           : tok.encode(r.prompt, tok.adds_bos());
+                                           ? tok.encode_chat(r.messages, true, memo)
+                                           : tok.encode(r.prompt, tok.adds_bos(), memo);
+    {
+      std::lock_guard lock(memo_mutex_);
+      last_prompt_ = std::move(memo);
+    }
     if (ids && ids->empty()) return make_error(StatusCode::INVALID_ARGUMENT, "the prompt has no tokens");
     return ids;
   }
@@ -242,6 +254,8 @@ class CompletionRoutes {
   const std::string model_id_;
   const std::shared_ptr<const ServeAttention> server_attention_;  // its flags'; requests may override them
   std::mutex rng_mutex_;
+  mutable std::mutex memo_mutex_;
+  mutable EncodeMemo last_prompt_;  // prompt_ids(): the last prompt's encoding
   std::mt19937_64 rng_{std::random_device{}()};
   const int64_t start_ = unix_now();
   std::atomic<uint64_t> counter_{0};

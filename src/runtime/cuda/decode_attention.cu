@@ -1,9 +1,10 @@
 // Decode attention (one query row per head against the KV cache), split over key chunks.
 //
 // One CTA takes one KV head, up to kMaxGroup of its query heads, and kDecodeChunk keys: the group's queries
-// share every K and V load (GQA), and each warp scores 32 keys at once (a lane per key) so the loads of a tile
-// are in flight together instead of one key's load waiting behind the previous key's softmax. The partial
-// results (running max, sum, unnormalised output per query head and chunk) are combined by a second kernel.
+// share every K and V load (GQA), and each warp scores 32 keys at once (a lane per key) so the loads of a
+// tile are in flight together instead of one key's load waiting behind the previous key's softmax. The
+// partial results (running max, sum, unnormalised output per query head and chunk) are combined by a second
+// kernel.
 #include <algorithm>
 #include <cmath>
 
@@ -15,7 +16,7 @@ namespace {
 
 constexpr int kDecodeChunk = 256;  // keys per CTA: 128K keys -> 500 chunks per KV head
 constexpr int kDecodeWarps = 4;
-constexpr int kMaxGroup = 8;  // query heads per CTA; larger GQA groups take several CTAs per KV head
+constexpr int kMaxGroup = 8;   // query heads per CTA; larger GQA groups take several CTAs per KV head
 constexpr int kTileKeys = 32;  // keys a warp scores at once, one per lane
 
 // 8 bf16 (one 16-byte load) dotted with 8 fp32.
@@ -211,11 +212,11 @@ cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_
   const dim3 grid(num_kv_heads * ((group + kMaxGroup - 1) / kMaxGroup), chunks);
   auto* partial = static_cast<float*>(scratch);
   if (head_dim == 64) {
-    decode_chunk_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(q, k, v, partial, num_q_heads,
-                                                                    num_kv_heads, num_keys, chunks, scale_log2);
+    decode_chunk_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(
+        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, chunks, scale_log2);
   } else if (head_dim == 128) {
-    decode_chunk_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(q, k, v, partial, num_q_heads,
-                                                                     num_kv_heads, num_keys, chunks, scale_log2);
+    decode_chunk_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(
+        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, chunks, scale_log2);
   } else {
     return cudaErrorInvalidValue;
   }
