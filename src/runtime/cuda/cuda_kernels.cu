@@ -97,8 +97,10 @@ __global__ void rms_norm_vec8_kernel(const uint16_t* x, int64_t x_stride, const 
 }
 
 // Block (threads per row, rows per block): a block of one row's 32 threads left most of each SM idle.
+// Row r's position: positions[r] when given (a batch of sequences), else first_position + r.
 __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int64_t rows, int heads, int head_dim,
-                                 const uint16_t* bias, const double* inv_freq, int64_t first_position) {
+                                 const uint16_t* bias, const double* inv_freq, int64_t first_position,
+                                 const int32_t* positions) {
   const int64_t r = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (r >= rows) return;
   uint16_t* row = x + r * stride;
@@ -109,7 +111,7 @@ __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int64_t rows, int 
     return;
   }
   // One thread per rotary pair i: its angle is computed once and applied to that pair of every head.
-  const double position = static_cast<double>(first_position + r);
+  const double position = static_cast<double>(positions ? positions[r] : first_position + r);
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     // The angle in double: a float angle at position 1e5 is off by ~0.01 rad.
     double s, c;
@@ -168,11 +170,13 @@ constexpr int kDecodeChunk =
     512;  // keys per CTA: 128K keys -> 256 splits per head, enough CTAs to fill an H200
 constexpr int kDecodeWarps = 4;
 
-// Partials per (head, split): m (max of scaled log2 scores), l (sum of 2^(s - m)), o[d] (unnormalised).
+// Partials per (head, split): m (max of scaled log2 scores), l (sum of 2^(s - m)), o[d] (unnormalised). A
+// split past num_keys writes m = -inf, which the combine skips. q [Hq, d] of one row, k/v [num_keys, Hkv, d],
+// partial [Hq, splits, d + 2] of that row; the CTA is (head blockIdx.x, split blockIdx.y).
 template <int kHeadDim>
-__global__ void decode_split_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, float* partial,
-                                    int num_q_heads, int num_kv_heads, int64_t num_keys, int splits,
-                                    float scale_log2) {
+__device__ void decode_split_body(const uint16_t* q, const uint16_t* k, const uint16_t* v, float* partial,
+                                  int num_q_heads, int num_kv_heads, int64_t num_keys, int splits,
+                                  float scale_log2) {
   constexpr int kPerLane = kHeadDim / 32;
   const int h = blockIdx.x, split = blockIdx.y;
   const int kvh = h / (num_q_heads / num_kv_heads);
@@ -223,9 +227,31 @@ __global__ void decode_split_kernel(const uint16_t* q, const uint16_t* k, const 
   }
 }
 
+template <int kHeadDim>
+__global__ void decode_split_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, float* partial,
+                                    int num_q_heads, int num_kv_heads, int64_t num_keys, int splits,
+                                    float scale_log2) {
+  decode_split_body<kHeadDim>(q, k, v, partial, num_q_heads, num_kv_heads, num_keys, splits, scale_log2);
+}
+
+// A batch of rows (blockIdx.z), each its own sequence: row r's query q [rows, Hq, d] attends keys
+// [0, positions[r]] of its own cache k[r], v[r] ([capacity, Hkv, d] each); partial [rows, Hq, splits, d + 2].
+template <int kHeadDim>
+__global__ void decode_split_batch_kernel(const uint16_t* q, const uint16_t* const* k,
+                                          const uint16_t* const* v, const int32_t* positions, float* partial,
+                                          int num_q_heads, int num_kv_heads, int splits, float scale_log2) {
+  const int r = blockIdx.z;
+  const int64_t row_partial = static_cast<int64_t>(num_q_heads) * splits * (kHeadDim + 2);
+  decode_split_body<kHeadDim>(q + static_cast<int64_t>(r) * num_q_heads * kHeadDim, k[r], v[r],
+                              partial + r * row_partial, num_q_heads, num_kv_heads,
+                              static_cast<int64_t>(positions[r]) + 1, splits, scale_log2);
+}
+
+// The CTA (head blockIdx.x, row blockIdx.y): partial [rows, Hq, splits, d + 2] -> out [rows, Hq, d].
 __global__ void decode_combine_kernel(const float* partial, uint16_t* out, int splits, int head_dim) {
   const int h = blockIdx.x;
-  const float* p = partial + static_cast<int64_t>(h) * splits * (head_dim + 2);
+  const int64_t row = static_cast<int64_t>(blockIdx.y) * gridDim.x + h;  // (row, head) over all rows
+  const float* p = partial + row * splits * (head_dim + 2);
   float m = -INFINITY;
   for (int s = 0; s < splits; ++s) m = fmaxf(m, p[s * (head_dim + 2)]);
   for (int c = threadIdx.x; c < head_dim; c += blockDim.x) {
@@ -237,8 +263,16 @@ __global__ void decode_combine_kernel(const float* partial, uint16_t* out, int s
       l += ps[1] * w;
       o += ps[2 + c] * w;
     }
-    out[h * head_dim + c] = to_bf(o / l);
+    out[row * head_dim + c] = to_bf(o / l);
   }
+}
+
+// dst[r][positions[r] * width + c] = src[r * width + c]: each row into its own cache.
+__global__ void store_rows_kernel(const uint16_t* src, int64_t width, uint16_t* const* dst,
+                                  const int32_t* positions) {
+  const int64_t r = blockIdx.x;
+  uint16_t* out = dst[r] + static_cast<int64_t>(positions[r]) * width;
+  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) out[c] = src[r * width + c];
 }
 
 }  // namespace
@@ -273,14 +307,14 @@ cudaError_t rms_norm(const uint16_t* x, int64_t x_stride, const uint16_t* weight
 
 cudaError_t bias_rope(uint16_t* x, int64_t stride, int64_t rows, int heads, int head_dim,
                       const uint16_t* maybe_bias, const double* maybe_inv_freq, int64_t first_position,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, const int32_t* maybe_positions) {
   if (!maybe_bias && !maybe_inv_freq) return cudaSuccess;
   if (rows == 0) return cudaSuccess;
   const int per_row = maybe_inv_freq ? std::min(256, std::max(32, head_dim / 2)) : 64;
   const dim3 block(per_row, 256 / per_row);
   const auto blocks = static_cast<unsigned>((rows + block.y - 1) / block.y);
   bias_rope_kernel<<<blocks, block, 0, stream>>>(x, stride, rows, heads, head_dim, maybe_bias, maybe_inv_freq,
-                                                 first_position);
+                                                 first_position, maybe_positions);
   return cudaGetLastError();
 }
 
@@ -318,6 +352,42 @@ cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_
   }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   decode_combine_kernel<<<num_q_heads, 128, 0, stream>>>(partial, out, splits, head_dim);
+  return cudaGetLastError();
+}
+
+size_t decode_attention_batch_scratch_bytes(int rows, int num_q_heads, int head_dim, int64_t max_keys) {
+  return static_cast<size_t>(rows) * decode_attention_scratch_bytes(num_q_heads, head_dim, max_keys);
+}
+
+cudaError_t decode_attention_batch(const uint16_t* q, const uint16_t* const* k, const uint16_t* const* v,
+                                   const int32_t* positions, uint16_t* out, int rows, int num_q_heads,
+                                   int num_kv_heads, int head_dim, int64_t max_keys, void* scratch,
+                                   size_t scratch_bytes, cudaStream_t stream) {
+  if (rows < 1 || rows > 65535 || max_keys < 1) return cudaErrorInvalidValue;
+  if (decode_attention_batch_scratch_bytes(rows, num_q_heads, head_dim, max_keys) > scratch_bytes)
+    return cudaErrorInvalidValue;
+  const int splits = static_cast<int>((max_keys + kDecodeChunk - 1) / kDecodeChunk);
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(head_dim));
+  const dim3 grid(num_q_heads, splits, rows);
+  auto* partial = static_cast<float*>(scratch);
+  if (head_dim == 64) {
+    decode_split_batch_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(
+        q, k, v, positions, partial, num_q_heads, num_kv_heads, splits, scale_log2);
+  } else if (head_dim == 128) {
+    decode_split_batch_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(
+        q, k, v, positions, partial, num_q_heads, num_kv_heads, splits, scale_log2);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  decode_combine_kernel<<<dim3(num_q_heads, rows), 128, 0, stream>>>(partial, out, splits, head_dim);
+  return cudaGetLastError();
+}
+
+cudaError_t store_rows(const uint16_t* src, int64_t width, uint16_t* const* dst, const int32_t* positions,
+                       int64_t rows, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  store_rows_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(src, width, dst, positions);
   return cudaGetLastError();
 }
 
