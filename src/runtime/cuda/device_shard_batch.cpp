@@ -27,7 +27,7 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
   const size_t table_bytes = pointer_bytes + static_cast<size_t>(rows) * sizeof(int32_t);
   host_batch_table_.resize(table_bytes);
   auto* pointers = reinterpret_cast<uint16_t**>(host_batch_table_.data());
-  int64_t max_keys = 0;
+  int64_t max_keys = 0, max_capacity = 1;
   for (int64_t r = 0; r < rows; ++r) {
     const int slot = slots[r];
     if (slot < 0 || slot >= static_cast<int>(slots_.size()) ||
@@ -38,6 +38,7 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
       pointers[(2 * l + 1) * rows + r] = v_cache(slot, l);
     }
     max_keys = std::max<int64_t>(max_keys, int64_t{positions[r]} + 1);
+    max_capacity = std::max(max_capacity, slots_[static_cast<size_t>(slot)].capacity);
   }
   std::memcpy(host_batch_table_.data() + pointer_bytes, positions.data(), positions.size() * sizeof(int32_t));
   if (batch_table_.size() < table_bytes) {
@@ -49,8 +50,10 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
     batch_kv_ = {};
     SACC_ASSIGN_OR_RETURN(batch_kv_, DeviceBuffer::create(spec_.device, staged_kv, "batch K/V rows"));
   }
+  // Sized for the rows' whole caches, not this step's keys: it grows when the batch does, not every few
+  // hundred tokens of decoding.
   SACC_RETURN_IF_ERROR(ensure_decode_scratch(decode_attention_batch_scratch_bytes(
-      static_cast<int>(rows), config_.num_heads, config_.head_dim, max_keys)));
+      static_cast<int>(rows), config_.num_heads, config_.head_dim, max_capacity)));
   SACC_CUDA_TRY(cudaMemcpyAsync(batch_table_.data(), host_batch_table_.data(), table_bytes,
                                 cudaMemcpyHostToDevice, stream_));
   batch_rows_ = rows;
