@@ -137,6 +137,57 @@ TEST_F(CpuDecodeBatch, ReleasedSlotLeavesTheOthersAndIsReusable) {
                    "reused slot");
 }
 
+// The CPU backend with Backend's own decode_batch (row after row through decode(): what a backend without a
+// batched step, such as the CUDA backend over several GPUs, runs).
+class RowByRow final : public Backend {
+ public:
+  explicit RowByRow(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  Status set_slot_count(int slots) override { return inner_->set_slot_count(slots); }
+  int slot_count() const override { return inner_->slot_count(); }
+  Status reserve_slot(int slot, int64_t max_tokens) override {
+    return inner_->reserve_slot(slot, max_tokens);
+  }
+  Status release_slot(int slot) override { return inner_->release_slot(slot); }
+  Status prefill(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    return inner_->prefill(slot, tokens, logits);
+  }
+  Status decode(int slot, int32_t token, std::vector<float>& logits) override {
+    return inner_->decode(slot, token, logits);
+  }
+  int64_t position(int slot) const override { return inner_->position(slot); }
+  Status set_attention(const BackendOptions& options) override { return inner_->set_attention(options); }
+  std::vector<DeviceMemoryReport> memory() const override { return inner_->memory(); }
+  bool last_prefill_sparse() const override { return inner_->last_prefill_sparse(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
+TEST_F(CpuDecodeBatch, RowByRowDefaultEqualsTheBatchStep) {
+  const int V = tiny_.spec.vocab;
+  auto batched = backend();
+  RowByRow rows(backend());
+  const std::vector<int> slots = {1, 0};
+  std::vector<float> logits, a, b;
+  for (Backend* x : {static_cast<Backend*>(batched.get()), static_cast<Backend*>(&rows)}) {
+    ASSERT_TRUE(x->set_slot_count(2).is_ok());
+    for (int s = 0; s < 2; ++s) {
+      ASSERT_TRUE(x->reserve_slot(s, 32).is_ok());
+      ASSERT_TRUE(x->prefill(s, prompt_of(10 + 7 * s, V, 7 + s), logits).is_ok());
+    }
+  }
+  const std::vector<int32_t> tokens = {3, 4};
+  ASSERT_TRUE(batched->decode_batch(tokens, slots, a).is_ok());
+  ASSERT_TRUE(rows.decode_batch(tokens, slots, b).is_ok());
+  ASSERT_EQ(b.size(), 2u * static_cast<size_t>(V));
+  const auto vocab = static_cast<size_t>(V);
+  for (size_t r = 0; r < slots.size(); ++r)
+    expect_rows_near(std::span<const float>(a).subspan(r * vocab, vocab),
+                     std::span<const float>(b).subspan(r * vocab, vocab), 5e-4, "row " + std::to_string(r));
+  EXPECT_EQ(rows.position(1), 18);
+  EXPECT_EQ(rows.decode_batch(tokens, std::vector<int>{0, 0}, b).code(), StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(CpuDecodeBatch, BadBatchesAreRefused) {
   auto b = backend();
   ASSERT_TRUE(b->set_slot_count(2).is_ok());

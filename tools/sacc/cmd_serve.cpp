@@ -144,8 +144,8 @@ void add_serve_command(CLI::App& app, CommandBody& body) {
                               kDefaultMaxBatchCuda, kDefaultMaxBatchCpu));
   cmd->add_option(
       "--prefill-chunk", args->prefill_chunk,
-      fmt::format("while other requests decode, a new prompt is prefilled this many tokens per step "
-                  "between their decode steps (a multiple of {}; default {}). A prompt prefilled "
+      fmt::format("while other requests decode, new prompts are prefilled at most this many tokens per "
+                  "step between their decode steps (a multiple of {}; default {}). A prompt prefilled "
                   "alone runs whole; of a chunked one only the first chunk may run sparse, the rest "
                   "run dense attention",
                   kPrefillChunkAlign, ServeArgs{}.prefill_chunk));
