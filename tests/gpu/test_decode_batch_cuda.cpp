@@ -1,7 +1,7 @@
 // Batched decode on the CUDA backend: the batched decode attention kernel (one launch, each row against its
 // own cache at its own length) equals the per-row kernel bit for bit and a host reference within bf16
-// rounding; the per-row RoPE and KV store equal their sequence forms; and Backend::decode_batch over
-// sequences in their own slots gives each the logits of its own decode.
+// rounding; the per-row RoPE and KV store equal their sequence forms; Backend::decode_batch over sequences in
+// their own slots gives each the logits of its own decode, and over two GPUs those of one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -210,6 +210,54 @@ TEST_F(DecodeBatchCuda, DecodeBatchRowsMatchEachSequenceAlone) {
             << (qwen ? "qwen2" : "llama3") << " step " << step << " slot " << slots[i];
         EXPECT_EQ((*batched)->position(slots[i]), lengths[i] + step + 1);
       }
+    }
+  }
+}
+
+// Three sequences stepped together on `options`' GPUs: each step's rows [3, V].
+std::vector<std::vector<float>> batch_steps(const LlamaWeights& w, BackendOptions options) {
+  constexpr int64_t kCapacity = 800;
+  options.attention = AttentionMode::DENSE;
+  options.show_progress = false;
+  options.max_tokens = kCapacity;
+  Result<std::unique_ptr<Backend>> b = make_cuda_backend(w, options);
+  EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+  if (!b) return {};
+  EXPECT_TRUE((*b)->set_slot_count(3).is_ok());
+  const std::vector<int> slots = {2, 0, 1}, lengths = {700, 37, 1};
+  std::vector<float> logits;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    EXPECT_TRUE((*b)->reserve_slot(slots[i], kCapacity).is_ok());
+    EXPECT_TRUE((*b)->prefill(slots[i], test::fixed_prompt(lengths[i], 1000), logits).is_ok());
+  }
+  std::vector<std::vector<float>> steps;
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<int32_t> tokens = {int32_t(5 + step), int32_t(17 * step + 1), int32_t(999 - step)};
+    steps.emplace_back();
+    const Status s = (*b)->decode_batch(tokens, slots, steps.back());
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+  }
+  return steps;
+}
+
+// Layer split and tensor parallel over two GPUs against one, with the bounds of test_multi_gpu.cpp (layer
+// split: the same kernels on other GPUs, 2e-3; tensor parallel: bf16 partial sums added over NCCL, 2e-2).
+TEST_F(DecodeBatchCuda, TwoGpusMatchOne) {
+  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices, " << cuda_device_count() << " visible";
+  const LlamaWeights w = llama_weights_random(test::tiny_cuda_config(true, 4), 43);
+  BackendOptions one;
+  one.device = Device::cuda(0);
+  const std::vector<std::vector<float>> want = batch_steps(w, one);
+  for (const SplitMode split : {SplitMode::LAYER, SplitMode::TENSOR}) {
+    BackendOptions two = one;
+    two.gpus = {0, 1};
+    two.split = split;
+    const std::vector<std::vector<float>> got = batch_steps(w, two);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t step = 0; step < want.size(); ++step) {
+      ASSERT_EQ(got[step].size(), want[step].size());
+      EXPECT_LT(test::relative_error(got[step], want[step]), split == SplitMode::LAYER ? 2e-3 : 2e-2)
+          << (split == SplitMode::LAYER ? "layer split" : "tensor parallel") << " step " << step;
     }
   }
 }

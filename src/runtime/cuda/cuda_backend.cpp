@@ -228,11 +228,11 @@ class CudaBackend final : public Backend {
   bool last_sparse_ = false;
 };
 
-// One GPU: the linear layers once over the B rows, the batched decode attention (DeviceShard::begin_batch).
-// Several GPUs: row after row (Backend::decode_batch), correct but unbatched.
+// The linear layers once over the B rows, the batched decode attention (DeviceShard::begin_batch) on every
+// shard: the schedule runs as for any step (layer split hands the B hidden rows on, tensor parallel sums
+// the B rows' partials).
 Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
                                  std::vector<float>& logits) {
-  if (shards_.size() > 1) return Backend::decode_batch(tokens, slots, logits);
   SACC_RETURN_IF_ERROR(check_batch_slots(tokens, slots, slot_count()));
   const auto rows = static_cast<int64_t>(slots.size());
   std::vector<int32_t> positions(slots.size());
@@ -245,17 +245,21 @@ Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<cons
     SACC_RETURN_IF_ERROR(check_tokens(tokens.subspan(i, 1), s.position));
     positions[i] = static_cast<int32_t>(s.position);
   }
-  DeviceShard& shard = *shards_.front();
-  // The step's workspace holds B rows (a prefill's usually does already).
-  if (shard.workspace_tokens() < rows) SACC_RETURN_IF_ERROR(shard.begin_prefill(rows));
-  SACC_RETURN_IF_ERROR(shard.begin_batch(slots, positions));
-  Status run = schedule_->run(tokens, 0, nullptr);
+  Status run = Status::ok();
+  for (auto& shard : shards_) {
+    // The step's workspace holds B rows (a prefill's usually does already).
+    if (run && shard->workspace_tokens() < rows) run = shard->begin_prefill(rows);
+    if (run) run = shard->begin_batch(slots, positions);
+  }
+  if (run) run = schedule_->run(tokens, 0, nullptr);
   if (run) {
     logits.resize(static_cast<size_t>(rows * config_.vocab));
     run = head_->logits(rows, rows, logits.data());
   }
-  if (run) run = shard.synchronize();
-  shard.end_batch();
+  for (auto& shard : shards_) {
+    if (run) run = shard->synchronize();
+    shard->end_batch();
+  }
   SACC_RETURN_IF_ERROR(run);
   for (const int slot : slots) ++slots_[static_cast<size_t>(slot)].position;
   return Status::ok();
