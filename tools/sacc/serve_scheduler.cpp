@@ -39,6 +39,13 @@ namespace {
 // Prefill chunks end on multiples of this many positions, so each later chunk starts on a whole query tile
 // (the CUDA backend's extend then runs its flash kernel; see DeviceShard::run_attention).
 constexpr int64_t kChunkAlign = 256;
+// A prefill step between decode steps is kept to about this many decode steps' time, so a running stream
+// waits about (1 + this) times its idle inter-token latency for a token while a long prompt is prefilled.
+constexpr double kChunkDecodeSteps = 2.0;
+
+double seconds_since(ServeClock::time_point start) {
+  return std::chrono::duration<double>(ServeClock::now() - start).count();
+}
 
 }  // namespace
 
@@ -188,7 +195,15 @@ void Scheduler::start(Sequence& seq) {
 void Scheduler::prefill_steps() {
   const bool decoding = std::any_of(active_.begin(), active_.end(),
                                     [](const Sequence& s) { return !s.done && s.next_token >= 0; });
+  // --prefill-chunk tokens, fewer (down to one alignment) where the last chunk's pace says those would take
+  // longer than kChunkDecodeSteps decode steps; one alignment while there is no pace yet.
   int64_t budget = batching_.prefill_chunk;
+  if (prefill_token_seconds_ <= 0) {
+    budget = std::min(kChunkAlign, budget);
+  } else if (decode_step_seconds_ > 0) {
+    const auto fit = static_cast<int64_t>(kChunkDecodeSteps * decode_step_seconds_ / prefill_token_seconds_);
+    budget = std::min(std::max(fit / kChunkAlign * kChunkAlign, kChunkAlign), batching_.prefill_chunk);
+  }
   for (Sequence& seq : active_) {
     if (seq.done || seq.next_token >= 0) continue;
     const auto length = static_cast<int64_t>(seq.job->prompt.size());
@@ -198,7 +213,11 @@ void Scheduler::prefill_steps() {
     const int64_t end = begin + budget >= length ? length : (begin + budget) / kChunkAlign * kChunkAlign;
     if (end <= begin) return;
     budget -= end - begin;
+    const ServeClock::time_point start = ServeClock::now();
     prefill_step(seq, end);
+    // Short steps are mostly fixed costs: only chunks of at least one alignment tell the pace.
+    if (end - begin >= kChunkAlign)
+      prefill_token_seconds_ = seconds_since(start) / static_cast<double>(end - begin);
   }
 }
 
@@ -245,8 +264,10 @@ void Scheduler::decode_step() {
     slots.push_back(seq.slot);
   }
   if (rows.empty()) return;
+  const ServeClock::time_point start = ServeClock::now();
   const Status s = backend_.decode_batch(tokens, slots, logits_);
   const ServeClock::time_point now = ServeClock::now();
+  decode_step_seconds_ = std::chrono::duration<double>(now - start).count();
   metrics_.count_decode_step(static_cast<int64_t>(rows.size()));
   if (!s) {
     for (Sequence* seq : rows) finish(*seq, {s, "stop", {}});

@@ -150,8 +150,9 @@ class Scheduler {
   // Takes the job into its slot: prefix-cache lookup, the slot's KV cache, the restore (or ends it).
   void start(Sequence& seq);
   // This iteration's prefill steps, first come first served: when nothing decodes, the first waiting
-  // prompt whole (a sparse prefill stays possible); else chunks of the waiting prompts, --prefill-chunk
-  // tokens in all, so the decode step that follows comes soon.
+  // prompt whole (a sparse prefill stays possible); else chunks of the waiting prompts, at most
+  // --prefill-chunk tokens in all and about two decode steps' time, so the decode step that follows comes
+  // soon.
   void prefill_steps();
   // Prefills `seq`'s prompt positions [computed, end); the step that ends the prompt samples the first token.
   void prefill_step(Sequence& seq, int64_t end);
@@ -178,6 +179,8 @@ class Scheduler {
   std::list<Sequence> active_;     // the worker's, in admission order (prefills go first come first served)
   std::vector<bool> slot_used_;    // [max_batch]
   std::vector<float> logits_;      // the last step's [rows, V]
+  double decode_step_seconds_ = 0.0;    // the last decode step's time (0: none yet)
+  double prefill_token_seconds_ = 0.0;  // the last prefill chunk's time per token (0: none yet)
   mutable std::mutex mutex_;
   std::condition_variable queued_;
   std::deque<std::shared_ptr<GenerationJob>> queue_;  // waiting; the running jobs are not counted
