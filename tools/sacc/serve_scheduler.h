@@ -97,7 +97,7 @@ struct ServePrefixCache {
 // How the worker shares the backend among requests.
 struct ServeBatching {
   int max_batch = 1;                // sequences at once (--max-batch): the backend's slots
-  int64_t prefill_chunk = 2048;     // prompt tokens per prefill step while others decode (multiple of 256)
+  int64_t prefill_chunk = 2048;     // the most prompt tokens per prefill step while others decode (x 256)
   uint64_t kv_bytes_per_token = 0;  // a slot's KV bytes per position, for the KV accounting
   // The room beside one request (RoomBeside); null: unknown, slots alone limit. A queued request waits while
   // the KV caches of the running ones would not leave it that room.
@@ -164,7 +164,7 @@ class Scheduler {
   void finish(Sequence& seq, JobOutcome outcome);
   // After a run: snapshots the prompt's KV into the prefix cache when it is worth keeping and fits `limit`.
   void remember(const Sequence& seq, uint64_t limit);
-  // The room the prefix cache may hold beside `seq` and the other running sequences' KV caches.
+  // The room the prefix cache may hold beside `job`'s run and the other running sequences' KV caches.
   uint64_t cache_limit(const GenerationJob& job, uint64_t others_kv) const;
   void publish_active();  // the sacc_active_sequences gauge: the sequences not ended
 
@@ -181,7 +181,7 @@ class Scheduler {
   std::vector<float> logits_;      // the last step's [rows, V]
   double decode_step_seconds_ = 0.0;    // the last decode step's time (0: none yet)
   double prefill_token_seconds_ = 0.0;  // the last prefill chunk's time per token (0: none yet)
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable queued_;
   std::deque<std::shared_ptr<GenerationJob>> queue_;  // waiting; the running jobs are not counted
   bool stopping_ = false;
