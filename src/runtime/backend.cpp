@@ -1,5 +1,7 @@
 #include "runtime/backend.h"
 
+#include <algorithm>
+
 namespace sacc {
 
 Result<AttentionMode> parse_attention_mode(const std::string& text) {
@@ -39,15 +41,48 @@ void copy_attention_settings(const BackendOptions& from, BackendOptions& to) {
   to.auto_basis = from.auto_basis;
 }
 
-Result<std::unique_ptr<KvSnapshot>> Backend::export_kv(int64_t) {
+Status Backend::reserve(int64_t max_tokens) {
+  if (slot_count() != 1) SACC_RETURN_IF_ERROR(set_slot_count(1));
+  return reserve_slot(0, max_tokens);
+}
+
+Status check_batch_slots(std::span<const int32_t> tokens, std::span<const int> slots, int slot_count) {
+  if (slots.empty() || tokens.size() != slots.size())
+    return make_error(StatusCode::INVALID_ARGUMENT, "decode_batch: {} tokens for {} slots", tokens.size(),
+                      slots.size());
+  std::vector<bool> seen(static_cast<size_t>(std::max(slot_count, 0)), false);
+  for (const int slot : slots) {
+    if (slot < 0 || slot >= slot_count)
+      return make_error(StatusCode::INVALID_ARGUMENT, "decode_batch: slot {} outside [0, {})", slot,
+                        slot_count);
+    if (seen[static_cast<size_t>(slot)])
+      return make_error(StatusCode::INVALID_ARGUMENT, "decode_batch: slot {} appears twice", slot);
+    seen[static_cast<size_t>(slot)] = true;
+  }
+  return Status::ok();
+}
+
+Status Backend::decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                             std::vector<float>& logits) {
+  SACC_RETURN_IF_ERROR(check_batch_slots(tokens, slots, slot_count()));
+  std::vector<float> row;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    SACC_RETURN_IF_ERROR(decode(slots[i], tokens[i], row));
+    if (i == 0) logits.resize(slots.size() * row.size());
+    std::copy(row.begin(), row.end(), logits.begin() + static_cast<std::ptrdiff_t>(i * row.size()));
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<KvSnapshot>> Backend::export_kv(int, int64_t) {
   return make_error(StatusCode::UNSUPPORTED, "this backend cannot copy its KV cache (prefix reuse)");
 }
 
-Status Backend::import_kv(const KvSnapshot&, int64_t) {
+Status Backend::import_kv(int, const KvSnapshot&, int64_t) {
   return make_error(StatusCode::UNSUPPORTED, "this backend cannot restore a KV snapshot (prefix reuse)");
 }
 
-Status Backend::extend(std::span<const int32_t>, std::vector<float>&) {
+Status Backend::extend(int, std::span<const int32_t>, std::vector<float>&) {
   return make_error(StatusCode::UNSUPPORTED, "this backend cannot continue a prompt after a cached prefix");
 }
 

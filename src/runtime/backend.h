@@ -78,27 +78,61 @@ class KvSnapshot {
   virtual uint64_t bytes() const = 0;
 };
 
+// Sequence slots: a backend holds `slot_count()` independent KV caches (sequences), each sized on its own
+// (reserve_slot) and freed on its own (release_slot). The per-sequence calls name their slot; the calls
+// without one act on slot 0 and are what a single-sequence caller (generate, bench, eval) uses: reserve()
+// makes the backend one slot of `max_tokens` positions, exactly as before slots existed.
 class Backend {
  public:
   virtual ~Backend() = default;
-  // Sizes the KV cache for `max_tokens` positions (prompt + generated); must precede prefill.
-  virtual Status reserve(int64_t max_tokens) = 0;
-  // Runs the prompt from position 0 and writes the last position's logits: logits [V] (the last
-  // options.prefill_logit_rows positions' logits [rows, V] when asked for more).
-  virtual Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) = 0;
-  // Appends one token at the next position; logits [V].
-  virtual Status decode(int32_t token, std::vector<float>& logits) = 0;
-  virtual int64_t position() const = 0;  // tokens in the cache
 
-  // Prefix KV reuse (the default: UNSUPPORTED). export_kv copies positions [0, n), n <= position(), out of
-  // the cache; import_kv makes positions [0, n) those of `snapshot` (n <= snapshot.tokens(), after reserve())
-  // and sets position() to n, returning once the copy is done (its time is the restore's: a server times it);
-  // extend then runs the rest of the prompt at positions [position(), + size) with
-  // dense causal attention against every cached key and writes the last position's logits [V]. A failed
-  // export leaves the cache as it was.
-  virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n);
-  virtual Status import_kv(const KvSnapshot& snapshot, int64_t n);
-  virtual Status extend(std::span<const int32_t> tokens, std::vector<float>& logits);
+  // Sets the number of slots (>= 1), freeing every slot's KV cache; each slot then holds nothing until
+  // reserve_slot.
+  virtual Status set_slot_count(int slots) = 0;
+  virtual int slot_count() const = 0;
+  // Sizes `slot`'s KV cache for `max_tokens` positions (prompt + generated), freeing its old one first; its
+  // position() is 0. Must precede that slot's prefill.
+  virtual Status reserve_slot(int slot, int64_t max_tokens) = 0;
+  // Frees `slot`'s KV cache (a finished or cancelled sequence); the other slots are untouched.
+  virtual Status release_slot(int slot) = 0;
+
+  // Runs the prompt from position 0 of `slot` and writes the last position's logits: logits [V] (the last
+  // options.prefill_logit_rows positions' logits [rows, V] when asked for more).
+  virtual Status prefill(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) = 0;
+  // Appends one token at the next position of `slot`; logits [V].
+  virtual Status decode(int slot, int32_t token, std::vector<float>& logits) = 0;
+  // One step of B sequences at once: row i appends tokens[i] at the next position of slots[i] (B distinct
+  // slots) and attends to that slot's cache alone; logits [B, V], row i for slots[i]. The linear layers run
+  // once over the B rows. The default runs decode() row after row.
+  virtual Status decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                              std::vector<float>& logits);
+  virtual int64_t position(int slot) const = 0;  // tokens in `slot`'s cache
+
+  // Prefix KV reuse (the default: UNSUPPORTED). export_kv copies positions [0, n), n <= position(slot), out
+  // of the slot's cache; import_kv makes positions [0, n) of the slot those of `snapshot` (n <=
+  // snapshot.tokens(), after reserve_slot()) and sets position(slot) to n, returning once the copy is done
+  // (its time is the restore's: a server times it); extend then runs the rest of the prompt at positions
+  // [position(slot), + size) with dense causal attention against every cached key of the slot and writes
+  // the last position's logits [V]. A failed export leaves the cache as it was. A snapshot of one slot may
+  // be imported into any slot of the backend that made it.
+  virtual Result<std::unique_ptr<KvSnapshot>> export_kv(int slot, int64_t n);
+  virtual Status import_kv(int slot, const KvSnapshot& snapshot, int64_t n);
+  virtual Status extend(int slot, std::span<const int32_t> tokens, std::vector<float>& logits);
+
+  // The single-sequence calls: slot 0 of a one-slot backend.
+  // Makes the backend one slot and sizes it for `max_tokens` positions (prompt + generated); must precede
+  // prefill.
+  Status reserve(int64_t max_tokens);
+  Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) {
+    return prefill(0, tokens, logits);
+  }
+  Status decode(int32_t token, std::vector<float>& logits) { return decode(0, token, logits); }
+  int64_t position() const { return position(0); }
+  Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) { return export_kv(0, n); }
+  Status import_kv(const KvSnapshot& snapshot, int64_t n) { return import_kv(0, snapshot, n); }
+  Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) {
+    return extend(0, tokens, logits);
+  }
 
   // The attention of the prefills that follow (a server's per-request settings): `options`' attention
   // settings (copy_attention_settings), checked as when the backend was made; the rest of `options` is not
@@ -109,6 +143,10 @@ class Backend {
   // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).
   virtual bool last_prefill_sparse() const = 0;
 };
+
+// INVALID_ARGUMENT unless `slots` are B distinct slots below `slot_count` and `tokens` has B entries (B >=
+// 1).
+Status check_batch_slots(std::span<const int32_t> tokens, std::span<const int> slots, int slot_count);
 
 Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights, const BackendOptions& options);
 // Device bytes the CUDA backend's prefill attention needs for a prompt of `tokens` (kernel workspace and, for

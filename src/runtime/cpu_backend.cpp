@@ -25,6 +25,19 @@ struct CpuLayer {
   CpuMatrix wq, wk, wv, wo, w_gate, w_up, w_down;      // [Q, D], [KV, D] x2, [D, Q], [F, D] x2, [D, F]
 };
 
+// One sequence's KV cache (backend.h: slots).
+struct CpuSlot {
+  std::vector<CpuKvLayer> k, v;  // [N][capacity, Hkv*d] bf16
+  int64_t capacity = 0;
+  int64_t position = 0;
+};
+
+// One row of a batched decode step: its sequence and the position its token takes.
+struct BatchRow {
+  CpuSlot* slot = nullptr;
+  int64_t position = 0;
+};
+
 std::vector<float> to_f32(const WeightTensor& t) {
   std::vector<float> out(t.defined() ? t.view.numel() : 0);
   if (!out.empty()) weight_to_f32(t, out.data());
@@ -45,17 +58,30 @@ class CpuBackend final : public Backend {
     return guard_host_allocation("model weights (CPU backend copies)", 0, [&] { load_weights(w); });
   }
 
-  Status reserve(int64_t max_tokens) override {
+  Status set_slot_count(int slots) override {
+    if (slots < 1) return make_error(StatusCode::INVALID_ARGUMENT, "{} sequence slots", slots);
+    slots_ = std::vector<CpuSlot>(static_cast<size_t>(slots));
+    return Status::ok();
+  }
+
+  int slot_count() const override { return static_cast<int>(slots_.size()); }
+
+  Status reserve_slot(int slot, int64_t max_tokens) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
     if (max_tokens > config_.max_context)
       return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
                         max_tokens, config_.max_context);
     // The old cache goes first; the new one is built in locals, so a failure has freed what it allocated by
     // the time the error reads what is left, and the backend stays usable for a smaller request.
-    std::vector<std::vector<uint16_t>>().swap(k_cache_);
-    std::vector<std::vector<uint16_t>>().swap(v_cache_);
-    capacity_ = position_ = 0;
+    *s = CpuSlot{};
     return guard_host_allocation(fmt::format("KV cache for {} tokens", max_tokens),
-                                 kv_cache_bytes(config_, max_tokens), [&] { allocate_kv(max_tokens); });
+                                 kv_cache_bytes(config_, max_tokens), [&] { allocate_kv(*s, max_tokens); });
+  }
+
+  Status release_slot(int slot) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
+    *s = CpuSlot{};
+    return Status::ok();
   }
 
  private:
@@ -83,49 +109,66 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void allocate_kv(int64_t max_tokens) {
+  void allocate_kv(CpuSlot& slot, int64_t max_tokens) {
     const auto per_layer = static_cast<size_t>(max_tokens * config_.kv_dim());
-    std::vector<std::vector<uint16_t>> k(config_.num_layers), v(config_.num_layers);
+    CpuSlot fresh;
+    fresh.k.resize(config_.num_layers);
+    fresh.v.resize(config_.num_layers);
     for (int i = 0; i < config_.num_layers; ++i) {
-      k[i].resize(per_layer);
-      v[i].resize(per_layer);
+      fresh.k[i].resize(per_layer);
+      fresh.v[i].resize(per_layer);
     }
-    k_cache_ = std::move(k);
-    v_cache_ = std::move(v);
-    capacity_ = max_tokens;
+    fresh.capacity = max_tokens;
+    slot = std::move(fresh);
+  }
+
+  Result<CpuSlot*> find_slot(int slot) {
+    if (slot < 0 || slot >= slot_count())
+      return make_error(StatusCode::INVALID_ARGUMENT, "sequence slot {} outside [0, {})", slot, slot_count());
+    return &slots_[static_cast<size_t>(slot)];
   }
 
  public:
-  Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) override {
-    position_ = 0;
-    return forward(tokens, logits);
+  Status prefill(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
+    s->position = 0;
+    return forward(*s, tokens, logits);
   }
 
-  Status decode(int32_t token, std::vector<float>& logits) override {
-    return forward(std::span<const int32_t>(&token, 1), logits);
+  Status decode(int slot, int32_t token, std::vector<float>& logits) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
+    return forward(*s, std::span<const int32_t>(&token, 1), logits);
   }
 
-  Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) override {
-    if (n < 0 || n > position_)
-      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, position_);
+  Status decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                      std::vector<float>& logits) override;
+
+  Result<std::unique_ptr<KvSnapshot>> export_kv(int slot, int64_t n) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
+    if (n < 0 || n > s->position)
+      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, s->position);
     return guard_host_allocation(fmt::format("prefix cache snapshot of {} positions", n),
                                  kv_cache_bytes(config_, n), [&]() -> Result<std::unique_ptr<KvSnapshot>> {
-                                   return export_cpu_kv(k_cache_, v_cache_, n, config_.kv_dim());
+                                   return export_cpu_kv(s->k, s->v, n, config_.kv_dim());
                                  });
   }
 
-  Status import_kv(const KvSnapshot& snapshot, int64_t n) override {
-    SACC_RETURN_IF_ERROR(import_cpu_kv(snapshot, n, config_.kv_dim(), k_cache_, v_cache_));
-    position_ = n;
+  Status import_kv(int slot, const KvSnapshot& snapshot, int64_t n) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
+    SACC_RETURN_IF_ERROR(import_cpu_kv(snapshot, n, config_.kv_dim(), s->k, s->v));
+    s->position = n;
     return Status::ok();
   }
 
-  Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) override {
+  Status extend(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
     last_sparse_ = false;  // forward() runs dense attention at a position offset
-    return forward(tokens, logits);
+    return forward(*s, tokens, logits);
   }
 
-  int64_t position() const override { return position_; }
+  int64_t position(int slot) const override {
+    return slot >= 0 && slot < slot_count() ? slots_[static_cast<size_t>(slot)].position : 0;
+  }
   bool last_prefill_sparse() const override { return last_sparse_; }
 
   Status set_attention(const BackendOptions& options) override;
@@ -138,11 +181,16 @@ class CpuBackend final : public Backend {
  private:
   class StepOps;
 
-  // Runs `tokens` at positions [position_, position_ + n): linear layers over chunks, attention over all n
-  // queries against every cached key (llama_layer.h). The step's activations, sparse index and logits are
-  // host allocations: std::bad_alloc becomes OUT_OF_MEMORY naming the step and its activation bytes.
-  Status forward(std::span<const int32_t> tokens, std::vector<float>& logits);
-  Status forward_step(std::span<const int32_t> tokens, std::vector<float>& logits);
+  // Runs `tokens` at positions [slot.position, + n): linear layers over chunks, attention over all n
+  // queries against every cached key of the slot (llama_layer.h). The step's activations, sparse index and
+  // logits are host allocations: std::bad_alloc becomes OUT_OF_MEMORY naming the step and its activation
+  // bytes.
+  Status forward(CpuSlot& slot, std::span<const int32_t> tokens, std::vector<float>& logits);
+  Status forward_step(CpuSlot& slot, std::span<const int32_t> tokens, std::vector<float>& logits);
+  // decode_batch's step over checked rows: tokens [B], rows [B], logits [B, V].
+  Status batch_step(std::span<const int32_t> tokens, std::span<const BatchRow> rows,
+                    std::vector<float>& logits);
+  Status check_tokens(std::span<const int32_t> tokens, int64_t first_position) const;
 
   bool use_sparse(int64_t n) const {
     if (options_.patterns.empty()) return false;
@@ -168,8 +216,10 @@ class CpuBackend final : public Backend {
     }
     const uint64_t quantized_inputs =
         (shared_input_.blocks.capacity() + scratch_.blocks.capacity()) * sizeof(ActBlock);
-    const uint64_t bytes = weights + activation_floats * 4 + quantized_inputs +
-                           static_cast<uint64_t>(2 * config_.num_layers) * capacity_ * config_.kv_dim() * 2;
+    int64_t kv_positions = 0;
+    for (const CpuSlot& slot : slots_) kv_positions += slot.capacity;
+    const uint64_t bytes =
+        weights + activation_floats * 4 + quantized_inputs + kv_cache_bytes(config_, kv_positions);
     peak_bytes_ = std::max(peak_bytes_, bytes);
   }
 
@@ -181,19 +231,21 @@ class CpuBackend final : public Backend {
   std::vector<float> final_norm_;  // [D]
   std::vector<CpuLayer> layers_;
   QuantizedInput shared_input_, scratch_;  // [c, cols / 32] blocks of the current chunk's inputs
-  std::vector<std::vector<uint16_t>> k_cache_, v_cache_;  // [N][capacity, Hkv*d] bf16
-  int64_t capacity_ = 0;
-  int64_t position_ = 0;
+  std::vector<CpuSlot> slots_{1};          // the sequences' KV caches (backend.h: slots)
   bool last_sparse_ = false;
   size_t peak_bytes_ = 0;
 };
 
 // llama_layer.h's operations for one step of the CPU backend: the step's fp32 activations, the backend's
-// weights, bf16 KV cache and quantised-input scratch.
+// weights, bf16 KV cache and quantised-input scratch. A sequence step runs n rows of one slot at consecutive
+// positions (`maybe_slot`); a batch step (`batch`, n rows) runs each row at its own slot and position, its
+// RoPE, KV append and attention row by row.
 class CpuBackend::StepOps {
  public:
-  StepOps(CpuBackend& backend, int64_t n, bool sparse)
+  StepOps(CpuBackend& backend, int64_t n, bool sparse, CpuSlot* maybe_slot, std::span<const BatchRow> batch)
       : b_(backend),
+        maybe_slot_(maybe_slot),
+        batch_(batch),
         c_(backend.config_),
         hidden_(c_.hidden),
         q_width_(c_.q_dim()),
@@ -240,28 +292,42 @@ class CpuBackend::StepOps {
     float* y = which == Qkv::Q ? q_.data() + row0 * q_width_ : which == Qkv::K ? k_.data() : v_.data();
     const std::vector<float>& bias = which == Qkv::Q ? l.bq : which == Qkv::K ? l.bk : l.bv;
     const int heads = which == Qkv::Q ? c_.num_heads : c_.num_kv_heads;
-    if (!bias.empty()) cpu_add_bias(y, bias.data(), rows, int64_t{heads} * c_.head_dim);
-    if (rotate) cpu_rope(y, rows, heads, c_.head_dim, position, b_.inv_freq_);
+    const int64_t width = int64_t{heads} * c_.head_dim;
+    if (!bias.empty()) cpu_add_bias(y, bias.data(), rows, width);
+    if (!rotate) return Status::ok();
+    if (batch_.empty()) {
+      cpu_rope(y, rows, heads, c_.head_dim, position, b_.inv_freq_);
+      return Status::ok();
+    }
+    for (int64_t i = 0; i < rows; ++i)
+      cpu_rope(y + i * width, 1, heads, c_.head_dim, batch_[row0 + i].position, b_.inv_freq_);
     return Status::ok();
   }
 
-  Status append_kv(int layer, int64_t, int64_t rows, int64_t position) {
-    uint16_t* k = b_.k_cache_[layer].data() + position * kv_width_;
-    uint16_t* v = b_.v_cache_[layer].data() + position * kv_width_;
-    for (int64_t i = 0; i < rows * kv_width_; ++i) k[i] = float_to_bf16(k_[i]);
-    for (int64_t i = 0; i < rows * kv_width_; ++i) v[i] = float_to_bf16(v_[i]);
+  Status append_kv(int layer, int64_t row0, int64_t rows, int64_t position) {
+    for (int64_t i = 0; i < rows; ++i) {
+      CpuSlot& slot = batch_.empty() ? *maybe_slot_ : *batch_[row0 + i].slot;
+      const int64_t at = batch_.empty() ? position + i : batch_[row0 + i].position;
+      uint16_t* k = slot.k[layer].data() + at * kv_width_;
+      uint16_t* v = slot.v[layer].data() + at * kv_width_;
+      const float* k_row = k_.data() + i * kv_width_;
+      const float* v_row = v_.data() + i * kv_width_;
+      for (int64_t j = 0; j < kv_width_; ++j) k[j] = float_to_bf16(k_row[j]);
+      for (int64_t j = 0; j < kv_width_; ++j) v[j] = float_to_bf16(v_row[j]);
+    }
     return Status::ok();
   }
 
-  bool observing(int64_t start) const { return b_.qkv_feed_.active(start); }
+  bool observing(int64_t start) const { return batch_.empty() && b_.qkv_feed_.active(start); }
 
   Status observe_qkv(int layer, int64_t n) {
-    b_.qkv_feed_.deliver(layer, n, {q_width_, kv_width_}, q_.data(), b_.k_cache_[layer].data(),
-                         b_.v_cache_[layer].data());
+    b_.qkv_feed_.deliver(layer, n, {q_width_, kv_width_}, q_.data(), maybe_slot_->k[layer].data(),
+                         maybe_slot_->v[layer].data());
     return Status::ok();
   }
 
   Status attention(int layer, int64_t n, int64_t start) {
+    if (!batch_.empty()) return batch_attention(layer, n);
     CpuAttentionArgs args;
     args.num_queries = n;
     args.num_keys = start + n;
@@ -269,8 +335,8 @@ class CpuBackend::StepOps {
     args.num_kv_heads = c_.num_kv_heads;
     args.head_dim = c_.head_dim;
     args.q = q_.data();
-    args.k = b_.k_cache_[layer].data();
-    args.v = b_.v_cache_[layer].data();
+    args.k = maybe_slot_->k[layer].data();
+    args.v = maybe_slot_->v[layer].data();
     args.o = o_.data();
     if (!sparse_) return cpu_attention_dense(args);
     const LayerPatterns& patterns = b_.options_.patterns[layer];
@@ -281,8 +347,8 @@ class CpuBackend::StepOps {
     // Online estimation from this prompt's own post-RoPE Q and cached K (rows 0..n-1).
     AttentionParams plan_params;
     plan_params.shape = {n, c_.num_heads, c_.num_kv_heads, c_.head_dim};
-    plan_params.q = q_.data();                  // [n, Hq, d] fp32
-    plan_params.k = b_.k_cache_[layer].data();  // [n, Hkv, d] bf16
+    plan_params.q = q_.data();                     // [n, Hq, d] fp32
+    plan_params.k = maybe_slot_->k[layer].data();  // [n, Hkv, d] bf16
     Result<SparseIndex> index = plan_cpu(plan_params, patterns, geometry, {DType::F32, DType::BF16});
     if (!index) return index.status().with_context(fmt::format("layer {}", layer));
     return cpu_attention_sparse(args, *index);
@@ -335,7 +401,28 @@ class CpuBackend::StepOps {
   }
 
  private:
+  // Row i of a batch step: its one query at its position against keys [0, position] of its own slot.
+  Status batch_attention(int layer, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const BatchRow& row = batch_[i];
+      CpuAttentionArgs args;
+      args.num_queries = 1;
+      args.num_keys = row.position + 1;
+      args.num_q_heads = c_.num_heads;
+      args.num_kv_heads = c_.num_kv_heads;
+      args.head_dim = c_.head_dim;
+      args.q = q_.data() + i * q_width_;
+      args.k = row.slot->k[layer].data();
+      args.v = row.slot->v[layer].data();
+      args.o = o_.data() + i * q_width_;
+      SACC_RETURN_IF_ERROR(cpu_attention_dense(args));
+    }
+    return Status::ok();
+  }
+
   CpuBackend& b_;
+  CpuSlot* maybe_slot_;              // a sequence step's slot (null in a batch step)
+  std::span<const BatchRow> batch_;  // a batch step's rows [n] (empty in a sequence step)
   const ModelConfig& c_;
   const int64_t hidden_, q_width_, kv_width_, ffn_, chunk_;
   const float eps_;
@@ -346,37 +433,44 @@ class CpuBackend::StepOps {
   std::vector<float> last_;            // [rows, D] the final norm of the logit rows
 };
 
-Status CpuBackend::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
-  // StepOps' buffers and the logit rows, as plan_memory counts the CPU workspace.
-  const ModelConfig& c = config_;
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t chunk = std::clamp<int64_t>(options_.chunk, 1, std::max<int64_t>(n, 1));
-  const int64_t rows = step_logit_rows(options_, n, position_);
-  const uint64_t activations =
-      static_cast<uint64_t>(n * (c.hidden + 2 * c.q_dim()) + chunk * (c.hidden + 2 * c.kv_dim() + 2 * c.ffn) +
-                            rows * (c.hidden + c.vocab)) *
-      sizeof(float);
-  const std::string what =
-      position_ == 0 ? fmt::format("prefill workspace for {} tokens", n)
-                     : fmt::format("{} workspace at position {}", n == 1 ? "decode" : "extend", position_);
-  return guard_host_allocation(what, activations, [&] { return forward_step(tokens, logits); });
+// StepOps' buffers and the logit rows, as plan_memory counts the CPU workspace.
+uint64_t cpu_step_bytes(const ModelConfig& c, int64_t n, int64_t chunk, int64_t logit_rows) {
+  return static_cast<uint64_t>(n * (c.hidden + 2 * c.q_dim()) +
+                               chunk * (c.hidden + 2 * c.kv_dim() + 2 * c.ffn) +
+                               logit_rows * (c.hidden + c.vocab)) *
+         sizeof(float);
 }
 
-Status CpuBackend::forward_step(std::span<const int32_t> tokens, std::vector<float>& logits) {
-  const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
-  if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
-  if (start + n > capacity_)
-    return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
-                      start + n, capacity_);
-  for (int64_t i = 0; i < n; ++i)
+Status CpuBackend::forward(CpuSlot& slot, std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), start = slot.position;
+  const int64_t chunk = std::clamp<int64_t>(options_.chunk, 1, std::max<int64_t>(n, 1));
+  const uint64_t activations = cpu_step_bytes(config_, n, chunk, step_logit_rows(options_, n, start));
+  const std::string what =
+      start == 0 ? fmt::format("prefill workspace for {} tokens", n)
+                 : fmt::format("{} workspace at position {}", n == 1 ? "decode" : "extend", start);
+  return guard_host_allocation(what, activations, [&] { return forward_step(slot, tokens, logits); });
+}
+
+Status CpuBackend::check_tokens(std::span<const int32_t> tokens, int64_t first_position) const {
+  for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= config_.vocab)
       return make_error(StatusCode::INVALID_ARGUMENT,
-                        "token id {} at position {} is outside the vocabulary [0, {})", tokens[i], start + i,
-                        config_.vocab);
+                        "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
+                        first_position + static_cast<int64_t>(i), config_.vocab);
+  return Status::ok();
+}
+
+Status CpuBackend::forward_step(CpuSlot& slot, std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), start = slot.position;
+  if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
+  if (start + n > slot.capacity)
+    return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
+                      start + n, slot.capacity);
+  SACC_RETURN_IF_ERROR(check_tokens(tokens, start));
   const bool sparse = start == 0 && use_sparse(n);
   last_sparse_ = start == 0 ? sparse : last_sparse_;
 
-  StepOps ops(*this, n, sparse);
+  StepOps ops(*this, n, sparse, &slot, {});
   const int64_t D = config_.hidden;
   for (int64_t i = 0; i < n; ++i) embed_.row_to_f32(tokens[i], ops.x() + i * D);
   Progress progress("prefill", config_.num_layers, options_.show_progress && n >= 4096);
@@ -389,7 +483,45 @@ Status CpuBackend::forward_step(std::span<const int32_t> tokens, std::vector<flo
   logits.resize(rows * config_.vocab);
   SACC_RETURN_IF_ERROR(llama_logits(ops, n, rows, logits.data()));
   track_peak(ops.floats());
-  position_ = start + n;
+  slot.position = start + n;
+  return Status::ok();
+}
+
+Status CpuBackend::decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                                std::vector<float>& logits) {
+  SACC_RETURN_IF_ERROR(check_batch_slots(tokens, slots, slot_count()));
+  std::vector<BatchRow> rows(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    CpuSlot& slot = slots_[static_cast<size_t>(slots[i])];
+    if (slot.position + 1 > slot.capacity)
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "slot {}: {} tokens exceed the reserved KV cache of {} tokens", slots[i],
+                        slot.position + 1, slot.capacity);
+    if (slot.position == 0)
+      return make_error(StatusCode::INVALID_ARGUMENT, "slot {}: decode before a prefill", slots[i]);
+    SACC_RETURN_IF_ERROR(check_tokens(tokens.subspan(i, 1), slot.position));
+    rows[i] = {&slot, slot.position};
+  }
+  const auto n = static_cast<int64_t>(rows.size());
+  const int64_t chunk = std::clamp<int64_t>(options_.chunk, 1, n);
+  return guard_host_allocation(fmt::format("decode workspace for a batch of {}", n),
+                               cpu_step_bytes(config_, n, chunk, n),
+                               [&] { return batch_step(tokens, rows, logits); });
+}
+
+Status CpuBackend::batch_step(std::span<const int32_t> tokens, std::span<const BatchRow> rows,
+                              std::vector<float>& logits) {
+  const auto n = static_cast<int64_t>(rows.size());
+  StepOps ops(*this, n, false, nullptr, rows);
+  const int64_t D = config_.hidden;
+  for (int64_t i = 0; i < n; ++i) embed_.row_to_f32(tokens[i], ops.x() + i * D);
+  // llama_layer's `start` is unused by a batch step: each row carries its own position.
+  for (int layer = 0; layer < config_.num_layers; ++layer)
+    SACC_RETURN_IF_ERROR(llama_layer(ops, layer, n, 0));
+  logits.resize(n * config_.vocab);
+  SACC_RETURN_IF_ERROR(llama_logits(ops, n, n, logits.data()));
+  track_peak(ops.floats());
+  for (const BatchRow& row : rows) row.slot->position = row.position + 1;
   return Status::ok();
 }
 

@@ -24,7 +24,8 @@ inline std::vector<uint16_t> random_bf16(size_t n, uint32_t seed, float spread) 
 // A device copy of `host` (at least 256 bytes, so an empty vector still gets a buffer).
 template <typename T>
 DeviceBuffer upload(const std::vector<T>& host) {
-  Result<DeviceBuffer> b = DeviceBuffer::create(0, std::max<size_t>(host.size() * sizeof(T), 256), "test data");
+  Result<DeviceBuffer> b =
+      DeviceBuffer::create(0, std::max<size_t>(host.size() * sizeof(T), 256), "test data");
   EXPECT_TRUE(b.is_ok());
   EXPECT_EQ(cudaMemcpy(b->data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
   return std::move(b).value();

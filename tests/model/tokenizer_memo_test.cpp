@@ -34,11 +34,11 @@ void expect_memo_matches(const Tokenizer& tok, const std::string& special) {
   const std::string doc = document(200);
   const std::vector<std::string> texts = {
       doc + "Question: what is 7 * 6?",
-      doc + "Question: who wrote it?",           // a new question: most of the document reused
-      doc + "Question: who wrote it?",           // the same text
-      doc.substr(0, doc.size() / 2),             // a prefix of the previous text
+      doc + "Question: who wrote it?",  // a new question: most of the document reused
+      doc + "Question: who wrote it?",  // the same text
+      doc.substr(0, doc.size() / 2),    // a prefix of the previous text
       doc.substr(0, 5000) + "EDIT" + doc.substr(5004),
-      doc.substr(0, 3000) + special + doc.substr(3000),                        // an added token at the difference
+      doc.substr(0, 3000) + special + doc.substr(3000),  // an added token at the difference
       doc.substr(0, 3000) + special.substr(0, special.size() - 1) + " tail",  // its first bytes only
       doc + "Question: who wrote it?",
   };
@@ -76,8 +76,9 @@ TEST(TokenizerMemo, Llama3MatchesAFreshEncode) {
 
 TEST(TokenizerMemo, RealModelsMatchAFreshEncode) {
   int tested = 0;
-  for (const auto& [name, special] : {std::pair<std::string, std::string>{"SmolLM2-135M-Instruct.Q4_1.gguf", "<|im_end|>"},
-                                      {"Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf", "<|im_end|>"}}) {
+  for (const auto& [name, special] :
+       {std::pair<std::string, std::string>{"SmolLM2-135M-Instruct.Q4_1.gguf", "<|im_end|>"},
+        {"Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf", "<|im_end|>"}}) {
     auto file = GgufFile::open(kModelsDir + name);
     if (!file) continue;
     auto tok = Tokenizer::from_gguf(*file);

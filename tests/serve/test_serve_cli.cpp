@@ -364,15 +364,17 @@ bool eventually(Done done) {
   return false;
 }
 
-// --max-queue 1 on a random model (no file needed; it runs to max_tokens): stream A holds the worker, B waits
+// --max-queue 1 --max-batch 1 on a random model (no file needed; it runs to max_tokens): stream A holds the
+// one sequence slot, B waits
 // in the queue, C is refused with 429. A's client then hangs up, which cancels A, so B runs next and A's
 // generated tokens stay far below its max_tokens.
 TEST(ServeCliQueue, FullQueueGets429AndDisconnectCancels) {
   constexpr int kLongRun = 4000;
   const std::string model = "random:smollm2-135m";
   ServeProcess server;
-  ASSERT_TRUE(server.start({"-m", model, "--device", "cpu", "--max-queue", "1", "--max-context", "4096"},
-                           log_path("queue")));
+  ASSERT_TRUE(server.start(
+      {"-m", model, "--device", "cpu", "--max-queue", "1", "--max-batch", "1", "--max-context", "4096"},
+      log_path("queue")));
   ASSERT_TRUE(server.wait_healthy()) << "see " << log_path("queue");
   auto body = [&](int max_tokens, bool stream) {
     return json{{"model", model},

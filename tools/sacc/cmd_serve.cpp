@@ -1,6 +1,6 @@
-// `sacc serve`: an OpenAI-compatible HTTP server over one loaded model (serve_server.h), one request at a
-// time from a bounded queue (serve_scheduler.h). SIGTERM or SIGINT: stop accepting, finish what was accepted,
-// exit 0.
+// `sacc serve`: an OpenAI-compatible HTTP server over one loaded model (serve_server.h), up to --max-batch
+// requests at once from a bounded queue (serve_scheduler.h). SIGTERM or SIGINT: stop accepting, finish what
+// was accepted, exit 0.
 #include <signal.h>
 
 #include <atomic>
@@ -10,7 +10,9 @@
 
 #include "core/log.h"
 #include "runtime/engine.h"
+#include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
+#include "tools/sacc/serve_memory.h"
 #include "tools/sacc/serve_options.h"
 #include "tools/sacc/serve_prefix_cache.h"
 #include "tools/sacc/serve_server.h"
@@ -19,6 +21,7 @@ namespace sacc::cli {
 namespace {
 
 constexpr std::chrono::milliseconds kSignalPoll{100};
+constexpr int64_t kMaxBatchLimit = 256;
 volatile std::sig_atomic_t g_stop_requested = 0;
 
 std::string strip_suffix(std::string text, std::string_view suffix) {
@@ -32,6 +35,13 @@ int run_serve(const ServeArgs& a) {
     return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--max-queue {} must be >= 1", a.max_queue));
   if (a.port < 0 || a.port > 65535)
     return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--port {} is not a TCP port", a.port));
+  if (a.max_batch < 0 || a.max_batch > kMaxBatchLimit)
+    return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--max-batch {} must be in [1, {}]",
+                                   a.max_batch, kMaxBatchLimit));
+  if (a.prefill_chunk < kPrefillChunkAlign || a.prefill_chunk % kPrefillChunkAlign != 0)
+    return report_error(make_error(StatusCode::INVALID_ARGUMENT,
+                                   "--prefill-chunk {} must be a positive multiple of {}", a.prefill_chunk,
+                                   kPrefillChunkAlign));
   if (Result<uint64_t> capacity = prefix_cache_capacity(a.prefix_cache, Device::cpu()); !capacity)
     return report_error(capacity.status());
   // A handler, not a blocked mask and sigwait: OpenBLAS starts its threads before main, and a
@@ -64,9 +74,18 @@ int run_serve(const ServeArgs& a) {
       make_serve_prefix_cache(a.engine, *setup, a.prefix_cache, a.prefix_cache_sparse, served_model_id(a));
   if (!prefix) return report_error(prefix.status());
 
+  ServeBatching batching;
+  batching.max_batch = static_cast<int>(a.max_batch > 0          ? a.max_batch
+                                        : setup->device.is_cpu() ? kDefaultMaxBatchCpu
+                                                                 : kDefaultMaxBatchCuda);
+  batching.prefill_chunk = a.prefill_chunk;
+  batching.kv_bytes_per_token = kv_cache_bytes(setup->model.weights.config, 1);
+  batching.maybe_room_beside = make_room_beside(a.engine, *setup);
+  if (Status s = (*backend)->set_slot_count(batching.max_batch); !s) return report_error(s);
+
   ServeMetrics metrics;
   Scheduler scheduler(**backend, setup->model.maybe_tokenizer, setup->model.stop_tokens,
-                      static_cast<size_t>(a.max_queue), metrics, prefix->worker);
+                      static_cast<size_t>(a.max_queue), metrics, batching, prefix->worker);
   ServeServer server(a, *setup, scheduler, metrics);
 
   std::atomic<bool> finished{false};
@@ -82,8 +101,9 @@ int run_serve(const ServeArgs& a) {
       std::this_thread::sleep_for(kSignalPoll);
     }
   });
-  SACC_LOG_INFO("serve: '{}' on http://{}:{} (context {} tokens, queue {})", served_model_id(a), a.host,
-                a.port, context, a.max_queue);
+  SACC_LOG_INFO("serve: '{}' on http://{}:{} (context {} tokens, queue {}, batch {}, prefill chunk {})",
+                served_model_id(a), a.host, a.port, context, a.max_queue, batching.max_batch,
+                batching.prefill_chunk);
   const bool listened = server.listen();
   finished = true;
   waiter.join();
@@ -113,11 +133,22 @@ void add_serve_command(CLI::App& app, CommandBody& body) {
   cmd->add_option("--port", args->port, "TCP port (default 8080)");
   cmd->add_option("--api-key", args->api_key, "require 'Authorization: Bearer KEY' on /v1/ routes");
   cmd->add_option("--max-queue", args->max_queue,
-                  "requests that may wait for the worker; more get 429 (default 16)");
+                  "requests that may wait for a sequence slot; more get 429 (default 16)");
   cmd->add_option("--model-name", args->model_name, "model id for clients (default: the model file's name)");
   cmd->add_option("--prefix-cache", args->prefix_cache,
                   "memory for reusable prompt-prefix KV, e.g. 8GiB; 0 turns it off (default 4GiB on a GPU, "
                   "1GiB on the CPU)");
+  cmd->add_option("--max-batch", args->max_batch,
+                  fmt::format("requests generated at once, their decode steps batched; each holds its own KV "
+                              "cache, sized for its prompt + max_tokens (default {} on a GPU, {} on the CPU)",
+                              kDefaultMaxBatchCuda, kDefaultMaxBatchCpu));
+  cmd->add_option(
+      "--prefill-chunk", args->prefill_chunk,
+      fmt::format("while other requests decode, new prompts are prefilled at most this many tokens per "
+                  "step between their decode steps, fewer (down to {}) where more would take over two decode "
+                  "steps' time (a multiple of {}; default {}). A prompt prefilled alone runs whole; of a "
+                  "chunked one only the first chunk may run sparse, the rest run dense attention",
+                  kPrefillChunkAlign, kPrefillChunkAlign, ServeArgs{}.prefill_chunk));
   cmd->add_flag("--prefix-cache-sparse", args->prefix_cache_sparse,
                 "also reuse the KV of sparse prefills (approximate: a sparse index depends on the prompt's "
                 "last tokens)");

@@ -66,6 +66,22 @@ void ServeMetrics::set_queue_depth(int64_t depth) {
   queue_depth_ = depth;
 }
 
+void ServeMetrics::count_prefill_chunk() {
+  std::lock_guard lock(mutex_);
+  ++prefill_chunks_;
+}
+
+void ServeMetrics::count_decode_step(int64_t rows) {
+  std::lock_guard lock(mutex_);
+  ++decode_steps_;
+  decode_rows_ += static_cast<uint64_t>(rows);
+}
+
+void ServeMetrics::set_active_sequences(int64_t sequences) {
+  std::lock_guard lock(mutex_);
+  active_sequences_ = sequences;
+}
+
 void ServeMetrics::set_last_prefill_sparse(bool sparse) {
   std::lock_guard lock(mutex_);
   last_prefill_sparse_ = sparse;
@@ -109,6 +125,22 @@ std::string ServeMetrics::render() const {
                              fmt::format("phase=\"{}\"", request_phase_name(static_cast<RequestPhase>(i))));
   out += "# HELP sacc_queue_depth Requests waiting for the worker.\n# TYPE sacc_queue_depth gauge\n";
   out += fmt::format("sacc_queue_depth {}\n", queue_depth_);
+  out +=
+      "# HELP sacc_active_sequences Requests in a sequence slot (prefilling or decoding).\n"
+      "# TYPE sacc_active_sequences gauge\n";
+  out += fmt::format("sacc_active_sequences {}\n", active_sequences_);
+  out +=
+      "# HELP sacc_decode_steps_total Decode steps (one forward over every decoding request).\n"
+      "# TYPE sacc_decode_steps_total counter\n";
+  out += fmt::format("sacc_decode_steps_total {}\n", decode_steps_);
+  out +=
+      "# HELP sacc_decode_rows_total Request rows over all decode steps (over the steps: the mean batch).\n"
+      "# TYPE sacc_decode_rows_total counter\n";
+  out += fmt::format("sacc_decode_rows_total {}\n", decode_rows_);
+  out +=
+      "# HELP sacc_prefill_chunks_total Prefill steps that ran part of a prompt between decode steps.\n"
+      "# TYPE sacc_prefill_chunks_total counter\n";
+  out += fmt::format("sacc_prefill_chunks_total {}\n", prefill_chunks_);
   out +=
       "# HELP sacc_last_prefill_sparse 1 when the last prefill used sparse attention.\n"
       "# TYPE sacc_last_prefill_sparse gauge\n";

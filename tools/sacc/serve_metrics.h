@@ -1,7 +1,8 @@
 // `sacc serve`'s counters for GET /metrics, in the Prometheus text format: requests by status code, prompt
 // and generated tokens, time to first token and inter-token latency histograms, the queue depth and whether
-// the last prefill was sparse, the prefix cache's hits, misses, reused tokens and size, and each request's
-// time per phase (serve_phases.h). Thread-safe.
+// the last prefill was sparse, the requests in a sequence slot, decode steps and their rows, chunked prefill
+// steps, the prefix cache's hits, misses, reused tokens and size, and each request's time per phase
+// (serve_phases.h). Thread-safe.
 #pragma once
 
 #include <array>
@@ -51,6 +52,9 @@ class ServeMetrics {
   // One observation per phase of a request that has finished generating.
   void observe_phases(const RequestPhaseTimes& times);
   void set_queue_depth(int64_t depth);
+  void set_active_sequences(int64_t sequences);
+  void count_prefill_chunk();            // a prefill step that ran part of a prompt (others decoding)
+  void count_decode_step(int64_t rows);  // a decode step over `rows` requests
   void set_last_prefill_sparse(bool sparse);
   void set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries);
   std::string render() const;
@@ -66,6 +70,9 @@ class ServeMetrics {
   LatencyHistogram itl_;
   std::array<LatencyHistogram, kRequestPhases> phases_ = make_phase_histograms();
   int64_t queue_depth_ = 0;
+  int64_t active_sequences_ = 0;
+  uint64_t prefill_chunks_ = 0;
+  uint64_t decode_steps_ = 0, decode_rows_ = 0;
   bool last_prefill_sparse_ = false;
   PrefixCacheStats prefix_cache_;
   uint64_t prefix_cache_bytes_ = 0;

@@ -18,7 +18,17 @@ struct ServeArgs {
   std::string model_name;    // the id clients send as "model"; empty: the model file's name without .gguf
   std::string prefix_cache;  // --prefix-cache bytes ("8GiB"; "0" off; empty: the device's default)
   bool prefix_cache_sparse = false;  // also keep the KV of sparse prefills (an approximation: prefix_cache.h)
+  int64_t max_batch = 0;             // sequences decoded together (0: the device's default, below)
+  int64_t prefill_chunk = 2048;      // prompt tokens per prefill step while others decode
 };
+
+// --max-batch without the flag: 8 sequences on a GPU (a decode step is bound by reading the weights, so
+// more rows come almost free), 4 on the CPU (its GEMMs grow with the rows).
+constexpr int64_t kDefaultMaxBatchCuda = 8;
+constexpr int64_t kDefaultMaxBatchCpu = 4;
+// --prefill-chunk must be a positive multiple of this (a chunk then starts on a whole query tile of the
+// CUDA backend's flash kernel).
+constexpr int64_t kPrefillChunkAlign = 256;
 
 // The id /v1/models lists: --model-name, or the last path component of -m without ".gguf".
 std::string served_model_id(const ServeArgs& args);

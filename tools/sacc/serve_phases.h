@@ -14,12 +14,14 @@ using ServeClock = std::chrono::steady_clock;
 enum class RequestPhase {
   PARSE,     // arrival (body read) -> JSON parsed and checked, model matched
   TOKENIZE,  // -> chat template applied and the prompt tokenised
-  QUEUE,     // -> the worker takes the request (the memory check, admission and the wait in the FIFO)
-  LOOKUP,    // -> the request's attention settings applied and the prefix cache matched the prompt (its
-             //    room made, least recently used entries evicted)
-  RESERVE,   // -> the KV cache sized for the request
+  QUEUE,     // -> the worker takes the request into a sequence slot (the memory check, admission and the
+             //    wait in the FIFO)
+  LOOKUP,    // -> the prefix cache matched the prompt (its room made, least recently used entries evicted)
+  RESERVE,   // -> the request's slot's KV cache sized for it
   RESTORE,   // -> the reused prefix's KV copied in, device work done (0 without reuse)
-  PREFILL,   // -> the computed positions' last logits on the host (device work done)
+  PREFILL,   // -> the computed positions' last logits on the host (device work done); includes the
+             //    request's attention settings applied, and the other requests' prefill and decode steps
+             //    that ran before and between its prefill steps
   SAMPLE,    // -> the first token sampled
   DECODE,    // first token -> the last token (the decode steps, streaming included)
 };

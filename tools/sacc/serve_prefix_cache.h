@@ -1,5 +1,5 @@
-// `sacc serve --prefix-cache SIZE`: the capacity flag, the settings every cache entry is keyed by, and the
-// memory-plan room the cache may take beside each request (runtime/prefix_cache.h holds the cache itself).
+// `sacc serve --prefix-cache SIZE`: the capacity flag and the settings every cache entry is keyed by
+// (runtime/prefix_cache.h holds the cache itself; serve_memory.h the room it may take beside the requests).
 #pragma once
 
 #include <cstdint>
@@ -21,9 +21,7 @@ constexpr uint64_t kDefaultPrefixCacheCpu = 1ull << 30;
 Result<uint64_t> prefix_cache_capacity(const std::string& flag, const Device& device);
 
 // The cache, and how the worker uses it: entries keyed by the model and engine flags and each request's
-// attention settings (a snapshot is never restored under other settings), the room limit measured now that
-// the weights are loaded. Call after the
-// backend has been made.
+// attention settings (a snapshot is never restored under other settings).
 struct ServePrefixCacheSetup {
   std::unique_ptr<PrefixCache> cache;
   ServePrefixCache worker;

@@ -71,37 +71,60 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
-  Status reserve(int64_t max_tokens) override {
-    if (max_tokens > config_.max_context)
-      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
-                        max_tokens, config_.max_context);
-    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->reserve(max_tokens));
-    capacity_ = max_tokens;
-    position_ = 0;
+  Status set_slot_count(int slots) override {
+    if (slots < 1) return make_error(StatusCode::INVALID_ARGUMENT, "{} sequence slots", slots);
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->set_slot_count(slots));
+    slots_ = std::vector<SlotState>(static_cast<size_t>(slots));
     return Status::ok();
   }
 
-  Status prefill(std::span<const int32_t> tokens, std::vector<float>& logits) override {
-    position_ = 0;
+  int slot_count() const override { return static_cast<int>(slots_.size()); }
+
+  Status reserve_slot(int slot, int64_t max_tokens) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * s, find_slot(slot));
+    if (max_tokens > config_.max_context)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the model's context of {} tokens",
+                        max_tokens, config_.max_context);
+    *s = SlotState{};
+    for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->reserve(slot, max_tokens));
+    s->capacity = max_tokens;
+    return Status::ok();
+  }
+
+  Status release_slot(int slot) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * s, find_slot(slot));
+    for (auto& shard : shards_) shard->release(slot);
+    *s = SlotState{};
+    return Status::ok();
+  }
+
+  Status prefill(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * s, find_slot(slot));
+    s->position = 0;
     const int64_t n = static_cast<int64_t>(tokens.size());
-    if (n > capacity_)
+    if (n > s->capacity)
       return make_error(StatusCode::INVALID_ARGUMENT,
-                        "{} prompt tokens exceed the reserved KV cache of {} tokens", n, capacity_);
+                        "{} prompt tokens exceed the reserved KV cache of {} tokens", n, s->capacity);
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(n));
     last_sparse_ = shards_.front()->prefill_sparse();
-    return forward(tokens, logits);
+    return forward(slot, tokens, logits);
   }
 
-  Status decode(int32_t token, std::vector<float>& logits) override {
-    return forward(std::span<const int32_t>(&token, 1), logits);
+  Status decode(int slot, int32_t token, std::vector<float>& logits) override {
+    SACC_RETURN_IF_ERROR(find_slot(slot).status());
+    return forward(slot, std::span<const int32_t>(&token, 1), logits);
   }
 
-  Result<std::unique_ptr<KvSnapshot>> export_kv(int64_t n) override {
-    if (n < 0 || n > position_)
-      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, position_);
+  Status decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                      std::vector<float>& logits) override;
+
+  Result<std::unique_ptr<KvSnapshot>> export_kv(int slot, int64_t n) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * s, find_slot(slot));
+    if (n < 0 || n > s->position)
+      return make_error(StatusCode::INVALID_ARGUMENT, "export_kv({}): the cache holds {}", n, s->position);
     auto snapshot = std::make_unique<CudaKvSnapshot>(this, n);
     for (auto& shard : shards_) {
-      SACC_ASSIGN_OR_RETURN(DeviceBuffer copy, shard->copy_kv_out(n));
+      SACC_ASSIGN_OR_RETURN(DeviceBuffer copy, shard->copy_kv_out(slot, n));
       snapshot->shards_.push_back(std::move(copy));
     }
     // The copies are done before the cache may be overwritten by the next request.
@@ -109,39 +132,43 @@ class CudaBackend final : public Backend {
     return std::unique_ptr<KvSnapshot>(std::move(snapshot));
   }
 
-  Status import_kv(const KvSnapshot& snapshot, int64_t n) override {
+  Status import_kv(int slot, const KvSnapshot& snapshot, int64_t n) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * slot_state, find_slot(slot));
     const auto* s = dynamic_cast<const CudaKvSnapshot*>(&snapshot);
     if (!s || s->owner_ != this || s->shards_.size() != shards_.size())
       return make_error(StatusCode::INVALID_ARGUMENT, "KV snapshot was made by another backend");
-    if (n > capacity_)
+    if (n > slot_state->capacity)
       return make_error(StatusCode::INVALID_ARGUMENT, "{} restored positions exceed the reserved {}", n,
-                        capacity_);
+                        slot_state->capacity);
     for (size_t i = 0; i < shards_.size(); ++i)
-      SACC_RETURN_IF_ERROR(shards_[i]->copy_kv_in(s->shards_[i], s->tokens_, n));
+      SACC_RETURN_IF_ERROR(shards_[i]->copy_kv_in(slot, s->shards_[i], s->tokens_, n));
     // One wait per restored prompt, never per decode step: the restore's time is then its own, not the
     // suffix prefill's (the copies and the suffix share each shard's stream, so nothing overlaps on the
     // device; only the host's launches of the suffix start later).
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
-    position_ = n;
+    slot_state->position = n;
     return Status::ok();
   }
 
   // The suffix runs as a short prefill at an offset: linear layers over its rows, attention of its rows
   // against every cached key (DeviceShard::run_attention: one dense flash launch where the offset is a
   // whole number of query tiles, else the decode kernel per row).
-  Status extend(std::span<const int32_t> tokens, std::vector<float>& logits) override {
+  Status extend(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
+    SACC_ASSIGN_OR_RETURN(SlotState * s, find_slot(slot));
     const int64_t n = static_cast<int64_t>(tokens.size());
-    if (position_ + n > capacity_)
+    if (s->position + n > s->capacity)
       return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
-                        position_ + n, capacity_);
+                        s->position + n, s->capacity);
     const auto started = std::chrono::steady_clock::now();
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(std::max<int64_t>(n, 1)));
     SACC_LOG_DEBUG("extend: step buffers for {} rows in {:.2f} ms", n, milliseconds_since(started));
     last_sparse_ = false;
-    return forward(tokens, logits);
+    return forward(slot, tokens, logits);
   }
 
-  int64_t position() const override { return position_; }
+  int64_t position(int slot) const override {
+    return slot >= 0 && slot < slot_count() ? slots_[static_cast<size_t>(slot)].position : 0;
+  }
   bool last_prefill_sparse() const override { return last_sparse_; }
 
   Status set_attention(const BackendOptions& options) override;
@@ -153,20 +180,40 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  Status forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
-    const int64_t n = static_cast<int64_t>(tokens.size()), start = position_;
-    if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
-    if (start + n > capacity_)
-      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
-                        start + n, capacity_);
-    if (n > shards_.front()->workspace_tokens())
-      return make_error(StatusCode::INTERNAL, "workspace sized for {} tokens, step has {}",
-                        shards_.front()->workspace_tokens(), n);
-    for (int64_t i = 0; i < n; ++i)
+  // One slot's capacity and the tokens in its cache.
+  struct SlotState {
+    int64_t capacity = 0;
+    int64_t position = 0;
+  };
+
+  Result<SlotState*> find_slot(int slot) {
+    if (slot < 0 || slot >= slot_count())
+      return make_error(StatusCode::INVALID_ARGUMENT, "sequence slot {} outside [0, {})", slot, slot_count());
+    return &slots_[static_cast<size_t>(slot)];
+  }
+
+  Status check_tokens(std::span<const int32_t> tokens, int64_t first_position) const {
+    for (size_t i = 0; i < tokens.size(); ++i)
       if (tokens[i] < 0 || tokens[i] >= config_.vocab)
         return make_error(StatusCode::INVALID_ARGUMENT,
                           "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
-                          start + i, config_.vocab);
+                          first_position + static_cast<int64_t>(i), config_.vocab);
+    return Status::ok();
+  }
+
+  // A sequence step of `slot` at positions [position(slot), + n).
+  Status forward(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) {
+    SlotState& s = slots_[static_cast<size_t>(slot)];
+    const int64_t n = static_cast<int64_t>(tokens.size()), start = s.position;
+    if (n == 0) return make_error(StatusCode::INVALID_ARGUMENT, "empty prompt");
+    if (start + n > s.capacity)
+      return make_error(StatusCode::INVALID_ARGUMENT, "{} tokens exceed the reserved KV cache of {} tokens",
+                        start + n, s.capacity);
+    if (n > shards_.front()->workspace_tokens())
+      return make_error(StatusCode::INTERNAL, "workspace sized for {} tokens, step has {}",
+                        shards_.front()->workspace_tokens(), n);
+    SACC_RETURN_IF_ERROR(check_tokens(tokens, start));
+    for (auto& shard : shards_) shard->select_slot(slot);
     const bool show = options_.show_progress && n >= kProgressMinTokens;
     Progress progress("prefill", config_.num_layers, show);
     const auto started = std::chrono::steady_clock::now();
@@ -183,7 +230,7 @@ class CudaBackend final : public Backend {
         "forward of {} rows at position {}: layers enqueued in {:.2f} ms, logits on the host after "
         "{:.2f} ms, attention launches {:.2f} ms of device time",
         n, start, enqueued, milliseconds_since(started), attention);
-    position_ = start + n;
+    s.position = start + n;
     if (n > 1)
       for (auto& shard : shards_) shard->sample_device_memory();
     return Status::ok();
@@ -194,9 +241,46 @@ class CudaBackend final : public Backend {
   std::vector<std::unique_ptr<DeviceShard>> shards_;  // in layer order (layer split) or rank order (tensor)
   DeviceShard* head_ = nullptr;                       // the shard with the LM head
   std::unique_ptr<cuda_rt::ShardSchedule> schedule_;
-  int64_t capacity_ = 0, position_ = 0;
+  std::vector<SlotState> slots_{1};
   bool last_sparse_ = false;
 };
+
+// The linear layers once over the B rows, the batched decode attention (DeviceShard::begin_batch) on every
+// shard: the schedule runs as for any step (layer split hands the B hidden rows on, tensor parallel sums
+// the B rows' partials).
+Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
+                                 std::vector<float>& logits) {
+  SACC_RETURN_IF_ERROR(check_batch_slots(tokens, slots, slot_count()));
+  const auto rows = static_cast<int64_t>(slots.size());
+  std::vector<int32_t> positions(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const SlotState& s = slots_[static_cast<size_t>(slots[i])];
+    if (s.position == 0 || s.position + 1 > s.capacity)
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "slot {}: a decode at position {} of a KV cache of {} tokens (after its prefill)",
+                        slots[i], s.position, s.capacity);
+    SACC_RETURN_IF_ERROR(check_tokens(tokens.subspan(i, 1), s.position));
+    positions[i] = static_cast<int32_t>(s.position);
+  }
+  Status run = Status::ok();
+  for (auto& shard : shards_) {
+    // The step's workspace holds B rows (a prefill's usually does already).
+    if (run && shard->workspace_tokens() < rows) run = shard->begin_prefill(rows);
+    if (run) run = shard->begin_batch(slots, positions);
+  }
+  if (run) run = schedule_->run(tokens, 0, nullptr);
+  if (run) {
+    logits.resize(static_cast<size_t>(rows * config_.vocab));
+    run = head_->logits(rows, rows, logits.data());
+  }
+  for (auto& shard : shards_) {
+    if (run) run = shard->synchronize();
+    shard->end_batch();
+  }
+  SACC_RETURN_IF_ERROR(run);
+  for (const int slot : slots) ++slots_[static_cast<size_t>(slot)].position;
+  return Status::ok();
+}
 
 Status check_patterns(const ModelConfig& c, const std::vector<LayerPatterns>& patterns) {
   if (patterns.empty()) return Status::ok();

@@ -91,8 +91,10 @@ __global__ void rms_norm_vec8_kernel(const uint16_t* x, int64_t x_stride, const 
 }
 
 // Block (threads per row, rows per block): a block of one row's 32 threads left most of each SM idle.
+// Row r's position: positions[r] when given (a batch of sequences), else first_position + r.
 __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int64_t rows, int heads, int head_dim,
-                                 const uint16_t* bias, const double* inv_freq, int64_t first_position) {
+                                 const uint16_t* bias, const double* inv_freq, int64_t first_position,
+                                 const int32_t* positions) {
   const int64_t r = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (r >= rows) return;
   uint16_t* row = x + r * stride;
@@ -103,7 +105,7 @@ __global__ void bias_rope_kernel(uint16_t* x, int64_t stride, int64_t rows, int 
     return;
   }
   // One thread per rotary pair i: its angle is computed once and applied to that pair of every head.
-  const double position = static_cast<double>(first_position + r);
+  const double position = static_cast<double>(positions ? positions[r] : first_position + r);
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     // The angle in double: a float angle at position 1e5 is off by ~0.01 rad.
     double s, c;
@@ -158,6 +160,14 @@ __global__ void swiglu_kernel(uint16_t* gate_up, int64_t rows, int64_t ffn) {
   }
 }
 
+// dst[r][positions[r] * width + c] = src[r * width + c]: each row into its own cache.
+__global__ void store_rows_kernel(const uint16_t* src, int64_t width, uint16_t* const* dst,
+                                  const int32_t* positions) {
+  const int64_t r = blockIdx.x;
+  uint16_t* out = dst[r] + static_cast<int64_t>(positions[r]) * width;
+  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) out[c] = src[r * width + c];
+}
+
 }  // namespace
 
 cudaError_t fill_random_bf16(uint16_t* out, int64_t n, const RandomFill& fill, cudaStream_t stream) {
@@ -190,14 +200,14 @@ cudaError_t rms_norm(const uint16_t* x, int64_t x_stride, const uint16_t* weight
 
 cudaError_t bias_rope(uint16_t* x, int64_t stride, int64_t rows, int heads, int head_dim,
                       const uint16_t* maybe_bias, const double* maybe_inv_freq, int64_t first_position,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, const int32_t* maybe_positions) {
   if (!maybe_bias && !maybe_inv_freq) return cudaSuccess;
   if (rows == 0) return cudaSuccess;
   const int per_row = maybe_inv_freq ? std::min(256, std::max(32, head_dim / 2)) : 64;
   const dim3 block(per_row, 256 / per_row);
   const auto blocks = static_cast<unsigned>((rows + block.y - 1) / block.y);
   bias_rope_kernel<<<blocks, block, 0, stream>>>(x, stride, rows, heads, head_dim, maybe_bias, maybe_inv_freq,
-                                                 first_position);
+                                                 first_position, maybe_positions);
   return cudaGetLastError();
 }
 
@@ -207,6 +217,13 @@ cudaError_t swiglu(uint16_t* gate_up, int64_t rows, int64_t ffn, cudaStream_t st
     swiglu_vec8_kernel<<<grid_for(rows * ffn / 8, 256), 256, 0, stream>>>(gate_up, rows, ffn);
   else
     swiglu_kernel<<<grid_for(rows * ffn, 256), 256, 0, stream>>>(gate_up, rows, ffn);
+  return cudaGetLastError();
+}
+
+cudaError_t store_rows(const uint16_t* src, int64_t width, uint16_t* const* dst, const int32_t* positions,
+                       int64_t rows, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  store_rows_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(src, width, dst, positions);
   return cudaGetLastError();
 }
 

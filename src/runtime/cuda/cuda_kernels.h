@@ -23,11 +23,12 @@ cudaError_t embed_rows(const int32_t* ids, const uint16_t* table, uint16_t* out,
 cudaError_t rms_norm(const uint16_t* x, int64_t x_stride, const uint16_t* weight, uint16_t* out, int64_t rows,
                      int64_t width, float eps, cudaStream_t stream);
 
-// In place on rows at positions first_position + r: x [rows, heads, d] (row stride `stride`): add the bias
-// [heads * d] when given, then, when inv_freq [d/2] (fp64) is given, rotate halves (x[i], x[i + d/2]).
+// In place on rows at positions first_position + r (or maybe_positions[r], int32 on the device, for rows of
+// different sequences): x [rows, heads, d] (row stride `stride`): add the bias [heads * d] when given, then,
+// when inv_freq [d/2] (fp64) is given, rotate halves (x[i], x[i + d/2]).
 cudaError_t bias_rope(uint16_t* x, int64_t stride, int64_t rows, int heads, int head_dim,
                       const uint16_t* maybe_bias, const double* maybe_inv_freq, int64_t first_position,
-                      cudaStream_t stream);
+                      cudaStream_t stream, const int32_t* maybe_positions = nullptr);
 
 // gate_up [rows, 2F] (gate in columns [0, F), up in [F, 2F)): gate <- silu(gate) * up, in place.
 cudaError_t swiglu(uint16_t* gate_up, int64_t rows, int64_t ffn, cudaStream_t stream);
@@ -40,5 +41,20 @@ size_t decode_attention_scratch_bytes(int num_q_heads, int head_dim, int64_t max
 cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out,
                              int num_q_heads, int num_kv_heads, int head_dim, int64_t num_keys, void* scratch,
                              size_t scratch_bytes, cudaStream_t stream);
+
+// decode_attention for a batch of `rows` sequences in one launch: row r's query q [rows, Hq, d] attends keys
+// [0, positions[r]] of its own cache k[r], v[r] ([capacity_r, Hkv, d] bf16); out [rows, Hq, d]. k, v
+// [rows] (device arrays of device pointers) and positions [rows] int32 live on the device; max_keys >= every
+// positions[r] + 1 sizes the split grid (splits past a row's keys do nothing).
+size_t decode_attention_batch_scratch_bytes(int rows, int num_q_heads, int head_dim, int64_t max_keys);
+cudaError_t decode_attention_batch(const uint16_t* q, const uint16_t* const* k, const uint16_t* const* v,
+                                   const int32_t* positions, uint16_t* out, int rows, int num_q_heads,
+                                   int num_kv_heads, int head_dim, int64_t max_keys, void* scratch,
+                                   size_t scratch_bytes, cudaStream_t stream);
+
+// Row r of src [rows, width] into its own cache row: dst[r] + positions[r] * width (dst [rows] device
+// pointers, positions [rows] int32 on the device).
+cudaError_t store_rows(const uint16_t* src, int64_t width, uint16_t* const* dst, const int32_t* positions,
+                       int64_t rows, cudaStream_t stream);
 
 }  // namespace sacc::cuda_rt

@@ -1,4 +1,5 @@
-// Decode attention (one query row per head against the KV cache), split over key chunks.
+// Decode attention (one query row per head against the KV cache; or a batch of rows, each against its own
+// sequence's cache), split over key chunks.
 //
 // One CTA takes one KV head, up to kMaxGroup of its query heads, and kDecodeChunk keys: the group's queries
 // share every K and V load (GQA), and each warp scores 32 keys at once (a lane per key) so the loads of a
@@ -31,17 +32,35 @@ __device__ __forceinline__ float dot8(const uint4 k8, const float* q) {
   return s;
 }
 
-// Partials per (query head, chunk): [0] m (max of the scaled log2 scores), [1] l (sum of 2^(s - m)), [2 + c]
-// the unnormalised output o[c].
+// One launch: `rows` query rows (blockIdx.z), each of its own sequence: one cache (k, v, num_keys) for a
+// single row, or per-row caches and positions (a batch of sequences, arrays on the device).
+struct DecodeArgs {
+  const uint16_t* q = nullptr;  // [rows, Hq, d]
+  const uint16_t* k = nullptr;  // [num_keys, Hkv, d] (single row)
+  const uint16_t* v = nullptr;
+  int64_t num_keys = 0;
+  const uint16_t* const* k_rows = nullptr;  // [rows] -> [capacity_r, Hkv, d] (batch)
+  const uint16_t* const* v_rows = nullptr;
+  const int32_t* positions = nullptr;  // [rows]: row r attends keys [0, positions[r]]
+  float* partial = nullptr;            // [rows, Hq, chunks, d + 2]
+  int num_q_heads = 0, num_kv_heads = 0, chunks = 0;
+  float scale_log2 = 0.0f;
+};
+
+// Partials per (row, query head, chunk): [0] m (max of the scaled log2 scores), [1] l (sum of 2^(s - m)),
+// [2 + c] the unnormalised output o[c]. A chunk past a row's keys writes m = -inf, which the combine skips.
 template <int kHeadDim>
-__global__ void __launch_bounds__(32 * kDecodeWarps)
-    decode_chunk_kernel(const uint16_t* __restrict__ q,  // [Hq, d]
-                        const uint16_t* __restrict__ k,  // [num_keys, Hkv, d]
-                        const uint16_t* __restrict__ v,  // [num_keys, Hkv, d]
-                        float* __restrict__ partial,     // [Hq, chunks, d + 2]
-                        int num_q_heads, int num_kv_heads, int64_t num_keys, int chunks, float scale_log2) {
+__global__ void __launch_bounds__(32 * kDecodeWarps) decode_chunk_kernel(const DecodeArgs a) {
   constexpr int kPerLane = kHeadDim / 32;  // output columns a lane accumulates
   constexpr int kVectors = kHeadDim / 8;   // 16-byte loads per K row
+  const int num_q_heads = a.num_q_heads, num_kv_heads = a.num_kv_heads, chunks = a.chunks;
+  const int row = blockIdx.z;
+  const uint16_t* __restrict__ q = a.q + static_cast<int64_t>(row) * num_q_heads * kHeadDim;
+  const uint16_t* __restrict__ k = a.k_rows ? a.k_rows[row] : a.k;
+  const uint16_t* __restrict__ v = a.v_rows ? a.v_rows[row] : a.v;
+  const int64_t num_keys = a.positions ? static_cast<int64_t>(a.positions[row]) + 1 : a.num_keys;
+  float* __restrict__ partial = a.partial + static_cast<int64_t>(row) * num_q_heads * chunks * (kHeadDim + 2);
+  const float scale_log2 = a.scale_log2;
   const int group = num_q_heads / num_kv_heads;
   const int ctas_per_kv = (group + kMaxGroup - 1) / kMaxGroup;
   const int kvh = blockIdx.x / ctas_per_kv;
@@ -50,6 +69,11 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   const int head0 = kvh * group + first;  // this CTA's query heads: head0 .. head0 + count - 1
   const int chunk = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (static_cast<int64_t>(chunk) * kDecodeChunk >= num_keys) {  // a shorter row of a batch
+    for (int g = threadIdx.x; g < count; g += blockDim.x)
+      partial[(static_cast<int64_t>(head0 + g) * chunks + chunk) * (kHeadDim + 2)] = -INFINITY;
+    return;
+  }
 
   __shared__ float q_s[kMaxGroup][kHeadDim];  // scaled queries
   for (int i = threadIdx.x; i < count * kHeadDim; i += blockDim.x)
@@ -167,11 +191,11 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   }
 }
 
-__global__ void decode_combine_kernel(const float* __restrict__ partial,  // [Hq, chunks, d + 2]
-                                      uint16_t* __restrict__ out,         // [Hq, d]
+// The CTA (head blockIdx.x, row blockIdx.y): partial [rows, Hq, chunks, d + 2] -> out [rows, Hq, d].
+__global__ void decode_combine_kernel(const float* __restrict__ partial, uint16_t* __restrict__ out,
                                       int chunks, int head_dim) {
-  const int h = blockIdx.x;
-  const float* p = partial + static_cast<int64_t>(h) * chunks * (head_dim + 2);
+  const int64_t h = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;  // (row, head) over all rows
+  const float* p = partial + h * chunks * (head_dim + 2);
   float m = -INFINITY;
   for (int s = 0; s < chunks; ++s) m = fmaxf(m, p[s * (head_dim + 2)]);
   for (int c = threadIdx.x; c < head_dim; c += blockDim.x) {
@@ -197,32 +221,68 @@ size_t decode_attention_scratch_bytes(int num_q_heads, int head_dim, int64_t max
   return static_cast<size_t>(num_q_heads) * chunks_for(max_keys) * (head_dim + 2) * sizeof(float);
 }
 
-cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out,
-                             int num_q_heads, int num_kv_heads, int head_dim, int64_t num_keys, void* scratch,
-                             size_t scratch_bytes, cudaStream_t stream) {
-  if (num_keys < 1 || num_kv_heads < 1 || num_q_heads % num_kv_heads != 0 ||
-      decode_attention_scratch_bytes(num_q_heads, head_dim, num_keys) > scratch_bytes)
+namespace {
+
+// Checks and launches both kernels for `rows` rows; a.num_keys (single) or max_keys (batch) sizes the grid.
+cudaError_t launch_decode(DecodeArgs a, uint16_t* out, int rows, int head_dim, int64_t max_keys,
+                          void* scratch, size_t scratch_bytes, cudaStream_t stream) {
+  if (rows < 1 || rows > 65535 || max_keys < 1 || a.num_kv_heads < 1 || a.num_q_heads % a.num_kv_heads != 0)
     return cudaErrorInvalidValue;
-  // 16-byte K rows: the cache's rows and head slices are whole multiples of 8 bf16 for d 64 and 128.
-  if (reinterpret_cast<uintptr_t>(k) % 16 != 0 || reinterpret_cast<uintptr_t>(v) % 16 != 0)
+  if (static_cast<size_t>(rows) * decode_attention_scratch_bytes(a.num_q_heads, head_dim, max_keys) >
+      scratch_bytes)
     return cudaErrorInvalidValue;
-  const int chunks = static_cast<int>(chunks_for(num_keys));
-  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(head_dim));
-  const int group = num_q_heads / num_kv_heads;
-  const dim3 grid(num_kv_heads * ((group + kMaxGroup - 1) / kMaxGroup), chunks);
-  auto* partial = static_cast<float*>(scratch);
+  a.chunks = static_cast<int>(chunks_for(max_keys));
+  a.scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(head_dim));
+  a.partial = static_cast<float*>(scratch);
+  const int group = a.num_q_heads / a.num_kv_heads;
+  const dim3 grid(a.num_kv_heads * ((group + kMaxGroup - 1) / kMaxGroup), a.chunks, rows);
   if (head_dim == 64) {
-    decode_chunk_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(
-        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, chunks, scale_log2);
+    decode_chunk_kernel<64><<<grid, 32 * kDecodeWarps, 0, stream>>>(a);
   } else if (head_dim == 128) {
-    decode_chunk_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(
-        q, k, v, partial, num_q_heads, num_kv_heads, num_keys, chunks, scale_log2);
+    decode_chunk_kernel<128><<<grid, 32 * kDecodeWarps, 0, stream>>>(a);
   } else {
     return cudaErrorInvalidValue;
   }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  decode_combine_kernel<<<num_q_heads, 128, 0, stream>>>(partial, out, chunks, head_dim);
+  decode_combine_kernel<<<dim3(a.num_q_heads, rows), 128, 0, stream>>>(a.partial, out, a.chunks, head_dim);
   return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t decode_attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out,
+                             int num_q_heads, int num_kv_heads, int head_dim, int64_t num_keys, void* scratch,
+                             size_t scratch_bytes, cudaStream_t stream) {
+  // 16-byte K rows: the cache's rows and head slices are whole multiples of 8 bf16 for d 64 and 128.
+  if (reinterpret_cast<uintptr_t>(k) % 16 != 0 || reinterpret_cast<uintptr_t>(v) % 16 != 0)
+    return cudaErrorInvalidValue;
+  DecodeArgs a;
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.num_keys = num_keys;
+  a.num_q_heads = num_q_heads;
+  a.num_kv_heads = num_kv_heads;
+  return launch_decode(a, out, 1, head_dim, num_keys, scratch, scratch_bytes, stream);
+}
+
+size_t decode_attention_batch_scratch_bytes(int rows, int num_q_heads, int head_dim, int64_t max_keys) {
+  return static_cast<size_t>(rows) * decode_attention_scratch_bytes(num_q_heads, head_dim, max_keys);
+}
+
+// The caches' base pointers are allocation offsets of whole [capacity, Hkv, d] blocks (16-byte aligned).
+cudaError_t decode_attention_batch(const uint16_t* q, const uint16_t* const* k, const uint16_t* const* v,
+                                   const int32_t* positions, uint16_t* out, int rows, int num_q_heads,
+                                   int num_kv_heads, int head_dim, int64_t max_keys, void* scratch,
+                                   size_t scratch_bytes, cudaStream_t stream) {
+  DecodeArgs a;
+  a.q = q;
+  a.k_rows = k;
+  a.v_rows = v;
+  a.positions = positions;
+  a.num_q_heads = num_q_heads;
+  a.num_kv_heads = num_kv_heads;
+  return launch_decode(a, out, rows, head_dim, max_keys, scratch, scratch_bytes, stream);
 }
 
 }  // namespace sacc::cuda_rt

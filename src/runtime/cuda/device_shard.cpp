@@ -229,25 +229,47 @@ Status DeviceShard::load(const LlamaWeights& w) {
   return Status::ok();
 }
 
-Status DeviceShard::reserve(int64_t max_tokens) {
+Status DeviceShard::set_slot_count(int slots) {
+  if (slots < 1) return make_error(StatusCode::INVALID_ARGUMENT, "{} sequence slots", slots);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  kv_.reset();
+  slots_ = std::vector<SlotKv>(static_cast<size_t>(slots));
+  active_ = 0;
+  batch_rows_ = 0;
+  return Status::ok();
+}
+
+Status DeviceShard::reserve(int slot, int64_t max_tokens) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size()))
+    return make_error(StatusCode::INVALID_ARGUMENT, "sequence slot {} outside [0, {})", slot, slots_.size());
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  SlotKv& s = slots_[static_cast<size_t>(slot)];
+  s = SlotKv{};
   hidden_ = {};
   q_or_mlp_ = {};
   attn_out_ = {};
   scratch_ = {};
   tokens_ = 0;
-  capacity_ = max_tokens;
-  const size_t per_layer = static_cast<size_t>(capacity_) * config_.kv_dim() * 2;
+  const size_t per_layer = static_cast<size_t>(max_tokens) * config_.kv_dim() * 2;
   if (config_.num_layers > 0) {
-    SACC_ASSIGN_OR_RETURN(kv_,
+    SACC_ASSIGN_OR_RETURN(s.kv,
                           DeviceBuffer::create(spec_.device, 2 * per_layer * config_.num_layers, "KV cache"));
   }
-  SACC_ASSIGN_OR_RETURN(
-      decode_scratch_,
-      DeviceBuffer::create(spec_.device,
-                           decode_attention_scratch_bytes(config_.num_heads, config_.head_dim, capacity_),
-                           "decode attention scratch"));
+  s.capacity = max_tokens;
+  return ensure_decode_scratch(
+      decode_attention_scratch_bytes(config_.num_heads, config_.head_dim, std::max<int64_t>(max_tokens, 1)));
+}
+
+void DeviceShard::release(int slot) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  if (cudaSetDevice(spec_.device) != cudaSuccess) return;
+  slots_[static_cast<size_t>(slot)] = SlotKv{};
+}
+
+Status DeviceShard::ensure_decode_scratch(size_t bytes) {
+  if (decode_scratch_.size() >= bytes) return Status::ok();
+  decode_scratch_ = {};
+  SACC_ASSIGN_OR_RETURN(decode_scratch_,
+                        DeviceBuffer::create(spec_.device, bytes, "decode attention scratch"));
   return Status::ok();
 }
 
@@ -269,7 +291,10 @@ Status DeviceShard::begin_prefill(int64_t n) {
   attention_ = decide_attention(config_, options_, n, sm_major, attention_overrides());
   SACC_ASSIGN_OR_RETURN(attention_.workspace, attention_workspace(config_, options_, n, attention_.method));
   const AttentionBytes& attn = attention_.workspace;
-  const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
+  // Room for a batch step's logits too (one row per slot): the LM head then runs once over the batch.
+  const int64_t logit_rows = spec_.has_lm_head ? std::max<int64_t>(step_logit_rows(options_, n, 0),
+                                                                   static_cast<int64_t>(slots_.size()))
+                                               : 0;
   const CudaWorkspaceSizes s =
       cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
                            attention_needs_separate_output(options_.attention), logit_rows, options_.linear);
@@ -296,12 +321,14 @@ Status DeviceShard::begin_prefill(int64_t n) {
   return Status::ok();
 }
 
-uint16_t* DeviceShard::k_cache(int local) const {
-  return kv_.as<uint16_t>() + static_cast<size_t>(2 * local) * capacity_ * config_.kv_dim();
+uint16_t* DeviceShard::k_cache(int slot, int local) const {
+  const SlotKv& s = slots_[static_cast<size_t>(slot)];
+  return s.kv.as<uint16_t>() + static_cast<size_t>(2 * local) * s.capacity * config_.kv_dim();
 }
 
-uint16_t* DeviceShard::v_cache(int local) const {
-  return kv_.as<uint16_t>() + static_cast<size_t>(2 * local + 1) * capacity_ * config_.kv_dim();
+uint16_t* DeviceShard::v_cache(int slot, int local) const {
+  const SlotKv& s = slots_[static_cast<size_t>(slot)];
+  return s.kv.as<uint16_t>() + static_cast<size_t>(2 * local + 1) * s.capacity * config_.kv_dim();
 }
 
 Status DeviceShard::gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,

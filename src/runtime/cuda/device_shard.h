@@ -36,13 +36,24 @@ class DeviceShard {
   DeviceShard(const DeviceShard&) = delete;
   DeviceShard& operator=(const DeviceShard&) = delete;
 
-  // KV cache for `max_tokens` positions of the shard's layers and heads.
-  Status reserve(int64_t max_tokens);
-  // Prefix reuse (device_shard_kv.cpp): copies KV positions [0, n) of the shard's layers and heads into a new
-  // device buffer [2 * layers, n, local Hkv * d] bf16 (K then V per layer), or back from one made for
-  // `tokens` >= n positions; both enqueued on the shard's stream.
-  Result<DeviceBuffer> copy_kv_out(int64_t n) const;
-  Status copy_kv_in(const DeviceBuffer& snapshot, int64_t tokens, int64_t n);
+  // Sequence slots (backend.h): each slot its own KV cache [2 * layers, capacity, local Hkv * d] bf16 (K then
+  // V per layer). set_slot_count frees every slot; reserve sizes one slot's cache for `max_tokens` positions
+  // of the shard's layers and heads (freeing its old one and the step workspace first); release frees one.
+  Status set_slot_count(int slots);
+  Status reserve(int slot, int64_t max_tokens);
+  void release(int slot);
+  // The slot the sequence steps that follow (attention, layer: a prefill, extend or decode) read and write.
+  void select_slot(int slot) { active_ = slot; }
+  // A batch step (Backend::decode_batch): row r of the next `rows`-row step appends at positions[r] of
+  // slots[r] and attends to that slot alone (device_shard_batch.cpp). Needs a workspace of >= rows tokens
+  // (begin_prefill). end_batch returns to sequence steps.
+  Status begin_batch(std::span<const int> slots, std::span<const int32_t> positions);
+  void end_batch() { batch_rows_ = 0; }
+  // Prefix reuse (device_shard_kv.cpp): copies KV positions [0, n) of `slot` into a new device buffer
+  // [2 * layers, n, local Hkv * d] bf16 (K then V per layer), or back from one made for `tokens` >= n
+  // positions; both enqueued on the shard's stream.
+  Result<DeviceBuffer> copy_kv_out(int slot, int64_t n) const;
+  Status copy_kv_in(int slot, const DeviceBuffer& snapshot, int64_t tokens, int64_t n);
   uint64_t kv_bytes(int64_t n) const;  // copy_kv_out's buffer size
   // Workspace for a prompt of n tokens (frees the previous one first); the attention selector decides which
   // attention runs.
@@ -85,7 +96,6 @@ class DeviceShard {
   cudaStream_t stream() const { return stream_; }
   int device() const { return spec_.device; }
   const ShardSpec& spec() const { return spec_; }
-  int64_t capacity() const { return capacity_; }
   int64_t workspace_tokens() const { return tokens_; }
   DeviceMemoryReport memory() const;
 
@@ -116,10 +126,25 @@ class DeviceShard {
                 bool accumulate, Input input = Input::FRESH, int64_t ldx = 0);
   // llama_layer.h's operations on this shard (device_shard_layer.cpp).
   class LayerOps;
+  // One slot's KV cache: [2 * layers, capacity, local Hkv * d] bf16.
+  struct SlotKv {
+    DeviceBuffer kv;
+    int64_t capacity = 0;
+  };
   // Checks that `layer` is one of the shard's and selects the shard's device.
   Status select(int layer) const;
-  uint16_t* k_cache(int local_layer) const;  // [capacity, local Hkv, d]
-  uint16_t* v_cache(int local_layer) const;
+  // The active slot's cache of a local layer: [capacity, local Hkv, d].
+  uint16_t* k_cache(int local_layer) const { return k_cache(active_, local_layer); }
+  uint16_t* v_cache(int local_layer) const { return v_cache(active_, local_layer); }
+  uint16_t* k_cache(int slot, int local_layer) const;
+  uint16_t* v_cache(int slot, int local_layer) const;
+  // decode_scratch_ of at least `bytes`.
+  Status ensure_decode_scratch(size_t bytes);
+  // A batch step's device table (batch_table_: [local layers][K, V][rows] cache pointers, then [rows] int32
+  // positions): row r's K or V cache of a local layer, and the rows' positions.
+  uint16_t* const* batch_k_rows(int local_layer) const;
+  uint16_t* const* batch_v_rows(int local_layer) const;
+  const int32_t* batch_positions() const;
 
   ModelConfig model_;   // the whole model
   ModelConfig config_;  // the shard's view (shard_config)
@@ -127,7 +152,14 @@ class DeviceShard {
   BackendOptions options_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<GemmRunner> gemm_;
-  DeviceBuffer weights_, inv_freq_, kv_, decode_scratch_;
+  DeviceBuffer weights_, inv_freq_, decode_scratch_;
+  std::vector<SlotKv> slots_{1};
+  int active_ = 0;  // the sequence steps' slot
+  // A batch step in progress: its rows (0: sequence steps), tables, staged K and V [2, rows, local Hkv * d]
+  // bf16 (RoPE runs there before each row is stored into its own cache) and its longest key range.
+  int64_t batch_rows_ = 0, batch_max_keys_ = 0;
+  DeviceBuffer batch_table_, batch_kv_;
+  std::vector<char> host_batch_table_;  // batch_table_'s host image
   uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,
            *maybe_final_norm_ = nullptr;  // [V,D] [V,D] [D]
   std::vector<Layer> layers_;
@@ -141,7 +173,7 @@ class DeviceShard {
   int64_t logit_step_rows_ = 0;
   QkvObserverFeed qkv_feed_;
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
-  int64_t tokens_ = 0, capacity_ = 0;
+  int64_t tokens_ = 0;
   StepTimer attention_timer_;    // debug logging: the attention launches of a step
   AttentionDecision attention_;  // the selector's decision for the current prompt
   uint64_t peak_device_in_use_ = 0;

@@ -22,7 +22,9 @@ namespace sacc::cuda_rt {
 //   o       [n, q] over the queries (our flash kernels), or attn_out_ (the baselines)
 //   k, v    straight into the KV-cache rows [capacity, kv]
 // with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns. The caller has selected the shard's
-// device and checked that `layer` is one of the shard's.
+// device and checked that `layer` is one of the shard's. A batch step (begin_batch: rows of different
+// sequences) stages k, v in batch_kv_ [2, rows, kv], rotates each row at its own position and stores it
+// into its own slot's cache; attention is one batched decode launch.
 class DeviceShard::LayerOps {
  public:
   explicit LayerOps(DeviceShard& shard)
@@ -44,9 +46,10 @@ class DeviceShard::LayerOps {
   Status qkv_proj(int layer, int64_t row0, int64_t rows, int64_t position) {
     const Layer& l = weights(layer);
     SACC_RETURN_IF_ERROR(s_.linear(normed(), l.wq, q(row0), rows, hidden_, q_width_, false));
-    SACC_RETURN_IF_ERROR(
-        s_.linear(normed(), l.wk, k(layer, position), rows, hidden_, kv_width_, false, Input::SAME));
-    return s_.linear(normed(), l.wv, v(layer, position), rows, hidden_, kv_width_, false, Input::SAME);
+    uint16_t* k_out = batch() ? staged_k(row0) : k(layer, position);
+    uint16_t* v_out = batch() ? staged_v(row0) : v(layer, position);
+    SACC_RETURN_IF_ERROR(s_.linear(normed(), l.wk, k_out, rows, hidden_, kv_width_, false, Input::SAME));
+    return s_.linear(normed(), l.wv, v_out, rows, hidden_, kv_width_, false, Input::SAME);
   }
 
   // One kernel adds the bias and rotates (V: the bias alone).
@@ -54,22 +57,35 @@ class DeviceShard::LayerOps {
     const Layer& l = weights(layer);
     const ModelConfig& c = s_.config_;
     const double* maybe_inv_freq = rotate ? s_.inv_freq_.as<double>() : nullptr;
+    const int32_t* maybe_positions = batch() ? s_.batch_positions() + row0 : nullptr;
     if (which == Qkv::Q) {
       SACC_CUDA_TRY(cuda_rt::bias_rope(q(row0), q_width_, rows, c.num_heads, c.head_dim, l.maybe_bq,
-                                       maybe_inv_freq, position, stream()));
+                                       maybe_inv_freq, position, stream(), maybe_positions));
     } else {
       const bool is_k = which == Qkv::K;
-      SACC_CUDA_TRY(cuda_rt::bias_rope(is_k ? k(layer, position) : v(layer, position), kv_width_, rows,
-                                       c.num_kv_heads, c.head_dim, is_k ? l.maybe_bk : l.maybe_bv,
-                                       maybe_inv_freq, position, stream()));
+      uint16_t* x = batch() ? (is_k ? staged_k(row0) : staged_v(row0))
+                            : (is_k ? k(layer, position) : v(layer, position));
+      SACC_CUDA_TRY(cuda_rt::bias_rope(x, kv_width_, rows, c.num_kv_heads, c.head_dim,
+                                       is_k ? l.maybe_bk : l.maybe_bv, maybe_inv_freq, position, stream(),
+                                       maybe_positions));
     }
     return Status::ok();
   }
 
-  // qkv_proj() wrote K and V into their cache rows already.
-  Status append_kv(int, int64_t, int64_t, int64_t) { return Status::ok(); }
+  // A sequence step's qkv_proj() wrote K and V into their cache rows already; a batch step stores each
+  // staged row into its own slot's cache at its own position.
+  Status append_kv(int layer, int64_t row0, int64_t rows, int64_t) {
+    if (!batch()) return Status::ok();
+    const int local = layer - s_.spec_.layer_begin;
+    const int32_t* positions = s_.batch_positions() + row0;
+    SACC_CUDA_TRY(
+        store_rows(staged_k(row0), kv_width_, s_.batch_k_rows(local) + row0, positions, rows, stream()));
+    SACC_CUDA_TRY(
+        store_rows(staged_v(row0), kv_width_, s_.batch_v_rows(local) + row0, positions, rows, stream()));
+    return Status::ok();
+  }
 
-  bool observing(int64_t start) const { return s_.qkv_feed_.active(start); }
+  bool observing(int64_t start) const { return !batch() && s_.qkv_feed_.active(start); }
 
   // Copies q (before attention overwrites it), k and v of rows [0, n) to the host for the observer.
   Status observe_qkv(int layer, int64_t n) {
@@ -154,6 +170,12 @@ class DeviceShard::LayerOps {
   // keys [0, start + i]).
   Status run_attention(int local, int64_t n, int64_t start) {
     const ModelConfig& c = s_.config_;
+    if (batch())
+      return cuda_status(decode_attention_batch(
+                             q(0), s_.batch_k_rows(local), s_.batch_v_rows(local), s_.batch_positions(), o(0),
+                             static_cast<int>(n), c.num_heads, c.num_kv_heads, c.head_dim, s_.batch_max_keys_,
+                             s_.decode_scratch_.data(), s_.decode_scratch_.size(), stream()),
+                         "batched decode attention");
     const AttentionDecision& decision = s_.attention_;
     AttentionParams p;
     p.shape = {start + n, c.num_heads, c.num_kv_heads, c.head_dim};
@@ -199,6 +221,12 @@ class DeviceShard::LayerOps {
     return attention_run_cuda(p, &view, decision.kernel(local), workspace, bytes.select, stream());
   }
 
+  bool batch() const { return s_.batch_rows_ > 0; }
+  // A batch step's staged K and V rows: batch_kv_ [2, rows, kv].
+  uint16_t* staged_k(int64_t row0) const { return s_.batch_kv_.as<uint16_t>() + row0 * kv_width_; }
+  uint16_t* staged_v(int64_t row0) const {
+    return s_.batch_kv_.as<uint16_t>() + (s_.batch_rows_ + row0) * kv_width_;
+  }
   const Layer& weights(int layer) const { return s_.layers_[layer - s_.spec_.layer_begin]; }
   cudaStream_t stream() const { return s_.stream_; }
   uint16_t* x(int64_t row0) const { return s_.hidden() + row0 * hidden_; }
