@@ -224,12 +224,10 @@ class CudaBackend final : public Backend {
     SACC_RETURN_IF_ERROR(head_->logits(n, rows, logits.data()));
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->synchronize());
     // Where a step's time goes: the host enqueueing the layers, or the device running them (and the logits).
-    double attention = 0.0;
-    for (auto& shard : shards_) attention += shard->take_attention_milliseconds();
     SACC_LOG_DEBUG(
         "forward of {} rows at position {}: layers enqueued in {:.2f} ms, logits on the host after "
-        "{:.2f} ms, attention launches {:.2f} ms of device time",
-        n, start, enqueued, milliseconds_since(started), attention);
+        "{:.2f} ms",
+        n, start, enqueued, milliseconds_since(started));
     s.position = start + n;
     if (n > 1)
       for (auto& shard : shards_) shard->sample_device_memory();

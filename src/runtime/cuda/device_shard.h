@@ -21,7 +21,6 @@
 #include "runtime/attention_selector.h"
 #include "runtime/backend.h"
 #include "runtime/cuda/cublaslt_gemm.h"
-#include "runtime/cuda/step_timer.h"
 #include "runtime/eval_hooks.h"
 #include "runtime/multi_gpu_plan.h"
 
@@ -89,8 +88,6 @@ class DeviceShard {
   Status synchronize();
   // Records the shard's peak whole-device memory use (cudaMemGetInfo) so far.
   void sample_device_memory();
-  // Device milliseconds of the attention launches since the last call (debug logging only; else 0).
-  double take_attention_milliseconds() { return attention_timer_.take_milliseconds(); }
 
   uint16_t* hidden() const { return hidden_.as<uint16_t>(); }  // [workspace tokens, D] residual stream
   cudaStream_t stream() const { return stream_; }
@@ -174,7 +171,6 @@ class DeviceShard {
   QkvObserverFeed qkv_feed_;
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
   int64_t tokens_ = 0;
-  StepTimer attention_timer_;    // debug logging: the attention launches of a step
   AttentionDecision attention_;  // the selector's decision for the current prompt
   uint64_t peak_device_in_use_ = 0;
 };

@@ -109,9 +109,7 @@ class DeviceShard::LayerOps {
   }
 
   Status attention(int layer, int64_t n, int64_t start) {
-    s_.attention_timer_.begin(stream());
     Status status = run_attention(layer - s_.spec_.layer_begin, n, start);
-    s_.attention_timer_.end(stream());
     if (!status) return status.with_context(fmt::format("layer {} attention", layer));
     return Status::ok();
   }
