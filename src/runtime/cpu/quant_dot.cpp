@@ -32,7 +32,7 @@ void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, i
           for (int e = 0; e < kActBlock; ++e) half[e / 16] += q[e] * a.q[e];
           const float products = static_cast<float>(s[sub].mul[0] * half[0] + s[sub].mul[1] * half[1]);
           y_i[r * y_stride] +=
-              a.d * (s[sub].scale * products + s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+              a.d * (s[sub].scale * products + s[sub].c * static_cast<float>(a.sum[0] + a.sum[1]));
         }
       }
     }

@@ -12,13 +12,12 @@ namespace sacc {
 
 constexpr int64_t kActBlock = 32;  // activation elements per quantisation block
 
-// One block of 32 activations: value i ~ d * q[i]. sum[h] = q[16h] + ... + q[16h + 15] lets offset formats
-// (Q4_1's min, Q4_0's -8, Q6_K's -32 with a scale per 16) apply their constant term once per half block;
-// ds = d * (sum[0] + sum[1]) saves the formats with one constant per block that arithmetic per weight row.
+// One block of 32 activations: value i ~ d * q[i]. ds = d * (q[0] + ... + q[31]) lets the formats with a
+// float minimum (Q4_1, Q5_1, Q4_K) apply it once per block: Σ (w * scale + c) * x = scale * Σ w x + c * ds.
 struct ActBlock {
   float d = 0.0f;
   float ds = 0.0f;
-  int16_t sum[2] = {0, 0};
+  int16_t sum[2] = {0, 0};  // the halves' sums of q
   int8_t q[kActBlock] = {};
 };
 static_assert(sizeof(ActBlock) == 44);

@@ -21,15 +21,14 @@ inline __m256i split_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0f));
 }
 
-// Byte i = 0x10 where bit i of `bits` is set: each byte picks the source byte i / 8, then tests bit i % 8.
-inline __m256i fifth_bits(uint32_t bits) {
+// Byte i = 0xff where bit i of `bits` is set: each byte picks the source byte i / 8, then tests bit i % 8.
+inline __m256i fifth_bit_mask(uint32_t bits) {
   const __m256i spread =
       _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
                           _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
                                            2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
   const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
-  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
 }
 
 template <class F>
@@ -37,19 +36,23 @@ __m256i load_w(const uint8_t* b, int sub);
 
 template <>
 __m256i load_w<Q4_0>(const uint8_t* b, int) {
-  return split_nibbles(b + 2);
+  return _mm256_sub_epi8(split_nibbles(b + 2), _mm256_set1_epi8(8));
 }
 template <>
 __m256i load_w<Q4_1>(const uint8_t* b, int) {
   return split_nibbles(b + 4);
 }
+// n - 16 for n = nibble + 16 * bit is the nibble itself where the bit is set and the nibble with the byte's
+// top four bits set (nibble - 16 in two's complement) where it is clear: one andnot instead of a subtraction.
 template <>
 __m256i load_w<Q5_0>(const uint8_t* b, int) {
-  return _mm256_or_si256(split_nibbles(b + 6), fifth_bits(u32_at(b + 2)));
+  return _mm256_or_si256(split_nibbles(b + 6),
+                         _mm256_andnot_si256(fifth_bit_mask(u32_at(b + 2)), _mm256_set1_epi8(-16)));
 }
 template <>
 __m256i load_w<Q5_1>(const uint8_t* b, int) {
-  return _mm256_or_si256(split_nibbles(b + 8), fifth_bits(u32_at(b + 4)));
+  return _mm256_or_si256(split_nibbles(b + 8),
+                         _mm256_and_si256(fifth_bit_mask(u32_at(b + 4)), _mm256_set1_epi8(0x10)));
 }
 template <>
 __m256i load_w<Q8_0>(const uint8_t* b, int) {
@@ -69,7 +72,7 @@ __m256i load_w<Q6_K>(const uint8_t* b, int sub) {
   ql = _mm256_and_si256(ql, _mm256_set1_epi8(0x0f));
   __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
   qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
-  return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
+  return _mm256_sub_epi8(_mm256_or_si256(ql, _mm256_slli_epi16(qh, 4)), _mm256_set1_epi8(32));
 }
 
 // A block's scales as quant::block_scales gives them, its halves converted by F16C (one instruction against
@@ -102,14 +105,17 @@ inline float horizontal_sum(__m256 v) {
 
 // A tile of NW weight rows by NR activation rows. Per sub-block each weight row is decoded once into a
 // register and reused by the NR activation rows; each activation block is loaded once and reused by the NW
-// weight rows. maddubs forms u8 x s8 pair sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to
-// int32 with the per-half multiplier. The activation block is the memory operand of maddubs, so the decoded
-// weights and the NW x NR fp32 accumulators take the 16 ymm registers (at 2 x 8 a few accumulators spill to
-// the stack, which measured no slower than 1 x 8). Each (weight row, activation row) dot sees the same
-// operations in the same order as in a tile of any other shape, so tiling never changes a result.
+// weight rows. Signed formats take |w| and move w's sign onto the activations (maddubs multiplies u8 by s8);
+// maddubs forms the pair sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to int32 with the
+// per-half multiplier. A float minimum (Q4_1, Q5_1, Q4_K) is summed apart as c * (d_x * Σ q) and added at
+// the end, as the kernels before the signed formats did (the same bits, so Q4_1 models give the same
+// logits); the signed formats have no such sum, so their NW x NR fp32 accumulators, the decoded weights and
+// their scales fit the 16 ymm registers. Each (weight row, activation row) dot sees the
+// same operations in the same order as in a tile of any other shape, so tiling never changes a result.
 template <class F, int NW, int NR>
 void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks,
               float* y, int64_t y_stride) {
+  static_assert(F::kSigned || !F::kHalfScales, "a constant per half needs a signed format");
   __m256 acc[NW][NR];
   float offset[NW][NR];
   for (int i = 0; i < NW; ++i)
@@ -140,16 +146,16 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
       for (int r = 0; r < NR; ++r) {
         const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
-        const __m256 d = _mm256_set1_ps(a.d);
+        // The scale is the vector product of the weight's and the activation's broadcast scales. Left alone,
+        // GCC multiplies the two floats and broadcasts the product per pair: one more vector op per pair
+        // than a broadcast load, which costs no vector pipe (the 32-element formats ran 6-12 % faster).
+        __m256 d = _mm256_set1_ps(a.d);
+        __asm__("" : "+x"(d));
         for (int i = 0; i < NW; ++i) {
           const __m256i q_signed = F::kSigned ? _mm256_sign_epi8(q, w_signed[i]) : q;
           const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), mul[i]);
           acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_mul_ps(scale[i], d), acc[i][r]);
-          if (F::kHalfScales) {
-            offset[i][r] += a.d * (s[i][sub].c[0] * a.sum[0] + s[i][sub].c[1] * a.sum[1]);
-          } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
-            offset[i][r] = fused_multiply_add(s[i][sub].c[0], a.ds, offset[i][r]);
-          }
+          if (!F::kSigned) offset[i][r] = fused_multiply_add(s[i][sub].c, a.ds, offset[i][r]);
         }
       }
     }
