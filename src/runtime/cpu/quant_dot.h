@@ -22,8 +22,14 @@ struct ActBlock {
 };
 static_assert(sizeof(ActBlock) == 44);
 
-// Quantises rows of activations: x [rows, cols] -> out [rows, cols / 32] blocks; cols a multiple of 32.
-void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out);
+// Quantises rows of activations: x [rows, cols] -> out [rows, cols / 32] blocks; cols a multiple of
+// 32 * group. The `group` consecutive blocks of a row share one scale (the largest magnitude among them):
+// the Q6_K kernel sums a whole 256-element super-block in integers, which a scale per block would not allow
+// (llama.cpp's Q8_K activations have the same precision).
+void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group = 1);
+
+// The activation blocks per shared scale a format's kernels expect: 8 for Q6_K, else 1.
+int64_t quant_act_group(GgmlType type);
 
 // One kernel call multiplies a register tile: up to kMaxTileWeights weight rows by up to kMaxTileRows
 // activation rows. Each decoded weight sub-block is reused by every activation row of the tile and each

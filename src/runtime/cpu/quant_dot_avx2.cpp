@@ -103,19 +103,19 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// A tile of NW weight rows by NR activation rows. Per sub-block each weight row is decoded once into a
-// register and reused by the NR activation rows; each activation block is loaded once and reused by the NW
-// weight rows. Signed formats take |w| and move w's sign onto the activations (maddubs multiplies u8 by s8);
-// maddubs forms the pair sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to int32 with the
-// per-half multiplier. A float minimum (Q4_1, Q5_1, Q4_K) is summed apart as c * (d_x * Σ q) and added at
-// the end, as the kernels before the signed formats did (the same bits, so Q4_1 models give the same
+// A tile of NW weight rows by NR activation rows (every format but Q6_K). Per sub-block each weight row is
+// decoded once into a register and reused by the NR activation rows; each activation block is loaded
+// once and reused by the NW weight rows. Signed formats take |w| and move w's sign onto the activations
+// (maddubs multiplies u8 by s8); maddubs forms the pair sums in int16 (|w| <= 128, |q| <= 127: below 2^15),
+// madd widens them to int32. A float minimum (Q4_1, Q5_1, Q4_K) is summed apart as c * (d_x * Σ q) and added
+// at the end, as the kernels before the signed formats did (the same bits, so Q4_1 models give the same
 // logits); the signed formats have no such sum, so their NW x NR fp32 accumulators, the decoded weights and
-// their scales fit the 16 ymm registers. Each (weight row, activation row) dot sees the
-// same operations in the same order as in a tile of any other shape, so tiling never changes a result.
+// their scales fit the 16 ymm registers. Each (weight row, activation row) dot sees the same operations in
+// the same order as in a tile of any other shape, so tiling never changes a result.
 template <class F, int NW, int NR>
 void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks,
               float* y, int64_t y_stride) {
-  static_assert(F::kSigned || !F::kHalfScales, "a constant per half needs a signed format");
+  static_assert(!(F::kSubs == 8 && F::kSigned), "Q6_K takes dot_row_super");
   __m256 acc[NW][NR];
   float offset[NW][NR];
   for (int i = 0; i < NW; ++i)
@@ -133,15 +133,12 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
       f16c_scales<F>(block[i], s[i]);
     }
     for (int sub = 0; sub < F::kSubs; ++sub) {
-      __m256i w_signed[NW], w_unsigned[NW], mul[NW];
+      __m256i w_signed[NW], w_unsigned[NW];
       __m256 scale[NW];
       for (int i = 0; i < NW; ++i) {
         scale[i] = _mm256_set1_ps(s[i][sub].scale);
         w_signed[i] = load_w<F>(block[i], sub);
         w_unsigned[i] = F::kSigned ? _mm256_sign_epi8(w_signed[i], w_signed[i]) : w_signed[i];
-        mul[i] = F::kHalfScales
-                     ? _mm256_set_m128i(_mm_set1_epi16(s[i][sub].mul[1]), _mm_set1_epi16(s[i][sub].mul[0]))
-                     : ones;
       }
       for (int r = 0; r < NR; ++r) {
         const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
@@ -153,7 +150,7 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
         __asm__("" : "+x"(d));
         for (int i = 0; i < NW; ++i) {
           const __m256i q_signed = F::kSigned ? _mm256_sign_epi8(q, w_signed[i]) : q;
-          const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), mul[i]);
+          const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), ones);
           acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_mul_ps(scale[i], d), acc[i][r]);
           if (!F::kSigned) offset[i][r] = fused_multiply_add(s[i][sub].c, a.ds, offset[i][r]);
         }
@@ -164,12 +161,66 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
     for (int r = 0; r < NR; ++r) y[r * y_stride + i] = horizontal_sum(acc[i][r]) + offset[i][r];
 }
 
+// One weight row of Q6_K against NR activation rows, a super-block at a time in integers: the eight
+// activation blocks under a super-block share one scale (quant_act_group) and the sixteen scales of a
+// super-block are int8, so madd applies them in int32 and a super-block costs one conversion and one FMA
+// per activation row instead of eight (|w| <= 32, |q| <= 127, |scale| <= 128: the sums stay below 2^25).
+// Q4_K stays on dot_tile: its minimum term, c_j * d_x * Σ q per sub-block, would need the eight blocks'
+// sums gathered per row, which measured slower than its per-block kernel.
+template <class F, int NR>
+void dot_row_super(const uint8_t* w, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks, float* y,
+                   int64_t y_stride) {
+  static_assert(F::kSigned && F::kSubs == 8, "a signed K-quant");
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  int16_t mul[F::kSubs][2];
+  for (int64_t b = 0; b < n_act_blocks / F::kSubs; ++b) {
+    const uint8_t* block = w + b * F::kBytes;
+    uint16_t h;
+    std::memcpy(&h, block + F::kHalfAt[0], sizeof(h));
+    const float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+    F::int_scales(block, mul);
+    const ActBlock* a = x + b * F::kSubs;
+    __m256i sums[NR];
+    for (int r = 0; r < NR; ++r) sums[r] = _mm256_setzero_si256();
+    for (int sub = 0; sub < F::kSubs; ++sub) {
+      const __m256i w_signed = load_w<F>(block, sub);
+      const __m256i w_abs = _mm256_sign_epi8(w_signed, w_signed);
+      const __m256i m = _mm256_set_m128i(_mm_set1_epi16(mul[sub][1]), _mm_set1_epi16(mul[sub][0]));
+      for (int r = 0; r < NR; ++r) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r * x_stride + sub].q));
+        const __m256i products = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(q, w_signed));
+        sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(products, m));
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a[r * x_stride].d), acc[r]);
+  }
+  for (int r = 0; r < NR; ++r) y[r * y_stride] = horizontal_sum(acc[r]);
+}
+
+template <class F, int NW, int NR>
+void dot_tile_super(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride,
+                    int64_t n_act_blocks, float* y, int64_t y_stride) {
+  for (int i = 0; i < NW; ++i)
+    dot_row_super<F, NR>(w + i * w_stride, x, x_stride, n_act_blocks, y + i, y_stride);
+}
+
 using TileKernel = void (*)(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride,
                             int64_t n_act_blocks, float* y, int64_t y_stride);
 
 // The tile kernels of one width for heights 1..kMaxTileRows, indexed by height - 1.
+template <class F, int NW, int NR>
+constexpr TileKernel tile_kernel() {
+  if constexpr (F::kSubs == 8 && F::kSigned) {
+    return dot_tile_super<F, NW, NR>;
+  } else {
+    return dot_tile<F, NW, NR>;
+  }
+}
+
 template <class F, int NW, int... NR>
-constexpr TileKernel kHeights[] = {dot_tile<F, NW, NR>...};
+constexpr TileKernel kHeights[] = {tile_kernel<F, NW, NR>()...};
 
 template <class F>
 void dot_avx2(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int64_t x_stride, int nr,

@@ -60,7 +60,6 @@ inline uint32_t u32_at(const uint8_t* p) {
 struct Q4_0 {
   static constexpr int kSubs = 1, kBytes = 18;
   static constexpr bool kSigned = true;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) {
@@ -75,7 +74,6 @@ struct Q4_0 {
 struct Q4_1 {
   static constexpr int kSubs = 1, kBytes = 20;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     s[0].scale = half[0];
@@ -102,7 +100,6 @@ inline void unpack_q5(const uint8_t* qh, const uint8_t* qs, int offset, int16_t*
 struct Q5_0 {
   static constexpr int kSubs = 1, kBytes = 22;
   static constexpr bool kSigned = true;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 2, b + 6, 16, w); }
@@ -112,7 +109,6 @@ struct Q5_0 {
 struct Q5_1 {
   static constexpr int kSubs = 1, kBytes = 24;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     s[0].scale = half[0];
@@ -125,7 +121,6 @@ struct Q5_1 {
 struct Q8_0 {
   static constexpr int kSubs = 1, kBytes = 34;
   static constexpr bool kSigned = true;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) {
@@ -140,7 +135,6 @@ struct Q8_0 {
 struct Q4_K {
   static constexpr int kSubs = 8, kBytes = 144;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     const float d = half[0], dmin = half[1];
@@ -166,16 +160,20 @@ struct Q4_K {
 struct Q6_K {
   static constexpr int kSubs = 8, kBytes = 210;
   static constexpr bool kSigned = true;
-  static constexpr bool kHalfScales = true;
   static constexpr int kHalves = 1, kHalfAt[2] = {208, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-    const float d = half[0];
+    int16_t mul[8][2];
+    int_scales(b, mul);
     for (int j = 0; j < 8; ++j) {
-      const int first = 8 * (j / 4) + 2 * (j % 4);
-      s[j].scale = d;
-      for (int h = 0; h < 2; ++h) s[j].mul[h] = sc[first + h];
+      s[j].scale = half[0];
+      for (int h = 0; h < 2; ++h) s[j].mul[h] = mul[j][h];
     }
+  }
+  // The integer scale of each half of every sub-block (no min: the format is signed).
+  static void int_scales(const uint8_t* b, int16_t (*mul)[2]) {
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    for (int j = 0; j < 8; ++j)
+      for (int h = 0; h < 2; ++h) mul[j][h] = sc[8 * (j / 4) + 2 * (j % 4) + h];
   }
   static void unpack(const uint8_t* b, int sub, int16_t* w) {
     const int h = sub / 4, k = sub % 4;
