@@ -206,6 +206,27 @@ TEST(QuantDot, GroupedActivationBlocksShareOneScale) {
   EXPECT_EQ(a[9].q[300 - 288], 127);
 }
 
+// The vector quantisation against the scalar one, bit for bit: values, scales and sums, alone and grouped,
+// with halves of the scale among the inputs (ties round to even in both).
+TEST(QuantDot, VectorActivationQuantisationMatchesScalar) {
+  if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t rows = 3, cols = 1024, n_blocks = cols / kActBlock;
+  std::mt19937 rng(5u);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> x(rows * cols);
+  for (float& v : x) v = normal(rng);
+  for (int64_t i = 0; i < cols; i += 7) x[i] = static_cast<float>(i % 50) - 24.5f;
+  x[5] = 127.0f;  // the first block's (and group's) amax: scale 1, so the halves above are exact ties
+  for (int64_t group : {1, 8}) {
+    std::vector<ActBlock> vector(rows * n_blocks), scalar(rows * n_blocks);
+    quantize_act_rows_avx2(x.data(), rows, cols, vector.data(), group);
+    quantize_act_rows_scalar(x.data(), rows, cols, scalar.data(), group);
+    for (int64_t b = 0; b < rows * n_blocks; ++b)
+      ASSERT_EQ(std::memcmp(&vector[b], &scalar[b], sizeof(ActBlock)), 0)
+          << "group " << group << ", block " << b;
+  }
+}
+
 TEST(QuantDot, InlineHalfConversionMatchesLibrary) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const auto bits = static_cast<uint16_t>(h);

@@ -42,6 +42,14 @@ void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, i
 }  // namespace
 
 void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
+  if (best_quant_isa() == QuantIsa::AVX2) {
+    quantize_act_rows_avx2(x, rows, cols, out, group);
+  } else {
+    quantize_act_rows_scalar(x, rows, cols, out, group);
+  }
+}
+
+void quantize_act_rows_scalar(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
   const int64_t n_blocks = cols / kActBlock, span = group * kActBlock;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < n_blocks / group; ++g) {

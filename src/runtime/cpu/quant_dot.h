@@ -26,7 +26,10 @@ static_assert(sizeof(ActBlock) == 44);
 // 32 * group. The `group` consecutive blocks of a row share one scale (the largest magnitude among them):
 // the Q6_K kernel sums a whole 256-element super-block in integers, which a scale per block would not allow
 // (llama.cpp's Q8_K activations have the same precision).
+// Runs the AVX2 version when the CPU has it; both give the same bits (the tests compare them).
 void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group = 1);
+void quantize_act_rows_scalar(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
+void quantize_act_rows_avx2(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
 
 // The activation blocks per shared scale a format's kernels expect: 8 for Q6_K, else 1.
 int64_t quant_act_group(GgmlType type);

@@ -233,6 +233,46 @@ void dot_avx2(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int
 
 }  // namespace
 
+// The scalar quantisation's arithmetic eight lanes at a time: the same amax, d and 127 / amax, and
+// cvtps_epi32 rounds half to even as nearbyint does in the default rounding mode.
+void quantize_act_rows_avx2(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
+  const int64_t n_blocks = cols / kActBlock, span = group * kActBlock;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes packs' per-lane interleave
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < n_blocks / group; ++g) {
+      const float* v = x + r * cols + g * span;
+      __m256 m = _mm256_setzero_ps();
+      for (int64_t i = 0; i < span; i += 8)
+        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(v + i), abs_mask));
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+      const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const __m256 scale = _mm256_set1_ps(inv);
+      for (int64_t k = 0; k < group; ++k) {
+        ActBlock& a = out[r * n_blocks + g * group + k];
+        const float* e = v + k * kActBlock;
+        __m256i q[4];
+        for (int j = 0; j < 4; ++j)
+          q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(e + 8 * j), scale));
+        const __m256i packed =
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.q), _mm256_permutevar8x32_epi32(packed, order));
+        const __m256i halves = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        const __m128i sums =
+            _mm_add_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+        const int sum0 = _mm_cvtsi128_si32(sums) + _mm_extract_epi32(sums, 1);
+        const int sum1 = _mm_extract_epi32(sums, 2) + _mm_extract_epi32(sums, 3);
+        a.d = d;
+        a.sum[0] = static_cast<int16_t>(sum0);
+        a.sum[1] = static_cast<int16_t>(sum1);
+        a.ds = a.d * static_cast<float>(sum0 + sum1);
+      }
+    }
+  }
+}
+
 QuantTileFn quant_dot_avx2(GgmlType type) {
   switch (type) {
     case GgmlType::Q4_0:
