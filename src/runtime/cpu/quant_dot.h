@@ -1,6 +1,7 @@
 // Quantised dot products of the CPU backend: weight rows stay in their GGUF block format, activation rows are
-// quantised to 8 bits per block of 32 (one fp32 scale per block, as llama.cpp's Q8 formats), and each block's
-// products are summed in integers before one float multiply. One portable scalar kernel per format (the
+// quantised to 8 bits per block of 32 (one fp32 scale per block, as llama.cpp's Q8_0; per 8 blocks for Q6_K,
+// as its Q8_K), and each block's (Q6_K: super-block's) products are summed in integers before one float
+// multiply. One portable scalar kernel per format (the
 // reference the tests compare against) and AVX2 kernels chosen at run time from CPUID.
 #pragma once
 
