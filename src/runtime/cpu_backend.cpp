@@ -202,7 +202,7 @@ class CpuBackend final : public Backend {
   // when they are fp32 and read `x` directly.
   const QuantizedInput* quantize_shared(const CpuMatrix& first, const float* x, int64_t rows) {
     if (!first.is_quantized()) return nullptr;
-    shared_input_.quantize(x, rows, first.cols);
+    shared_input_.quantize(x, rows, first.cols, quant_act_group(first.quant.type));
     return &shared_input_;
   }
 

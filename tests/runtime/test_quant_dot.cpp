@@ -1,6 +1,7 @@
 // The quantised dot products against dequantise-then-fp64 on random blocks of every supported format, the
 // AVX2 kernels against the scalar ones, every tile shape against the same dots computed one pair at a time,
-// and the inline half-to-float conversion against the library's.
+// activation blocks quantised alone and in groups sharing a scale, and the inline half-to-float conversion
+// against the library's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,7 +57,7 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
   std::vector<float> x(rows * cols);  // [rows, cols]
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(rows * n_blocks);  // [rows, cols / 32]
-  quantize_act_rows(x.data(), rows, cols, act.data());
+  quantize_act_rows(x.data(), rows, cols, act.data(), quant_act_group(c.type));
 
   for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
     const QuantTileFn dot = quant_dot_kernel(c.type, isa);
@@ -93,7 +94,7 @@ TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
   std::vector<float> x(rows * cols);
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(rows * n_blocks);
-  quantize_act_rows(x.data(), rows, cols, act.data());
+  quantize_act_rows(x.data(), rows, cols, act.data(), quant_act_group(c.type));
   float scalar[kMaxTileRows * kMaxTileWeights], vector[kMaxTileRows * kMaxTileWeights];
   quant_dot_scalar(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, scalar,
                            kMaxTileWeights);
@@ -130,7 +131,7 @@ TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
   std::vector<float> x(x_rows * cols);
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(x_rows * n_blocks);
-  quantize_act_rows(x.data(), x_rows, cols, act.data());
+  quantize_act_rows(x.data(), x_rows, cols, act.data(), quant_act_group(c.type));
 
   for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
     const QuantTileFn dot = quant_dot_kernel(c.type, isa);
@@ -182,6 +183,48 @@ TEST(QuantDot, ActivationBlocksRoundToNearestWithTheirHalfSums) {
   quantize_act_rows(zeros.data(), 1, 32, &z);
   EXPECT_EQ(z.d, 0.0f);
   EXPECT_EQ(z.q[0], 0);
+}
+
+// Eight blocks share the scale of their largest magnitude (Q6_K's super-block); each still rounds to
+// nearest and keeps its own sums.
+TEST(QuantDot, GroupedActivationBlocksShareOneScale) {
+  std::vector<float> x(512);
+  for (int i = 0; i < 512; ++i) x[i] = std::sin(0.7f * static_cast<float>(i)) * (i == 300 ? 9.0f : 1.0f);
+  ActBlock a[16];
+  quantize_act_rows(x.data(), 1, 512, a, 8);
+  for (int b = 0; b < 16; ++b) {
+    float amax = 0.0f;
+    for (int i = b / 8 * 256; i < (b / 8 + 1) * 256; ++i) amax = std::max(amax, std::fabs(x[i]));
+    EXPECT_EQ(a[b].d, amax / 127.0f) << b;
+    int sum = 0;
+    for (int i = 0; i < kActBlock; ++i) {
+      EXPECT_LE(std::fabs(a[b].d * a[b].q[i] - x[b * 32 + i]), a[b].d / 2 + 1e-6f);
+      sum += a[b].q[i];
+    }
+    EXPECT_EQ(a[b].sum[0] + a[b].sum[1], sum);
+  }
+  EXPECT_EQ(a[9].q[300 - 288], 127);
+}
+
+// The vector quantisation against the scalar one, bit for bit: values, scales and sums, alone and grouped,
+// with halves of the scale among the inputs (ties round to even in both).
+TEST(QuantDot, VectorActivationQuantisationMatchesScalar) {
+  if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t rows = 3, cols = 1024, n_blocks = cols / kActBlock;
+  std::mt19937 rng(5u);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> x(rows * cols);
+  for (float& v : x) v = normal(rng);
+  for (int64_t i = 0; i < cols; i += 7) x[i] = static_cast<float>(i % 50) - 24.5f;
+  x[5] = 127.0f;  // the first block's (and group's) amax: scale 1, so the halves above are exact ties
+  for (int64_t group : {1, 8}) {
+    std::vector<ActBlock> vector(rows * n_blocks), scalar(rows * n_blocks);
+    quantize_act_rows_avx2(x.data(), rows, cols, vector.data(), group);
+    quantize_act_rows_scalar(x.data(), rows, cols, scalar.data(), group);
+    for (int64_t b = 0; b < rows * n_blocks; ++b)
+      ASSERT_EQ(std::memcmp(&vector[b], &scalar[b], sizeof(ActBlock)), 0)
+          << "group " << group << ", block " << b;
+  }
 }
 
 TEST(QuantDot, InlineHalfConversionMatchesLibrary) {

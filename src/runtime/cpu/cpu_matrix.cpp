@@ -80,15 +80,16 @@ CpuMatrix make_cpu_matrix(const WeightTensor& weight, QuantIsa isa) {
   return m;
 }
 
-void QuantizedInput::quantize(const float* x, int64_t n_rows, int64_t n_cols) {
+void QuantizedInput::quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t n_group) {
   rows = n_rows;
   cols = n_cols;
+  group = n_group;
   const int64_t n_blocks = n_cols / kActBlock;
   if (static_cast<int64_t>(blocks.size()) < n_rows * n_blocks) blocks.resize(n_rows * n_blocks);
   const int64_t per_task = 16;
   parallel_for((n_rows + per_task - 1) / per_task, [&](int64_t t) {
     const int64_t r0 = t * per_task, r1 = std::min(n_rows, r0 + per_task);
-    quantize_act_rows(x + r0 * n_cols, r1 - r0, n_cols, blocks.data() + r0 * n_blocks);
+    quantize_act_rows(x + r0 * n_cols, r1 - r0, n_cols, blocks.data() + r0 * n_blocks, n_group);
   });
 }
 
@@ -98,9 +99,10 @@ void cpu_matmul(const CpuMatrix& w, const float* x, float* y, int64_t rows, bool
     cpu_linear(x, w.f32, y, rows, w.cols, w.rows, accumulate);
     return;
   }
+  const int64_t group = quant_act_group(w.quant.type);
   const QuantizedInput* in = maybe_input;
-  if (in == nullptr) {
-    scratch.quantize(x, rows, w.cols);
+  if (in == nullptr || in->group != group) {
+    scratch.quantize(x, rows, w.cols, group);
     in = &scratch;
   }
   quant_matmul(w, *in, y, rows, accumulate);

@@ -34,11 +34,12 @@ CpuMatrix make_cpu_matrix(const WeightTensor& weight, QuantIsa isa);
 struct QuantizedInput {
   std::vector<ActBlock> blocks;  // [rows, cols / 32]
   int64_t rows = 0, cols = 0;
-  void quantize(const float* x, int64_t n_rows, int64_t n_cols);  // x [n_rows, n_cols]
+  int64_t group = 1;  // blocks per shared scale (quant_act_group of the matrices that read it)
+  void quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t n_group);  // x [n_rows, n_cols]
 };
 
 // Y[rows, w.rows] (+)= X[rows, w.cols] · W^T; accumulate adds into Y (the residual). A quantised W reads
-// `maybe_input` when it already holds X quantised, else quantises X into `scratch`.
+// `maybe_input` when it already holds X quantised with W's scale group, else quantises X into `scratch`.
 void cpu_matmul(const CpuMatrix& w, const float* x, float* y, int64_t rows, bool accumulate,
                 QuantizedInput& scratch, const QuantizedInput* maybe_input = nullptr);
 

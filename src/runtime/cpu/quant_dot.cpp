@@ -32,7 +32,7 @@ void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, i
           for (int e = 0; e < kActBlock; ++e) half[e / 16] += q[e] * a.q[e];
           const float products = static_cast<float>(s[sub].mul[0] * half[0] + s[sub].mul[1] * half[1]);
           y_i[r * y_stride] +=
-              a.d * (s[sub].scale * products + s[sub].c[0] * a.sum[0] + s[sub].c[1] * a.sum[1]);
+              a.d * (s[sub].scale * products + s[sub].c * static_cast<float>(a.sum[0] + a.sum[1]));
         }
       }
     }
@@ -41,26 +41,40 @@ void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, i
 
 }  // namespace
 
-void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out) {
-  const int64_t n_blocks = cols / kActBlock;
+void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
+  if (best_quant_isa() == QuantIsa::AVX2) {
+    quantize_act_rows_avx2(x, rows, cols, out, group);
+  } else {
+    quantize_act_rows_scalar(x, rows, cols, out, group);
+  }
+}
+
+void quantize_act_rows_scalar(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
+  const int64_t n_blocks = cols / kActBlock, span = group * kActBlock;
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const float* v = x + r * cols + b * kActBlock;
-      ActBlock& a = out[r * n_blocks + b];
+    for (int64_t g = 0; g < n_blocks / group; ++g) {
+      const float* v = x + r * cols + g * span;
       float amax = 0.0f;
-      for (int i = 0; i < kActBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
-      a.d = amax / 127.0f;
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      int sums[2] = {0, 0};
-      for (int i = 0; i < kActBlock; ++i) {
-        a.q[i] = static_cast<int8_t>(std::nearbyint(v[i] * inv));
-        sums[i / 16] += a.q[i];
+      for (int64_t i = 0; i < span; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      for (int64_t k = 0; k < group; ++k) {
+        ActBlock& a = out[r * n_blocks + g * group + k];
+        a.d = d;
+        int sums[2] = {0, 0};
+        for (int i = 0; i < kActBlock; ++i) {
+          a.q[i] = static_cast<int8_t>(std::nearbyint(v[k * kActBlock + i] * inv));
+          sums[i / 16] += a.q[i];
+        }
+        a.sum[0] = static_cast<int16_t>(sums[0]);
+        a.sum[1] = static_cast<int16_t>(sums[1]);
+        a.ds = a.d * static_cast<float>(sums[0] + sums[1]);
       }
-      a.sum[0] = static_cast<int16_t>(sums[0]);
-      a.sum[1] = static_cast<int16_t>(sums[1]);
-      a.ds = a.d * static_cast<float>(sums[0] + sums[1]);
     }
   }
+}
+
+int64_t quant_act_group(GgmlType type) {
+  return type == GgmlType::Q6_K ? 8 : 1;
 }
 
 QuantIsa best_quant_isa() {

@@ -1,6 +1,7 @@
 // Quantised dot products of the CPU backend: weight rows stay in their GGUF block format, activation rows are
-// quantised to 8 bits per block of 32 (one fp32 scale per block, as llama.cpp's Q8 formats), and each block's
-// products are summed in integers before one float multiply. One portable scalar kernel per format (the
+// quantised to 8 bits per block of 32 (one fp32 scale per block, as llama.cpp's Q8_0; per 8 blocks for Q6_K,
+// as its Q8_K), and each block's (Q6_K: super-block's) products are summed in integers before one float
+// multiply. One portable scalar kernel per format (the
 // reference the tests compare against) and AVX2 kernels chosen at run time from CPUID.
 #pragma once
 
@@ -12,19 +13,27 @@ namespace sacc {
 
 constexpr int64_t kActBlock = 32;  // activation elements per quantisation block
 
-// One block of 32 activations: value i ~ d * q[i]. sum[h] = q[16h] + ... + q[16h + 15] lets offset formats
-// (Q4_1's min, Q4_0's -8, Q6_K's -32 with a scale per 16) apply their constant term once per half block;
-// ds = d * (sum[0] + sum[1]) saves the formats with one constant per block that arithmetic per weight row.
+// One block of 32 activations: value i ~ d * q[i]. ds = d * (q[0] + ... + q[31]) lets the formats with a
+// float minimum (Q4_1, Q5_1, Q4_K) apply it once per block: Σ (w * scale + c) * x = scale * Σ w x + c * ds.
 struct ActBlock {
   float d = 0.0f;
   float ds = 0.0f;
-  int16_t sum[2] = {0, 0};
+  int16_t sum[2] = {0, 0};  // the halves' sums of q
   int8_t q[kActBlock] = {};
 };
 static_assert(sizeof(ActBlock) == 44);
 
-// Quantises rows of activations: x [rows, cols] -> out [rows, cols / 32] blocks; cols a multiple of 32.
-void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out);
+// Quantises rows of activations: x [rows, cols] -> out [rows, cols / 32] blocks; cols a multiple of
+// 32 * group. The `group` consecutive blocks of a row share one scale (the largest magnitude among them):
+// the Q6_K kernel sums a whole 256-element super-block in integers, which a scale per block would not allow
+// (llama.cpp's Q8_K activations have the same precision).
+// Runs the AVX2 version when the CPU has it; both give the same bits (the tests compare them).
+void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group = 1);
+void quantize_act_rows_scalar(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
+void quantize_act_rows_avx2(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
+
+// The activation blocks per shared scale a format's kernels expect: 8 for Q6_K, else 1.
+int64_t quant_act_group(GgmlType type);
 
 // One kernel call multiplies a register tile: up to kMaxTileWeights weight rows by up to kMaxTileRows
 // activation rows. Each decoded weight sub-block is reused by every activation row of the tile and each

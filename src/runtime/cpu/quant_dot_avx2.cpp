@@ -21,15 +21,14 @@ inline __m256i split_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0f));
 }
 
-// Byte i = 0x10 where bit i of `bits` is set: each byte picks the source byte i / 8, then tests bit i % 8.
-inline __m256i fifth_bits(uint32_t bits) {
+// Byte i = 0xff where bit i of `bits` is set: each byte picks the source byte i / 8, then tests bit i % 8.
+inline __m256i fifth_bit_mask(uint32_t bits) {
   const __m256i spread =
       _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
                           _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
                                            2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
   const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
-  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
 }
 
 template <class F>
@@ -37,19 +36,23 @@ __m256i load_w(const uint8_t* b, int sub);
 
 template <>
 __m256i load_w<Q4_0>(const uint8_t* b, int) {
-  return split_nibbles(b + 2);
+  return _mm256_sub_epi8(split_nibbles(b + 2), _mm256_set1_epi8(8));
 }
 template <>
 __m256i load_w<Q4_1>(const uint8_t* b, int) {
   return split_nibbles(b + 4);
 }
+// n - 16 for n = nibble + 16 * bit is the nibble itself where the bit is set and the nibble with the byte's
+// top four bits set (nibble - 16 in two's complement) where it is clear: one andnot instead of a subtraction.
 template <>
 __m256i load_w<Q5_0>(const uint8_t* b, int) {
-  return _mm256_or_si256(split_nibbles(b + 6), fifth_bits(u32_at(b + 2)));
+  return _mm256_or_si256(split_nibbles(b + 6),
+                         _mm256_andnot_si256(fifth_bit_mask(u32_at(b + 2)), _mm256_set1_epi8(-16)));
 }
 template <>
 __m256i load_w<Q5_1>(const uint8_t* b, int) {
-  return _mm256_or_si256(split_nibbles(b + 8), fifth_bits(u32_at(b + 4)));
+  return _mm256_or_si256(split_nibbles(b + 8),
+                         _mm256_and_si256(fifth_bit_mask(u32_at(b + 4)), _mm256_set1_epi8(0x10)));
 }
 template <>
 __m256i load_w<Q8_0>(const uint8_t* b, int) {
@@ -69,7 +72,7 @@ __m256i load_w<Q6_K>(const uint8_t* b, int sub) {
   ql = _mm256_and_si256(ql, _mm256_set1_epi8(0x0f));
   __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
   qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
-  return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
+  return _mm256_sub_epi8(_mm256_or_si256(ql, _mm256_slli_epi16(qh, 4)), _mm256_set1_epi8(32));
 }
 
 // A block's scales as quant::block_scales gives them, its halves converted by F16C (one instruction against
@@ -100,16 +103,19 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// A tile of NW weight rows by NR activation rows. Per sub-block each weight row is decoded once into a
-// register and reused by the NR activation rows; each activation block is loaded once and reused by the NW
-// weight rows. maddubs forms u8 x s8 pair sums in int16 (|w| <= 63 keeps them below 2^15), madd widens to
-// int32 with the per-half multiplier. The activation block is the memory operand of maddubs, so the decoded
-// weights and the NW x NR fp32 accumulators take the 16 ymm registers (at 2 x 8 a few accumulators spill to
-// the stack, which measured no slower than 1 x 8). Each (weight row, activation row) dot sees the same
-// operations in the same order as in a tile of any other shape, so tiling never changes a result.
+// A tile of NW weight rows by NR activation rows (every format but Q6_K). Per sub-block each weight row is
+// decoded once into a register and reused by the NR activation rows; each activation block is loaded
+// once and reused by the NW weight rows. Signed formats take |w| and move w's sign onto the activations
+// (maddubs multiplies u8 by s8); maddubs forms the pair sums in int16 (|w| <= 128, |q| <= 127: below 2^15),
+// madd widens them to int32. A float minimum (Q4_1, Q5_1, Q4_K) is summed apart as c * (d_x * Σ q) and added
+// at the end, as the kernels before the signed formats did (the same bits, so Q4_1 models give the same
+// logits); the signed formats have no such sum, so their NW x NR fp32 accumulators, the decoded weights and
+// their scales fit the 16 ymm registers. Each (weight row, activation row) dot sees the same operations in
+// the same order as in a tile of any other shape, so tiling never changes a result.
 template <class F, int NW, int NR>
 void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks,
               float* y, int64_t y_stride) {
+  static_assert(!(F::kSubs == 8 && F::kSigned), "Q6_K takes dot_row_super");
   __m256 acc[NW][NR];
   float offset[NW][NR];
   for (int i = 0; i < NW; ++i)
@@ -127,29 +133,26 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
       f16c_scales<F>(block[i], s[i]);
     }
     for (int sub = 0; sub < F::kSubs; ++sub) {
-      __m256i w_signed[NW], w_unsigned[NW], mul[NW];
+      __m256i w_signed[NW], w_unsigned[NW];
       __m256 scale[NW];
       for (int i = 0; i < NW; ++i) {
         scale[i] = _mm256_set1_ps(s[i][sub].scale);
         w_signed[i] = load_w<F>(block[i], sub);
         w_unsigned[i] = F::kSigned ? _mm256_sign_epi8(w_signed[i], w_signed[i]) : w_signed[i];
-        mul[i] = F::kHalfScales
-                     ? _mm256_set_m128i(_mm_set1_epi16(s[i][sub].mul[1]), _mm_set1_epi16(s[i][sub].mul[0]))
-                     : ones;
       }
       for (int r = 0; r < NR; ++r) {
         const ActBlock& a = x[r * x_stride + b * F::kSubs + sub];
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
-        const __m256 d = _mm256_set1_ps(a.d);
+        // The scale is the vector product of the weight's and the activation's broadcast scales. Left alone,
+        // GCC multiplies the two floats and broadcasts the product per pair: one more vector op per pair
+        // than a broadcast load, which costs no vector pipe (the 32-element formats ran 6-12 % faster).
+        __m256 d = _mm256_set1_ps(a.d);
+        __asm__("" : "+x"(d));
         for (int i = 0; i < NW; ++i) {
           const __m256i q_signed = F::kSigned ? _mm256_sign_epi8(q, w_signed[i]) : q;
-          const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), mul[i]);
+          const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(w_unsigned[i], q_signed), ones);
           acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_mul_ps(scale[i], d), acc[i][r]);
-          if (F::kHalfScales) {
-            offset[i][r] += a.d * (s[i][sub].c[0] * a.sum[0] + s[i][sub].c[1] * a.sum[1]);
-          } else if (!F::kSigned) {  // one constant per block (Q8_0, the signed format, has none)
-            offset[i][r] = fused_multiply_add(s[i][sub].c[0], a.ds, offset[i][r]);
-          }
+          if (!F::kSigned) offset[i][r] = fused_multiply_add(s[i][sub].c, a.ds, offset[i][r]);
         }
       }
     }
@@ -158,12 +161,66 @@ void dot_tile(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_s
     for (int r = 0; r < NR; ++r) y[r * y_stride + i] = horizontal_sum(acc[i][r]) + offset[i][r];
 }
 
+// One weight row of Q6_K against NR activation rows, a super-block at a time in integers: the eight
+// activation blocks under a super-block share one scale (quant_act_group) and the sixteen scales of a
+// super-block are int8, so madd applies them in int32 and a super-block costs one conversion and one FMA
+// per activation row instead of eight (|w| <= 32, |q| <= 127, |scale| <= 128: the sums stay below 2^25).
+// Q4_K stays on dot_tile: its minimum term, c_j * d_x * Σ q per sub-block, would need the eight blocks'
+// sums gathered per row, which measured slower than its per-block kernel.
+template <class F, int NR>
+void dot_row_super(const uint8_t* w, const ActBlock* x, int64_t x_stride, int64_t n_act_blocks, float* y,
+                   int64_t y_stride) {
+  static_assert(F::kSigned && F::kSubs == 8, "a signed K-quant");
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  int16_t mul[F::kSubs][2];
+  for (int64_t b = 0; b < n_act_blocks / F::kSubs; ++b) {
+    const uint8_t* block = w + b * F::kBytes;
+    uint16_t h;
+    std::memcpy(&h, block + F::kHalfAt[0], sizeof(h));
+    const float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+    F::int_scales(block, mul);
+    const ActBlock* a = x + b * F::kSubs;
+    __m256i sums[NR];
+    for (int r = 0; r < NR; ++r) sums[r] = _mm256_setzero_si256();
+    for (int sub = 0; sub < F::kSubs; ++sub) {
+      const __m256i w_signed = load_w<F>(block, sub);
+      const __m256i w_abs = _mm256_sign_epi8(w_signed, w_signed);
+      const __m256i m = _mm256_set_m128i(_mm_set1_epi16(mul[sub][1]), _mm_set1_epi16(mul[sub][0]));
+      for (int r = 0; r < NR; ++r) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r * x_stride + sub].q));
+        const __m256i products = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(q, w_signed));
+        sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(products, m));
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_set1_ps(d * a[r * x_stride].d), acc[r]);
+  }
+  for (int r = 0; r < NR; ++r) y[r * y_stride] = horizontal_sum(acc[r]);
+}
+
+template <class F, int NW, int NR>
+void dot_tile_super(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride,
+                    int64_t n_act_blocks, float* y, int64_t y_stride) {
+  for (int i = 0; i < NW; ++i)
+    dot_row_super<F, NR>(w + i * w_stride, x, x_stride, n_act_blocks, y + i, y_stride);
+}
+
 using TileKernel = void (*)(const uint8_t* w, int64_t w_stride, const ActBlock* x, int64_t x_stride,
                             int64_t n_act_blocks, float* y, int64_t y_stride);
 
 // The tile kernels of one width for heights 1..kMaxTileRows, indexed by height - 1.
+template <class F, int NW, int NR>
+constexpr TileKernel tile_kernel() {
+  if constexpr (F::kSubs == 8 && F::kSigned) {
+    return dot_tile_super<F, NW, NR>;
+  } else {
+    return dot_tile<F, NW, NR>;
+  }
+}
+
 template <class F, int NW, int... NR>
-constexpr TileKernel kHeights[] = {dot_tile<F, NW, NR>...};
+constexpr TileKernel kHeights[] = {tile_kernel<F, NW, NR>()...};
 
 template <class F>
 void dot_avx2(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int64_t x_stride, int nr,
@@ -175,6 +232,46 @@ void dot_avx2(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int
 }
 
 }  // namespace
+
+// The scalar quantisation's arithmetic eight lanes at a time: the same amax, d and 127 / amax, and
+// cvtps_epi32 rounds half to even as nearbyint does in the default rounding mode.
+void quantize_act_rows_avx2(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
+  const int64_t n_blocks = cols / kActBlock, span = group * kActBlock;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes packs' per-lane interleave
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < n_blocks / group; ++g) {
+      const float* v = x + r * cols + g * span;
+      __m256 m = _mm256_setzero_ps();
+      for (int64_t i = 0; i < span; i += 8)
+        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(v + i), abs_mask));
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+      const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const __m256 scale = _mm256_set1_ps(inv);
+      for (int64_t k = 0; k < group; ++k) {
+        ActBlock& a = out[r * n_blocks + g * group + k];
+        const float* e = v + k * kActBlock;
+        __m256i q[4];
+        for (int j = 0; j < 4; ++j)
+          q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(e + 8 * j), scale));
+        const __m256i packed =
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.q), _mm256_permutevar8x32_epi32(packed, order));
+        const __m256i halves = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        const __m128i sums =
+            _mm_add_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+        const int sum0 = _mm_cvtsi128_si32(sums) + _mm_extract_epi32(sums, 1);
+        const int sum1 = _mm_extract_epi32(sums, 2) + _mm_extract_epi32(sums, 3);
+        a.d = d;
+        a.sum[0] = static_cast<int16_t>(sum0);
+        a.sum[1] = static_cast<int16_t>(sum1);
+        a.ds = a.d * static_cast<float>(sum0 + sum1);
+      }
+    }
+  }
+}
 
 QuantTileFn quant_dot_avx2(GgmlType type) {
   switch (type) {

@@ -1,8 +1,10 @@
 // The GGUF block formats as the dot kernels see them: a block is `kSubs` sub-blocks of 32 elements, each with
-// 32 small integers w (unsigned except Q8_0), one float scale, an int16 multiplier per half (Q6_K's scale per
-// 16 elements; 1 otherwise) and a constant term per half:
-//   sub · x = scale * d_x * (mul[0] * Σ_{i<16} w_i q_i + mul[1] * Σ_{i>=16} w_i q_i)
-//             + d_x * (c[0] * sum_x[0] + c[1] * sum_x[1])
+// 32 small integers w, one float scale, an int16 multiplier per half (Q6_K's scale per 16 elements; 1
+// otherwise) and a constant term c (the weight every element adds besides scale * w):
+//   sub · x = scale * d_x * (mul[0] * Σ_{i<16} w_i q_i + mul[1] * Σ_{i>=16} w_i q_i) + c * d_x * Σ q_i
+// Formats whose constant is a fixed integer offset (Q4_0's -8, Q5_0's -16, Q6_K's -32) are `kSigned`: w has
+// the offset subtracted and c is 0, so the whole sub-block is one exact integer sum times one float; only
+// formats with a float minimum (Q4_1, Q5_1, Q4_K) keep unsigned w and a constant term.
 // Layouts are the ggml file format (docs/models.md); the scalar `unpack` here is the portable definition.
 #pragma once
 
@@ -13,7 +15,7 @@ namespace sacc::quant {
 
 struct SubScale {
   float scale = 0.0f;
-  float c[2] = {0.0f, 0.0f};
+  float c = 0.0f;
   int16_t mul[2] = {1, 1};
 };
 
@@ -53,22 +55,17 @@ inline uint32_t u32_at(const uint8_t* p) {
   return v;
 }
 
-// Q4_0: d (f16), 16 bytes of nibbles; value = (w - 8) * d. Element j < 16 is the low nibble of byte j,
-// element j + 16 its high nibble (the same split for Q4_1 and Q5_x).
+// Q4_0: d (f16), 16 bytes of nibbles n; value = (n - 8) * d, w = n - 8. Element j < 16 is the low nibble of
+// byte j, element j + 16 its high nibble (the same split for Q4_1 and Q5_x).
 struct Q4_0 {
   static constexpr int kSubs = 1, kBytes = 18;
-  static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
+  static constexpr bool kSigned = true;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
-  static void scales(const uint8_t* b, const float* half, SubScale* s) {
-    const float d = half[0];
-    s[0].scale = d;
-    s[0].c[0] = s[0].c[1] = -8.0f * d;
-  }
+  static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) {
     for (int j = 0; j < 16; ++j) {
-      w[j] = b[2 + j] & 0x0f;
-      w[j + 16] = b[2 + j] >> 4;
+      w[j] = static_cast<int16_t>((b[2 + j] & 0x0f) - 8);
+      w[j + 16] = static_cast<int16_t>((b[2 + j] >> 4) - 8);
     }
   }
 };
@@ -77,11 +74,10 @@ struct Q4_0 {
 struct Q4_1 {
   static constexpr int kSubs = 1, kBytes = 20;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     s[0].scale = half[0];
-    s[0].c[0] = s[0].c[1] = half[1];
+    s[0].c = half[1];
   }
   static void unpack(const uint8_t* b, int, int16_t* w) {
     for (int j = 0; j < 16; ++j) {
@@ -91,47 +87,40 @@ struct Q4_1 {
   }
 };
 
-// Q5_x: the fifth bit of element j is bit j of a little-endian uint32 before the nibbles.
-inline void unpack_q5(const uint8_t* qh, const uint8_t* qs, int16_t* w) {
+// Q5_x: the fifth bit of element j is bit j of a little-endian uint32 before the nibbles; w = n - offset.
+inline void unpack_q5(const uint8_t* qh, const uint8_t* qs, int offset, int16_t* w) {
   const uint32_t bits = u32_at(qh);
   for (int j = 0; j < 16; ++j) {
-    w[j] = static_cast<int16_t>((qs[j] & 0x0f) | (((bits >> j) & 1u) << 4));
-    w[j + 16] = static_cast<int16_t>((qs[j] >> 4) | (((bits >> (j + 16)) & 1u) << 4));
+    w[j] = static_cast<int16_t>(((qs[j] & 0x0f) | (((bits >> j) & 1u) << 4)) - offset);
+    w[j + 16] = static_cast<int16_t>(((qs[j] >> 4) | (((bits >> (j + 16)) & 1u) << 4)) - offset);
   }
 }
 
-// Q5_0: d (f16), qh, nibbles; value = (w - 16) * d.
+// Q5_0: d (f16), qh, nibbles; value = (n - 16) * d, w = n - 16.
 struct Q5_0 {
   static constexpr int kSubs = 1, kBytes = 22;
-  static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
+  static constexpr bool kSigned = true;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
-  static void scales(const uint8_t* b, const float* half, SubScale* s) {
-    const float d = half[0];
-    s[0].scale = d;
-    s[0].c[0] = s[0].c[1] = -16.0f * d;
-  }
-  static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 2, b + 6, w); }
+  static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
+  static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 2, b + 6, 16, w); }
 };
 
 // Q5_1: d, m (f16), qh, nibbles; value = w * d + m.
 struct Q5_1 {
   static constexpr int kSubs = 1, kBytes = 24;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     s[0].scale = half[0];
-    s[0].c[0] = s[0].c[1] = half[1];
+    s[0].c = half[1];
   }
-  static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 4, b + 8, w); }
+  static void unpack(const uint8_t* b, int, int16_t* w) { unpack_q5(b + 4, b + 8, 0, w); }
 };
 
 // Q8_0: d (f16), 32 int8; value = w * d.
 struct Q8_0 {
   static constexpr int kSubs = 1, kBytes = 34;
   static constexpr bool kSigned = true;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 1, kHalfAt[2] = {0, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) { s[0].scale = half[0]; }
   static void unpack(const uint8_t* b, int, int16_t* w) {
@@ -146,7 +135,6 @@ struct Q8_0 {
 struct Q4_K {
   static constexpr int kSubs = 8, kBytes = 144;
   static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = false;
   static constexpr int kHalves = 2, kHalfAt[2] = {0, 2};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
     const float d = half[0], dmin = half[1];
@@ -155,7 +143,7 @@ struct Q4_K {
       const int scale = j < 4 ? p[j] & 63 : (p[j + 4] & 0x0f) | ((p[j - 4] >> 6) << 4);
       const int min = j < 4 ? p[j + 4] & 63 : (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
       s[j].scale = d * static_cast<float>(scale);
-      s[j].c[0] = s[j].c[1] = -dmin * static_cast<float>(min);
+      s[j].c = -dmin * static_cast<float>(min);
     }
   }
   static void unpack(const uint8_t* b, int sub, int16_t* w) {
@@ -166,25 +154,26 @@ struct Q4_K {
 };
 
 // Q6_K: 128 bytes of low nibbles (ql), 64 bytes of 2-bit highs (qh), 16 int8 scales, d (f16); value =
-// d * scale * (w - 32). Sub-block s = 4h + k (half h, quarter k): element l takes its nibble from
+// d * scale * (n - 32), w = n - 32. Sub-block s = 4h + k (half h, quarter k): element l takes its nibble from
 // ql[64h + 32(k & 1) + l] (high nibble when k >= 2), its top bits from bits 2k of qh[32h + l], and the scale
 // sc[8h + 2k + l / 16].
 struct Q6_K {
   static constexpr int kSubs = 8, kBytes = 210;
-  static constexpr bool kSigned = false;
-  static constexpr bool kHalfScales = true;
+  static constexpr bool kSigned = true;
   static constexpr int kHalves = 1, kHalfAt[2] = {208, 0};
   static void scales(const uint8_t* b, const float* half, SubScale* s) {
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-    const float d = half[0];
+    int16_t mul[8][2];
+    int_scales(b, mul);
     for (int j = 0; j < 8; ++j) {
-      const int first = 8 * (j / 4) + 2 * (j % 4);
-      s[j].scale = d;
-      for (int h = 0; h < 2; ++h) {
-        s[j].mul[h] = sc[first + h];
-        s[j].c[h] = -32.0f * d * static_cast<float>(sc[first + h]);
-      }
+      s[j].scale = half[0];
+      for (int h = 0; h < 2; ++h) s[j].mul[h] = mul[j][h];
     }
+  }
+  // The integer scale of each half of every sub-block (no min: the format is signed).
+  static void int_scales(const uint8_t* b, int16_t (*mul)[2]) {
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    for (int j = 0; j < 8; ++j)
+      for (int h = 0; h < 2; ++h) mul[j][h] = sc[8 * (j / 4) + 2 * (j % 4) + h];
   }
   static void unpack(const uint8_t* b, int sub, int16_t* w) {
     const int h = sub / 4, k = sub % 4;
@@ -192,7 +181,7 @@ struct Q6_K {
     const uint8_t* qh = b + 128 + 32 * h;
     const int nibble_shift = k >= 2 ? 4 : 0;
     for (int l = 0; l < 32; ++l)
-      w[l] = static_cast<int16_t>(((ql[l] >> nibble_shift) & 0x0f) | (((qh[l] >> (2 * k)) & 3) << 4));
+      w[l] = static_cast<int16_t>((((ql[l] >> nibble_shift) & 0x0f) | (((qh[l] >> (2 * k)) & 3) << 4)) - 32);
   }
 };
 
