@@ -232,15 +232,20 @@ def concurrency(args, headers):
     make = calibrated_document(args, headers, "Alder estuary", args.prompt_tokens)
     levels = []
     for level in [int(c) for c in args.concurrency.split(",")]:
-        rows, lock = [], threading.Lock()
+        rows, failures, lock = [], [], threading.Lock()
 
         def client(c):
             for k in range(args.requests_per_client):
                 arrivals = []
                 # A different first line per request: no prompt shares a cached prefix with another.
                 prompt = make(f"Field notes {level}-{c}-{k}") + "\nQuestion: summarise the survey.\nAnswer:"
-                ttft, total, _, usage = stream(args.url, args.model, prompt, args.max_tokens, headers,
-                                               args.timeout, arrivals)
+                try:
+                    ttft, total, _, usage = stream(args.url, args.model, prompt, args.max_tokens, headers,
+                                                   args.timeout, arrivals)
+                except (SystemExit, Exception) as e:  # an HTTP error (e.g. 429, queue full) ends this request only
+                    with lock:
+                        failures.append(str(e)[:200])
+                    continue
                 with lock:
                     rows.append({"ttft_s": ttft, "total_s": total,
                                  "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])],
@@ -256,14 +261,16 @@ def concurrency(args, headers):
         ttfts = [r["ttft_s"] for r in rows if r["ttft_s"] is not None]
         itls = [g for r in rows for g in r["itl_s"]]
         tokens = sum(r["completion_tokens"] for r in rows)
-        summary = {"concurrency": level, "requests": len(rows), "wall_s": wall,
+        summary = {"concurrency": level, "requests": len(rows), "failed": len(failures),
+                   "failures": sorted(set(failures))[:5], "wall_s": wall,
                    "ttft_p50_s": percentile(ttfts, 50), "ttft_p99_s": percentile(ttfts, 99),
                    "itl_p50_s": percentile(itls, 50), "itl_p99_s": percentile(itls, 99),
                    "output_tokens": tokens, "output_tokens_per_s": tokens / wall}
         levels.append(summary)
         print(f"concurrency {level:3d}: TTFT p50 {ms(summary['ttft_p50_s'])} p99 {ms(summary['ttft_p99_s'])} | "
               f"ITL p50 {ms(summary['itl_p50_s'])} p99 {ms(summary['itl_p99_s'])} | "
-              f"{summary['output_tokens_per_s']:8.1f} output tok/s ({len(rows)} requests)", flush=True)
+              f"{summary['output_tokens_per_s']:8.1f} output tok/s ({len(rows)} requests"
+              f"{f', {len(failures)} failed: ' + '; '.join(summary['failures']) if failures else ''})", flush=True)
     return {"levels": levels}
 
 

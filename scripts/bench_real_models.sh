@@ -28,8 +28,8 @@
 #              reuse), dense and the default attention, Qwen
 #   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
 #   load       `sacc serve` under bench/serve_load.py: concurrency 1/8/32 (8K-token prompts, 128 tokens each;
-#              --max-batch 32, no prefix cache), then running streams' inter-token latency while a 32K-token
-#              prompt is prefilled (default server), Qwen
+#              --max-batch 32 --max-queue 64, no prefix cache), then running streams' inter-token latency while a
+#              32K-token prompt is prefilled (default server), Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
 # built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
 # SACC_REAL_REPEATS (default 3), SACC_REAL_MODELS (the ttft stage's models, default "qwen smollm2").
@@ -173,7 +173,7 @@ run_stage() {
       done 2>&1 | tee "$OUT/serve.txt" ;;
     load)
       local port=18090 flags
-      for flags in "--max-batch 32 --prefix-cache 0" ""; do
+      for flags in "--max-batch 32 --max-queue 64 --prefix-cache 0" ""; do
         # shellcheck disable=SC2086
         sacc serve -m "$QWEN" --port $port $flags >"$OUT/load_$port.log" 2>&1 &
         local pid=$!
