@@ -96,4 +96,13 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(const LlamaWeights&, const Ba
 }
 #endif
 
+Status check_token_ids(std::span<const int32_t> tokens, int64_t first_position, int64_t vocab) {
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      return make_error(StatusCode::INVALID_ARGUMENT,
+                        "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
+                        first_position + static_cast<int64_t>(i), vocab);
+  return Status::ok();
+}
+
 }  // namespace sacc

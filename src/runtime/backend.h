@@ -148,6 +148,9 @@ class Backend {
 // 1).
 Status check_batch_slots(std::span<const int32_t> tokens, std::span<const int> slots, int slot_count);
 
+// INVALID_ARGUMENT naming the first id outside [0, vocab) and its position (first_position + index).
+Status check_token_ids(std::span<const int32_t> tokens, int64_t first_position, int64_t vocab);
+
 Result<std::unique_ptr<Backend>> make_cpu_backend(const LlamaWeights& weights, const BackendOptions& options);
 // Device bytes the CUDA backend's prefill attention needs for a prompt of `tokens` (kernel workspace and, for
 // sparse prefill, the plan's index space), for the memory plan; 0 in builds without CUDA.

@@ -193,12 +193,7 @@ class CudaBackend final : public Backend {
   }
 
   Status check_tokens(std::span<const int32_t> tokens, int64_t first_position) const {
-    for (size_t i = 0; i < tokens.size(); ++i)
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab)
-        return make_error(StatusCode::INVALID_ARGUMENT,
-                          "token id {} at position {} is outside the vocabulary [0, {})", tokens[i],
-                          first_position + static_cast<int64_t>(i), config_.vocab);
-    return Status::ok();
+    return check_token_ids(tokens, first_position, config_.vocab);
   }
 
   // A sequence step of `slot` at positions [position(slot), + n).
