@@ -28,7 +28,7 @@
 #              reuse), dense and the default attention, Qwen
 #   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
 #   load       `sacc serve` under bench/serve_load.py: concurrency 1/8/32 (8K-token prompts, 128 tokens each;
-#              --max-batch 32 --max-queue 64, no prefix cache), then running streams' inter-token latency while a
+#              --max-batch 32 --max-queue 64, no prefix cache), dense and sparse servers, then running streams' inter-token latency while a
 #              32K-token prompt is prefilled (default server), Qwen
 # Environment: SACC_REAL_SETTINGS (';'-separated sparse settings for the accuracy stages; default: the
 # built-in default), SACC_RULER_LENGTHS (default 8000,16000,32000), SACC_RULER_SAMPLES (default 25),
@@ -172,16 +172,18 @@ run_stage() {
         port=$((port + 1))
       done 2>&1 | tee "$OUT/serve.txt" ;;
     load)
-      local port=18090 flags
-      for flags in "--max-batch 32 --max-queue 64 --prefix-cache 0" ""; do
+      local port=18090 flags attention
+      for flags in "--attention dense --max-batch 32 --max-queue 64 --prefix-cache 0" \
+        "--attention sparse --max-batch 32 --max-queue 64 --prefix-cache 0" ""; do
         # shellcheck disable=SC2086
         sacc serve -m "$QWEN" --port $port $flags >"$OUT/load_$port.log" 2>&1 &
         local pid=$!
         for _ in $(seq 60); do fetch_url "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 1; done
         echo "-- sacc serve $flags"
         if [ -n "$flags" ]; then
+          attention=$(awk '{print $2}' <<<"$flags")
           python3 bench/serve_load.py --url "http://127.0.0.1:$port" --scenario concurrency --concurrency 1,8,32 \
-            --prompt-tokens 8192 --max-tokens 128 --json "$OUT/load_concurrency.json"
+            --prompt-tokens 8192 --max-tokens 128 --json "$OUT/load_concurrency_${attention}.json"
         else
           python3 bench/serve_load.py --url "http://127.0.0.1:$port" --scenario prefill-interference --streams 4 \
             --long-tokens 32768 --json "$OUT/load_interference.json"

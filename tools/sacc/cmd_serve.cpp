@@ -145,10 +145,10 @@ void add_serve_command(CLI::App& app, CommandBody& body) {
   cmd->add_option(
       "--prefill-chunk", args->prefill_chunk,
       fmt::format("while other requests decode, new prompts are prefilled at most this many tokens per "
-                  "step between their decode steps, fewer (down to {}) where more would take over two decode "
+                  "step between their decode steps, fewer (down to {}) where more would take over {} decode "
                   "steps' time (a multiple of {}; default {}). A prompt prefilled alone runs whole; of a "
                   "chunked one only the first chunk may run sparse, the rest run dense attention",
-                  kPrefillChunkAlign, kPrefillChunkAlign, ServeArgs{}.prefill_chunk));
+                  kPrefillChunkAlign, kChunkDecodeSteps, kPrefillChunkAlign, ServeArgs{}.prefill_chunk));
   cmd->add_flag("--prefix-cache-sparse", args->prefix_cache_sparse,
                 "also reuse the KV of sparse prefills (approximate: a sparse index depends on the prompt's "
                 "last tokens)");

@@ -26,9 +26,15 @@ struct ServeArgs {
 // more rows come almost free), 4 on the CPU (its GEMMs grow with the rows).
 constexpr int64_t kDefaultMaxBatchCuda = 8;
 constexpr int64_t kDefaultMaxBatchCpu = 4;
-// --prefill-chunk must be a positive multiple of this (a chunk then starts on a whole query tile of the
-// CUDA backend's flash kernel).
+// --prefill-chunk must be a positive multiple of this, and every chunk but a prompt's last ends on one (a
+// later chunk then starts on a whole query tile; the CUDA backend's extend runs its flash kernel, see
+// DeviceShard::run_attention).
 constexpr int64_t kPrefillChunkAlign = 256;
+// A prefill step between decode steps is kept to about this many decode steps' time, so a running stream
+// waits about (1 + this) times its idle inter-token latency for a token while a long prompt is prefilled.
+// Below 2: the pace is that of the last chunk, and a chunk deeper into a long prompt costs more per token
+// (its attention reads more keys), so the wait overshoots the estimate by up to ~1 decode step at 32K.
+constexpr double kChunkDecodeSteps = 1.5;
 
 // The id /v1/models lists: --model-name, or the last path component of -m without ".gguf".
 std::string served_model_id(const ServeArgs& args);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "tools/sacc/serve_options.h"
 #include "tools/sacc/stop_strings.h"
 
 namespace sacc::cli {
@@ -35,13 +36,6 @@ void GenerationJob::end(JobOutcome outcome) {
 }
 
 namespace {
-
-// Prefill chunks end on multiples of this many positions, so each later chunk starts on a whole query tile
-// (the CUDA backend's extend then runs its flash kernel; see DeviceShard::run_attention).
-constexpr int64_t kChunkAlign = 256;
-// A prefill step between decode steps is kept to about this many decode steps' time, so a running stream
-// waits about (1 + this) times its idle inter-token latency for a token while a long prompt is prefilled.
-constexpr double kChunkDecodeSteps = 2.0;
 
 double seconds_since(ServeClock::time_point start) {
   return std::chrono::duration<double>(ServeClock::now() - start).count();
@@ -199,10 +193,11 @@ void Scheduler::prefill_steps() {
   // longer than kChunkDecodeSteps decode steps; one alignment while there is no pace yet.
   int64_t budget = batching_.prefill_chunk;
   if (prefill_token_seconds_ <= 0) {
-    budget = std::min(kChunkAlign, budget);
+    budget = std::min(kPrefillChunkAlign, budget);
   } else if (decode_step_seconds_ > 0) {
     const auto fit = static_cast<int64_t>(kChunkDecodeSteps * decode_step_seconds_ / prefill_token_seconds_);
-    budget = std::min(std::max(fit / kChunkAlign * kChunkAlign, kChunkAlign), batching_.prefill_chunk);
+    budget = std::min(std::max(fit / kPrefillChunkAlign * kPrefillChunkAlign, kPrefillChunkAlign),
+                      batching_.prefill_chunk);
   }
   for (Sequence& seq : active_) {
     if (seq.done || seq.next_token >= 0) continue;
@@ -210,13 +205,14 @@ void Scheduler::prefill_steps() {
     const int64_t begin = seq.computed;
     if (!decoding) return prefill_step(seq, length);  // alone: the whole prompt (it may run sparse)
     // Else up to the budget, a chunk ending on the alignment unless it ends the prompt.
-    const int64_t end = begin + budget >= length ? length : (begin + budget) / kChunkAlign * kChunkAlign;
+    const int64_t end =
+        begin + budget >= length ? length : (begin + budget) / kPrefillChunkAlign * kPrefillChunkAlign;
     if (end <= begin) return;
     budget -= end - begin;
     const ServeClock::time_point start = ServeClock::now();
     prefill_step(seq, end);
     // Short steps are mostly fixed costs: only chunks of at least one alignment tell the pace.
-    if (end - begin >= kChunkAlign)
+    if (end - begin >= kPrefillChunkAlign)
       prefill_token_seconds_ = seconds_since(start) / static_cast<double>(end - begin);
   }
 }
