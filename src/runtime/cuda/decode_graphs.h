@@ -22,6 +22,8 @@
 // reallocated at its old address leaves the graph valid: the step's own checks keep every buffer large
 // enough for B rows. Cost: a server's prefill (or prefill chunk) between decode steps reallocates the
 // workspace, so the next step of each B is captured again (about a plain step's enqueue, plus the update).
+// Settings enter no decode step: set_attention changes prefills only (a decode step always runs the
+// split-key decode kernel) and the linear mode is fixed when the backend is made (the weights' format).
 //
 // Capture rules kept: the stream is captured in thread-local mode (other threads' CUDA calls are not
 // affected; this thread's unsafe calls fail the capture instead of running); nothing allocates, searches
