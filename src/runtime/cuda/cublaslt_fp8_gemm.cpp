@@ -62,6 +62,7 @@ Status GemmRunner::launch_fp8(const Fp8GemmArgs& g, const Fp8Plan& plan, cudaStr
   }
   const size_t raw_bytes = static_cast<size_t>(g.rows * g.out) * 2;
   if (fp8_raw_.size() < raw_bytes) {
+    SACC_RETURN_IF_ERROR(refuse_during_capture(stream, "growing the FP8 GEMM scratch"));
     SACC_CUDA_TRY(cudaStreamSynchronize(stream));  // the old scratch may still be read
     fp8_raw_.reset();
     SACC_ASSIGN_OR_RETURN(fp8_raw_, DeviceBuffer::create(device_, raw_bytes, "FP8 GEMM product"));
@@ -83,6 +84,7 @@ Status GemmRunner::run_fp8(const Fp8GemmArgs& g, cudaStream_t stream) {
                       g.rows, g.out, g.in);
   const Fp8Key key{g.rows, g.in, g.out, g.ldy ? g.ldy : g.out, g.accumulate};
   if (auto it = fp8_plans_.find(key); it != fp8_plans_.end()) return launch_fp8(g, it->second, stream);
+  SACC_RETURN_IF_ERROR(refuse_during_capture(stream, "a cuBLASLt FP8 algorithm search"));
   // First call of this shape: the epilogue scales where cuBLASLt takes them, else the separate kernel.
   if (fp8_epilogue_allowed_) {
     if (Result<Fp8Plan> fused = plan_fp8(g, true); fused && launch_fp8(g, *fused, stream)) {

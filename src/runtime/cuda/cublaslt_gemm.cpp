@@ -71,6 +71,7 @@ Status GemmRunner::run(const GemmArgs& g, cudaStream_t stream) {
   const Key key{bucket, g.in, g.out, ldx, ldy, g.y_f32, g.accumulate};
   auto it = algos_.find(key);
   if (it == algos_.end()) {
+    SACC_RETURN_IF_ERROR(refuse_during_capture(stream, "a cuBLASLt algorithm search"));
     SACC_ASSIGN_OR_RETURN(const cublasLtMatmulAlgo_t algo, search(bucket));
     it = algos_.emplace(key, algo).first;
   }
@@ -80,11 +81,17 @@ Status GemmRunner::run(const GemmArgs& g, cudaStream_t stream) {
   cublasStatus_t status = cublasLtMatmul(handle_, d.op, &alpha, g.w, d.a, g.x, d.b, &beta, g.y, d.c, g.y, d.c,
                                          &it->second, workspace_.data(), workspace_.size(), stream);
   if (status == CUBLAS_STATUS_NOT_SUPPORTED && bucket != g.rows) {
-    // The bucket's algorithm refuses this row count: search for the exact shape (not cached; not seen so
-    // far).
-    SACC_ASSIGN_OR_RETURN(const cublasLtMatmulAlgo_t exact, search(g.rows));
-    status = cublasLtMatmul(handle_, d.op, &alpha, g.w, d.a, g.x, d.b, &beta, g.y, d.c, g.y, d.c, &exact,
-                            workspace_.data(), workspace_.size(), stream);
+    // The bucket's algorithm refuses this row count (a host-side check; nothing was enqueued): the exact
+    // shape's, searched once (a count that is not a power of two cannot collide with a bucket's key).
+    const Key exact_key{g.rows, g.in, g.out, ldx, ldy, g.y_f32, g.accumulate};
+    auto exact = algos_.find(exact_key);
+    if (exact == algos_.end()) {
+      SACC_RETURN_IF_ERROR(refuse_during_capture(stream, "a cuBLASLt algorithm search"));
+      SACC_ASSIGN_OR_RETURN(const cublasLtMatmulAlgo_t algo, search(g.rows));
+      exact = algos_.emplace(exact_key, algo).first;
+    }
+    status = cublasLtMatmul(handle_, d.op, &alpha, g.w, d.a, g.x, d.b, &beta, g.y, d.c, g.y, d.c,
+                            &exact->second, workspace_.data(), workspace_.size(), stream);
   }
   return lt_status(status, "cublasLtMatmul");
 }

@@ -1,7 +1,9 @@
 // Row-major linear layers on cuBLASLt: Y[rows, out] (+)= X[rows, in] · W[out, in]^T with bf16 inputs, fp32
 // accumulation, and a bf16 or fp32 output; or with e4m3 inputs scaled per row of X and per row of W (FP8
 // linear layers, run_fp8). The heuristic's choice is cached per shape (bf16: per power-of-two bucket of the
-// row count), so chunked prefill, suffix prefills and decode pay the algorithm search once.
+// row count), so chunked prefill, suffix prefills and decode pay the algorithm search once. A call on a
+// stream being captured into a CUDA graph never searches or allocates: a shape not run before (un-captured)
+// is an error there, which abandons the capture (decode_graphs.h).
 #pragma once
 
 #include <cublasLt.h>
@@ -54,6 +56,10 @@ class GemmRunner {
   const char* fp8_scaling() const;
   // cuBLASLt heuristic searches the bf16 GEMMs have run so far (tests: row counts of one bucket share one).
   int64_t algorithm_searches() const { return algorithm_searches_; }
+  // The device buffers the GEMMs write besides Y (a captured step bakes their addresses in): cuBLASLt's
+  // workspace and the FP8 products' scratch (null until needed; it grows, and moves, with a larger shape).
+  const void* workspace() const { return workspace_.data(); }
+  const void* fp8_scratch() const { return fp8_raw_.data(); }
 
  private:
   GemmRunner() = default;
@@ -69,7 +75,9 @@ class GemmRunner {
   int device_ = 0;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
-  std::map<Key, cublasLtMatmulAlgo_t> algos_;  // keyed by the row count's bucket; FP8 plans by exact shape
+  // Keyed by the row count's bucket (or the exact count where the bucket's algorithm refuses it); FP8 plans
+  // by exact shape.
+  std::map<Key, cublasLtMatmulAlgo_t> algos_;
   std::map<Fp8Key, Fp8Plan> fp8_plans_;
   DeviceBuffer fp8_raw_;  // [rows, out] bf16 unscaled products (only the separate-kernel path)
   bool fp8_epilogue_allowed_ = true;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cuda_runtime_api.h>
 
 #include "core/status.h"
 
@@ -13,6 +14,18 @@ inline Status lt_status(cublasStatus_t status, const char* what) {
 }
 
 #define SACC_LT_TRY(expr) SACC_RETURN_IF_ERROR(::sacc::cuda_rt::lt_status((expr), #expr))
+
+// An error while `stream` is being captured into a CUDA graph: `what` (an algorithm search, an allocation)
+// would run once at capture time and never on replay, or is not allowed there at all. The caller runs the
+// shape un-captured first.
+inline Status refuse_during_capture(cudaStream_t stream, const char* what) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess)
+    return make_error(StatusCode::CUDA_ERROR, "cudaStreamIsCapturing failed before {}", what);
+  if (capture != cudaStreamCaptureStatusNone)
+    return make_error(StatusCode::INTERNAL, "{} while a CUDA graph is being captured", what);
+  return Status::ok();
+}
 
 // The descriptors of one call.
 struct LtDescriptors {

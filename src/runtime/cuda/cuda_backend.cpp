@@ -2,7 +2,7 @@
 // one GPU, layer split across GPUs under per-GPU caps, or tensor parallel over NCCL. bf16 weights and
 // activations, cuBLASLt GEMMs over token chunks, bf16 KV cache, prefill attention through the attention
 // library, a split-key decode kernel. Everything is enqueued on the shards' streams; the host waits once per
-// step, for the logits.
+// step, for the logits. On one GPU a decode step is replayed from a CUDA graph (decode_graphs.h).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "runtime/backend.h"
+#include "runtime/cuda/decode_graphs.h"
 #include "runtime/cuda/device_shard.h"
 #include "runtime/cuda/shard_schedule.h"
 #include "runtime/eval_hooks.h"
@@ -68,6 +69,10 @@ class CudaBackend final : public Backend {
     const bool tensor = options_.split == SplitMode::TENSOR && shards.size() > 1;
     SACC_ASSIGN_OR_RETURN(schedule_, tensor ? cuda_rt::make_tensor_parallel(shards, config_.hidden)
                                             : cuda_rt::make_layer_pipeline(shards, config_.hidden));
+    // Several GPUs keep the plain path: their steps hand hidden states between GPUs (layer split) or
+    // all-reduce over NCCL (tensor parallel), which this capture does not cover.
+    if (shards_.size() == 1 && cuda_rt::cuda_graphs_enabled())
+      maybe_graphs_ = std::make_unique<cuda_rt::DecodeGraphs>(shards_.front()->device());
     return Status::ok();
   }
 
@@ -110,8 +115,13 @@ class CudaBackend final : public Backend {
     return forward(slot, tokens, logits);
   }
 
+  // On one GPU a decode is a batch step of one row, with or without graphs (the same launches either way,
+  // so the same bits), replayed from a graph when graphs are on; over several GPUs, and before a prefill,
+  // the sequence step.
   Status decode(int slot, int32_t token, std::vector<float>& logits) override {
-    SACC_RETURN_IF_ERROR(find_slot(slot).status());
+    SACC_ASSIGN_OR_RETURN(const SlotState* s, find_slot(slot));
+    if (shards_.size() == 1 && s->position > 0)
+      return decode_batch(std::span<const int32_t>(&token, 1), std::span<const int>(&slot, 1), logits);
     return forward(slot, std::span<const int32_t>(&token, 1), logits);
   }
 
@@ -172,6 +182,10 @@ class CudaBackend final : public Backend {
   bool last_prefill_sparse() const override { return last_sparse_; }
 
   Status set_attention(const BackendOptions& options) override;
+
+  cuda_rt::DecodeGraphStats graph_stats() const {
+    return maybe_graphs_ ? maybe_graphs_->stats() : cuda_rt::DecodeGraphStats{};
+  }
 
   std::vector<DeviceMemoryReport> memory() const override {
     std::vector<DeviceMemoryReport> reports;
@@ -236,11 +250,13 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda_rt::ShardSchedule> schedule_;
   std::vector<SlotState> slots_{1};
   bool last_sparse_ = false;
+  std::unique_ptr<cuda_rt::DecodeGraphs> maybe_graphs_;  // one GPU with SACC_CUDA_GRAPHS on
 };
 
 // The linear layers once over the B rows, the batched decode attention (DeviceShard::begin_batch) on every
 // shard: the schedule runs as for any step (layer split hands the B hidden rows on, tensor parallel sums
-// the B rows' partials).
+// the B rows' partials). On one GPU with graphs the step from the embedding to the logits in pinned memory
+// is one graph launch after the table's copy (decode_graphs.h).
 Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<const int> slots,
                                  std::vector<float>& logits) {
   SACC_RETURN_IF_ERROR(check_batch_slots(tokens, slots, slot_count()));
@@ -255,22 +271,45 @@ Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<cons
     SACC_RETURN_IF_ERROR(check_tokens(tokens.subspan(i, 1), s.position));
     positions[i] = static_cast<int32_t>(s.position);
   }
+  const auto started = std::chrono::steady_clock::now();
+  logits.resize(static_cast<size_t>(rows * config_.vocab));
+  float* out = logits.data();
   Status run = Status::ok();
+  if (maybe_graphs_) {
+    // Room for a batch of every slot: one address whatever B is.
+    Result<float*> pinned = maybe_graphs_->host_logits(slot_count() * config_.vocab);
+    if (pinned) out = *pinned;
+    run = pinned.status();
+  }
   for (auto& shard : shards_) {
     // The step's workspace holds B rows (a prefill's usually does already).
     if (run && shard->workspace_tokens() < rows) run = shard->begin_prefill(rows);
-    if (run) run = shard->begin_batch(slots, positions);
+    if (run) run = shard->begin_batch(slots, positions, tokens);
   }
-  if (run) run = schedule_->run(tokens, 0, nullptr);
+  const auto enqueue = [&]() -> Status {
+    SACC_RETURN_IF_ERROR(schedule_->run(tokens, 0, nullptr));
+    return head_->logits(rows, rows, out);
+  };
   if (run) {
-    logits.resize(static_cast<size_t>(rows * config_.vocab));
-    run = head_->logits(rows, rows, logits.data());
+    run = maybe_graphs_ ? maybe_graphs_->run(rows, head_->batch_step_signature(), head_->stream(), enqueue)
+                        : enqueue();
   }
+  const double enqueued = milliseconds_since(started);
+  // Waited for even after a failure: the next step rewrites the pinned table and logits these copies read.
   for (auto& shard : shards_) {
-    if (run) run = shard->synchronize();
+    const Status synced = shard->synchronize();
+    if (run) run = synced;
     shard->end_batch();
   }
   SACC_RETURN_IF_ERROR(run);
+  if (out != logits.data()) std::copy_n(out, logits.size(), logits.data());
+  // As forward()'s line: the host's share of the step (the table, then the launches or the graph's), then
+  // the whole step.
+  SACC_LOG_DEBUG(
+      "decode step of {} rows (the first at position {}): {} in {:.2f} ms, logits on the host "
+      "after {:.2f} ms",
+      rows, positions.front(), maybe_graphs_ ? maybe_graphs_->last_step() : "layers enqueued", enqueued,
+      milliseconds_since(started));
   for (const int slot : slots) ++slots_[static_cast<size_t>(slot)].position;
   return Status::ok();
 }
@@ -318,6 +357,16 @@ Status CudaBackend::set_attention(const BackendOptions& options) {
 }
 
 }  // namespace
+
+namespace cuda_rt {
+
+Result<DecodeGraphStats> decode_graph_stats(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  if (!cuda) return make_error(StatusCode::INVALID_ARGUMENT, "decode graph counters of a non-CUDA backend");
+  return cuda->graph_stats();
+}
+
+}  // namespace cuda_rt
 
 Result<uint64_t> cuda_attention_workspace_bytes(const ModelConfig& config, const BackendOptions& options,
                                                 int64_t tokens) {

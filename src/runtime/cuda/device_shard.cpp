@@ -371,10 +371,17 @@ Status DeviceShard::embed(std::span<const int32_t> tokens) {
   if (!maybe_embed_)
     return make_error(StatusCode::INTERNAL, "cuda:{} holds no embedding table", spec_.device);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  SACC_CUDA_TRY(
-      cudaMemcpyAsync(ids_.data(), tokens.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-  return cuda_status(embed_rows(ids_.as<int32_t>(), maybe_embed_, hidden(), n, model_.hidden, stream_),
-                     "embed");
+  const int32_t* ids = ids_.as<int32_t>();
+  if (batch_rows_ > 0) {
+    // A batch step's ids came with its table (begin_batch): no copy from the caller's memory.
+    if (n != batch_rows_)
+      return make_error(StatusCode::INTERNAL, "embed of {} tokens in a {}-row batch step", n, batch_rows_);
+    ids = batch_tokens();
+  } else {
+    SACC_CUDA_TRY(
+        cudaMemcpyAsync(ids_.data(), tokens.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  }
+  return cuda_status(embed_rows(ids, maybe_embed_, hidden(), n, model_.hidden, stream_), "embed");
 }
 
 int64_t DeviceShard::chunk_rows(int64_t n) const {

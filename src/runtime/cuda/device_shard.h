@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/cuda/device_memory.h"
+#include "core/cuda/pinned_memory.h"
 #include "model/llama_weights.h"
 #include "runtime/attention_selector.h"
 #include "runtime/backend.h"
@@ -43,11 +44,20 @@ class DeviceShard {
   void release(int slot);
   // The slot the sequence steps that follow (attention, layer: a prefill, extend or decode) read and write.
   void select_slot(int slot) { active_ = slot; }
-  // A batch step (Backend::decode_batch): row r of the next `rows`-row step appends at positions[r] of
-  // slots[r] and attends to that slot alone (device_shard_batch.cpp). Needs a workspace of >= rows tokens
-  // (begin_prefill). end_batch returns to sequence steps.
-  Status begin_batch(std::span<const int> slots, std::span<const int32_t> positions);
+  // A batch step (Backend::decode_batch): row r of the next `rows`-row step embeds tokens[r], appends at
+  // positions[r] of slots[r] and attends to that slot alone (device_shard_batch.cpp). Uploads the step's
+  // table (the rows' caches, positions and tokens) with one copy; the step's launches read everything that
+  // changes from step to step from there, so they can be captured once and replayed (decode_graphs.h).
+  // Needs a workspace of >= rows tokens (begin_prefill). end_batch returns to sequence steps.
+  Status begin_batch(std::span<const int> slots, std::span<const int32_t> positions,
+                     std::span<const int32_t> tokens);
   void end_batch() { batch_rows_ = 0; }
+  // Every device address and size the launches of a batch step of the current rows bake in, other than
+  // the table's contents: the workspace, the table itself, the staged K/V rows, the decode scratch and the
+  // key range its grid covers, the logit steps, cuBLASLt's buffers. A captured step stays valid while this
+  // is unchanged. The weights and RoPE frequencies never move; the KV caches are not baked in at all (the
+  // table points at them), so reserving a slot anew changes this only through the buffers it frees.
+  std::vector<uint64_t> batch_step_signature() const;
   // Prefix reuse (device_shard_kv.cpp): copies KV positions [0, n) of `slot` into a new device buffer
   // [2 * layers, n, local Hkv * d] bf16 (K then V per layer), or back from one made for `tokens` >= n
   // positions; both enqueued on the shard's stream.
@@ -138,10 +148,14 @@ class DeviceShard {
   // decode_scratch_ of at least `bytes`.
   Status ensure_decode_scratch(size_t bytes);
   // A batch step's device table (batch_table_: [local layers][K, V][rows] cache pointers, then [rows] int32
-  // positions): row r's K or V cache of a local layer, and the rows' positions.
+  // positions, then [rows] int32 token ids): row r's K or V cache of a local layer, the rows' positions and
+  // tokens.
   uint16_t* const* batch_k_rows(int local_layer) const;
   uint16_t* const* batch_v_rows(int local_layer) const;
   const int32_t* batch_positions() const;
+  const int32_t* batch_tokens() const;
+  // The longest reserved cache of any slot: the keys a batch step's decode grid covers.
+  int64_t longest_slot() const;
 
   ModelConfig model_;   // the whole model
   ModelConfig config_;  // the shard's view (shard_config)
@@ -153,10 +167,12 @@ class DeviceShard {
   std::vector<SlotKv> slots_{1};
   int active_ = 0;  // the sequence steps' slot
   // A batch step in progress: its rows (0: sequence steps), tables, staged K and V [2, rows, local Hkv * d]
-  // bf16 (RoPE runs there before each row is stored into its own cache) and its longest key range.
-  int64_t batch_rows_ = 0, batch_max_keys_ = 0;
+  // bf16 (RoPE runs there before each row is stored into its own cache) and the key range its decode grid
+  // covers (longest_slot(): CTAs past a row's keys exit at once, so the grid holds while the caches fill).
+  // The tables and staged rows are sized for a batch of every slot: their addresses do not depend on B.
+  int64_t batch_rows_ = 0, batch_key_bound_ = 0;
   DeviceBuffer batch_table_, batch_kv_;
-  std::vector<char> host_batch_table_;  // batch_table_'s host image
+  PinnedBuffer host_batch_table_;  // batch_table_'s host image, copied without a host wait
   uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,
            *maybe_final_norm_ = nullptr;  // [V,D] [V,D] [D]
   std::vector<Layer> layers_;

@@ -1,6 +1,8 @@
 // DeviceShard's batch steps (Backend::decode_batch): the device table that tells each row of a step where its
-// own sequence's KV cache is and at which position its token goes, uploaded once per step and read by the
-// per-row RoPE, the KV store and the batched decode attention (device_shard_layer.cpp).
+// own sequence's KV cache is, at which position its token goes and which token it is, uploaded once per step
+// and read by the embedding, the per-row RoPE, the KV store and the batched decode attention
+// (device_shard_layer.cpp). Nothing else a step's launches take changes from step to step: a step can be
+// captured into a CUDA graph and replayed with a new table (decode_graphs.h).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -11,54 +13,101 @@
 #include "runtime/cuda/device_shard.h"
 
 namespace sacc::cuda_rt {
+namespace {
 
-Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int32_t> positions) {
+// The table of a `rows`-row step over `layers` local layers: [layers][K, V][rows] cache pointers, then
+// [rows] int32 positions, then [rows] int32 token ids.
+size_t pointer_bytes(int layers, int64_t rows) {
+  return static_cast<size_t>(layers) * 2 * rows * sizeof(uint16_t*);
+}
+
+size_t table_bytes(int layers, int64_t rows) {
+  return pointer_bytes(layers, rows) + static_cast<size_t>(2 * rows) * sizeof(int32_t);
+}
+
+}  // namespace
+
+Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int32_t> positions,
+                                std::span<const int32_t> tokens) {
   const auto rows = static_cast<int64_t>(slots.size());
-  if (rows == 0 || positions.size() != slots.size())
-    return make_error(StatusCode::INTERNAL, "begin_batch: {} slots, {} positions", slots.size(),
-                      positions.size());
+  const auto max_rows = static_cast<int64_t>(slots_.size());
+  if (rows == 0 || rows > max_rows || positions.size() != slots.size() || tokens.size() != slots.size())
+    return make_error(StatusCode::INTERNAL, "begin_batch: {} slots, {} positions, {} tokens, {} slots held",
+                      slots.size(), positions.size(), tokens.size(), max_rows);
   if (rows > tokens_)
     return make_error(StatusCode::INTERNAL, "workspace sized for {} tokens, batch has {} rows", tokens_,
                       rows);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   const int layers = config_.num_layers;
-  // [layers][K, V][rows] pointers, then [rows] int32 positions.
-  const size_t pointer_bytes = static_cast<size_t>(layers) * 2 * rows * sizeof(uint16_t*);
-  const size_t table_bytes = pointer_bytes + static_cast<size_t>(rows) * sizeof(int32_t);
-  host_batch_table_.resize(table_bytes);
-  auto* pointers = reinterpret_cast<uint16_t**>(host_batch_table_.data());
-  int64_t max_keys = 0, max_capacity = 1;
+  // Sized for a batch of every slot (a few KiB): the same addresses for every B, so a step captured for one
+  // batch size is not invalidated by a step of another.
+  if (batch_table_.size() < table_bytes(layers, max_rows)) {
+    SACC_CUDA_TRY(cudaStreamSynchronize(stream_));  // the last table copy may still read the host image
+    batch_table_ = {};
+    host_batch_table_ = {};
+    SACC_ASSIGN_OR_RETURN(batch_table_,
+                          DeviceBuffer::create(spec_.device, table_bytes(layers, max_rows), "batch table"));
+    SACC_ASSIGN_OR_RETURN(host_batch_table_,
+                          PinnedBuffer::create(table_bytes(layers, max_rows), "batch table"));
+  }
+  const size_t staged_kv = static_cast<size_t>(2 * max_rows * config_.kv_dim()) * sizeof(uint16_t);
+  if (batch_kv_.size() < staged_kv) {
+    batch_kv_ = {};
+    SACC_ASSIGN_OR_RETURN(batch_kv_, DeviceBuffer::create(spec_.device, staged_kv, "batch K/V rows"));
+  }
+  // The decode grid covers the longest reserved cache, not this step's keys: it changes when a slot is
+  // reserved, not every few hundred tokens of decoding.
+  const int64_t key_bound = longest_slot();
+  SACC_RETURN_IF_ERROR(ensure_decode_scratch(decode_attention_batch_scratch_bytes(
+      static_cast<int>(max_rows), config_.num_heads, config_.head_dim, key_bound)));
+  // The host image: the previous step's copy from it finished at that step's synchronize().
+  char* host = host_batch_table_.as<char>();
+  auto* pointers = reinterpret_cast<uint16_t**>(host);
   for (int64_t r = 0; r < rows; ++r) {
     const int slot = slots[r];
-    if (slot < 0 || slot >= static_cast<int>(slots_.size()) ||
-        positions[r] >= slots_[static_cast<size_t>(slot)].capacity || positions[r] < 0)
+    if (slot < 0 || slot >= max_rows || positions[r] >= slots_[static_cast<size_t>(slot)].capacity ||
+        positions[r] < 0)
       return make_error(StatusCode::INTERNAL, "begin_batch: slot {} position {}", slot, positions[r]);
     for (int l = 0; l < layers; ++l) {
       pointers[(2 * l) * rows + r] = k_cache(slot, l);
       pointers[(2 * l + 1) * rows + r] = v_cache(slot, l);
     }
-    max_keys = std::max<int64_t>(max_keys, int64_t{positions[r]} + 1);
-    max_capacity = std::max(max_capacity, slots_[static_cast<size_t>(slot)].capacity);
   }
-  std::memcpy(host_batch_table_.data() + pointer_bytes, positions.data(), positions.size() * sizeof(int32_t));
-  if (batch_table_.size() < table_bytes) {
-    batch_table_ = {};
-    SACC_ASSIGN_OR_RETURN(batch_table_, DeviceBuffer::create(spec_.device, table_bytes, "batch table"));
-  }
-  const size_t staged_kv = static_cast<size_t>(2 * rows * config_.kv_dim()) * sizeof(uint16_t);
-  if (batch_kv_.size() < staged_kv) {
-    batch_kv_ = {};
-    SACC_ASSIGN_OR_RETURN(batch_kv_, DeviceBuffer::create(spec_.device, staged_kv, "batch K/V rows"));
-  }
-  // Sized for the rows' whole caches, not this step's keys: it grows when the batch does, not every few
-  // hundred tokens of decoding.
-  SACC_RETURN_IF_ERROR(ensure_decode_scratch(decode_attention_batch_scratch_bytes(
-      static_cast<int>(rows), config_.num_heads, config_.head_dim, max_capacity)));
-  SACC_CUDA_TRY(cudaMemcpyAsync(batch_table_.data(), host_batch_table_.data(), table_bytes,
-                                cudaMemcpyHostToDevice, stream_));
+  std::memcpy(host + pointer_bytes(layers, rows), positions.data(), positions.size() * sizeof(int32_t));
+  std::memcpy(host + pointer_bytes(layers, rows) + rows * sizeof(int32_t), tokens.data(),
+              tokens.size() * sizeof(int32_t));
+  SACC_CUDA_TRY(
+      cudaMemcpyAsync(batch_table_.data(), host, table_bytes(layers, rows), cudaMemcpyHostToDevice, stream_));
   batch_rows_ = rows;
-  batch_max_keys_ = max_keys;
+  batch_key_bound_ = key_bound;
   return Status::ok();
+}
+
+int64_t DeviceShard::longest_slot() const {
+  int64_t longest = 1;
+  for (const SlotKv& s : slots_) longest = std::max(longest, s.capacity);
+  return longest;
+}
+
+std::vector<uint64_t> DeviceShard::batch_step_signature() const {
+  const auto address = [](const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); };
+  return {address(hidden_.data()),
+          address(q_or_mlp_.data()),
+          address(attn_out_.data()),
+          address(scratch_.data()),
+          address(logits_.data()),
+          address(fp8_input_.data()),
+          address(fp8_input_scales_),
+          address(batch_table_.data()),
+          address(batch_kv_.data()),
+          address(decode_scratch_.data()),
+          decode_scratch_.size(),
+          static_cast<uint64_t>(batch_rows_),
+          static_cast<uint64_t>(batch_key_bound_),
+          static_cast<uint64_t>(logit_step_rows_),
+          static_cast<uint64_t>(chunk_rows(batch_rows_)),
+          address(gemm_->workspace()),
+          address(gemm_->fp8_scratch())};
 }
 
 uint16_t* const* DeviceShard::batch_k_rows(int local) const {
@@ -70,8 +119,12 @@ uint16_t* const* DeviceShard::batch_v_rows(int local) const {
 }
 
 const int32_t* DeviceShard::batch_positions() const {
-  return reinterpret_cast<const int32_t*>(batch_table_.as<char>() + static_cast<size_t>(config_.num_layers) *
-                                                                        2 * batch_rows_ * sizeof(uint16_t*));
+  return reinterpret_cast<const int32_t*>(batch_table_.as<char>() +
+                                          pointer_bytes(config_.num_layers, batch_rows_));
+}
+
+const int32_t* DeviceShard::batch_tokens() const {
+  return batch_positions() + batch_rows_;
 }
 
 }  // namespace sacc::cuda_rt

@@ -169,11 +169,12 @@ class DeviceShard::LayerOps {
   Status run_attention(int local, int64_t n, int64_t start) {
     const ModelConfig& c = s_.config_;
     if (batch())
-      return cuda_status(decode_attention_batch(
-                             q(0), s_.batch_k_rows(local), s_.batch_v_rows(local), s_.batch_positions(), o(0),
-                             static_cast<int>(n), c.num_heads, c.num_kv_heads, c.head_dim, s_.batch_max_keys_,
-                             s_.decode_scratch_.data(), s_.decode_scratch_.size(), stream()),
-                         "batched decode attention");
+      return cuda_status(
+          decode_attention_batch(q(0), s_.batch_k_rows(local), s_.batch_v_rows(local), s_.batch_positions(),
+                                 o(0), static_cast<int>(n), c.num_heads, c.num_kv_heads, c.head_dim,
+                                 s_.batch_key_bound_, s_.decode_scratch_.data(), s_.decode_scratch_.size(),
+                                 stream()),
+          "batched decode attention");
     const AttentionDecision& decision = s_.attention_;
     AttentionParams p;
     p.shape = {start + n, c.num_heads, c.num_kv_heads, c.head_dim};
