@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   auto* bars = reinterpret_cast<uint64_t*>(s_key + kStages * kTileKeys);
   uint64_t* q_full = bars;               // Q landed
   uint64_t* full = bars + 1;             // [kStages] K/V stage landed
-  uint64_t* empty = bars + 1 + kStages;  // [kStages] every consumer thread is done with the stage
+  uint64_t* empty = bars + 1 + kStages;  // [kStages] every consumer warp is done with the stage
 
   const Visit visit(p, blockIdx.x);
   const int tid = threadIdx.x;
@@ -81,10 +81,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     mbarrier_init(q_full, 1);
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(full + s, 1);
-      // One arrival per consumer thread: each thread's reads of the stage (s_key included, a generic-proxy
-      // read) are then ordered before the producer's refill by the barrier itself, not through a warp
-      // sync and one lane's arrival, which compute-sanitizer's racecheck does not follow.
-      mbarrier_init(empty + s, 256);
+      mbarrier_init(empty + s, 8);  // one arrival per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -259,7 +256,8 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       wgmma_wait<0>();
       fence_registers(acc_o);
     }
-    mbarrier_arrive(empty + s);
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(empty + s);
   }
 
   // Epilogue (flash_epilogue.cuh): normalise, write O (bf16) and the natural-log LSE.
