@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <numbers>
+#include <sstream>
 
 #include "core/json_guard.h"
 
@@ -164,12 +165,18 @@ Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const 
   });
 }
 
+Result<ModelConfig> model_config_from_hf_text(std::string_view text, const std::string& origin) {
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
+  return model_config_from_hf_json(json, origin);
+}
+
 Result<ModelConfig> model_config_from_hf_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(StatusCode::NOT_FOUND, "{}: cannot open", path);
-  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
-  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", path);
-  return model_config_from_hf_json(json, path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return model_config_from_hf_text(text.str(), path);
 }
 
 std::vector<std::string> builtin_model_names() {

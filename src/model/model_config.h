@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -55,6 +56,8 @@ struct ModelConfig {
 
 // From a parsed HF config.json (`origin` names the file in error messages).
 Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const std::string& origin);
+// From the text of a config.json, and from the file.
+Result<ModelConfig> model_config_from_hf_text(std::string_view text, const std::string& origin);
 Result<ModelConfig> model_config_from_hf_file(const std::string& path);
 
 // Built-in configs for `random:<name>`: llama-3.1-8b, llama-3.2-1b, smollm2-135m, qwen2.5-0.5b.
