@@ -113,7 +113,11 @@ Status load_vocab(const Json& model_spec, const Json& added, TokenizerModel& mod
     size = std::max(size, id.get<int64_t>() + 1);
   }
   for (const Json& token : added) {
-    const int64_t id = token.value("id", int64_t{-1});
+    // Integers only: value("id", int64_t) would cast a float such as 1e30 out of range (undefined behaviour,
+    // found by fuzz_tokenizer_json) and silently truncate 1.5.
+    const auto id_field = token.find("id");
+    const int64_t id =
+        id_field != token.end() && id_field->is_number_integer() ? id_field->get<int64_t>() : -1;
     if (id < 0 || id >= (int64_t{1} << 24) || !token.contains("content") || !token["content"].is_string()) {
       return make_error(StatusCode::CORRUPT_DATA, "{}: added_tokens entry {} is malformed", source,
                         token.dump());

@@ -1,6 +1,6 @@
 // Inputs that crashed a parser under fuzz/ (scripts/fuzz.sh), kept as regression tests: a value of an
-// unexpected JSON type escaped as a nlohmann::json exception (abort); each must now be CORRUPT_DATA naming
-// the file.
+// unexpected JSON type escaped as a nlohmann::json exception (abort) or was cast out of range (UBSan, which
+// scripts/sanitize.sh runs these tests under); each must now be CORRUPT_DATA naming the file.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +9,7 @@
 #include "model/head_config.h"
 #include "model/minference_config.h"
 #include "model/model_config.h"
+#include "model/tokenizer.h"
 
 namespace sacc {
 namespace {
@@ -36,6 +37,19 @@ TEST(FuzzRegressions, HeadConfigWithStringMetric) {
       "heads.json");
   ASSERT_FALSE(config.is_ok());
   expect_corrupt(config.status(), "heads.json");
+}
+
+// fuzz_tokenizer_json: an added token whose id is a float; -9.2e21 was cast to int64_t (UBSan
+// float-cast-overflow) and 1.5 silently became id 1.
+TEST(FuzzRegressions, TokenizerJsonWithFloatAddedTokenId) {
+  for (const std::string id : {"-9.22337e+21", "1.5", "\"1\""}) {
+    const std::string json = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},)"
+                             R"( "added_tokens": [{"id": )" +
+                             id + R"(, "content": "<s>", "special": true}]})";
+    const Result<Tokenizer> tokenizer = Tokenizer::from_hf_json_text(json, "", "tokenizer.json");
+    ASSERT_FALSE(tokenizer.is_ok()) << id;
+    expect_corrupt(tokenizer.status(), "tokenizer.json");
+  }
 }
 
 }  // namespace
