@@ -30,6 +30,26 @@ TEST(FuzzRegressions, ConfigJsonWithNumericModelType) {
   expect_corrupt(config.status(), "config.json");
 }
 
+// fuzz_model_config (out of memory): "head_dim": 6400000000000000000 was truncated to an int of 1.65e9, which
+// validate() accepted and rope_inverse_frequencies() tried to allocate a 6.6 GB table for. Sizes past the
+// limits, and counts that do not fit an int, are errors now.
+TEST(FuzzRegressions, ConfigJsonWithHugeHeadDim) {
+  const std::string base =
+      R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 816,)"
+      R"( "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_v": 2, "intermediate_size": 4864,)"
+      R"( "vocab_size": 151936, "rope_theta": 1000000.0, "rms_norm_eps": 4e-00,)"
+      R"( "max_pie_word_embeddings!": true, "bos_token_d": 151645, "head_dim": )";
+  for (const std::string head_dim : {"6400000000000000000", "2000000000", "4098"}) {
+    const Result<ModelConfig> config = model_config_from_hf_text(base + head_dim + "}", "config.json");
+    ASSERT_FALSE(config.is_ok()) << head_dim;
+    expect_corrupt(config.status(), "config.json");
+  }
+  EXPECT_TRUE(model_config_from_hf_text(base + "64}", "config.json").is_ok());
+  ModelConfig wide = *builtin_model_config("smollm2-135m");
+  wide.vocab = kMaxModelWidth + 1;
+  EXPECT_EQ(wide.validate().code(), StatusCode::CORRUPT_DATA);
+}
+
 // A head record whose "error" is a string.
 TEST(FuzzRegressions, HeadConfigWithStringMetric) {
   const Result<HeadConfig> config = parse_head_config(
