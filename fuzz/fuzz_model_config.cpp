@@ -1,14 +1,14 @@
-// Hugging Face config.json bytes -> model_config_from_hf_file, then the checks and RoPE table the runtime
-// takes from the result.
+// Hugging Face config.json bytes -> model_config_from_hf_text (what model_config_from_hf_file parses the file
+// with), then the checks and RoPE table the runtime takes from the result.
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "model/model_config.h"
-#include "scratch_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static sacc::fuzz::ScratchFile scratch("config.json");
-  auto config = sacc::model_config_from_hf_file(scratch.write(data, size));
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto config = sacc::model_config_from_hf_text(text, "config.json");
   if (!config.is_ok()) return 0;
   (void)config->summary();
   if (config->validate().is_ok()) {

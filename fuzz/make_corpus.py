@@ -141,16 +141,26 @@ def main():
                      ("v", "F16", [1, 2, 8, 16], 2)], {"format": "pt"}))
     put("safetensors", "scalar_f32.safetensors", safetensors([("x", "F32", [], 4), ("e", "I32", [0], 4)]))
 
-    # ---- tokenizer.json: the Llama-3 tokenizer cut to its first 600 tokens and the merges among them
+    # ---- tokenizer.json: the Llama-3 tokenizer cut to its 256 byte tokens, the first 44 merged ones, the merges
+    # that make them and the specials of its chat template; small, because every mutation parses all of it.
+    # The second seed appends a NUL and the parts of tokenizer_config.json the loader reads.
     full = json.load(open(os.path.join(SHARED, "llama3-tokenizer", "tokenizer.json")))
-    vocab = {k: v for k, v in full["model"]["vocab"].items() if v < 600}
+    vocab = {k: v for k, v in full["model"]["vocab"].items() if v < 300}
     full["model"]["vocab"] = vocab
-    full["model"]["merges"] = [m for m in full["model"]["merges"]
-                               if all(p in vocab for p in (m.split(" ") if isinstance(m, str) else m))][:300]
-    full["added_tokens"] = [t for t in full["added_tokens"] if t["id"] <= 128009]
+    full["model"]["merges"] = [m for m in full["model"]["merges"] if m.replace(" ", "", 1) in vocab
+                               and all(p in vocab for p in m.split(" "))]
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+    full["added_tokens"] = [t for t in full["added_tokens"] if t["content"] in specials]
     for t in full["added_tokens"]:
-        t["id"] = t["id"] - 128000 + 600
-    put("tokenizer_json", "llama3_cut.json", json.dumps(full, ensure_ascii=False))
+        t["id"] = t["id"] - 128000 + 300
+    for t in full["post_processor"]["processors"][1]["special_tokens"].values():
+        t["ids"] = [i - 128000 + 300 for i in t["ids"]]
+    tokenizer_json = json.dumps(full, ensure_ascii=False)
+    put("tokenizer_json", "llama3_cut.json", tokenizer_json)
+    config = {k: llama3_config[k] for k in ("bos_token", "eos_token", "chat_template")}
+    config["add_bos_token"] = True
+    put("tokenizer_json", "llama3_cut_config.json",
+        tokenizer_json + "\0" + json.dumps(config, ensure_ascii=False))
 
     # ---- chat templates: two flag bytes, the Jinja source on one line, then NUL-separated role/content
     msgs = "\0".join(["system", "Be brief.", "user", "Hello <|eot_id|> there", "assistant", "Hi", "user", "é"])

@@ -25,11 +25,14 @@ Status corrupt(const std::string& path, const std::string& what) {
 
 }  // namespace
 
+// The file's bytes: mapped (open) or owned (from_bytes).
 struct SafetensorsFile::Mapping {
   void* base = nullptr;
   size_t size = 0;
+  bool mapped = false;
+  std::vector<uint8_t> owned;
   ~Mapping() {
-    if (base) munmap(base, size);
+    if (mapped) munmap(base, size);
   }
 };
 
@@ -40,6 +43,7 @@ SafetensorsFile::~SafetensorsFile() = default;
 Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   SafetensorsFile file;
   file.path_ = path;
+  file.mapping_ = std::make_unique<Mapping>();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return Status(errno == ENOENT ? StatusCode::NOT_FOUND : StatusCode::IO_ERROR,
@@ -52,21 +56,41 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     return Status(StatusCode::IO_ERROR, fmt::format("{}: cannot stat: {}", path, std::strerror(error)));
   }
   const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+  if (file_size > 0) {  // an empty file cannot be mapped; parse() reports it as too short
+    void* base = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_error = errno;
+    if (base == MAP_FAILED) {
+      ::close(fd);
+      return Status(StatusCode::IO_ERROR, fmt::format("{}: cannot map: {}", path, std::strerror(map_error)));
+    }
+    file.mapping_->base = base;
+    file.mapping_->size = file_size;
+    file.mapping_->mapped = true;
+  }
+  ::close(fd);
+  SACC_RETURN_IF_ERROR(file.parse());
+  return file;
+}
+
+Result<SafetensorsFile> SafetensorsFile::from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  SafetensorsFile file;
+  file.path_ = name;
+  file.mapping_ = std::make_unique<Mapping>();
+  file.mapping_->owned = std::move(bytes);
+  file.mapping_->base = file.mapping_->owned.data();
+  file.mapping_->size = file.mapping_->owned.size();
+  SACC_RETURN_IF_ERROR(file.parse());
+  return file;
+}
+
+Status SafetensorsFile::parse() {
+  const std::string& path = path_;
+  const uint64_t file_size = mapping_->size;
   if (file_size < 8) {
-    ::close(fd);
     return corrupt(
         path, fmt::format("file is {} bytes, too short for a safetensors header (truncated?)", file_size));
   }
-  void* base = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_error = errno;
-  ::close(fd);
-  if (base == MAP_FAILED) {
-    return Status(StatusCode::IO_ERROR, fmt::format("{}: cannot map: {}", path, std::strerror(map_error)));
-  }
-  file.mapping_ = std::make_unique<Mapping>();
-  file.mapping_->base = base;
-  file.mapping_->size = file_size;
-  const auto* bytes = static_cast<const uint8_t*>(base);
+  const auto* bytes = static_cast<const uint8_t*>(mapping_->base);
 
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];  // little endian
@@ -94,7 +118,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       if (!entry.is_object()) return corrupt(path, "__metadata__ is not an object");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) return corrupt(path, fmt::format("__metadata__['{}'] is not a string", key));
-        file.metadata_[key] = value.get<std::string>();
+        metadata_[key] = value.get<std::string>();
       }
       continue;
     }
@@ -144,7 +168,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       return bad(fmt::format("holds {} bytes but {} of {} needs {}", end - begin, shape->to_string(),
                              dtype_name(*dtype), expected));
     }
-    file.entries_[name] = Entry{*dtype, *shape, static_cast<size_t>(data_begin + begin)};
+    entries_[name] = Entry{*dtype, *shape, static_cast<size_t>(data_begin + begin)};
     spans.push_back({begin, end, name});
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
@@ -160,8 +184,8 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     covered_to = span.end;
     covered_by = span.name;
   }
-  for (const Span& span : spans) file.names_.push_back(span.name);
-  return file;
+  for (const Span& span : spans) names_.push_back(span.name);
+  return Status::ok();
 }
 
 Result<TensorView> SafetensorsFile::tensor(const std::string& name) const {

@@ -22,6 +22,8 @@ namespace sacc {
 class SafetensorsFile {
  public:
   static Result<SafetensorsFile> open(const std::string& path);
+  // The same checks on a file's bytes held in memory; `name` stands for the path in messages and path().
+  static Result<SafetensorsFile> from_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
@@ -37,6 +39,7 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  Status parse();  // validates the header of the bytes in mapping_, fills the tables
   struct Mapping;
   struct Entry {
     DType dtype;

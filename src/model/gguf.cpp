@@ -15,11 +15,14 @@
 
 namespace sacc {
 
+// The file's bytes: mapped (open) or owned (from_bytes).
 struct GgufFile::Mapping {
   const uint8_t* data = nullptr;
   uint64_t size = 0;
+  bool mapped = false;
+  std::vector<uint8_t> owned;
   ~Mapping() {
-    if (data != nullptr && size > 0) munmap(const_cast<uint8_t*>(data), size);
+    if (mapped) munmap(const_cast<uint8_t*>(data), size);
   }
 };
 
@@ -166,10 +169,23 @@ Result<GgufFile> GgufFile::open(const std::string& path) {
     }
     file.mapping_->data = static_cast<const uint8_t*>(data);
     file.mapping_->size = size;
+    file.mapping_->mapped = true;
   }
   ::close(fd);
   Status status = file.parse();
   if (!status.is_ok()) return status.with_context(path);
+  return file;
+}
+
+Result<GgufFile> GgufFile::from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  GgufFile file;
+  file.path_ = name;
+  file.mapping_ = std::make_unique<Mapping>();
+  file.mapping_->owned = std::move(bytes);
+  file.mapping_->data = file.mapping_->owned.data();
+  file.mapping_->size = file.mapping_->owned.size();
+  Status status = file.parse();
+  if (!status.is_ok()) return status.with_context(name);
   return file;
 }
 

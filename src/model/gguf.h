@@ -69,6 +69,8 @@ class GgufFile {
   // Maps and validates `path`; NOT_FOUND / IO_ERROR / CORRUPT_DATA / UNSUPPORTED with the path in the
   // message.
   static Result<GgufFile> open(const std::string& path);
+  // The same checks on a file's bytes held in memory; `name` stands for the path in messages and path().
+  static Result<GgufFile> from_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
   GgufFile(GgufFile&&) noexcept;
   GgufFile& operator=(GgufFile&&) noexcept;

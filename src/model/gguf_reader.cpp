@@ -54,17 +54,17 @@ Status GgufReader::read_string(std::string* out, std::string_view what) {
 }
 
 Status GgufReader::read_value(GgufValue* out, std::string_view key) {
+  // Formatted once per key and passed down: an array of 150K tokens must not format it per element.
+  const std::string what = fmt::format("metadata key '{}'", key);
   uint32_t code = 0;
-  if (!read_pod(&code)) return truncated(fmt::format("metadata key '{}'", key));
-  if (!valid_type(code)) {
-    return make_error(StatusCode::CORRUPT_DATA, "metadata key '{}' has unknown value type {}", key, code);
-  }
-  return read_payload(static_cast<GgufValueType>(code), out, key, 0);
+  if (!read_pod(&code)) return truncated(what);
+  if (!valid_type(code))
+    return make_error(StatusCode::CORRUPT_DATA, "{} has unknown value type {}", what, code);
+  return read_payload(static_cast<GgufValueType>(code), out, what, 0);
 }
 
-Status GgufReader::read_payload(GgufValueType type, GgufValue* out, std::string_view key, int depth) {
+Status GgufReader::read_payload(GgufValueType type, GgufValue* out, std::string_view what, int depth) {
   out->type = type;
-  const std::string what = fmt::format("metadata key '{}'", key);
   auto read_signed = [&](auto tag) -> Status {
     decltype(tag) v{};
     if (!read_pod(&v)) return truncated(what);
@@ -117,13 +117,12 @@ Status GgufReader::read_payload(GgufValueType type, GgufValue* out, std::string_
     case GgufValueType::STRING:
       return read_string(&out->str, what);
     case GgufValueType::ARRAY:
-      return read_array(out, key, depth);
+      return read_array(out, what, depth);
   }
   return make_error(StatusCode::CORRUPT_DATA, "{}: unknown value type", what);
 }
 
-Status GgufReader::read_array(GgufValue* out, std::string_view key, int depth) {
-  const std::string what = fmt::format("metadata key '{}'", key);
+Status GgufReader::read_array(GgufValue* out, std::string_view what, int depth) {
   if (depth >= kMaxArrayDepth) {
     return make_error(StatusCode::CORRUPT_DATA, "{}: arrays nested deeper than {}", what, kMaxArrayDepth);
   }
@@ -148,10 +147,10 @@ Status GgufReader::read_array(GgufValue* out, std::string_view key, int depth) {
     }
     if (element_type == GgufValueType::ARRAY) {
       out->arrays.emplace_back();
-      SACC_RETURN_IF_ERROR(read_payload(element_type, &out->arrays.back(), key, depth + 1));
+      SACC_RETURN_IF_ERROR(read_payload(element_type, &out->arrays.back(), what, depth + 1));
       continue;
     }
-    SACC_RETURN_IF_ERROR(read_payload(element_type, &element, key, depth + 1));
+    SACC_RETURN_IF_ERROR(read_payload(element_type, &element, what, depth + 1));
     if (element_type == GgufValueType::FLOAT32 || element_type == GgufValueType::FLOAT64) {
       out->floats.push_back(element.f64);
     } else {

@@ -33,8 +33,9 @@ class GgufReader {
   Status read_value(GgufValue* out, std::string_view key);
 
  private:
-  Status read_payload(GgufValueType type, GgufValue* out, std::string_view key, int depth);
-  Status read_array(GgufValue* out, std::string_view key, int depth);
+  // `what` names the value in errors ("metadata key 'general.name'").
+  Status read_payload(GgufValueType type, GgufValue* out, std::string_view what, int depth);
+  Status read_array(GgufValue* out, std::string_view what, int depth);
 
   const uint8_t* data_;
   uint64_t size_;

@@ -120,7 +120,7 @@ Result<HeadConfig> parse_head_config(const std::string& json_text, const std::st
   Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
   if (root.is_array()) {
-    SACC_ASSIGN_OR_RETURN(MinferenceConfig minference, parse_minference_config(json_text, origin));
+    SACC_ASSIGN_OR_RETURN(MinferenceConfig minference, minference_config_from_json(root, origin));
     return from_minference(minference);
   }
   if (root.is_object()) return guard_json(origin, [&] { return parse_ours(root, origin); });

@@ -10,17 +10,19 @@
 namespace sacc {
 namespace {
 
-Result<MinferenceHead> parse_head(const nlohmann::json& entry, const std::string& where) {
+// `where()` names the head in errors; formatted only on an error, since configs hold thousands of heads.
+template <typename Where>
+Result<MinferenceHead> parse_head(const nlohmann::json& entry, const Where& where) {
   if (!entry.is_array() || entry.size() < 3 || !entry[0].is_string() || !entry[1].is_number_integer() ||
       !entry[2].is_number_integer()) {
-    return make_error(StatusCode::CORRUPT_DATA, "{}: expected [type, v, s, score], got {}", where,
+    return make_error(StatusCode::CORRUPT_DATA, "{}: expected [type, v, s, score], got {}", where(),
                       entry.dump());
   }
   const std::string type = entry[0].get<std::string>();
   const int64_t v = entry[1].get<int64_t>();
   const int64_t s = entry[2].get<int64_t>();
   if (v < 0 || s < 0)
-    return make_error(StatusCode::CORRUPT_DATA, "{}: negative budget in {}", where, entry.dump());
+    return make_error(StatusCode::CORRUPT_DATA, "{}: negative budget in {}", where(), entry.dump());
   MinferenceHead head;
   if (entry.size() > 3 && entry[3].is_number()) head.score = entry[3].get<double>();
   if (type == "vertical_and_slash") {
@@ -37,7 +39,7 @@ Result<MinferenceHead> parse_head(const nlohmann::json& entry, const std::string
   } else {
     return make_error(
         StatusCode::CORRUPT_DATA,
-        "{}: unknown pattern type '{}' (expected vertical_and_slash, stream_llm or block_sparse)", where,
+        "{}: unknown pattern type '{}' (expected vertical_and_slash, stream_llm or block_sparse)", where(),
         type);
   }
   return head;
@@ -49,6 +51,11 @@ Result<MinferenceConfig> parse_minference_config(const std::string& json_text,
                                                  const std::string& source_name) {
   const nlohmann::json root = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", source_name);
+  return minference_config_from_json(root, source_name);
+}
+
+Result<MinferenceConfig> minference_config_from_json(const nlohmann::json& root,
+                                                     const std::string& source_name) {
   return guard_json(source_name, [&]() -> Result<MinferenceConfig> {
     if (!root.is_array() || root.empty()) {
       return make_error(StatusCode::CORRUPT_DATA, "{}: expected a non-empty list of layers", source_name);
@@ -71,8 +78,9 @@ Result<MinferenceConfig> parse_minference_config(const std::string& json_text,
                             key, heads.size() - 1);
         }
         seen[head] = 1;
-        SACC_ASSIGN_OR_RETURN(
-            row[head], parse_head(entry, fmt::format("{}: layer {} head {}", source_name, layer, key)));
+        SACC_ASSIGN_OR_RETURN(row[head], parse_head(entry, [&, &key = key] {
+                                return fmt::format("{}: layer {} head {}", source_name, layer, key);
+                              }));
       }
       if (!config.empty() && row.size() != config.front().size()) {
         return make_error(StatusCode::CORRUPT_DATA, "{}: layer {} has {} heads, layer 0 has {}", source_name,

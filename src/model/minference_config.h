@@ -6,6 +6,8 @@
 //   "block_sparse"       -> block-cluster:v       (v key blocks per query block)
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <string>
 #include <vector>
 
@@ -24,6 +26,9 @@ using MinferenceConfig = std::vector<std::vector<MinferenceHead>>;
 
 Result<MinferenceConfig> parse_minference_config(const std::string& json_text,
                                                  const std::string& source_name);
+// The same from parsed JSON (head_config.cpp detects the format from it).
+Result<MinferenceConfig> minference_config_from_json(const nlohmann::json& root,
+                                                     const std::string& source_name);
 Result<MinferenceConfig> load_minference_config(const std::string& path);
 
 // The specs of one layer, for LayerPatterns::heads.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <numbers>
+#include <sstream>
 
 #include "core/json_guard.h"
 
@@ -54,6 +55,14 @@ int64_t ModelConfig::parameter_count() const {
   return vocab * hidden * (tied_embeddings ? 1 : 2) + num_layers * per_layer + hidden;
 }
 
+Result<int> model_count(int64_t value, std::string_view key, const std::string& origin) {
+  if (value < 1 || value > kMaxModelCount) {
+    return make_error(StatusCode::CORRUPT_DATA, "{}: '{}' is {}; it must be in [1, {}]", origin, key, value,
+                      kMaxModelCount);
+  }
+  return static_cast<int>(value);
+}
+
 Status ModelConfig::validate() const {
   if (hidden <= 0 || num_layers <= 0 || num_heads <= 0 || num_kv_heads <= 0 || head_dim <= 0 || ffn <= 0 ||
       vocab <= 0)
@@ -61,6 +70,15 @@ Status ModelConfig::validate() const {
                       "{}: sizes must be positive (hidden {}, layers {}, heads {}, kv heads {}, head_dim {}, "
                       "ffn {}, vocab {})",
                       name, hidden, num_layers, num_heads, num_kv_heads, head_dim, ffn, vocab);
+  if (hidden > kMaxModelWidth || ffn > kMaxModelWidth || vocab > kMaxModelWidth ||
+      std::max({num_layers, num_heads, num_kv_heads, head_dim}) > kMaxModelCount)
+    return make_error(
+        StatusCode::CORRUPT_DATA,
+        "{}: sizes past the limits (hidden, ffn and vocab at most {}; layers, heads, kv heads and "
+        "head_dim at most {}): hidden {}, layers {}, heads {}, kv heads {}, head_dim {}, ffn {}, "
+        "vocab {}",
+        name, kMaxModelWidth, kMaxModelCount, hidden, num_layers, num_heads, num_kv_heads, head_dim, ffn,
+        vocab);
   if (num_heads % num_kv_heads != 0)
     return make_error(StatusCode::CORRUPT_DATA, "{}: {} attention heads are not a multiple of {} KV heads",
                       name, num_heads, num_kv_heads);
@@ -135,10 +153,12 @@ Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const 
     SACC_ASSIGN_OR_RETURN(int64_t heads, get_int(json, "num_attention_heads", origin));
     SACC_ASSIGN_OR_RETURN(c.ffn, get_int(json, "intermediate_size", origin));
     SACC_ASSIGN_OR_RETURN(c.vocab, get_int(json, "vocab_size", origin));
-    c.num_layers = static_cast<int>(layers);
-    c.num_heads = static_cast<int>(heads);
-    c.num_kv_heads = static_cast<int>(get_int_or(json, "num_key_value_heads", heads));
-    c.head_dim = static_cast<int>(get_int_or(json, "head_dim", heads > 0 ? c.hidden / heads : 0));
+    SACC_ASSIGN_OR_RETURN(c.num_layers, model_count(layers, "num_hidden_layers", origin));
+    SACC_ASSIGN_OR_RETURN(c.num_heads, model_count(heads, "num_attention_heads", origin));
+    SACC_ASSIGN_OR_RETURN(c.num_kv_heads, model_count(get_int_or(json, "num_key_value_heads", heads),
+                                                      "num_key_value_heads", origin));
+    SACC_ASSIGN_OR_RETURN(c.head_dim,
+                          model_count(get_int_or(json, "head_dim", c.hidden / heads), "head_dim", origin));
     c.rope_theta = get_double_or(json, "rope_theta", 10000.0);
     c.rms_eps = get_double_or(json, "rms_norm_eps", 1e-5);
     c.tied_embeddings = get_bool_or(json, "tie_word_embeddings", false);
@@ -164,12 +184,18 @@ Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const 
   });
 }
 
+Result<ModelConfig> model_config_from_hf_text(std::string_view text, const std::string& origin) {
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
+  return model_config_from_hf_json(json, origin);
+}
+
 Result<ModelConfig> model_config_from_hf_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(StatusCode::NOT_FOUND, "{}: cannot open", path);
-  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
-  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", path);
-  return model_config_from_hf_json(json, path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return model_config_from_hf_text(text.str(), path);
 }
 
 std::vector<std::string> builtin_model_names() {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -53,8 +54,21 @@ struct ModelConfig {
   std::string summary() const;  // multi-line, for `sacc info`
 };
 
+// Largest sizes validate() accepts: far above any real model (Llama-3.1-405B: hidden 16384, ffn 53248, 126
+// layers, 128 heads; vocabularies up to 256K tokens) and low enough that parameter_count() fits int64_t and
+// the tables sized from a config (the RoPE table: head_dim / 2) stay small, so a corrupt file is an error
+// rather than an overflow or a 6 GB allocation (found by fuzz_model_config).
+inline constexpr int64_t kMaxModelWidth = int64_t{1} << 24;  // hidden, ffn, vocab
+inline constexpr int64_t kMaxModelCount = int64_t{1} << 12;  // layers, heads, KV heads, head_dim
+
+// A count read from a file (`key` in `origin`) for one of ModelConfig's int fields: CORRUPT_DATA when it is
+// not in [1, kMaxModelCount], so that it is never truncated to an int.
+Result<int> model_count(int64_t value, std::string_view key, const std::string& origin);
+
 // From a parsed HF config.json (`origin` names the file in error messages).
 Result<ModelConfig> model_config_from_hf_json(const nlohmann::json& json, const std::string& origin);
+// From the text of a config.json, and from the file.
+Result<ModelConfig> model_config_from_hf_text(std::string_view text, const std::string& origin);
 Result<ModelConfig> model_config_from_hf_file(const std::string& path);
 
 // Built-in configs for `random:<name>`: llama-3.1-8b, llama-3.2-1b, smollm2-135m, qwen2.5-0.5b.

@@ -131,10 +131,11 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& file) {
   c.name = hp.name.empty() ? fs::path(file.path()).stem().string() : hp.name;
   c.architecture = hp.architecture;
   c.hidden = hp.embedding_length;
-  c.num_layers = static_cast<int>(hp.block_count);
-  c.num_heads = static_cast<int>(hp.head_count);
-  c.num_kv_heads = static_cast<int>(hp.head_count_kv);
-  c.head_dim = static_cast<int>(hp.head_dim);
+  SACC_ASSIGN_OR_RETURN(c.num_layers, model_count(hp.block_count, "block_count", file.path()));
+  SACC_ASSIGN_OR_RETURN(c.num_heads, model_count(hp.head_count, "attention.head_count", file.path()));
+  SACC_ASSIGN_OR_RETURN(c.num_kv_heads,
+                        model_count(hp.head_count_kv, "attention.head_count_kv", file.path()));
+  SACC_ASSIGN_OR_RETURN(c.head_dim, model_count(hp.head_dim, "attention.key_length (head_dim)", file.path()));
   c.ffn = hp.feed_forward_length;
   c.vocab = hp.vocab_size;
   c.rope_theta = hp.rope_freq_base;

@@ -45,6 +45,10 @@ class Tokenizer {
   // `path` is a tokenizer.json file or a directory holding one (tokenizer_config.json beside it is read for
   // the BOS/EOS tokens, add_bos_token and the chat template when present).
   static Result<Tokenizer> from_hf_json(const std::string& path);
+  // The same from the files' texts (`config_text` empty when there is no tokenizer_config.json); `source`
+  // names the tokenizer.json in errors.
+  static Result<Tokenizer> from_hf_json_text(std::string_view json_text, std::string_view config_text,
+                                             const std::string& source);
   // tokenizer.ggml.* keys (model "gpt2"), the pre-tokenizer from tokenizer.ggml.pre.
   static Result<Tokenizer> from_gguf(const GgufFile& file);
 

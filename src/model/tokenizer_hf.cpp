@@ -16,13 +16,17 @@ namespace {
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
-Result<Json> read_json(const fs::path& path) {
+Result<std::string> read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(StatusCode::NOT_FOUND, "{}: cannot open", path.string());
   std::stringstream buffer;
   buffer << in.rdbuf();
-  Json json = Json::parse(buffer.str(), nullptr, false);
-  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", path.string());
+  return buffer.str();
+}
+
+Result<Json> parse_json(std::string_view text, const std::string& origin) {
+  Json json = Json::parse(text, nullptr, false);
+  if (json.is_discarded()) return make_error(StatusCode::CORRUPT_DATA, "{}: not valid JSON", origin);
   return json;
 }
 
@@ -109,7 +113,11 @@ Status load_vocab(const Json& model_spec, const Json& added, TokenizerModel& mod
     size = std::max(size, id.get<int64_t>() + 1);
   }
   for (const Json& token : added) {
-    const int64_t id = token.value("id", int64_t{-1});
+    // Integers only: value("id", int64_t) would cast a float such as 1e30 out of range (undefined behaviour,
+    // found by fuzz_tokenizer_json) and silently truncate 1.5.
+    const auto id_field = token.find("id");
+    const int64_t id =
+        id_field != token.end() && id_field->is_number_integer() ? id_field->get<int64_t>() : -1;
     if (id < 0 || id >= (int64_t{1} << 24) || !token.contains("content") || !token["content"].is_string()) {
       return make_error(StatusCode::CORRUPT_DATA, "{}: added_tokens entry {} is malformed", source,
                         token.dump());
@@ -138,13 +146,22 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path) {
   fs::path file = path;
   std::error_code ec;
   if (fs::is_directory(file, ec)) file /= "tokenizer.json";
-  const std::string source = file.string();
+  SACC_ASSIGN_OR_RETURN(const std::string json_text, read_text(file));
+  std::string config_text;
+  if (const fs::path config_path = file.parent_path() / "tokenizer_config.json";
+      fs::exists(config_path, ec)) {
+    SACC_ASSIGN_OR_RETURN(config_text, read_text(config_path));
+  }
+  return from_hf_json_text(json_text, config_text, file.string());
+}
+
+Result<Tokenizer> Tokenizer::from_hf_json_text(std::string_view json_text, std::string_view config_text,
+                                               const std::string& source) {
   return guard_json(source, [&]() -> Result<Tokenizer> {
-    SACC_ASSIGN_OR_RETURN(Json json, read_json(file));
+    SACC_ASSIGN_OR_RETURN(Json json, parse_json(json_text, source));
     Json config = Json::object();
-    if (const fs::path config_path = file.parent_path() / "tokenizer_config.json";
-        fs::exists(config_path, ec)) {
-      SACC_ASSIGN_OR_RETURN(config, read_json(config_path));
+    if (!config_text.empty()) {
+      SACC_ASSIGN_OR_RETURN(config, parse_json(config_text, source + ": tokenizer_config.json beside it"));
     }
     const Json& model_spec = json.value("model", Json::object());
     if (model_spec.value("type", "") != "BPE") {
