@@ -60,8 +60,8 @@ harness_options() {
     fuzz_size) echo -max_len=64 ;;                          # "24GiB"
     fuzz_pattern) echo -max_len=256 ;;                      # "interval-slash:1000,6096@0.95+block-cluster:16"
     fuzz_chat_template) echo -max_len=4096 ;;               # a Jinja template and a few messages
-    fuzz_gguf | fuzz_gguf_tokenizer) echo -max_len=8192 ;;  # seeds 6-7 KB: small vocab, a tensor of each type
-    fuzz_tokenizer_json) echo -max_len=8192 -dict=fuzz/json.dict ;;  # seeds < 6.5 KB: Llama-3's, cut
+    fuzz_gguf | fuzz_gguf_tokenizer) echo -max_len=6144 ;;  # seeds < 5 KB: small vocab, a tensor of each type
+    fuzz_tokenizer_json) echo -max_len=6144 -dict=fuzz/json.dict ;;  # seeds < 4.3 KB: Llama-3's, cut
     *) echo -max_len=4096 -dict=fuzz/json.dict ;;  # config.json, head configs, request bodies, safetensors
   esac
 }
