@@ -98,11 +98,14 @@ while read -r name runs secs rc; do
   run_rows+="| $name | $runs | $secs | $((runs / (secs > 0 ? secs : 1))) | $crashes | $commit | $today |"
   run_rows+=" $machine | \`$COMMAND\` |"$'\n'
 done <<< "$rows"
+# Concurrent --append runs (lanes of one campaign) take turns at the results file.
+mkdir -p "$(dirname "$RESULTS")"
+exec {lock}> "$WORK/results.lock"
+flock "$lock"
 # Earlier runs: the rows of the runs table already in the file.
 if ((APPEND)) && [ -f "$RESULTS" ]; then
   run_rows="$(sed -n '/^## Runs/,$p' "$RESULTS" | grep '^| fuzz_' || true)"$'\n'"$run_rows"
 fi
-mkdir -p "$(dirname "$RESULTS")"
 {
   echo "# Fuzzing: executions per harness"
   echo
