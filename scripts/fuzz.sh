@@ -87,8 +87,10 @@ export WORK BIN SECONDS_PER
 echo "fuzz: ${#harnesses[@]} harnesses, ${SECONDS_PER} s each, $JOBS at a time"
 rows=$(printf '%s\n' "${harnesses[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {}' | sort)
 
-# The commit checked out (the harnesses' source unless --bin); +dirty when tracked files differ from it.
-commit=$(git describe --always --dirty=+dirty 2>/dev/null || echo unknown)
+# The commit checked out (the harnesses' source unless --bin); +dirty when tracked files other than the
+# results file differ from it.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --name-only HEAD 2>/dev/null | grep -qvxF "$RESULTS" && commit+="+dirty"
 machine="$(uname -n), $(nproc) cores"
 today=$(date -u '+%Y-%m-%d %H:%M UTC')
 run_rows=""
@@ -102,9 +104,11 @@ done <<< "$rows"
 mkdir -p "$(dirname "$RESULTS")"
 exec {lock}> "$WORK/results.lock"
 flock "$lock"
-# Earlier runs: the rows of the runs table already in the file.
+# Earlier runs: the rows of the runs table already in the file, and its notes (a "## Notes" section, by hand).
+notes=""
 if ((APPEND)) && [ -f "$RESULTS" ]; then
-  run_rows="$(sed -n '/^## Runs/,$p' "$RESULTS" | grep '^| fuzz_' || true)"$'\n'"$run_rows"
+  run_rows="$(sed -n '/^## Runs/,/^## Notes/p' "$RESULTS" | grep '^| fuzz_' || true)"$'\n'"$run_rows"
+  notes=$(sed -n '/^## Notes/,$p' "$RESULTS")
 fi
 {
   echo "# Fuzzing: executions per harness"
@@ -128,6 +132,7 @@ fi
   echo "| harness | executions | seconds | exec/s | crashes | commit | date | machine | command |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s' "$run_rows" | grep '^| fuzz_'
+  [ -z "$notes" ] || printf '\n%s\n' "$notes"
 } > "$RESULTS"
 cat "$RESULTS"
 failed=$(awk '$4 != 0 {print $1}' <<< "$rows" | tr "\n" " ")
