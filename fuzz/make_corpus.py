@@ -53,7 +53,8 @@ GGML_TYPES = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (3
 
 
 def byte_level_vocab():
-    """GPT-2's byte-to-unicode alphabet (every byte one token), a few merges, ChatML and Llama-3 specials."""
+    """The byte tokens of newline and printable ASCII in GPT-2's byte-to-unicode spelling (newline "Ċ", space
+    "Ġ"), a few merges, ChatML and Llama-3 specials: small, since every mutation parses the whole vocab."""
     printable = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
     chars, extra = {}, 0
     for b in range(256):
@@ -62,7 +63,7 @@ def byte_level_vocab():
         else:
             chars[b] = chr(256 + extra)
             extra += 1
-    tokens = [chars[b] for b in range(256)]
+    tokens = [chars[b] for b in [0x0A] + list(range(0x20, 0x7F))]
     merges = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġ 1", "1 2"]
     tokens += [m.replace(" ", "") for m in merges]
     tokens += ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|eot_id|>",
@@ -141,20 +142,28 @@ def main():
                      ("v", "F16", [1, 2, 8, 16], 2)], {"format": "pt"}))
     put("safetensors", "scalar_f32.safetensors", safetensors([("x", "F32", [], 4), ("e", "I32", [0], 4)]))
 
-    # ---- tokenizer.json: the Llama-3 tokenizer cut to its 256 byte tokens, the first 44 merged ones, the merges
-    # that make them and the specials of its chat template; small, because every mutation parses all of it.
-    # The second seed appends a NUL and the parts of tokenizer_config.json the loader reads.
+    # ---- tokenizer.json: the Llama-3 tokenizer with its vocab cut to the byte tokens of printable ASCII, space
+    # ("Ġ") and newline ("Ċ"), its first 40 merges among them and what they make (ids renumbered), and the
+    # specials of its chat template: small, since every mutation parses all of it. The second seed appends a NUL
+    # and the parts of tokenizer_config.json the loader reads.
     full = json.load(open(os.path.join(SHARED, "llama3-tokenizer", "tokenizer.json")))
-    vocab = {k: v for k, v in full["model"]["vocab"].items() if v < 300}
-    full["model"]["vocab"] = vocab
-    full["model"]["merges"] = [m for m in full["model"]["merges"] if m.replace(" ", "", 1) in vocab
-                               and all(p in vocab for p in m.split(" "))]
+    by_id = sorted(full["model"]["vocab"].items(), key=lambda kv: kv[1])
+    kept = [t for t, i in by_id if i < 94] + ["Ġ", "Ċ"]
+    merges = []
+    for m in full["model"]["merges"]:
+        left, right = m.split(" ")
+        if len(merges) < 40 and left in kept and right in kept and left + right not in kept:
+            merges.append(m)
+            kept.append(left + right)
+    full["model"]["vocab"] = {t: i for i, t in enumerate(kept)}
+    full["model"]["merges"] = merges
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
     full["added_tokens"] = [t for t in full["added_tokens"] if t["content"] in specials]
+    renumber = {t["id"]: len(kept) + k for k, t in enumerate(full["added_tokens"])}
     for t in full["added_tokens"]:
-        t["id"] = t["id"] - 128000 + 300
+        t["id"] = renumber[t["id"]]
     for t in full["post_processor"]["processors"][1]["special_tokens"].values():
-        t["ids"] = [i - 128000 + 300 for i in t["ids"]]
+        t["ids"] = [renumber[i] for i in t["ids"]]
     tokenizer_json = json.dumps(full, ensure_ascii=False)
     put("tokenizer_json", "llama3_cut.json", tokenizer_json)
     config = {k: llama3_config[k] for k in ("bos_token", "eos_token", "chat_template")}

@@ -60,8 +60,8 @@ harness_options() {
     fuzz_size) echo -max_len=64 ;;                          # "24GiB"
     fuzz_pattern) echo -max_len=256 ;;                      # "interval-slash:1000,6096@0.95+block-cluster:16"
     fuzz_chat_template) echo -max_len=4096 ;;               # a Jinja template and a few messages
-    fuzz_gguf | fuzz_gguf_tokenizer) echo -max_len=8192 ;;  # seeds 6-7 KB: small vocab, a tensor of each type
-    fuzz_tokenizer_json) echo -max_len=8192 -dict=fuzz/json.dict ;;  # seeds < 6.5 KB: Llama-3's, cut
+    fuzz_gguf | fuzz_gguf_tokenizer) echo -max_len=6144 ;;  # seeds < 5 KB: small vocab, a tensor of each type
+    fuzz_tokenizer_json) echo -max_len=6144 -dict=fuzz/json.dict ;;  # seeds < 4.3 KB: Llama-3's, cut
     *) echo -max_len=4096 -dict=fuzz/json.dict ;;  # config.json, head configs, request bodies, safetensors
   esac
 }
@@ -87,8 +87,10 @@ export WORK BIN SECONDS_PER
 echo "fuzz: ${#harnesses[@]} harnesses, ${SECONDS_PER} s each, $JOBS at a time"
 rows=$(printf '%s\n' "${harnesses[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {}' | sort)
 
-# The commit checked out (the harnesses' source unless --bin); +dirty when tracked files differ from it.
-commit=$(git describe --always --dirty=+dirty 2>/dev/null || echo unknown)
+# The commit checked out (the harnesses' source unless --bin); +dirty when tracked files other than the
+# results file differ from it.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --name-only HEAD 2>/dev/null | grep -qvxF "$RESULTS" && commit+="+dirty"
 machine="$(uname -n), $(nproc) cores"
 today=$(date -u '+%Y-%m-%d %H:%M UTC')
 run_rows=""
@@ -98,11 +100,16 @@ while read -r name runs secs rc; do
   run_rows+="| $name | $runs | $secs | $((runs / (secs > 0 ? secs : 1))) | $crashes | $commit | $today |"
   run_rows+=" $machine | \`$COMMAND\` |"$'\n'
 done <<< "$rows"
-# Earlier runs: the rows of the runs table already in the file.
-if ((APPEND)) && [ -f "$RESULTS" ]; then
-  run_rows="$(sed -n '/^## Runs/,$p' "$RESULTS" | grep '^| fuzz_' || true)"$'\n'"$run_rows"
-fi
+# Concurrent --append runs (lanes of one campaign) take turns at the results file.
 mkdir -p "$(dirname "$RESULTS")"
+exec {lock}> "$WORK/results.lock"
+flock "$lock"
+# Earlier runs: the rows of the runs table already in the file, and its notes (a "## Notes" section, by hand).
+notes=""
+if ((APPEND)) && [ -f "$RESULTS" ]; then
+  run_rows="$(sed -n '/^## Runs/,/^## Notes/p' "$RESULTS" | grep '^| fuzz_' || true)"$'\n'"$run_rows"
+  notes=$(sed -n '/^## Notes/,$p' "$RESULTS")
+fi
 {
   echo "# Fuzzing: executions per harness"
   echo
@@ -125,6 +132,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "| harness | executions | seconds | exec/s | crashes | commit | date | machine | command |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s' "$run_rows" | grep '^| fuzz_'
+  [ -z "$notes" ] || printf '\n%s\n' "$notes"
 } > "$RESULTS"
 cat "$RESULTS"
 failed=$(awk '$4 != 0 {print $1}' <<< "$rows" | tr "\n" " ")
