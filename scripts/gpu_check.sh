@@ -22,34 +22,35 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,
 
 small='Shapes/FlashShapeTest.*/L1_*:Shapes/FlashShapeTest.*/L63_*:Shapes/FlashShapeTest.*/L113_*:Shapes/FlashShapeTest.*/L128_*'
 small+=':Suffixes/FlashSuffixTest.*/L1025_*'
+# One check: runs the command, adds "LABEL: OK" or "LABEL: FAIL" to the summary, prints the last LINES lines of
+# its output and appends all of it to checks.log.
+run_check() {  # label ok-word lines command...
+  local label=$1 ok=$2 lines=$3
+  shift 3
+  if "$@" >"$OUT_DIR/tests.tmp" 2>&1; then
+    summary+=("$label: $ok")
+  else
+    summary+=("$label: FAIL (see checks.log)")
+    status=1
+  fi
+  tail -n "$lines" "$OUT_DIR/tests.tmp"
+  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+}
+
 # Both kernel bodies: sm90 (warp-specialised TMA + wgmma, the Hopper default) and mma (mma.sync, the pre-Hopper
 # path, forced with SACC_FLASH_BODY=mma). A deadlocked kernel is stopped by timeout instead of eating the lease.
 for body in sm90 mma; do
   echo "== GPU tests, $body body ($TESTS)"
-  if SACC_FLASH_BODY=$body timeout 180 "$TESTS" --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1 \
-    >"$OUT_DIR/tests.tmp" 2>&1; then
-    summary+=("tests ($body): PASS")
-  else
-    summary+=("tests ($body): FAIL (see checks.log)")
-    status=1
-  fi
-  tail -n 30 "$OUT_DIR/tests.tmp"
-  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+  run_check "tests ($body)" PASS 30 env SACC_FLASH_BODY=$body timeout 180 "$TESTS" \
+    --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1
 
   # Every compute-sanitizer tool on the small shapes: memcheck (out-of-bounds, misaligned), racecheck (shared
   # memory hazards between the producer and consumer warps), synccheck (barrier misuse), initcheck (reads of
   # uninitialised global memory). SANITIZER_TOOLS picks a subset; racecheck is the slowest, hence the timeout.
   for tool in ${SANITIZER_TOOLS:-memcheck racecheck synccheck initcheck}; do
     echo "== compute-sanitizer $tool, $body body (small shapes)"
-    if SACC_FLASH_BODY=$body timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 7 "$TESTS" \
-      --gtest_filter="$small" --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
-      summary+=("$tool ($body): clean")
-    else
-      summary+=("$tool ($body): FAIL (see checks.log)")
-      status=1
-    fi
-    tail -n 4 "$OUT_DIR/tests.tmp"
-    cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+    run_check "$tool ($body)" clean 4 env SACC_FLASH_BODY=$body timeout 900 compute-sanitizer --tool "$tool" \
+      --error-exitcode 7 "$TESTS" --gtest_filter="$small" --gtest_brief=1
   done
 done
 
@@ -59,15 +60,8 @@ done
 rest='-*Cli*:*OutOfMemory*:*MultiGpu*'
 for tool in memcheck synccheck; do
   echo "== compute-sanitizer $tool, every other GPU test"
-  if timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 7 "$TESTS" --gtest_filter="$rest" \
-    --gtest_brief=1 >"$OUT_DIR/tests.tmp" 2>&1; then
-    summary+=("$tool (suite): clean")
-  else
-    summary+=("$tool (suite): FAIL (see checks.log)")
-    status=1
-  fi
-  tail -n 4 "$OUT_DIR/tests.tmp"
-  cat "$OUT_DIR/tests.tmp" >>"$OUT_DIR/checks.log"
+  run_check "$tool (suite)" clean 4 timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 7 "$TESTS" \
+    --gtest_filter="$rest" --gtest_brief=1
 done
 rm -f "$OUT_DIR/tests.tmp"
 
