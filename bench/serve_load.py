@@ -115,7 +115,8 @@ def stream(url, model, prompt, max_tokens, headers, timeout, arrivals=None):
 # The server's phases before the first token, in order (tools/sacc/serve_phases.h), then decode.
 PHASES = ["parse", "tokenize", "queue", "lookup", "reserve", "restore", "prefill", "sample"]
 KEPT_METRICS = ("sacc_prefix_cache_", "sacc_request_phase_seconds_sum", "sacc_request_phase_seconds_count",
-                "sacc_time_to_first_token_seconds_sum", "sacc_time_to_first_token_seconds_count")
+                "sacc_time_to_first_token_seconds_sum", "sacc_time_to_first_token_seconds_count",
+                "sacc_prefill_density_sum", "sacc_prefill_density_count")
 
 
 def metrics(url, headers):
@@ -131,6 +132,14 @@ def metrics(url, headers):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def mean_density(before, after):
+    """Mean attention density of the prefills between two scrapes (None: none, or a server without it)."""
+    n = after.get("sacc_prefill_density_count", 0) - before.get("sacc_prefill_density_count", 0)
+    if n <= 0:
+        return None
+    return (after["sacc_prefill_density_sum"] - before.get("sacc_prefill_density_sum", 0)) / n
 
 
 def phase_split(before, after, client_ttft_s):
@@ -251,6 +260,7 @@ def concurrency(args, headers):
                                  "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])],
                                  "completion_tokens": usage["completion_tokens"] if usage else len(arrivals)})
 
+        scraped = metrics(args.url, headers)
         start = time.perf_counter()
         threads = [threading.Thread(target=client, args=(c,)) for c in range(level)]
         for t in threads:
@@ -265,11 +275,14 @@ def concurrency(args, headers):
                    "failures": sorted(set(failures))[:5], "wall_s": wall,
                    "ttft_p50_s": percentile(ttfts, 50), "ttft_p99_s": percentile(ttfts, 99),
                    "itl_p50_s": percentile(itls, 50), "itl_p99_s": percentile(itls, 99),
-                   "output_tokens": tokens, "output_tokens_per_s": tokens / wall}
+                   "output_tokens": tokens, "output_tokens_per_s": tokens / wall,
+                   "prefill_density_mean": mean_density(scraped, metrics(args.url, headers))}
         levels.append(summary)
+        density = summary["prefill_density_mean"]
         print(f"concurrency {level:3d}: TTFT p50 {ms(summary['ttft_p50_s'])} p99 {ms(summary['ttft_p99_s'])} | "
               f"ITL p50 {ms(summary['itl_p50_s'])} p99 {ms(summary['itl_p99_s'])} | "
-              f"{summary['output_tokens_per_s']:8.1f} output tok/s ({len(rows)} requests"
+              f"{summary['output_tokens_per_s']:8.1f} output tok/s | prefill density "
+              f"{'n/a' if density is None else f'{density:.3f}'} ({len(rows)} requests"
               f"{f', {len(failures)} failed: ' + '; '.join(summary['failures']) if failures else ''})", flush=True)
     return {"levels": levels}
 

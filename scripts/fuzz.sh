@@ -11,6 +11,8 @@
 #     --bin     run prebuilt harnesses from DIR instead of building (a machine without clang: copy
 #               build-fuzz/fuzz/fuzz_* and fuzz/corpus there; the binaries need only libc, libstdc++, libm)
 #     --only    run these harnesses (e.g. fuzz_gguf or fuzz_gguf,fuzz_size)
+# SACC_FUZZ_BUILD_DIR: the work folder (default build-fuzz); parallel lanes of one campaign each take their own.
+# SACC_FUZZ_COMMIT: the commit the --bin harnesses were built from (a copy of the tree without git history).
 # Each harness's growing corpus lives in build-fuzz/corpus/<name> (the committed seeds in fuzz/corpus/<name> are
 # read, never written); crashing inputs go to build-fuzz/artifacts/<name>/ and a harness that finds one fails
 # the script. Exit status: 0 when no harness crashed, leaked, hung or hit a sanitizer report.
@@ -89,8 +91,8 @@ rows=$(printf '%s\n' "${harnesses[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one 
 
 # The commit checked out (the harnesses' source unless --bin); +dirty when tracked files other than the
 # results file differ from it.
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --name-only HEAD 2>/dev/null | grep -qvxF "$RESULTS" && commit+="+dirty"
+commit=${SACC_FUZZ_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+[ -n "${SACC_FUZZ_COMMIT:-}" ] || ! git diff --name-only HEAD 2>/dev/null | grep -qvxF "$RESULTS" || commit+="+dirty"
 machine="$(uname -n), $(nproc) cores"
 today=$(date -u '+%Y-%m-%d %H:%M UTC')
 run_rows=""
@@ -100,9 +102,10 @@ while read -r name runs secs rc; do
   run_rows+="| $name | $runs | $secs | $((runs / (secs > 0 ? secs : 1))) | $crashes | $commit | $today |"
   run_rows+=" $machine | \`$COMMAND\` |"$'\n'
 done <<< "$rows"
-# Concurrent --append runs (lanes of one campaign) take turns at the results file.
+# Concurrent --append runs (lanes of one campaign, each with its own SACC_FUZZ_BUILD_DIR) take turns at the
+# results file: the lock is on the file itself.
 mkdir -p "$(dirname "$RESULTS")"
-exec {lock}> "$WORK/results.lock"
+exec {lock}>> "$RESULTS"
 flock "$lock"
 # Earlier runs: the rows of the runs table already in the file, and its notes (a "## Notes" section, by hand).
 notes=""

@@ -6,7 +6,8 @@
 # Binaries default to <build-dir>/tests/sacc_gpu_tests and <build-dir>/bench/flash_bench; override with
 # SACC_GPU_TESTS / SACC_FLASH_BENCH. Shared libraries the device image lacks (libfmt) are looked up in
 # <build-dir>/lib. FLASH_BENCH_LENS overrides the d=128 lengths. out-dir ($OUT there) receives checks.log,
-# flash_bench.md and one flash_bench_<run>.json per benchmark run.
+# flash_bench.md and one flash_bench_<run>.json per benchmark run. GPU_CHECK_PARTS picks parts of
+# "flash suite bench" (default all three).
 set -uo pipefail
 BUILD=${1:-build}
 OUT_DIR=${2:-${OUT:-/tmp/gpu_check}}
@@ -17,6 +18,7 @@ mkdir -p "$OUT_DIR"
 export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 summary=()
+has_part() { [[ " ${GPU_CHECK_PARTS:-flash suite bench} " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT_DIR/checks.log"
 
@@ -39,7 +41,7 @@ run_check() {  # label ok-word lines command...
 
 # Both kernel bodies: sm90 (warp-specialised TMA + wgmma, the Hopper default) and mma (mma.sync, the pre-Hopper
 # path, forced with SACC_FLASH_BODY=mma). A deadlocked kernel is stopped by timeout instead of eating the lease.
-for body in sm90 mma; do
+has_part flash && for body in sm90 mma; do
   echo "== GPU tests, $body body ($TESTS)"
   run_check "tests ($body)" PASS 30 env SACC_FLASH_BODY=$body timeout 180 "$TESTS" \
     --gtest_filter="${FLASH_TEST_FILTER:-*Flash*}" --gtest_brief=1
@@ -57,15 +59,35 @@ done
 # memcheck and synccheck over the rest of the suite (plan, estimators, decode, graphs, GEMMs; the whole suite
 # takes ~30 s under each on the H200). Left out: the out-of-memory tests, whose cudaMalloc failures are the
 # point and are reported as API errors, the CLI tests (they need the staged models) and two-GPU tests.
+# SUITE_TOOLS adds racecheck and initcheck (each far slower over the suite: the suite then runs as
+# SUITE_SHARDS gtest shards in parallel on the one GPU, each under its own sanitizer process, within
+# SUITE_TIMEOUT seconds).
 rest='-*Cli*:*OutOfMemory*:*MultiGpu*'
-for tool in memcheck synccheck; do
-  echo "== compute-sanitizer $tool, every other GPU test"
-  run_check "$tool (suite)" clean 4 timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 7 "$TESTS" \
-    --gtest_filter="$rest" --gtest_brief=1
-done
+suite_shard() {  # tool shard shards: one shard of the suite under the tool, its log in suite_<tool>_<shard>.log
+  GTEST_TOTAL_SHARDS=$3 GTEST_SHARD_INDEX=$2 timeout "${SUITE_TIMEOUT:-300}" compute-sanitizer --tool "$1" \
+    --error-exitcode 7 "$TESTS" --gtest_filter="$rest" --gtest_brief=1 >"$OUT_DIR/suite_$1_$2.log" 2>&1
+}
+suite_check() {  # tool: every shard in parallel; fails when any shard fails
+  local shards=${SUITE_SHARDS:-1} pids=() rc=0 i
+  for ((i = 0; i < shards; i++)); do
+    suite_shard "$1" "$i" "$shards" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "shard $i of $shards: exit $?"; rc=1; }
+    tail -n 3 "$OUT_DIR/suite_$1_$i.log"
+  done
+  return $rc
+}
+if has_part suite; then
+  for tool in ${SUITE_TOOLS:-memcheck synccheck}; do
+    echo "== compute-sanitizer $tool, every other GPU test"
+    run_check "$tool (suite)" clean 40 suite_check "$tool"
+  done
+fi
 rm -f "$OUT_DIR/tests.tmp"
 
-echo "== flash_bench"
+has_part bench && echo "== flash_bench"
 bench() {  # name body args...
   local name=$1 body=$2
   shift 2
@@ -73,9 +95,11 @@ bench() {  # name body args...
   SACC_FLASH_BODY=$body timeout 240 "$BENCH" "$@" --json "$OUT_DIR/flash_bench_$name.json" 2>&1 | tee -a "$OUT_DIR/flash_bench.md" \
     || { summary+=("bench $name: FAIL"); status=1; }
 }
-bench d128 sm90 --lens "$LENS" --heads 32 --kv-heads 8 --dim 128
-bench d64 sm90 --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64
-bench d128_mma mma --lens 16384,65536 --heads 32 --kv-heads 8 --dim 128
+if has_part bench; then
+  bench d128 sm90 --lens "$LENS" --heads 32 --kv-heads 8 --dim 128
+  bench d64 sm90 --lens 4096,16384,65536 --heads 32 --kv-heads 8 --dim 64
+  bench d128_mma mma --lens 16384,65536 --heads 32 --kv-heads 8 --dim 128
+fi
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"

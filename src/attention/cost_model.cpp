@@ -39,11 +39,15 @@ AttentionCost finish(AttentionCost cost, const IndexGeometry& geometry, int head
   return cost;
 }
 
-int64_t causal_tiles_of(const IndexGeometry& geometry) {
+}  // namespace
+
+int64_t causal_tiles(const IndexGeometry& geometry) {
   int64_t tiles = 0;
   for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) tiles += geometry.last_causal_k_block(qb) + 1;
   return tiles;
 }
+
+namespace {
 
 // Expected number of distinct items hit when `draws` uniformly placed groups of `width` items fall among
 // `items` items.
@@ -56,12 +60,19 @@ double expected_union(double items, double width, double draws) {
 }  // namespace
 
 AttentionCost index_cost(const SparseIndex& index, int head_dim, double estimator) {
-  const IndexGeometry& geometry = index.geometry;
+  AttentionCost cost = index_cost(index.geometry, static_cast<int64_t>(index.block_ids.size()),
+                                  static_cast<int64_t>(index.column_ids.size()), head_dim);
+  cost.estimator_flops = estimator;
+  return cost;
+}
+
+AttentionCost index_cost(const IndexGeometry& geometry, int64_t visited_tiles, int64_t gathered_columns,
+                         int head_dim) {
   AttentionCost cost;
-  cost.visited_tiles = static_cast<int64_t>(index.block_ids.size());
-  cost.gathered_columns = static_cast<int64_t>(index.column_ids.size());
-  cost.causal_tiles = causal_tiles_of(geometry) * geometry.num_heads;
-  return finish(cost, geometry, head_dim, estimator);
+  cost.visited_tiles = visited_tiles;
+  cost.gathered_columns = gathered_columns;
+  cost.causal_tiles = causal_tiles(geometry) * geometry.num_heads;
+  return finish(cost, geometry, head_dim, 0.0);
 }
 
 double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
@@ -78,7 +89,7 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
       return 2.0 * rows * seq_len * head_dim + 6.0 * rows * seq_len + alternative;
     }
     case PatternKind::BLOCK_CLUSTER: {
-      const double pairs = static_cast<double>(causal_tiles_of(geometry));
+      const double pairs = static_cast<double>(causal_tiles(geometry));
       return 2.0 * seq_len * head_dim + pairs * (2.0 * head_dim + 4.0);
     }
   }

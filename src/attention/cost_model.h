@@ -26,12 +26,19 @@ struct AttentionCost {
   AttentionCost& operator+=(const AttentionCost& other);
 };
 
+// Tiles a dense causal kernel visits for one head of `geometry`.
+int64_t causal_tiles(const IndexGeometry& geometry);
+
 // Flops of a (Bq x Bk) tile and of one gathered column for a query block.
 double tile_flops(int block_q, int block_k, int head_dim);
 double column_flops(int block_q, int head_dim);
 
 // Cost of a built index (all its heads). `estimator_flops` is added as given.
 AttentionCost index_cost(const SparseIndex& index, int head_dim, double estimator_flops = 0.0);
+// The same from an index's totals alone: its visited tiles and gathered columns (the last entries of its
+// block and column offsets, for an index whose lists stay on the device).
+AttentionCost index_cost(const IndexGeometry& geometry, int64_t visited_tiles, int64_t gathered_columns,
+                         int head_dim);
 
 // Estimation flops of one index head's pattern at length L (0 for dense and triangular).
 //   interval-slash: QK^T of the last m queries (2 m L d) + softmax and column/diagonal sums (~6 m L)

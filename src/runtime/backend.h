@@ -78,6 +78,14 @@ class KvSnapshot {
   virtual uint64_t bytes() const = 0;
 };
 
+// What the attention of a prefill computed: whether it ran sparse (AUTO may pick dense for short prompts),
+// and its density: the flops its attention kernels ran over what dense causal attention computes on the
+// same heads, summed over the layers (cost_model.h; 1 when dense, estimation not counted).
+struct PrefillAttentionStats {
+  bool sparse = false;
+  double density = 1.0;
+};
+
 // Sequence slots: a backend holds `slot_count()` independent KV caches (sequences), each sized on its own
 // (reserve_slot) and freed on its own (release_slot). The per-sequence calls name their slot; the calls
 // without one act on slot 0 and are what a single-sequence caller (generate, bench, eval) uses: reserve()
@@ -140,8 +148,8 @@ class Backend {
   virtual Status set_attention(const BackendOptions& options) = 0;
 
   virtual std::vector<DeviceMemoryReport> memory() const = 0;
-  // Whether the last prefill used sparse attention (AUTO may pick dense for short prompts).
-  virtual bool last_prefill_sparse() const = 0;
+  // The attention of the last prefill (an extend counts as a dense one).
+  virtual PrefillAttentionStats last_prefill_attention() const = 0;
 };
 
 // INVALID_ARGUMENT unless `slots` are B distinct slots below `slot_count` and `tokens` has B entries (B >=

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/cost_model.h"
 #include "attention/cpu/cpu_attention.h"
 #include "attention/cpu/plan_cpu.h"
 #include "core/out_of_memory.h"
@@ -162,14 +163,14 @@ class CpuBackend final : public Backend {
 
   Status extend(int slot, std::span<const int32_t> tokens, std::vector<float>& logits) override {
     SACC_ASSIGN_OR_RETURN(CpuSlot * s, find_slot(slot));
-    last_sparse_ = false;  // forward() runs dense attention at a position offset
+    last_attention_ = {};  // forward() runs dense attention at a position offset
     return forward(*s, tokens, logits);
   }
 
   int64_t position(int slot) const override {
     return slot >= 0 && slot < slot_count() ? slots_[static_cast<size_t>(slot)].position : 0;
   }
-  bool last_prefill_sparse() const override { return last_sparse_; }
+  PrefillAttentionStats last_prefill_attention() const override { return last_attention_; }
 
   Status set_attention(const BackendOptions& options) override;
 
@@ -232,7 +233,8 @@ class CpuBackend final : public Backend {
   std::vector<CpuLayer> layers_;
   QuantizedInput shared_input_, scratch_;  // [c, cols / 32] blocks of the current chunk's inputs
   std::vector<CpuSlot> slots_{1};          // the sequences' KV caches (backend.h: slots)
-  bool last_sparse_ = false;
+  PrefillAttentionStats last_attention_;
+  AttentionCost sparse_cost_;  // the sparse indices of the current prefill, summed over its layers
   size_t peak_bytes_ = 0;
 };
 
@@ -351,6 +353,7 @@ class CpuBackend::StepOps {
     plan_params.k = maybe_slot_->k[layer].data();  // [n, Hkv, d] bf16
     Result<SparseIndex> index = plan_cpu(plan_params, patterns, geometry, {DType::F32, DType::BF16});
     if (!index) return index.status().with_context(fmt::format("layer {}", layer));
+    b_.sparse_cost_ += index_cost(*index, c_.head_dim);
     return cpu_attention_sparse(args, *index);
   }
 
@@ -463,7 +466,7 @@ Status CpuBackend::forward_step(CpuSlot& slot, std::span<const int32_t> tokens, 
                       start + n, slot.capacity);
   SACC_RETURN_IF_ERROR(check_tokens(tokens, start));
   const bool sparse = start == 0 && use_sparse(n);
-  last_sparse_ = start == 0 ? sparse : last_sparse_;
+  if (start == 0) sparse_cost_ = {};
 
   StepOps ops(*this, n, sparse, &slot, {});
   const int64_t D = config_.hidden;
@@ -478,6 +481,7 @@ Status CpuBackend::forward_step(CpuSlot& slot, std::span<const int32_t> tokens, 
   logits.resize(rows * config_.vocab);
   SACC_RETURN_IF_ERROR(llama_logits(ops, n, rows, logits.data()));
   track_peak(ops.floats());
+  if (start == 0) last_attention_ = {sparse, sparse ? sparse_cost_.density() : 1.0};
   slot.position = start + n;
   return Status::ok();
 }

@@ -53,7 +53,7 @@ Result<GenerationMetrics> generate_unguarded(Backend& backend, std::span<const i
   auto last = mark;
   m.ttft_seconds = std::chrono::duration<double>(last - start).count();
   m.prefill_tokens_per_second = static_cast<double>(m.prompt_tokens) / std::max(m.ttft_seconds, 1e-9);
-  m.sparse_prefill = backend.last_prefill_sparse();
+  m.prefill_attention = backend.last_prefill_attention();
   double itl_total = 0.0;
   m.stop_reason = "length";
   for (;;) {
@@ -96,7 +96,9 @@ std::string format_metrics_line(const GenerationMetrics& m) {
       fmt::format("prompt {} tok | TTFT {:.3f} s | prefill {:.0f} tok/s | ITL {:.1f} ms | {} tok ({})",
                   m.prompt_tokens, m.ttft_seconds, m.prefill_tokens_per_second, m.mean_itl_seconds * 1e3,
                   m.generated_tokens, m.stop_reason);
-  line += m.sparse_prefill ? " | sparse prefill" : " | dense prefill";
+  line += m.prefill_attention.sparse
+              ? fmt::format(" | sparse prefill (density {:.3f})", m.prefill_attention.density)
+              : std::string(" | dense prefill");
   uint64_t total = 0, total_in_use = 0;
   for (const DeviceMemoryReport& d : m.memory) {
     line += fmt::format(" | peak {} {}", d.device, format_bytes(d.peak_allocated));
@@ -121,7 +123,8 @@ std::string format_metrics_json(const GenerationMetrics& m) {
   j["ttft_s"] = m.ttft_seconds;
   j["prefill_tokens_per_s"] = m.prefill_tokens_per_second;
   j["mean_itl_s"] = m.mean_itl_seconds;
-  j["sparse_prefill"] = m.sparse_prefill;
+  j["sparse_prefill"] = m.prefill_attention.sparse;
+  j["attention_density"] = m.prefill_attention.density;
   j["reused_tokens"] = m.reused_tokens;
   j["stop_reason"] = m.stop_reason;
   j["tokens"] = m.tokens;

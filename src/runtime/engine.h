@@ -45,7 +45,7 @@ struct GenerationMetrics {
   double restore_seconds = 0.0;
   double prefill_seconds = 0.0;
   double sample_seconds = 0.0;
-  bool sparse_prefill = false;
+  PrefillAttentionStats prefill_attention;
   std::string stop_reason;  // "stop token", "length", "cancelled"
   std::vector<DeviceMemoryReport> memory;
   std::vector<int32_t> tokens;  // generated ids

@@ -16,6 +16,7 @@ namespace {
 struct RunResult {
   std::vector<float> prefill;
   std::vector<std::vector<float>> decode;
+  PrefillAttentionStats attention;  // the prefill's
 };
 
 RunResult run_model(const LlamaWeights& w, BackendOptions options, int length, int decode_steps) {
@@ -29,6 +30,7 @@ RunResult run_model(const LlamaWeights& w, BackendOptions options, int length, i
   const std::vector<int32_t> tokens = test::fixed_prompt(length, static_cast<int>(w.config.vocab));
   Status s = (*backend)->prefill(tokens, r.prefill);
   EXPECT_TRUE(s.is_ok()) << s.to_string();
+  r.attention = (*backend)->last_prefill_attention();
   for (int i = 0; i < decode_steps; ++i) {
     r.decode.emplace_back();
     s = (*backend)->decode((i * 7 + 3) % 1000, r.decode.back());
@@ -77,9 +79,33 @@ TEST_P(RuntimeCuda, AllBlocksSparseEqualsDenseAndChunkingAgrees) {
                   c = run_model(w, chunked, 1000, 1);
   // The same kernel visiting the same key blocks: identical up to the order of nothing.
   EXPECT_LT(test::relative_error(b.prefill, a.prefill), 1e-3);
+  EXPECT_FALSE(a.attention.sparse);
+  EXPECT_TRUE(b.attention.sparse);
+  EXPECT_DOUBLE_EQ(b.attention.density, 1.0);  // every causal tile listed
   // Different GEMM shapes pick different cuBLASLt kernels (different fp32 summation order), then bf16
   // rounding.
   EXPECT_LT(test::relative_error(c.prefill, a.prefill), 2e-2);
+}
+
+// The density the CUDA backend reads back from its device-built indices is the CPU backend's, counted on its
+// host index: a fixed pattern (no estimation) gives both the same index.
+TEST_P(RuntimeCuda, PrefillDensityMatchesCpuBackend) {
+  const ModelConfig config = test::tiny_cuda_config(GetParam(), 3);
+  const LlamaWeights w = llama_weights_random(config, 45);
+  BackendOptions gpu;
+  gpu.device = Device::cuda(0);
+  gpu.attention = AttentionMode::SPARSE;
+  LayerPatterns local;
+  local.heads.assign(config.num_heads, PatternSpec{PatternKind::TRIANGULAR, 64, 256});
+  gpu.patterns.assign(config.num_layers, local);
+  BackendOptions cpu = gpu;
+  cpu.device = Device::cpu();
+  const RunResult on_gpu = run_model(w, gpu, 1000, 0), on_cpu = run_model(w, cpu, 1000, 0);
+  ASSERT_TRUE(on_gpu.attention.sparse);
+  ASSERT_TRUE(on_cpu.attention.sparse);
+  EXPECT_GT(on_gpu.attention.density, 0.0);
+  EXPECT_LT(on_gpu.attention.density, 0.8);  // ~47 of 72 causal tiles per head
+  EXPECT_DOUBLE_EQ(on_gpu.attention.density, on_cpu.attention.density);
 }
 
 TEST_P(RuntimeCuda, BudgetTooSmallIsAnOutOfMemoryError) {

@@ -157,7 +157,7 @@ class RowByRow final : public Backend {
   int64_t position(int slot) const override { return inner_->position(slot); }
   Status set_attention(const BackendOptions& options) override { return inner_->set_attention(options); }
   std::vector<DeviceMemoryReport> memory() const override { return inner_->memory(); }
-  bool last_prefill_sparse() const override { return inner_->last_prefill_sparse(); }
+  PrefillAttentionStats last_prefill_attention() const override { return inner_->last_prefill_attention(); }
 
  private:
   std::unique_ptr<Backend> inner_;

@@ -137,7 +137,8 @@ TEST(CpuForwardSparse, AllBlocksSparseEqualsDense) {
   auto a = cpu(m.weights);
   ASSERT_TRUE(a->reserve(300).is_ok());
   ASSERT_TRUE(a->prefill(tokens, dense).is_ok());
-  EXPECT_FALSE(a->last_prefill_sparse());
+  EXPECT_FALSE(a->last_prefill_attention().sparse);
+  EXPECT_EQ(a->last_prefill_attention().density, 1.0);
   BackendOptions options;
   options.attention = AttentionMode::SPARSE;
   LayerPatterns all_blocks;
@@ -146,7 +147,9 @@ TEST(CpuForwardSparse, AllBlocksSparseEqualsDense) {
   auto b = cpu(m.weights, options);
   ASSERT_TRUE(b->reserve(300).is_ok());
   ASSERT_TRUE(b->prefill(tokens, sparse).is_ok());
-  EXPECT_TRUE(b->last_prefill_sparse());
+  EXPECT_TRUE(b->last_prefill_attention().sparse);
+  // Every block of every head listed: the kernels ran what dense causal runs.
+  EXPECT_DOUBLE_EQ(b->last_prefill_attention().density, 1.0);
   for (size_t i = 0; i < dense.size(); ++i) EXPECT_EQ(sparse[i], dense[i]) << i;
   // A real sparse pattern changes the answer (so the sparse path is not silently dense).
   LayerPatterns local;
@@ -160,6 +163,10 @@ TEST(CpuForwardSparse, AllBlocksSparseEqualsDense) {
   for (size_t i = 0; i < dense.size(); ++i)
     diff = std::max(diff, static_cast<double>(std::abs(triangular[i] - dense[i])));
   EXPECT_GT(diff, 1e-4);
+  // The local pattern skips causal tiles: its density is below dense's.
+  EXPECT_TRUE(c->last_prefill_attention().sparse);
+  EXPECT_GT(c->last_prefill_attention().density, 0.0);
+  EXPECT_LT(c->last_prefill_attention().density, 1.0);
   std::filesystem::remove_all(m.dir);
 }
 

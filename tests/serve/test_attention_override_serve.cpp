@@ -51,15 +51,26 @@ class AttentionOverrideServe : public SmolCpuServerTest {
 };
 
 TEST_F(AttentionOverrideServe, ARequestsSettingsChooseItsPrefill) {
-  const std::string prompt = document(12) + "Question: what was counted?\nAnswer:";
-  expect_ok(prompt, {{"attention", "sparse"}, {"pattern", "triangular:64,256"}});
-  EXPECT_EQ(metric(metrics(), "sacc_last_prefill_sparse"), 1);
+  // Over 256 tokens: the last query block's window of 128 keys leaves out key block 1 (keys 64-127).
+  const std::string prompt = document(16) + "Question: what was counted?\nAnswer:";
+  expect_ok(prompt, {{"attention", "sparse"}, {"pattern", "triangular:64,128"}});
+  std::string m = metrics();
+  EXPECT_EQ(metric(m, "sacc_last_prefill_sparse"), 1);
+  EXPECT_GT(metric(m, "sacc_last_prefill_density"), 0.0) << m;
+  EXPECT_LT(metric(m, "sacc_last_prefill_density"), 1.0) << m;
   expect_ok(prompt, {{"attention", "dense"}});
-  EXPECT_EQ(metric(metrics(), "sacc_last_prefill_sparse"), 0);
+  m = metrics();
+  EXPECT_EQ(metric(m, "sacc_last_prefill_sparse"), 0);
+  EXPECT_EQ(metric(m, "sacc_last_prefill_density"), 1.0) << m;
   expect_ok(prompt, {{"attention", "sparse"}});  // the default sparse pattern
   EXPECT_EQ(metric(metrics(), "sacc_last_prefill_sparse"), 1);
   expect_ok(prompt, nullptr);  // the server's own again: auto, dense here
-  EXPECT_EQ(metric(metrics(), "sacc_last_prefill_sparse"), 0);
+  m = metrics();
+  EXPECT_EQ(metric(m, "sacc_last_prefill_sparse"), 0);
+  // One density per request; the triangular one is below 1, the dense ones at 1.
+  EXPECT_EQ(metric(m, "sacc_prefill_density_count"), 4) << m;
+  EXPECT_GE(metric(m, "sacc_prefill_density_bucket{le=\"0.8\"}"), 1) << m;
+  EXPECT_EQ(metric(m, "sacc_prefill_density_bucket{le=\"1\"}"), 4) << m;
 }
 
 TEST_F(AttentionOverrideServe, ThePrefixCacheRestoresOnlyUnderTheSameSettings) {

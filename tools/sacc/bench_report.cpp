@@ -160,6 +160,7 @@ std::string render_json(const BenchReport& report) {
       c["ttft_ms"] = {{"median", cell.ttft_median_ms}, {"min", cell.ttft_min_ms}, {"max", cell.ttft_max_ms}};
       c["prefill_tok_s"] = cell.prefill_tok_s;
       c["sparse_prefill"] = cell.sparse_prefill;
+      c["attention_density"] = cell.attention_density;
       Json peak = Json::object();
       for (const auto& [name, mib] : cell.peak_mib) peak[name] = mib;
       c["peak_mib"] = peak;

@@ -18,6 +18,7 @@ struct BenchCell {
   double ttft_median_ms = 0, ttft_min_ms = 0, ttft_max_ms = 0;
   double prefill_tok_s = 0;
   bool sparse_prefill = false;
+  double attention_density = 1.0;                        // GenerationMetrics::prefill_attention
   std::vector<std::pair<std::string, double>> peak_mib;  // per device ("gpu0", ...) then "total"
 };
 

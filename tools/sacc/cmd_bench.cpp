@@ -143,7 +143,8 @@ BenchCell run_cell(Backend& backend, const std::string& method, int64_t ctx, con
     }
     if (rep < a.warmup) continue;
     times.push_back(metrics->ttft_seconds * 1e3);
-    cell.sparse_prefill = metrics->sparse_prefill;
+    cell.sparse_prefill = metrics->prefill_attention.sparse;
+    cell.attention_density = metrics->prefill_attention.density;
     double total = 0.0;
     cell.peak_mib.clear();
     for (const DeviceMemoryReport& d : metrics->memory) {

@@ -78,7 +78,7 @@ class Calibrator {
         if (round >= 0) seconds[which].push_back(elapsed);
       }
     }
-    if (!backends_[1]->last_prefill_sparse())
+    if (!backends_[1]->last_prefill_attention().sparse)
       return make_error(StatusCode::INTERNAL, "the sparse prefill of {} tokens ran dense", tokens);
     CalibrationPoint point{tokens, median(seconds[0]), median(seconds[1])};
     std::fprintf(stderr, "calibrate: %7lld tokens  dense %9.4f s  sparse %9.4f s  (%.2fx)\n",

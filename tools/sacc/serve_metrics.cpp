@@ -4,7 +4,7 @@
 
 namespace sacc::cli {
 
-void LatencyHistogram::observe(double seconds) {
+void BoundsHistogram::observe(double seconds) {
   for (size_t i = 0; i < bounds_.size(); ++i) {
     if (seconds <= bounds_[i]) {
       ++buckets_[i];
@@ -15,7 +15,7 @@ void LatencyHistogram::observe(double seconds) {
   sum_ += seconds;
 }
 
-std::string LatencyHistogram::render(const std::string& name, const std::string& labels) const {
+std::string BoundsHistogram::render(const std::string& name, const std::string& labels) const {
   const std::string before_le = labels.empty() ? "" : labels + ",";
   const std::string own = labels.empty() ? "" : "{" + labels + "}";
   std::string out;
@@ -29,9 +29,9 @@ std::string LatencyHistogram::render(const std::string& name, const std::string&
   return out;
 }
 
-std::array<LatencyHistogram, kRequestPhases> ServeMetrics::make_phase_histograms() {
-  std::array<LatencyHistogram, kRequestPhases> histograms;
-  histograms.fill(LatencyHistogram(kPhaseBounds));
+std::array<BoundsHistogram, kRequestPhases> ServeMetrics::make_phase_histograms() {
+  std::array<BoundsHistogram, kRequestPhases> histograms;
+  histograms.fill(BoundsHistogram(kPhaseBounds));
   return histograms;
 }
 
@@ -82,9 +82,10 @@ void ServeMetrics::set_active_sequences(int64_t sequences) {
   active_sequences_ = sequences;
 }
 
-void ServeMetrics::set_last_prefill_sparse(bool sparse) {
+void ServeMetrics::observe_prefill_attention(const PrefillAttentionStats& attention) {
   std::lock_guard lock(mutex_);
-  last_prefill_sparse_ = sparse;
+  last_prefill_ = attention;
+  prefill_density_.observe(attention.density);
 }
 
 void ServeMetrics::set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries) {
@@ -144,7 +145,17 @@ std::string ServeMetrics::render() const {
   out +=
       "# HELP sacc_last_prefill_sparse 1 when the last prefill used sparse attention.\n"
       "# TYPE sacc_last_prefill_sparse gauge\n";
-  out += fmt::format("sacc_last_prefill_sparse {}\n", last_prefill_sparse_ ? 1 : 0);
+  out += fmt::format("sacc_last_prefill_sparse {}\n", last_prefill_.sparse ? 1 : 0);
+  out +=
+      "# HELP sacc_last_prefill_density Attention density of the last prefill: the flops its attention "
+      "kernels ran over dense causal attention's (1 when dense).\n"
+      "# TYPE sacc_last_prefill_density gauge\n";
+  out += fmt::format("sacc_last_prefill_density {:.4f}\n", last_prefill_.density);
+  out +=
+      "# HELP sacc_prefill_density Attention density of each request's prompt (a chunked prompt: its first "
+      "step and the dense chunks after it together; a prefix hit's suffix counts as dense).\n"
+      "# TYPE sacc_prefill_density histogram\n";
+  out += prefill_density_.render("sacc_prefill_density");
   out +=
       "# HELP sacc_prefix_cache_hits_total Requests that reused a cached prompt prefix's KV.\n"
       "# TYPE sacc_prefix_cache_hits_total counter\n";

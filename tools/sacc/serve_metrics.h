@@ -1,8 +1,8 @@
 // `sacc serve`'s counters for GET /metrics, in the Prometheus text format: requests by status code, prompt
-// and generated tokens, time to first token and inter-token latency histograms, the queue depth and whether
-// the last prefill was sparse, the requests in a sequence slot, decode steps and their rows, chunked prefill
-// steps, the prefix cache's hits, misses, reused tokens and size, and each request's time per phase
-// (serve_phases.h). Thread-safe.
+// and generated tokens, time to first token and inter-token latency histograms, the queue depth, whether
+// the last prefill was sparse and the attention density of the prefills, the requests in a sequence slot,
+// decode steps and their rows, chunked prefill steps, the prefix cache's hits, misses, reused tokens and
+// size, and each request's time per phase (serve_phases.h). Thread-safe.
 #pragma once
 
 #include <array>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/prefix_cache.h"
 #include "tools/sacc/serve_phases.h"
 
@@ -26,10 +27,14 @@ inline constexpr std::array<double, 18> kPhaseBounds = {0.00001, 0.0001, 0.00025
                                                         0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
                                                         0.5,     1.0,    2.5,     5.0,    10.0,  30.0};
 
-// Cumulative histogram with fixed upper bounds in seconds.
-class LatencyHistogram {
+// Upper bounds of the prefills' attention density (backend.h: PrefillAttentionStats; 1 = dense).
+inline constexpr std::array<double, 11> kDensityBounds = {0.02, 0.05, 0.1, 0.2, 0.3, 0.4,
+                                                          0.5,  0.6,  0.7, 0.8, 1.0};
+
+// Cumulative histogram with fixed upper bounds (seconds, or a density).
+class BoundsHistogram {
  public:
-  explicit LatencyHistogram(std::span<const double> bounds = kLatencyBounds)
+  explicit BoundsHistogram(std::span<const double> bounds = kLatencyBounds)
       : bounds_(bounds), buckets_(bounds.size()) {}
   void observe(double seconds);
   // "name_bucket{le="..."} n" lines, then name_sum and name_count; `labels` ("phase=\"restore\"") go before
@@ -55,25 +60,27 @@ class ServeMetrics {
   void set_active_sequences(int64_t sequences);
   void count_prefill_chunk();            // a prefill step that ran part of a prompt (others decoding)
   void count_decode_step(int64_t rows);  // a decode step over `rows` requests
-  void set_last_prefill_sparse(bool sparse);
+  // One per request that finished generating: its prefill's attention (a prefix hit's suffix runs dense).
+  void observe_prefill_attention(const PrefillAttentionStats& attention);
   void set_prefix_cache(const PrefixCacheStats& stats, uint64_t bytes, size_t entries);
   std::string render() const;
 
  private:
-  static std::array<LatencyHistogram, kRequestPhases> make_phase_histograms();
+  static std::array<BoundsHistogram, kRequestPhases> make_phase_histograms();
 
   mutable std::mutex mutex_;
   std::map<int, uint64_t> requests_by_status_;
   uint64_t prompt_tokens_ = 0;
   uint64_t generated_tokens_ = 0;
-  LatencyHistogram ttft_;
-  LatencyHistogram itl_;
-  std::array<LatencyHistogram, kRequestPhases> phases_ = make_phase_histograms();
+  BoundsHistogram ttft_;
+  BoundsHistogram itl_;
+  std::array<BoundsHistogram, kRequestPhases> phases_ = make_phase_histograms();
   int64_t queue_depth_ = 0;
   int64_t active_sequences_ = 0;
   uint64_t prefill_chunks_ = 0;
   uint64_t decode_steps_ = 0, decode_rows_ = 0;
-  bool last_prefill_sparse_ = false;
+  PrefillAttentionStats last_prefill_;
+  BoundsHistogram prefill_density_{kDensityBounds};
   PrefixCacheStats prefix_cache_;
   uint64_t prefix_cache_bytes_ = 0;
   size_t prefix_cache_entries_ = 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "attention/cost_model.h"
+#include "attention/kernel_tile.h"
 #include "core/log.h"
 #include "tools/sacc/serve_options.h"
 #include "tools/sacc/stop_strings.h"
@@ -39,6 +41,20 @@ namespace {
 
 double seconds_since(ServeClock::time_point start) {
   return std::chrono::duration<double>(ServeClock::now() - start).count();
+}
+
+// The attention density of a prompt of `length` tokens whose prefill ran `first` tokens at `first_density`
+// (its first step) and the rest as dense chunks: those visit exactly the causal tiles of their rows, since
+// chunks end on kPrefillChunkAlign.
+static_assert(kPrefillChunkAlign % kTileBlockQ == 0, "a prefill chunk must end on a query block");
+double chunked_density(double first_density, int64_t first, int64_t length) {
+  IndexGeometry head;
+  head.num_heads = 1;
+  head.seq_len = first;
+  const auto first_tiles = static_cast<double>(causal_tiles(head));
+  head.seq_len = length;
+  const auto all_tiles = static_cast<double>(causal_tiles(head));
+  return (first_density * first_tiles + (all_tiles - first_tiles)) / all_tiles;
 }
 
 }  // namespace
@@ -232,7 +248,8 @@ void Scheduler::prefill_step(Sequence& seq, int64_t end) {
       backend_attention_ = job.attention->key;
     }
     s = backend_.prefill(seq.slot, tokens, logits_);
-    seq.sparse_prefill = backend_.last_prefill_sparse();
+    seq.prefill_attention = backend_.last_prefill_attention();
+    seq.first_step_tokens = end;
   } else {
     s = backend_.extend(seq.slot, tokens, logits_);
   }
@@ -242,6 +259,9 @@ void Scheduler::prefill_step(Sequence& seq, int64_t end) {
   seq.chunked = seq.chunked || end < length;
   seq.computed = end;
   if (end < length) return;
+  if (seq.prefill_attention.sparse && seq.first_step_tokens < length)
+    seq.prefill_attention.density =
+        chunked_density(seq.prefill_attention.density, seq.first_step_tokens, length);
   // From the restore to the last chunk's logits, the steps of other requests interleaved with it included.
   job.phases.lap(RequestPhase::PREFILL);
   const int32_t token = seq.sampler.sample(logits_);
@@ -306,7 +326,7 @@ void Scheduler::finish(Sequence& seq, JobOutcome outcome) {
     job.append(seq.matcher.finish());
     const auto prompt_tokens = static_cast<int64_t>(job.prompt.size());
     metrics_.add_tokens(prompt_tokens, seq.generated);
-    metrics_.set_last_prefill_sparse(seq.sparse_prefill);
+    metrics_.observe_prefill_attention(seq.prefill_attention);
     outcome.usage = {prompt_tokens, seq.generated};
   }
   // The phases are observed: the snapshot's copy delays the next step, not this request's phases. The job
@@ -334,7 +354,7 @@ void Scheduler::remember(const Sequence& seq, uint64_t limit) {
   PrefixCache& cache = *prefix_.maybe_cache;
   const std::vector<int32_t>& prompt = seq.job->prompt;
   // A sparse prefill's early positions depend on the prompt's tail (prefix_cache.h): not exact for others.
-  if (seq.sparse_prefill && !prefix_.keep_sparse) return;
+  if (seq.prefill_attention.sparse && !prefix_.keep_sparse) return;
   const int64_t n = cache.snapshot_length(seq.settings, prompt);
   if (n == 0) return;
   const uint64_t bytes = static_cast<uint64_t>(n) * prefix_.kv_bytes_per_token;

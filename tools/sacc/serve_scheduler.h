@@ -136,7 +136,10 @@ class Scheduler {
     int64_t computed = 0;     // prompt positions in the slot (restored or prefilled)
     int64_t generated = 0;    // sampled tokens, a stop token included
     int32_t next_token = -1;  // sampled, not yet fed to the model (a decoding sequence)
-    bool sparse_prefill = false;
+    // Its prompt's attention: the first step's, over the whole prompt once the last chunk ran (a prefix hit:
+    // dense).
+    PrefillAttentionStats prefill_attention;
+    int64_t first_step_tokens = 0;             // the prompt positions its prefill from position 0 ran
     bool chunked = false;                      // its prompt is being prefilled over several steps
     bool done = false;                         // ended, its slot freed: swept out of active_
     ServeClock::time_point last, first_token;  // the last token's time (the arrival before the first)

@@ -111,8 +111,15 @@ class CudaBackend final : public Backend {
       return make_error(StatusCode::INVALID_ARGUMENT,
                         "{} prompt tokens exceed the reserved KV cache of {} tokens", n, s->capacity);
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(n));
-    last_sparse_ = shards_.front()->prefill_sparse();
-    return forward(slot, tokens, logits);
+    last_attention_ = {};
+    SACC_RETURN_IF_ERROR(forward(slot, tokens, logits));
+    if (shards_.front()->prefill_sparse()) {
+      // forward() synchronised every shard: their index totals are on the host.
+      AttentionCost cost;
+      for (const auto& shard : shards_) cost += shard->prefill_index_cost();
+      last_attention_ = {true, cost.density()};
+    }
+    return Status::ok();
   }
 
   // On one GPU a decode is a batch step of one row, with or without graphs (the same launches either way,
@@ -172,14 +179,14 @@ class CudaBackend final : public Backend {
     const auto started = std::chrono::steady_clock::now();
     for (auto& shard : shards_) SACC_RETURN_IF_ERROR(shard->begin_prefill(std::max<int64_t>(n, 1)));
     SACC_LOG_DEBUG("extend: step buffers for {} rows in {:.2f} ms", n, milliseconds_since(started));
-    last_sparse_ = false;
+    last_attention_ = {};
     return forward(slot, tokens, logits);
   }
 
   int64_t position(int slot) const override {
     return slot >= 0 && slot < slot_count() ? slots_[static_cast<size_t>(slot)].position : 0;
   }
-  bool last_prefill_sparse() const override { return last_sparse_; }
+  PrefillAttentionStats last_prefill_attention() const override { return last_attention_; }
 
   Status set_attention(const BackendOptions& options) override;
 
@@ -249,7 +256,7 @@ class CudaBackend final : public Backend {
   DeviceShard* head_ = nullptr;                       // the shard with the LM head
   std::unique_ptr<cuda_rt::ShardSchedule> schedule_;
   std::vector<SlotState> slots_{1};
-  bool last_sparse_ = false;
+  PrefillAttentionStats last_attention_;
   std::unique_ptr<cuda_rt::DecodeGraphs> maybe_graphs_;  // one GPU with SACC_CUDA_GRAPHS on
 };
 

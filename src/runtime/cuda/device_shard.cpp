@@ -225,8 +225,33 @@ Status DeviceShard::load(const LlamaWeights& w) {
                         DeviceBuffer::create(device, inv.size() * sizeof(double), "RoPE frequencies"));
   SACC_CUDA_TRY(
       cudaMemcpy(inv_freq_.data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
+  SACC_ASSIGN_OR_RETURN(
+      index_totals_,
+      PinnedBuffer::create(2 * sizeof(int32_t) * std::max<size_t>(layers_.size(), 1), "sparse index totals"));
   sample_device_memory();
   return Status::ok();
+}
+
+Status DeviceShard::record_index_totals(int local_layer, const IndexGeometry& geometry,
+                                        const SparseIndexView& view) {
+  int32_t* totals = index_totals_.as<int32_t>() + 2 * local_layer;
+  const int64_t slots = geometry.num_slots();
+  SACC_CUDA_TRY(
+      cudaMemcpyAsync(totals, view.block_offsets + slots, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+  SACC_CUDA_TRY(cudaMemcpyAsync(totals + 1, view.column_offsets + slots, sizeof(int32_t),
+                                cudaMemcpyDeviceToHost, stream_));
+  index_geometry_[static_cast<size_t>(local_layer)] = geometry;
+  return Status::ok();
+}
+
+AttentionCost DeviceShard::prefill_index_cost() const {
+  AttentionCost cost;
+  for (size_t l = 0; l < index_geometry_.size(); ++l) {
+    if (index_geometry_[l].num_heads == 0) continue;
+    const int32_t* totals = index_totals_.as<int32_t>() + 2 * l;
+    cost += index_cost(index_geometry_[l], totals[0], totals[1], config_.head_dim);
+  }
+  return cost;
 }
 
 Status DeviceShard::set_slot_count(int slots) {
@@ -286,6 +311,7 @@ Status DeviceShard::begin_prefill(int64_t n) {
   fp8_input_scales_ = nullptr;
   tokens_ = 0;
   logit_step_rows_ = 0;
+  index_geometry_.assign(layers_.size(), IndexGeometry{});
   int sm_major = 0;
   SACC_CUDA_TRY(cudaDeviceGetAttribute(&sm_major, cudaDevAttrComputeCapabilityMajor, spec_.device));
   attention_ = decide_attention(config_, options_, n, sm_major, attention_overrides());

@@ -16,6 +16,8 @@
 #include <span>
 #include <vector>
 
+#include "attention/cost_model.h"
+#include "attention/sparse_index.h"
 #include "core/cuda/device_memory.h"
 #include "core/cuda/pinned_memory.h"
 #include "model/llama_weights.h"
@@ -71,6 +73,9 @@ class DeviceShard {
   // shard_patterns().
   void set_attention(const BackendOptions& options) { copy_attention_settings(options, options_); }
   bool prefill_sparse() const { return attention_.sparse(); }
+  // The sparse indices the current prefill built so far, summed over the shard's layers and heads (none:
+  // zero counts); read after synchronize().
+  AttentionCost prefill_index_cost() const;
 
   // hidden[0, n) <- embedding rows of `tokens` (ids already checked against the vocabulary).
   Status embed(std::span<const int32_t> tokens);
@@ -156,6 +161,9 @@ class DeviceShard {
   const int32_t* batch_tokens() const;
   // The longest reserved cache of any slot: the keys a batch step's decode grid covers.
   int64_t longest_slot() const;
+  // Copies a local layer's index totals (its visited tiles and gathered columns) into index_totals_ on the
+  // stream, for prefill_index_cost().
+  Status record_index_totals(int local_layer, const IndexGeometry& geometry, const SparseIndexView& view);
 
   ModelConfig model_;   // the whole model
   ModelConfig config_;  // the shard's view (shard_config)
@@ -188,6 +196,10 @@ class DeviceShard {
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
   int64_t tokens_ = 0;
   AttentionDecision attention_;  // the selector's decision for the current prompt
+  // The current prefill's sparse indices: per local layer the geometry (num_heads 0: no index) and, pinned,
+  // [local layers][visited tiles, gathered columns] int32.
+  std::vector<IndexGeometry> index_geometry_;
+  PinnedBuffer index_totals_;
   uint64_t peak_device_in_use_ = 0;
 };
 

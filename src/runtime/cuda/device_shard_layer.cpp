@@ -217,6 +217,7 @@ class DeviceShard::LayerOps {
     char* plan_space = static_cast<char*>(workspace) + bytes.select;
     SACC_ASSIGN_OR_RETURN(SparseIndexView view,
                           plan(p, s_.options_.patterns[local], g, plan_space, bytes.plan, stream()));
+    SACC_RETURN_IF_ERROR(s_.record_index_totals(local, g, view));
     return attention_run_cuda(p, &view, decision.kernel(local), workspace, bytes.select, stream());
   }
 
