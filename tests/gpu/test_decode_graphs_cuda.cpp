@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,20 @@ DecodeRun greedy_batches(const LlamaWeights& w, bool graphs) {
   start(1, 500, 900, 3);                        // slot 1's cache reallocated, the workspace too
   for (int i = 0; i < 3; ++i) step({1, 2, 0});  // B = 3 again, rows in another order
   for (int i = 0; i < 3; ++i) step({2});        // B = 1 (what decode() runs)
+  // What a server does: slot 1 reserved anew and its prompt prefilled in chunks of 256 between decode steps
+  // of slot 2. Each chunk reallocates the step buffers (often at their old addresses): the next step is
+  // captured again, never replayed over freed memory.
+  EXPECT_TRUE(b->reserve_slot(1, 1000).is_ok());
+  std::vector<int32_t> chunked = test::fixed_prompt(768, vocab);
+  for (int c = 0; c < 3; ++c) {
+    const std::span<const int32_t> chunk = std::span<const int32_t>(chunked).subspan(c * 256, 256);
+    const Status s = c == 0 ? b->prefill(1, chunk, logits) : b->extend(1, chunk, logits);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    run.logits.push_back(logits);
+    next[1] = greedy_token(logits, vocab);
+    for (int i = 0; i < 2; ++i) step({2});
+  }
+  for (int i = 0; i < 3; ++i) step({1, 2});
   Result<DecodeGraphStats> stats = cuda_rt::decode_graph_stats(*b);
   EXPECT_TRUE(stats.is_ok());
   if (stats) run.stats = *stats;

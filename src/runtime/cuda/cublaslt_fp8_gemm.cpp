@@ -65,6 +65,7 @@ Status GemmRunner::launch_fp8(const Fp8GemmArgs& g, const Fp8Plan& plan, cudaStr
     SACC_RETURN_IF_ERROR(refuse_during_capture(stream, "growing the FP8 GEMM scratch"));
     SACC_CUDA_TRY(cudaStreamSynchronize(stream));  // the old scratch may still be read
     fp8_raw_.reset();
+    ++fp8_raw_allocations_;
     SACC_ASSIGN_OR_RETURN(fp8_raw_, DeviceBuffer::create(device_, raw_bytes, "FP8 GEMM product"));
   }
   const float beta = 0.0f;

@@ -60,6 +60,8 @@ class GemmRunner {
   // workspace and the FP8 products' scratch (null until needed; it grows, and moves, with a larger shape).
   const void* workspace() const { return workspace_.data(); }
   const void* fp8_scratch() const { return fp8_raw_.data(); }
+  // Times the FP8 scratch was allocated anew (possibly at its old address).
+  uint64_t fp8_scratch_allocations() const { return fp8_raw_allocations_; }
 
  private:
   GemmRunner() = default;
@@ -80,6 +82,7 @@ class GemmRunner {
   std::map<Key, cublasLtMatmulAlgo_t> algos_;
   std::map<Fp8Key, Fp8Plan> fp8_plans_;
   DeviceBuffer fp8_raw_;  // [rows, out] bf16 unscaled products (only the separate-kernel path)
+  uint64_t fp8_raw_allocations_ = 0;
   bool fp8_epilogue_allowed_ = true;
   int64_t algorithm_searches_ = 0;
 };

@@ -269,6 +269,7 @@ Status DeviceShard::reserve(int slot, int64_t max_tokens) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   SlotKv& s = slots_[static_cast<size_t>(slot)];
   s = SlotKv{};
+  ++reallocations_;
   hidden_ = {};
   q_or_mlp_ = {};
   attn_out_ = {};
@@ -292,6 +293,7 @@ void DeviceShard::release(int slot) {
 
 Status DeviceShard::ensure_decode_scratch(size_t bytes) {
   if (decode_scratch_.size() >= bytes) return Status::ok();
+  ++reallocations_;
   decode_scratch_ = {};
   SACC_ASSIGN_OR_RETURN(decode_scratch_,
                         DeviceBuffer::create(spec_.device, bytes, "decode attention scratch"));
@@ -301,6 +303,7 @@ Status DeviceShard::ensure_decode_scratch(size_t bytes) {
 Status DeviceShard::begin_prefill(int64_t n) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   // Free the previous prompt's buffers first.
+  ++reallocations_;
   hidden_ = {};
   q_or_mlp_ = {};
   attn_out_ = {};

@@ -56,9 +56,11 @@ class DeviceShard {
   void end_batch() { batch_rows_ = 0; }
   // Every device address and size the launches of a batch step of the current rows bake in, other than
   // the table's contents: the workspace, the table itself, the staged K/V rows, the decode scratch and the
-  // key range its grid covers, the logit steps, cuBLASLt's buffers. A captured step stays valid while this
-  // is unchanged. The weights and RoPE frequencies never move; the KV caches are not baked in at all (the
-  // table points at them), so reserving a slot anew changes this only through the buffers it frees.
+  // key range its grid covers, the logit steps, cuBLASLt's buffers; and a count of the reallocations of
+  // those buffers, so a buffer freed and allocated again at its old address still changes it (a graph
+  // replayed over freed buffers fails in the server: cudaGraphLaunch invalid argument under memcheck,
+  // unspecified launch failure without). A captured step stays valid while this is unchanged. The weights
+  // and RoPE frequencies never move; the KV caches are not baked in at all (the table points at them).
   std::vector<uint64_t> batch_step_signature() const;
   // Prefix reuse (device_shard_kv.cpp): copies KV positions [0, n) of `slot` into a new device buffer
   // [2 * layers, n, local Hkv * d] bf16 (K then V per layer), or back from one made for `tokens` >= n
@@ -179,6 +181,7 @@ class DeviceShard {
   // covers (longest_slot(): CTAs past a row's keys exit at once, so the grid holds while the caches fill).
   // The tables and staged rows are sized for a batch of every slot: their addresses do not depend on B.
   int64_t batch_rows_ = 0, batch_key_bound_ = 0;
+  uint64_t reallocations_ = 0;  // of the buffers batch_step_signature() names: one more at each
   DeviceBuffer batch_table_, batch_kv_;
   PinnedBuffer host_batch_table_;  // batch_table_'s host image, copied without a host wait
   uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,

@@ -43,6 +43,7 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
   // batch size is not invalidated by a step of another.
   if (batch_table_.size() < table_bytes(layers, max_rows)) {
     SACC_CUDA_TRY(cudaStreamSynchronize(stream_));  // the last table copy may still read the host image
+    ++reallocations_;
     batch_table_ = {};
     host_batch_table_ = {};
     SACC_ASSIGN_OR_RETURN(batch_table_,
@@ -52,6 +53,7 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
   }
   const size_t staged_kv = static_cast<size_t>(2 * max_rows * config_.kv_dim()) * sizeof(uint16_t);
   if (batch_kv_.size() < staged_kv) {
+    ++reallocations_;
     batch_kv_ = {};
     SACC_ASSIGN_OR_RETURN(batch_kv_, DeviceBuffer::create(spec_.device, staged_kv, "batch K/V rows"));
   }
@@ -107,7 +109,9 @@ std::vector<uint64_t> DeviceShard::batch_step_signature() const {
           static_cast<uint64_t>(logit_step_rows_),
           static_cast<uint64_t>(chunk_rows(batch_rows_)),
           address(gemm_->workspace()),
-          address(gemm_->fp8_scratch())};
+          address(gemm_->fp8_scratch()),
+          gemm_->fp8_scratch_allocations(),
+          reallocations_};
 }
 
 uint16_t* const* DeviceShard::batch_k_rows(int local) const {
