@@ -71,9 +71,9 @@ struct FlashTilesSm90 {
   static constexpr int kThreads = 3 * 128;
   static constexpr int kQElems = kBlockM * kHeadDim;
   static constexpr int kKvElems = kTileKeys * kHeadDim;
-  // Q + stages x (K + V) + key positions + 1 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom.
-  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) +
-                                    kStages * kTileKeys * int(sizeof(int)) + 8 * (1 + 2 * kStages) + 1024;
+  // Q + stages x (K + V) + 1 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered
+  // columns' key positions are not kept here: the consumers read them from the index.
+  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) + 8 * (1 + 2 * kStages) + 1024;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma tiles are built from 64-column (128-byte) blocks");
   static_assert(kBlockM == 128, "two consumer warpgroups x 64 rows");

@@ -59,10 +59,9 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   extern __shared__ unsigned char smem_raw[];
   // The 128-byte swizzle works on absolute address bits: every 8-row atom must start on a 1024-byte boundary.
   auto* s_q = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
-  uint16_t* s_k = s_q + Tiles::kQElems;                                  // [kStages][d/64][kTileKeys][64]
-  uint16_t* s_v = s_k + kStages * Tiles::kKvElems;                       // [kStages][d/64][kTileKeys][64]
-  int* s_key = reinterpret_cast<int*>(s_v + kStages * Tiles::kKvElems);  // [kStages][kTileKeys] gathered keys
-  auto* bars = reinterpret_cast<uint64_t*>(s_key + kStages * kTileKeys);
+  uint16_t* s_k = s_q + Tiles::kQElems;             // [kStages][d/64][kTileKeys][64]
+  uint16_t* s_v = s_k + kStages * Tiles::kKvElems;  // [kStages][d/64][kTileKeys][64]
+  auto* bars = reinterpret_cast<uint64_t*>(s_v + kStages * Tiles::kKvElems);
   uint64_t* q_full = bars;               // Q landed
   uint64_t* full = bars + 1;             // [kStages] K/V stage landed
   uint64_t* empty = bars + 1 + kStages;  // [kStages] every consumer warp is done with the stage
@@ -137,7 +136,6 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
           const int row = h * kBlockN + r;
           cp_async_16(k_tile + sw128_offset<kTileKeys>(row, c), k_base + offset, valid);
           cp_async_16(v_tile + sw128_offset<kTileKeys>(row, c), v_base + offset, valid);
-          if (c == 0) s_key[s * kTileKeys + row] = key;
         }
       }
       if (any_gathered) {
@@ -182,7 +180,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     mbarrier_wait(full + s, (t / kStages) & 1);
     const uint16_t* k_tile = s_k + s * Tiles::kKvElems;
     const uint16_t* v_tile = s_v + s * Tiles::kKvElems;
-    // Key of each half's first column (INT_MAX: gathered or unused); gathered halves read s_key.
+    // Key of each half's first column (INT_MAX: gathered or unused); gathered halves read the list below.
     const KeyHalf half0 = key_half(visit, 2 * t, num_blocks, num_halves);
     const KeyHalf half1 = key_half(visit, 2 * t + 1, num_blocks, num_halves);
     const bool gathered0 = half0.group >= 0, gathered1 = half1.group >= 0;
@@ -203,6 +201,22 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
         wgmma_m64n128k16_ss(acc_s, desc_q, desc_k, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
+      // Key positions of this thread's gathered columns (j * 8 + quad_col * 2 + {0, 1} of a gathered half),
+      // straight from the visit policy's list with the producer's rule (INT_MAX past the count), loaded
+      // while the S GEMM runs. Reading them from the list rather than from a shared copy the producer wrote
+      // keeps the consumers' reads off shared memory, whose ordering through the stage's mbarriers
+      // compute-sanitizer racecheck does not follow.
+      int column_key[kTileKeys / 8][2];
+#pragma unroll
+      for (int j = 0; j < kTileKeys / 8; ++j) {
+        const KeyHalf& half = j >= kBlockN / 8 ? half1 : half0;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = half.group * kBlockN + ((j * 8 + quad_col * 2 + e) & (kBlockN - 1));
+          column_key[j][e] =
+              half.group >= 0 && c < visit.num_key_columns() ? __ldg(visit.key_columns() + c) : INT_MAX;
+        }
+      }
       wgmma_wait<0>();
       fence_registers(acc_s);
 
@@ -210,7 +224,6 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       const bool half1_block = !gathered1 && half1.key0 != INT_MAX;
       const int last_key0 = half1_block ? half1.key0 : half0.key0;
       if (any_gathered || !half1_block || last_key0 + kBlockN - 1 > warp_row0) {
-        const int* keys = s_key + s * kTileKeys;
 #pragma unroll
         for (int j = 0; j < kTileKeys / 8; ++j) {
           const bool second = j >= kBlockN / 8;
@@ -220,8 +233,8 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
           for (int e = 0; e < 4; ++e) {
             const int row = warp_row0 + quad_row + (e >> 1) * 8;
             const int col = j * 8 + quad_col * 2 + (e & 1);
-            const int key =
-                gathered ? keys[col] : (half_key0 == INT_MAX ? INT_MAX : half_key0 + (col & (kBlockN - 1)));
+            const int key = gathered ? column_key[j][e & 1]
+                                     : (half_key0 == INT_MAX ? INT_MAX : half_key0 + (col & (kBlockN - 1)));
             if (key > row) acc_s[j * 4 + e] = -INFINITY;
           }
         }
