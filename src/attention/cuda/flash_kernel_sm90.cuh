@@ -7,7 +7,8 @@
 // GEMMs are m64n128 per k16 step. Same visit policies (flash_policy.cuh), masking rule, online softmax
 // (flash_softmax.cuh), epilogue (flash_epilogue.cuh) and PTX wrappers (ptx.cuh) as the mma.sync body.
 //
-// Persistent: a launch has min(items, SMs x resident CTAs) CTAs (flash_dispatch.cu) and CTA c runs work items
+// Persistent (visit policies with kPersistentGrid, the sparse ones; flash_policy.cuh says why not dense): a
+// launch has min(items, SMs x resident CTAs) CTAs (flash_dispatch.cu) and CTA c runs work items
 // c, c + gridDim.x, ... of the longest-first order. Barriers are initialised once; the K/V ring runs on
 // across items, and Q is double-buffered, so the producer loads the next item's Q and first K/V tiles while
 // the consumers finish the current item and store its O. With one CTA per item (SACC_FLASH_PERSISTENT=0) the
@@ -358,8 +359,9 @@ cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaM
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tiles::kSmemBytes);
   if (error != cudaSuccess) return error;
   int num_ctas = num_items;
-  error = sm90_grid_size(reinterpret_cast<const void*>(kernel), Tiles::kThreads, Tiles::kSmemBytes, num_items,
-                         &num_ctas);
+  if constexpr (Visit::kPersistentGrid)
+    error = sm90_grid_size(reinterpret_cast<const void*>(kernel), Tiles::kThreads, Tiles::kSmemBytes,
+                           num_items, &num_ctas);
   if (error != cudaSuccess) return error;
   kernel<<<num_ctas, Tiles::kThreads, Tiles::kSmemBytes, stream>>>(params, maps, num_items);
   return cudaGetLastError();

@@ -27,7 +27,8 @@ extern template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const Fl
                                                                         cudaStream_t);
 
 // The Hopper body (flash_kernel_sm90.cuh: warp-specialised, TMA + wgmma); maps are the launch's Q/K/V tensor
-// maps. It runs num_items work items (the mma.sync body's num_ctas) on a persistent grid, sm90_grid_size().
+// maps. It runs num_items work items (the mma.sync body's num_ctas): on a persistent grid, sm90_grid_size(),
+// where the visit policy's kPersistentGrid says so (sparse), else one CTA per item (dense).
 struct FlashTmaMaps;
 template <int kHeadDim, class Visit>
 cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaMaps& maps, int num_items,
