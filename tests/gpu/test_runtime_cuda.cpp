@@ -62,17 +62,24 @@ TEST_P(RuntimeCuda, LogitsMatchCpuBackend) {
     EXPECT_LT(test::relative_error(gpu.decode[i], cpu.decode[i]), 4e-2) << i;
 }
 
+// Sparse prefill on cuda:0 with `every_head` for every head of every layer.
+BackendOptions sparse_on_gpu(const ModelConfig& config, PatternSpec every_head) {
+  BackendOptions options;
+  options.device = Device::cuda(0);
+  options.attention = AttentionMode::SPARSE;
+  LayerPatterns layer;
+  layer.heads.assign(config.num_heads, every_head);
+  options.patterns.assign(config.num_layers, layer);
+  return options;
+}
+
 TEST_P(RuntimeCuda, AllBlocksSparseEqualsDenseAndChunkingAgrees) {
   const ModelConfig config = test::tiny_cuda_config(GetParam(), 3);
   const LlamaWeights w = llama_weights_random(config, 43);
-  BackendOptions dense;
-  dense.device = Device::cuda(0);
+  const BackendOptions sparse = sparse_on_gpu(config, PatternSpec{});  // every block
+  BackendOptions dense = sparse;
   dense.attention = AttentionMode::DENSE;
-  BackendOptions sparse = dense;
-  sparse.attention = AttentionMode::SPARSE;
-  LayerPatterns all_blocks;
-  all_blocks.heads.assign(config.num_heads, PatternSpec{});
-  sparse.patterns.assign(config.num_layers, all_blocks);
+  dense.patterns.clear();
   BackendOptions chunked = dense;
   chunked.chunk = 100;  // 1000 = 10 chunks
   const RunResult a = run_model(w, dense, 1000, 1), b = run_model(w, sparse, 1000, 1),
@@ -92,12 +99,7 @@ TEST_P(RuntimeCuda, AllBlocksSparseEqualsDenseAndChunkingAgrees) {
 TEST_P(RuntimeCuda, PrefillDensityMatchesCpuBackend) {
   const ModelConfig config = test::tiny_cuda_config(GetParam(), 3);
   const LlamaWeights w = llama_weights_random(config, 45);
-  BackendOptions gpu;
-  gpu.device = Device::cuda(0);
-  gpu.attention = AttentionMode::SPARSE;
-  LayerPatterns local;
-  local.heads.assign(config.num_heads, PatternSpec{PatternKind::TRIANGULAR, 64, 256});
-  gpu.patterns.assign(config.num_layers, local);
+  const BackendOptions gpu = sparse_on_gpu(config, PatternSpec{PatternKind::TRIANGULAR, 64, 256});
   BackendOptions cpu = gpu;
   cpu.device = Device::cpu();
   const RunResult on_gpu = run_model(w, gpu, 1000, 0), on_cpu = run_model(w, cpu, 1000, 0);
