@@ -90,6 +90,11 @@ TEST(OpenAiProtocol, WrongTypes) {
   expect_400(chat(R"({"model":"m","messages":[]})"), "messages");
   expect_400(chat(R"({"model":"m","messages":[{"role":1,"content":"a"}]})"), "messages[0].role");
   expect_400(chat(R"({"model":"m","messages":[{"role":"user","content":5}]})"), "messages[0].content");
+  // A content part whose "type" is not a string (found by fuzz_serve_request: it threw instead).
+  expect_400(chat(R"({"model":"m","messages":[{"role":"user","content":[{"type":[1],"text":"a"}]}]})"),
+             "messages[0].content");
+  expect_400(chat(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":7}]}]})"),
+             "messages[0].content");
 }
 
 TEST(OpenAiProtocol, AttentionOverrideShape) {

@@ -30,10 +30,12 @@ std::optional<std::string> message_content(const json& content) {
   if (!content.is_array()) return std::nullopt;
   std::string text;
   for (const json& part : content) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-        !part["text"].is_string())
+    if (!part.is_object()) return std::nullopt;
+    const json* type = field(part, "type");
+    const json* part_text = field(part, "text");
+    if (!type || !type->is_string() || *type != "text" || !part_text || !part_text->is_string())
       return std::nullopt;
-    text += part["text"].get<std::string>();
+    text += part_text->get<std::string>();
   }
   return text;
 }
