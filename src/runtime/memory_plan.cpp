@@ -50,6 +50,13 @@ CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& c, int64_t tokens, in
   return s;
 }
 
+CudaWorkspaceSizes cuda_step_workspace_sizes(const ModelConfig& c, int64_t rows, int64_t chunk, bool lm_head,
+                                             LinearMode linear) {
+  CudaWorkspaceSizes s = cuda_workspace_sizes(c, rows, chunk, 0, false, lm_head ? rows : 0, linear);
+  s.small = 0;
+  return s;
+}
+
 MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, const Device& device,
                        uint64_t attention_workspace, bool separate_output, int64_t logit_rows,
                        LinearMode linear) {
@@ -74,7 +81,8 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
         static_cast<uint64_t>(c.num_layers) * layer_weight_bytes(c, linear);
     plan.workspace =
         cuda_workspace_sizes(c, tokens, chunk, attention_workspace, separate_output, logit_rows, linear)
-            .total();
+            .total() +
+        cuda_step_workspace_sizes(c, 1, chunk, logit_rows > 0, linear).total();
   }
   plan.available = available_memory(device);
   return plan;

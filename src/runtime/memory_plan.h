@@ -12,11 +12,12 @@
 namespace sacc {
 
 struct MemoryPlan {
-  std::string device;      // "cpu", "cuda:0"
-  int64_t tokens = 0;      // prompt + generated positions the KV cache holds
-  uint64_t weights = 0;    // bytes: fp32 on the CPU, bf16 on the GPU (linear layers e4m3 + scales with FP8)
-  uint64_t kv_cache = 0;   // bytes: 2 * N * tokens * Hkv * d * 2 (bf16)
-  uint64_t workspace = 0;  // bytes: activations of the longest step (prefill) and attention workspace
+  std::string device;     // "cpu", "cuda:0"
+  int64_t tokens = 0;     // prompt + generated positions the KV cache holds
+  uint64_t weights = 0;   // bytes: fp32 on the CPU, bf16 on the GPU (linear layers e4m3 + scales with FP8)
+  uint64_t kv_cache = 0;  // bytes: 2 * N * tokens * Hkv * d * 2 (bf16)
+  uint64_t workspace =
+      0;  // bytes: activations of the longest step (prefill), attention workspace, a decode step's
   uint64_t available = 0;  // bytes the device can give (free memory, capped by a budget); 0 when unknown
   uint64_t total() const { return weights + kv_cache + workspace; }
   std::string describe() const;  // multi-line table for `sacc info`
@@ -55,6 +56,13 @@ int64_t logit_rows_per_step(int64_t logit_rows, int64_t tokens, int64_t chunk);
 CudaWorkspaceSizes cuda_workspace_sizes(const ModelConfig& config, int64_t tokens, int64_t chunk,
                                         uint64_t attention_workspace, bool separate_output,
                                         int64_t logit_rows = 1, LinearMode linear = LinearMode::BF16);
+
+// The CUDA backend's batch-step workspace (DeviceShard: the decode steps of up to `rows` sequences, beside
+// the prefill's): the activations of `rows` tokens, no attention workspace (a step's attention runs in the
+// decode scratch), the output over the queries, logits for every row where `lm_head`; small is 0 (counted
+// with the prefill's).
+CudaWorkspaceSizes cuda_step_workspace_sizes(const ModelConfig& config, int64_t rows, int64_t chunk,
+                                             bool lm_head, LinearMode linear);
 
 // The plan for `tokens` positions with linear layers over `chunk` tokens; `attention_workspace` as the
 // attention library reports it for that length (0 on the CPU); `logit_rows` and `linear` as BackendOptions

@@ -33,7 +33,8 @@ uint64_t fixed_weight_bytes(const ModelConfig& model, bool embeds, bool has_lm_h
 uint64_t workspace_bytes(const ModelConfig& shard, const ShardSizing& s, bool has_lm_head) {
   return cuda_workspace_sizes(shard, s.tokens, s.chunk, s.attention_workspace, s.separate_output,
                               has_lm_head ? s.logit_rows : 0, s.linear)
-      .total();
+             .total() +
+         cuda_step_workspace_sizes(shard, 1, s.chunk, has_lm_head, s.linear).total();
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ int32_t greedy_token(const std::vector<float>& logits, int64_t vocab, int64_t ro
 struct DecodeRun {
   std::vector<std::vector<float>> logits;  // the prefill's, then one per step
   DecodeGraphStats stats;
+  // greedy_batches: the captures and replays while a prompt was prefilled in chunks between steps.
+  DecodeGraphStats during_chunks;
 };
 
 // One sequence: a prompt of `prompt` tokens in a cache of `capacity`, then `steps` greedy decode steps.
@@ -166,8 +168,8 @@ TEST_F(DecodeGraphsCuda, Qwen05bShapesDecodeEqualsPlainBitForBit) {
 }
 
 // Sequences in their own slots, stepped greedily in batches whose membership changes; slot 1 is reserved
-// anew (its KV cache freed and reallocated, with the step workspace) and given a new prompt between steps.
-// Every step's logits [B, V].
+// anew (its KV cache freed and reallocated, the prefill workspace freed) and given a new prompt between
+// steps. Every step's logits [B, V].
 DecodeRun greedy_batches(const LlamaWeights& w, bool graphs) {
   DecodeRun run;
   const std::unique_ptr<Backend> b = make_backend(w, graphs, LinearMode::BF16);
@@ -199,13 +201,15 @@ DecodeRun greedy_batches(const LlamaWeights& w, bool graphs) {
   start(1, 1, 1200, 2);
   for (int i = 0; i < 3; ++i) step({2, 0, 1});  // B = 3: plain, captured, replayed
   for (int i = 0; i < 3; ++i) step({0, 2});     // B = 2: its own graph
-  start(1, 500, 900, 3);                        // slot 1's cache reallocated, the workspace too
+  start(1, 500, 900, 3);                        // slot 1's cache reallocated: keys 1200 -> 900
   for (int i = 0; i < 3; ++i) step({1, 2, 0});  // B = 3 again, rows in another order
   for (int i = 0; i < 3; ++i) step({2});        // B = 1 (what decode() runs)
-  // What a server does: slot 1 reserved anew and its prompt prefilled in chunks of 256 between decode steps
-  // of slot 2. Each chunk reallocates the step buffers (often at their old addresses): the next step is
-  // captured again, never replayed over freed memory.
-  EXPECT_TRUE(b->reserve_slot(1, 1000).is_ok());
+  // What a server does: slot 1 reserved anew (no longer than the longest cache: the decode grid holds) and
+  // its prompt prefilled in chunks of 256 between decode steps of slot 2. Each chunk reallocates the
+  // prefill's workspace, not the batch steps': the step of B = 1 captured above is replayed.
+  EXPECT_TRUE(b->reserve_slot(1, 900).is_ok());
+  Result<DecodeGraphStats> before = cuda_rt::decode_graph_stats(*b);
+  EXPECT_TRUE(before.is_ok());
   std::vector<int32_t> chunked = test::fixed_prompt(768, vocab);
   for (int c = 0; c < 3; ++c) {
     const std::span<const int32_t> chunk = std::span<const int32_t>(chunked).subspan(c * 256, 256);
@@ -214,6 +218,13 @@ DecodeRun greedy_batches(const LlamaWeights& w, bool graphs) {
     run.logits.push_back(logits);
     next[1] = greedy_token(logits, vocab);
     for (int i = 0; i < 2; ++i) step({2});
+  }
+  Result<DecodeGraphStats> after = cuda_rt::decode_graph_stats(*b);
+  EXPECT_TRUE(after.is_ok());
+  if (after && before) {
+    run.during_chunks.plain = after->plain - before->plain;
+    run.during_chunks.captures = after->captures - before->captures;
+    run.during_chunks.replays = after->replays - before->replays;
   }
   for (int i = 0; i < 3; ++i) step({1, 2});
   Result<DecodeGraphStats> stats = cuda_rt::decode_graph_stats(*b);
@@ -229,9 +240,12 @@ TEST_F(DecodeGraphsCuda, BatchDecodeEqualsPlainBitForBitAcrossMembershipAndReser
     const DecodeRun off = greedy_batches(w, false);
     const DecodeRun on = greedy_batches(w, true);
     expect_same_steps(on, off, what);
-    // Captured: B = 3, B = 2, B = 1 (and B = 3 again unless the reallocated buffers kept their addresses);
-    // replayed: one step of the first B = 3, of B = 2 and of B = 1, two after the reservation.
+    // Captured: B = 3, B = 2, B = 1 (and B = 3 again: the reservation narrowed the decode grid); replayed:
+    // one step of the first B = 3, of B = 2 and of B = 1, two after the reservation.
     expect_graphs_used(on, off, 3, 5, what);
+    // The 6 steps of B = 1 between the chunks: all replays.
+    EXPECT_EQ(on.during_chunks.plain + on.during_chunks.captures, 0) << what;
+    EXPECT_EQ(on.during_chunks.replays, 6) << what;
   }
 }
 

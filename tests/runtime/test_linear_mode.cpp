@@ -42,7 +42,9 @@ TEST(LinearMode, MemoryPlanCountsFp8WeightsAndScales) {
   EXPECT_EQ(fp8.kv_cache, bf16.kv_cache);
   // About 6.5 GiB less at 8B (the 0.5 B embedding parameters and the LM head stay bf16).
   EXPECT_GT(bf16.weights - fp8.weights, 6ull << 30);
-  EXPECT_EQ(fp8.workspace - bf16.workspace, 8192 * F + 8192 * 4);  // [chunk, F] e4m3 + [chunk] fp32
+  // [chunk, F] e4m3 + [chunk] fp32, and a decode step's [1, F] + [1] (each part 256-byte aligned).
+  EXPECT_EQ(fp8.workspace - bf16.workspace, 8192 * F + 8192 * 4 + F + 256);
+  EXPECT_EQ(cuda_step_workspace_sizes(c, 1, 8192, true, LinearMode::FP8).fp8_input, F + 256);
   EXPECT_EQ(cuda_workspace_sizes(c, 131072, 8192, 0, false).fp8_input, 0u);
 
   // Several GPUs: each shard's layer bytes follow the same rule.

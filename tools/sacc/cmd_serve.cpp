@@ -80,8 +80,9 @@ int run_serve(const ServeArgs& a) {
                                                                  : kDefaultMaxBatchCuda);
   batching.prefill_chunk = a.prefill_chunk;
   batching.kv_bytes_per_token = kv_cache_bytes(setup->model.weights.config, 1);
-  batching.maybe_room_beside = make_room_beside(a.engine, *setup);
+  // Slots first: the batch steps' workspace they size is then not counted as room.
   if (Status s = (*backend)->set_slot_count(batching.max_batch); !s) return report_error(s);
+  batching.maybe_room_beside = make_room_beside(a.engine, *setup);
 
   ServeMetrics metrics;
   Scheduler scheduler(**backend, setup->model.maybe_tokenizer, setup->model.stop_tokens,

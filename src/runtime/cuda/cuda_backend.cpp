@@ -288,11 +288,8 @@ Status CudaBackend::decode_batch(std::span<const int32_t> tokens, std::span<cons
     if (pinned) out = *pinned;
     run = pinned.status();
   }
-  for (auto& shard : shards_) {
-    // The step's workspace holds B rows (a prefill's usually does already).
-    if (run && shard->workspace_tokens() < rows) run = shard->begin_prefill(rows);
+  for (auto& shard : shards_)
     if (run) run = shard->begin_batch(slots, positions, tokens);
-  }
   const auto enqueue = [&]() -> Status {
     SACC_RETURN_IF_ERROR(schedule_->run(tokens, 0, nullptr));
     return head_->logits(rows, rows, out);

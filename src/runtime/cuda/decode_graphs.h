@@ -17,12 +17,13 @@
 // Invalidation, in one place (run()): a graph is replayed only while the step's signature — every address
 // and size its launches bake in (DeviceShard::batch_step_signature, plus the pinned logits) — equals the
 // one it was captured with; otherwise it is captured again (the executable updated in place where the
-// topology allows). Freed and reallocated buffers (a slot reserved anew frees the workspace; a prefill
-// reallocates it; the decode scratch grows) change the signature, also when the new buffer has the old
-// address: the signature counts reallocations, since replaying a graph over freed memory fails even when the
-// addresses match (a server interleaving prefill chunks with decode steps hit it). The KV caches are never
-// baked in. Cost: a server's prefill (or prefill chunk) between decode steps reallocates the workspace, so
-// the next step of each B is captured again (about a plain step's enqueue, plus the update).
+// topology allows). Freed and reallocated buffers (the slot count changes; the decode scratch grows) change
+// the signature, also when the new buffer has the old address: the signature counts reallocations, since
+// replaying a graph over freed memory fails even when the addresses match (a server interleaving prefill
+// chunks with decode steps hit it). The KV caches are never baked in, and batch steps work in a workspace of
+// their own, so a server's prefill (or prefill chunk) between decode steps, which reallocates the prefill's
+// workspace, leaves the captured steps valid; a longer slot reserved widens the decode grid (one capture
+// per B after it).
 // Settings enter no decode step: set_attention changes prefills only (a decode step always runs the
 // split-key decode kernel) and the linear mode is fixed when the backend is made (the weights' format).
 //

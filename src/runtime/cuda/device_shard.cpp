@@ -260,7 +260,8 @@ Status DeviceShard::set_slot_count(int slots) {
   slots_ = std::vector<SlotKv>(static_cast<size_t>(slots));
   active_ = 0;
   batch_rows_ = 0;
-  return Status::ok();
+  ws_ = &prefill_ws_;
+  return ensure_step_workspace();
 }
 
 Status DeviceShard::reserve(int slot, int64_t max_tokens) {
@@ -269,12 +270,7 @@ Status DeviceShard::reserve(int slot, int64_t max_tokens) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   SlotKv& s = slots_[static_cast<size_t>(slot)];
   s = SlotKv{};
-  ++reallocations_;
-  hidden_ = {};
-  q_or_mlp_ = {};
-  attn_out_ = {};
-  scratch_ = {};
-  tokens_ = 0;
+  prefill_ws_ = {};
   const size_t per_layer = static_cast<size_t>(max_tokens) * config_.kv_dim() * 2;
   if (config_.num_layers > 0) {
     SACC_ASSIGN_OR_RETURN(s.kv,
@@ -300,54 +296,56 @@ Status DeviceShard::ensure_decode_scratch(size_t bytes) {
   return Status::ok();
 }
 
+Status DeviceShard::allocate(Workspace& w, const CudaWorkspaceSizes& s, int64_t n, int64_t logit_rows) {
+  w = {};
+  const int dev = spec_.device;
+  SACC_ASSIGN_OR_RETURN(w.hidden, DeviceBuffer::create(dev, s.hidden, "hidden states"));
+  SACC_ASSIGN_OR_RETURN(w.q_or_mlp, DeviceBuffer::create(dev, s.q_or_mlp, "queries / MLP chunk"));
+  if (s.attn_out) {
+    SACC_ASSIGN_OR_RETURN(w.attn_out, DeviceBuffer::create(dev, s.attn_out, "attention output"));
+  }
+  SACC_ASSIGN_OR_RETURN(w.scratch,
+                        DeviceBuffer::create(dev, s.scratch(), "normed chunk / attention workspace"));
+  SACC_ASSIGN_OR_RETURN(w.ids, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
+  if (s.fp8_input) {
+    SACC_ASSIGN_OR_RETURN(w.fp8_input, DeviceBuffer::create(dev, s.fp8_input, "FP8 linear-layer input"));
+    const int64_t widest = std::max({config_.hidden, config_.q_dim(), config_.ffn});
+    w.fp8_input_scales = reinterpret_cast<float*>(w.fp8_input.as<char>() +
+                                                  align_up(static_cast<size_t>(chunk_rows(n) * widest)));
+  }
+  if (s.logits) {
+    SACC_ASSIGN_OR_RETURN(w.logits, DeviceBuffer::create(dev, s.logits, "logits"));
+    w.logit_step_rows = logit_rows_per_step(logit_rows, n, options_.chunk);
+  }
+  w.tokens = n;
+  return Status::ok();
+}
+
+Status DeviceShard::ensure_step_workspace() {
+  const auto rows = static_cast<int64_t>(slots_.size());
+  if (step_ws_.tokens == rows) return Status::ok();
+  SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  ++reallocations_;
+  const CudaWorkspaceSizes s =
+      cuda_step_workspace_sizes(config_, rows, options_.chunk, spec_.has_lm_head, options_.linear);
+  return allocate(step_ws_, s, rows, spec_.has_lm_head ? rows : 0);
+}
+
 Status DeviceShard::begin_prefill(int64_t n) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   // Free the previous prompt's buffers first.
-  ++reallocations_;
-  hidden_ = {};
-  q_or_mlp_ = {};
-  attn_out_ = {};
-  scratch_ = {};
-  ids_ = {};
-  logits_ = {};
-  fp8_input_ = {};
-  fp8_input_scales_ = nullptr;
-  tokens_ = 0;
-  logit_step_rows_ = 0;
+  prefill_ws_ = {};
   index_geometry_.assign(layers_.size(), IndexGeometry{});
   int sm_major = 0;
   SACC_CUDA_TRY(cudaDeviceGetAttribute(&sm_major, cudaDevAttrComputeCapabilityMajor, spec_.device));
   attention_ = decide_attention(config_, options_, n, sm_major, attention_overrides());
   SACC_ASSIGN_OR_RETURN(attention_.workspace, attention_workspace(config_, options_, n, attention_.method));
   const AttentionBytes& attn = attention_.workspace;
-  // Room for a batch step's logits too (one row per slot): the LM head then runs once over the batch.
-  const int64_t logit_rows = spec_.has_lm_head ? std::max<int64_t>(step_logit_rows(options_, n, 0),
-                                                                   static_cast<int64_t>(slots_.size()))
-                                               : 0;
+  const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
   const CudaWorkspaceSizes s =
       cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
                            attention_needs_separate_output(options_.attention), logit_rows, options_.linear);
-  const int dev = spec_.device;
-  SACC_ASSIGN_OR_RETURN(hidden_, DeviceBuffer::create(dev, s.hidden, "hidden states"));
-  SACC_ASSIGN_OR_RETURN(q_or_mlp_, DeviceBuffer::create(dev, s.q_or_mlp, "queries / MLP chunk"));
-  if (s.attn_out) {
-    SACC_ASSIGN_OR_RETURN(attn_out_, DeviceBuffer::create(dev, s.attn_out, "attention output"));
-  }
-  SACC_ASSIGN_OR_RETURN(scratch_,
-                        DeviceBuffer::create(dev, s.scratch(), "normed chunk / attention workspace"));
-  SACC_ASSIGN_OR_RETURN(ids_, DeviceBuffer::create(dev, n * sizeof(int32_t), "token ids"));
-  if (s.fp8_input) {
-    SACC_ASSIGN_OR_RETURN(fp8_input_, DeviceBuffer::create(dev, s.fp8_input, "FP8 linear-layer input"));
-    const int64_t widest = std::max({config_.hidden, config_.q_dim(), config_.ffn});
-    fp8_input_scales_ = reinterpret_cast<float*>(fp8_input_.as<char>() +
-                                                 align_up(static_cast<size_t>(chunk_rows(n) * widest)));
-  }
-  if (s.logits) {
-    SACC_ASSIGN_OR_RETURN(logits_, DeviceBuffer::create(dev, s.logits, "logits"));
-    logit_step_rows_ = logit_rows_per_step(logit_rows, n, options_.chunk);
-  }
-  tokens_ = n;
-  return Status::ok();
+  return allocate(prefill_ws_, s, n, logit_rows);
 }
 
 uint16_t* DeviceShard::k_cache(int slot, int local) const {
@@ -379,12 +377,12 @@ Status DeviceShard::linear(const uint16_t* x, const Linear& w, uint16_t* y, int6
                            int64_t out, bool accumulate, Input input, int64_t ldx) {
   if (options_.linear == LinearMode::BF16)
     return gemm(x, static_cast<const uint16_t*>(w.w), y, rows, in, out, accumulate, ldx);
-  auto* xq = fp8_input_.as<uint8_t>();  // [rows, in] e4m3, scales [rows]
+  auto* xq = ws_->fp8_input.as<uint8_t>();  // [rows, in] e4m3, scales [rows]
   if (input == Input::FRESH)
-    SACC_CUDA_TRY(quantize_rows_e4m3(x, ldx ? ldx : in, rows, in, xq, fp8_input_scales_, stream_));
+    SACC_CUDA_TRY(quantize_rows_e4m3(x, ldx ? ldx : in, rows, in, xq, ws_->fp8_input_scales, stream_));
   Fp8GemmArgs g;
   g.x = xq;
-  g.x_scale = fp8_input_scales_;
+  g.x_scale = ws_->fp8_input_scales;
   g.w = static_cast<const uint8_t*>(w.w);
   g.w_scale = w.maybe_scale;
   g.y = y;
@@ -400,15 +398,15 @@ Status DeviceShard::embed(std::span<const int32_t> tokens) {
   if (!maybe_embed_)
     return make_error(StatusCode::INTERNAL, "cuda:{} holds no embedding table", spec_.device);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  const int32_t* ids = ids_.as<int32_t>();
+  const int32_t* ids = ws_->ids.as<int32_t>();
   if (batch_rows_ > 0) {
     // A batch step's ids came with its table (begin_batch): no copy from the caller's memory.
     if (n != batch_rows_)
       return make_error(StatusCode::INTERNAL, "embed of {} tokens in a {}-row batch step", n, batch_rows_);
     ids = batch_tokens();
   } else {
-    SACC_CUDA_TRY(
-        cudaMemcpyAsync(ids_.data(), tokens.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    SACC_CUDA_TRY(cudaMemcpyAsync(ws_->ids.data(), tokens.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                  stream_));
   }
   return cuda_status(embed_rows(ids, maybe_embed_, hidden(), n, model_.hidden, stream_), "embed");
 }

@@ -25,6 +25,7 @@
 #include "runtime/backend.h"
 #include "runtime/cuda/cublaslt_gemm.h"
 #include "runtime/eval_hooks.h"
+#include "runtime/memory_plan.h"
 #include "runtime/multi_gpu_plan.h"
 
 namespace sacc::cuda_rt {
@@ -39,8 +40,9 @@ class DeviceShard {
   DeviceShard& operator=(const DeviceShard&) = delete;
 
   // Sequence slots (backend.h): each slot its own KV cache [2 * layers, capacity, local Hkv * d] bf16 (K then
-  // V per layer). set_slot_count frees every slot; reserve sizes one slot's cache for `max_tokens` positions
-  // of the shard's layers and heads (freeing its old one and the step workspace first); release frees one.
+  // V per layer). set_slot_count frees every slot and sizes the batch steps' workspace for them; reserve
+  // sizes one slot's cache for `max_tokens` positions of the shard's layers and heads (freeing its old one
+  // and the prefill workspace first); release frees one.
   Status set_slot_count(int slots);
   Status reserve(int slot, int64_t max_tokens);
   void release(int slot);
@@ -50,10 +52,13 @@ class DeviceShard {
   // positions[r] of slots[r] and attends to that slot alone (device_shard_batch.cpp). Uploads the step's
   // table (the rows' caches, positions and tokens) with one copy; the step's launches read everything that
   // changes from step to step from there, so they can be captured once and replayed (decode_graphs.h).
-  // Needs a workspace of >= rows tokens (begin_prefill). end_batch returns to sequence steps.
+  // The step runs in the batch steps' own workspace; end_batch returns to sequence steps and the prefill's.
   Status begin_batch(std::span<const int> slots, std::span<const int32_t> positions,
                      std::span<const int32_t> tokens);
-  void end_batch() { batch_rows_ = 0; }
+  void end_batch() {
+    batch_rows_ = 0;
+    ws_ = &prefill_ws_;
+  }
   // Every device address and size the launches of a batch step of the current rows bake in, other than
   // the table's contents: the workspace, the table itself, the staged K/V rows, the decode scratch and the
   // key range its grid covers, the logit steps, cuBLASLt's buffers; and a count of the reallocations of
@@ -106,11 +111,11 @@ class DeviceShard {
   // Records the shard's peak whole-device memory use (cudaMemGetInfo) so far.
   void sample_device_memory();
 
-  uint16_t* hidden() const { return hidden_.as<uint16_t>(); }  // [workspace tokens, D] residual stream
+  uint16_t* hidden() const { return ws_->hidden.as<uint16_t>(); }  // [workspace tokens, D] residual stream
   cudaStream_t stream() const { return stream_; }
   int device() const { return spec_.device; }
   const ShardSpec& spec() const { return spec_; }
-  int64_t workspace_tokens() const { return tokens_; }
+  int64_t workspace_tokens() const { return ws_->tokens; }
   DeviceMemoryReport memory() const;
 
  private:
@@ -135,7 +140,8 @@ class DeviceShard {
   Status gemm(const uint16_t* x, const uint16_t* w, void* y, int64_t rows, int64_t in, int64_t out,
               bool accumulate, int64_t ldx = 0, bool y_f32 = false);
   // y [rows, out] (+)= x [rows, in] (row stride ldx) W^T for a layer's weight: the bf16 GEMM, or (FP8) x
-  // quantised per token into fp8_input_ and the e4m3 GEMM with both scales; rows <= chunk_rows.
+  // quantised per token into the workspace's fp8_input and the e4m3 GEMM with both scales; rows <=
+  // chunk_rows.
   Status linear(const uint16_t* x, const Linear& w, uint16_t* y, int64_t rows, int64_t in, int64_t out,
                 bool accumulate, Input input = Input::FRESH, int64_t ldx = 0);
   // llama_layer.h's operations on this shard (device_shard_layer.cpp).
@@ -187,18 +193,29 @@ class DeviceShard {
   uint16_t *maybe_embed_ = nullptr, *maybe_lm_head_ = nullptr,
            *maybe_final_norm_ = nullptr;  // [V,D] [V,D] [D]
   std::vector<Layer> layers_;
-  // Prefill workspace (cuda_workspace_sizes of the shard's view). scratch_ holds the normed chunk [c, D] bf16
-  // outside attention and the attention kernels' workspace during it: never live at once, so they share it.
-  // logits_ [logit_step_rows_, V] fp32 only on the shard with the LM head.
-  DeviceBuffer hidden_, q_or_mlp_, attn_out_, scratch_, ids_, logits_;
-  // FP8 linear layers: the chunk's quantised input [c, widest] e4m3, then its per-token scales [c] fp32.
-  DeviceBuffer fp8_input_;
-  float* fp8_input_scales_ = nullptr;
-  int64_t logit_step_rows_ = 0;
+  // The buffers a step works in, for up to `tokens` rows (cuda_workspace_sizes of the shard's view). scratch
+  // holds the normed chunk [c, D] bf16 outside attention and the attention kernels' workspace during it:
+  // never live at once, so they share it. logits [logit_step_rows, V] fp32 only on the shard with the LM
+  // head. FP8 linear layers: fp8_input holds the chunk's quantised input [c, widest] e4m3, then its
+  // per-token scales [c] fp32 (fp8_input_scales).
+  struct Workspace {
+    DeviceBuffer hidden, q_or_mlp, attn_out, scratch, ids, logits, fp8_input;
+    float* fp8_input_scales = nullptr;
+    int64_t tokens = 0, logit_step_rows = 0;
+  };
+  // `w` (freed first) for n rows of sizes `s`, the LM head in steps of logit_rows_per_step(logit_rows, n).
+  Status allocate(Workspace& w, const CudaWorkspaceSizes& s, int64_t n, int64_t logit_rows);
+  // step_ws_ for a batch of every slot (a no-op while it is that size).
+  Status ensure_step_workspace();
+  // Two workspaces: the prefill's, sized for each prompt or chunk by begin_prefill; and the batch steps',
+  // sized for a batch of every slot, with no attention workspace (a step's attention is the decode kernel
+  // over decode_scratch_) and its output over the queries. A prefill chunk between decode steps then leaves
+  // every buffer a captured step bakes in where it was (decode_graphs.h).
+  Workspace prefill_ws_, step_ws_;
+  Workspace* ws_ = &prefill_ws_;  // step_ws_ from begin_batch to end_batch
   QkvObserverFeed qkv_feed_;
   std::vector<uint16_t> host_qkv_;  // the observer's bf16 staging: q [n, Hq*d], k, v [n, Hkv*d]
-  int64_t tokens_ = 0;
-  AttentionDecision attention_;  // the selector's decision for the current prompt
+  AttentionDecision attention_;     // the selector's decision for the current prompt
   // The current prefill's sparse indices: per local layer the geometry (num_heads 0: no index) and, pinned,
   // [local layers][visited tiles, gathered columns] int32.
   std::vector<IndexGeometry> index_geometry_;

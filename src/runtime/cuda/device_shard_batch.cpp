@@ -34,10 +34,8 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
   if (rows == 0 || rows > max_rows || positions.size() != slots.size() || tokens.size() != slots.size())
     return make_error(StatusCode::INTERNAL, "begin_batch: {} slots, {} positions, {} tokens, {} slots held",
                       slots.size(), positions.size(), tokens.size(), max_rows);
-  if (rows > tokens_)
-    return make_error(StatusCode::INTERNAL, "workspace sized for {} tokens, batch has {} rows", tokens_,
-                      rows);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
+  SACC_RETURN_IF_ERROR(ensure_step_workspace());
   const int layers = config_.num_layers;
   // Sized for a batch of every slot (a few KiB): the same addresses for every B, so a step captured for one
   // batch size is not invalidated by a step of another.
@@ -82,6 +80,7 @@ Status DeviceShard::begin_batch(std::span<const int> slots, std::span<const int3
       cudaMemcpyAsync(batch_table_.data(), host, table_bytes(layers, rows), cudaMemcpyHostToDevice, stream_));
   batch_rows_ = rows;
   batch_key_bound_ = key_bound;
+  ws_ = &step_ws_;
   return Status::ok();
 }
 
@@ -93,20 +92,21 @@ int64_t DeviceShard::longest_slot() const {
 
 std::vector<uint64_t> DeviceShard::batch_step_signature() const {
   const auto address = [](const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); };
-  return {address(hidden_.data()),
-          address(q_or_mlp_.data()),
-          address(attn_out_.data()),
-          address(scratch_.data()),
-          address(logits_.data()),
-          address(fp8_input_.data()),
-          address(fp8_input_scales_),
+  const Workspace& w = step_ws_;
+  return {address(w.hidden.data()),
+          address(w.q_or_mlp.data()),
+          address(w.attn_out.data()),
+          address(w.scratch.data()),
+          address(w.logits.data()),
+          address(w.fp8_input.data()),
+          address(w.fp8_input_scales),
           address(batch_table_.data()),
           address(batch_kv_.data()),
           address(decode_scratch_.data()),
           decode_scratch_.size(),
           static_cast<uint64_t>(batch_rows_),
           static_cast<uint64_t>(batch_key_bound_),
-          static_cast<uint64_t>(logit_step_rows_),
+          static_cast<uint64_t>(w.logit_step_rows),
           static_cast<uint64_t>(chunk_rows(batch_rows_)),
           address(gemm_->workspace()),
           address(gemm_->fp8_scratch()),

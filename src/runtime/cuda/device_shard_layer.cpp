@@ -15,11 +15,12 @@
 
 namespace sacc::cuda_rt {
 
-// llama_layer.h's operations on one shard, enqueued on its stream, over bf16 activations:
-//   x       hidden_ [n, D]
-//   normed  scratch_ [chunk, D] (outside attention; the attention workspace during it)
-//   q       q_or_mlp_ [n, q] until every o_proj() has read O; then gate|up [chunk, 2F'] (up F' after gate)
-//   o       [n, q] over the queries (our flash kernels), or attn_out_ (the baselines)
+// llama_layer.h's operations on one shard, enqueued on its stream, over bf16 activations in the step's
+// workspace (DeviceShard::ws_: the prefill's, or the batch steps' own):
+//   x       hidden [n, D]
+//   normed  scratch [chunk, D] (outside attention; the attention workspace during it)
+//   q       q_or_mlp [n, q] until every o_proj() has read O; then gate|up [chunk, 2F'] (up F' after gate)
+//   o       [n, q] over the queries (our flash kernels, a batch step), or attn_out (the baselines)
 //   k, v    straight into the KV-cache rows [capacity, kv]
 // with q = local Hq * d, kv = local Hkv * d, F' = local MLP columns. The caller has selected the shard's
 // device and checked that `layer` is one of the shard's. A batch step (begin_batch: rows of different
@@ -140,8 +141,8 @@ class DeviceShard::LayerOps {
                      Input::FRESH, 2 * ffn_);
   }
 
-  // logits_ [logit_step_rows_, V] fp32 is copied out before the next step overwrites it.
-  int64_t logit_step_rows(int64_t) const { return s_.logit_step_rows_; }
+  // The workspace's logits [logit_step_rows, V] fp32 are copied out before the next step overwrites them.
+  int64_t logit_step_rows(int64_t) const { return s_.ws_->logit_step_rows; }
 
   Status final_norm(int64_t row0, int64_t rows) {
     SACC_CUDA_TRY(rms_norm(x(row0), hidden_, s_.maybe_final_norm_, normed(), rows, hidden_, eps_, stream()));
@@ -153,8 +154,8 @@ class DeviceShard::LayerOps {
   Status lm_head(int64_t r0, int64_t rows, float* logits) {
     const int64_t vocab = s_.model_.vocab;
     SACC_RETURN_IF_ERROR(
-        s_.gemm(normed(), s_.maybe_lm_head_, s_.logits_.data(), rows, hidden_, vocab, false, 0, true));
-    SACC_CUDA_TRY(cudaMemcpyAsync(logits + r0 * vocab, s_.logits_.data(),
+        s_.gemm(normed(), s_.maybe_lm_head_, s_.ws_->logits.data(), rows, hidden_, vocab, false, 0, true));
+    SACC_CUDA_TRY(cudaMemcpyAsync(logits + r0 * vocab, s_.ws_->logits.data(),
                                   static_cast<size_t>(rows * vocab) * sizeof(float), cudaMemcpyDeviceToHost,
                                   stream()));
     return Status::ok();
@@ -190,7 +191,7 @@ class DeviceShard::LayerOps {
         // its keys over the SMs (attention.h).
         FlashKernelChoice dense = decision.kernel(local);
         dense.gqa_pack = false;
-        return attention_run_cuda(p, nullptr, dense, s_.scratch_.data(), s_.scratch_.size(), stream());
+        return attention_run_cuda(p, nullptr, dense, scratch().data(), scratch().size(), stream());
       }
       for (int64_t i = 0; i < n; ++i) {
         SACC_RETURN_IF_ERROR(
@@ -202,12 +203,12 @@ class DeviceShard::LayerOps {
       return Status::ok();
     }
     const AttentionBytes& bytes = decision.workspace;
-    void* workspace = s_.scratch_.data();
+    void* workspace = scratch().data();
     switch (decision.method) {
       case AttentionMethod::CUDNN:
         return cudnn_sdpa_run(p, stream());
       case AttentionMethod::EAGER:
-        return eager_attention_run(p, workspace, s_.scratch_.size(), stream());
+        return eager_attention_run(p, workspace, scratch().size(), stream());
       case AttentionMethod::FLASH_DENSE:
         return attention_run_cuda(p, nullptr, decision.kernel(local), workspace, bytes.select, stream());
       case AttentionMethod::FLASH_SPARSE:
@@ -230,11 +231,13 @@ class DeviceShard::LayerOps {
   const Layer& weights(int layer) const { return s_.layers_[layer - s_.spec_.layer_begin]; }
   cudaStream_t stream() const { return s_.stream_; }
   uint16_t* x(int64_t row0) const { return s_.hidden() + row0 * hidden_; }
-  uint16_t* normed() const { return s_.scratch_.as<uint16_t>(); }
-  uint16_t* q(int64_t row0) const { return s_.q_or_mlp_.as<uint16_t>() + row0 * q_width_; }
-  uint16_t* mlp_chunk() const { return s_.q_or_mlp_.as<uint16_t>(); }
+  const DeviceBuffer& scratch() const { return s_.ws_->scratch; }
+  uint16_t* normed() const { return scratch().as<uint16_t>(); }
+  uint16_t* q(int64_t row0) const { return s_.ws_->q_or_mlp.as<uint16_t>() + row0 * q_width_; }
+  uint16_t* mlp_chunk() const { return s_.ws_->q_or_mlp.as<uint16_t>(); }
   uint16_t* o(int64_t row0) const {
-    uint16_t* base = s_.attn_out_.data() ? s_.attn_out_.as<uint16_t>() : s_.q_or_mlp_.as<uint16_t>();
+    const Workspace& w = *s_.ws_;
+    uint16_t* base = w.attn_out.data() ? w.attn_out.as<uint16_t>() : w.q_or_mlp.as<uint16_t>();
     return base + row0 * q_width_;
   }
   uint16_t* k(int layer, int64_t position) const {
@@ -283,9 +286,9 @@ Status DeviceShard::layer(int layer, int64_t n, int64_t start) {
 
 Status DeviceShard::logits(int64_t n, int64_t rows, float* out) {
   if (!maybe_lm_head_) return make_error(StatusCode::INTERNAL, "cuda:{} holds no LM head", spec_.device);
-  if (rows < 1 || rows > n || logit_step_rows_ < 1)
+  if (rows < 1 || rows > n || ws_->logit_step_rows < 1)
     return make_error(StatusCode::INTERNAL, "{} logit rows of a {}-token step (workspace steps of {})", rows,
-                      n, logit_step_rows_);
+                      n, ws_->logit_step_rows);
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
   LayerOps ops(*this);
   return llama_logits(ops, n, rows, out);
