@@ -50,6 +50,10 @@ struct BackendOptions {
   QkvObserver maybe_qkv_observer;
   // A prefill returns the logits of its last `prefill_logit_rows` positions: logits [rows, V] (default 1).
   int64_t prefill_logit_rows = 1;
+  // CUDA backend: prefills and extends of at most this many tokens share one workspace sized for this many,
+  // kept from one to the next (a server's prefill chunks: no device free and allocation between them); 0:
+  // each prefill's workspace is sized for its own tokens.
+  int64_t prefill_workspace_tokens = 0;
   // Several GPUs (CUDA backend): more than one ordinal here replaces `device`; see runtime/multi_gpu_plan.h.
   std::vector<int> gpus;
   SplitMode split = SplitMode::LAYER;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <span>
 
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
@@ -108,6 +110,55 @@ TEST_P(RuntimeCuda, PrefillDensityMatchesCpuBackend) {
   EXPECT_GT(on_gpu.attention.density, 0.0);
   EXPECT_LT(on_gpu.attention.density, 0.8);  // ~47 of 72 causal tiles per head
   EXPECT_DOUBLE_EQ(on_gpu.attention.density, on_cpu.attention.density);
+}
+
+// A prompt prefilled in chunks as a server does (prefill, then extends of 256, 256 and 100 tokens): with the
+// workspace kept for chunks of up to 512 tokens (BackendOptions::prefill_workspace_tokens) the device memory
+// in use stays where the first chunk put it, and every chunk's logits are those of per-chunk workspaces, bit
+// for bit; without it, the 100-token chunk's smaller workspace shows in the memory in use.
+TEST_P(RuntimeCuda, KeptPrefillWorkspaceServesEveryChunk) {
+  const LlamaWeights w = llama_weights_random(test::tiny_cuda_config(GetParam(), 3), 46);
+  const std::vector<int32_t> prompt = test::fixed_prompt(868, static_cast<int>(w.config.vocab));
+  const std::vector<int64_t> ends = {256, 512, 768, 868};
+  struct Chunked {
+    std::vector<std::vector<float>> logits;  // per chunk
+    std::vector<uint64_t> in_use;            // device bytes after each chunk
+  };
+  const auto run = [&](int64_t kept) {
+    Chunked out;
+    BackendOptions options;
+    options.device = Device::cuda(0);
+    options.attention = AttentionMode::DENSE;
+    options.show_progress = false;
+    options.prefill_workspace_tokens = kept;
+    Result<std::unique_ptr<Backend>> backend = make_cuda_backend(w, options);
+    EXPECT_TRUE(backend.is_ok()) << backend.status().to_string();
+    if (!backend) return out;
+    EXPECT_TRUE((*backend)->reserve(1000).is_ok());
+    int64_t begin = 0;
+    for (const int64_t end : ends) {
+      const auto chunk = std::span<const int32_t>(prompt).subspan(begin, end - begin);
+      out.logits.emplace_back();
+      const Status s = begin == 0 ? (*backend)->prefill(chunk, out.logits.back())
+                                  : (*backend)->extend(0, chunk, out.logits.back());
+      EXPECT_TRUE(s.is_ok()) << s.to_string();
+      out.in_use.push_back(DeviceAllocator::stats(0).in_use);
+      begin = end;
+    }
+    return out;
+  };
+  const Chunked kept = run(512), each = run(0);
+  ASSERT_EQ(kept.logits.size(), ends.size());
+  ASSERT_EQ(each.logits.size(), ends.size());
+  for (size_t c = 0; c < ends.size(); ++c) {
+    ASSERT_EQ(kept.logits[c].size(), each.logits[c].size());
+    EXPECT_EQ(
+        std::memcmp(kept.logits[c].data(), each.logits[c].data(), kept.logits[c].size() * sizeof(float)), 0)
+        << "chunk " << c;
+    EXPECT_EQ(kept.in_use[c], kept.in_use[0]) << "chunk " << c;
+  }
+  EXPECT_LT(each.in_use[3], each.in_use[2]);
+  EXPECT_GT(kept.in_use[0], each.in_use[0]);  // sized for 512 tokens, not 256
 }
 
 TEST_P(RuntimeCuda, BudgetTooSmallIsAnOutOfMemoryError) {

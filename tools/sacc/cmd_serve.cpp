@@ -67,6 +67,7 @@ int run_serve(const ServeArgs& a) {
     return report_error(fits);
   }
   setup->options.show_progress = false;
+  setup->options.prefill_workspace_tokens = a.prefill_chunk;
   Result<std::unique_ptr<Backend>> backend = make_backend(*setup);
   if (!backend) return report_error(with_run_plan(backend.status(), a.engine, *setup, 1, 1));
 

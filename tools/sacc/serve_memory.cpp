@@ -18,7 +18,10 @@ RoomBeside make_room_beside(const EngineArgs& args, const EngineSetup& setup) {
   if (!room) return nullptr;
   const EngineSetup* plan_setup = &setup;
   return [room, args, plan_setup](int64_t prompt, int64_t max_new, const BackendOptions& options) {
-    const uint64_t need = run_bytes_beside_weights(args, *plan_setup, prompt, max_new, &options);
+    // A shorter prompt's prefill runs in the workspace kept for the prefill chunks (BackendOptions::
+    // prefill_workspace_tokens), held all along: counted as this long.
+    const int64_t planned = std::max(prompt, plan_setup->options.prefill_workspace_tokens);
+    const uint64_t need = run_bytes_beside_weights(args, *plan_setup, planned, max_new, &options);
     return room > need ? room - need : uint64_t{0};
   };
 }

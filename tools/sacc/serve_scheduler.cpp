@@ -227,9 +227,12 @@ void Scheduler::prefill_steps() {
     budget -= end - begin;
     const ServeClock::time_point start = ServeClock::now();
     prefill_step(seq, end);
+    const double seconds = seconds_since(start);
+    SACC_LOG_DEBUG("serve: prefill chunk [{}, {}) of {} in {:.2f} ms (last decode step {:.2f} ms)", begin,
+                   end, length, 1e3 * seconds, 1e3 * decode_step_seconds_);
     // Short steps are mostly fixed costs: only chunks of at least one alignment tell the pace.
     if (end - begin >= kPrefillChunkAlign)
-      prefill_token_seconds_ = seconds_since(start) / static_cast<double>(end - begin);
+      prefill_token_seconds_ = seconds / static_cast<double>(end - begin);
   }
 }
 

@@ -18,6 +18,19 @@ size_t align_up(size_t bytes) {
   return (bytes + kAlign - 1) / kAlign * kAlign;
 }
 
+CudaWorkspaceSizes element_max(const CudaWorkspaceSizes& a, const CudaWorkspaceSizes& b) {
+  CudaWorkspaceSizes m;
+  m.hidden = std::max(a.hidden, b.hidden);
+  m.q_or_mlp = std::max(a.q_or_mlp, b.q_or_mlp);
+  m.attn_out = std::max(a.attn_out, b.attn_out);
+  m.normed = std::max(a.normed, b.normed);
+  m.attention = std::max(a.attention, b.attention);
+  m.fp8_input = std::max(a.fp8_input, b.fp8_input);
+  m.logits = std::max(a.logits, b.logits);
+  m.small = std::max(a.small, b.small);
+  return m;
+}
+
 // The part of a row-major [rows, cols] weight a shard holds: rows [row0, +row_count) x cols [col0,
 // +col_count), stored contiguously ([row_count, col_count]).
 struct Slice {
@@ -321,6 +334,13 @@ Status DeviceShard::allocate(Workspace& w, const CudaWorkspaceSizes& s, int64_t 
   return Status::ok();
 }
 
+bool DeviceShard::fits(const Workspace& w, const CudaWorkspaceSizes& s) {
+  // A separate attention output is there exactly when the attention needs one (o() writes into it if it is).
+  return w.tokens > 0 && w.hidden.size() >= s.hidden && w.q_or_mlp.size() >= s.q_or_mlp &&
+         (w.attn_out.size() > 0) == (s.attn_out > 0) && w.attn_out.size() >= s.attn_out &&
+         w.scratch.size() >= s.scratch() && w.fp8_input.size() >= s.fp8_input && w.logits.size() >= s.logits;
+}
+
 Status DeviceShard::ensure_step_workspace() {
   const auto rows = static_cast<int64_t>(slots_.size());
   if (step_ws_.tokens == rows) return Status::ok();
@@ -333,19 +353,37 @@ Status DeviceShard::ensure_step_workspace() {
 
 Status DeviceShard::begin_prefill(int64_t n) {
   SACC_CUDA_TRY(cudaSetDevice(spec_.device));
-  // Free the previous prompt's buffers first.
-  prefill_ws_ = {};
   index_geometry_.assign(layers_.size(), IndexGeometry{});
   int sm_major = 0;
   SACC_CUDA_TRY(cudaDeviceGetAttribute(&sm_major, cudaDevAttrComputeCapabilityMajor, spec_.device));
   attention_ = decide_attention(config_, options_, n, sm_major, attention_overrides());
   SACC_ASSIGN_OR_RETURN(attention_.workspace, attention_workspace(config_, options_, n, attention_.method));
-  const AttentionBytes& attn = attention_.workspace;
+  const bool separate_output = attention_needs_separate_output(options_.attention);
   const int64_t logit_rows = spec_.has_lm_head ? step_logit_rows(options_, n, 0) : 0;
-  const CudaWorkspaceSizes s =
-      cuda_workspace_sizes(config_, n, options_.chunk, attn.select + attn.plan,
-                           attention_needs_separate_output(options_.attention), logit_rows, options_.linear);
-  return allocate(prefill_ws_, s, n, logit_rows);
+  const auto sizes = [&](int64_t tokens, uint64_t attention_bytes) {
+    return cuda_workspace_sizes(config_, tokens, options_.chunk, attention_bytes, separate_output, logit_rows,
+                                options_.linear);
+  };
+  const AttentionBytes& attn = attention_.workspace;
+  CudaWorkspaceSizes s = sizes(n, attn.select + attn.plan);
+  int64_t tokens = n;
+  const int64_t kept = options_.prefill_workspace_tokens;
+  if (n <= kept) {
+    // One workspace for every prefill of up to `kept` tokens, kept while it fits (BackendOptions).
+    SACC_ASSIGN_OR_RETURN(const AttentionBytes most,
+                          attention_workspace(config_, options_, kept, attention_.method));
+    s = element_max(s, sizes(kept, most.select + most.plan));
+    tokens = kept;
+    if (fits(prefill_ws_, s)) {
+      prefill_ws_.logit_step_rows = logit_rows_per_step(logit_rows, n, options_.chunk);
+      return Status::ok();
+    }
+  }
+  // Free the previous prompt's buffers first.
+  prefill_ws_ = {};
+  SACC_RETURN_IF_ERROR(allocate(prefill_ws_, s, tokens, logit_rows));
+  prefill_ws_.logit_step_rows = logit_rows_per_step(logit_rows, n, options_.chunk);
+  return Status::ok();
 }
 
 uint16_t* DeviceShard::k_cache(int slot, int local) const {

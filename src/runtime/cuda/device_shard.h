@@ -73,8 +73,8 @@ class DeviceShard {
   Result<DeviceBuffer> copy_kv_out(int slot, int64_t n) const;
   Status copy_kv_in(int slot, const DeviceBuffer& snapshot, int64_t tokens, int64_t n);
   uint64_t kv_bytes(int64_t n) const;  // copy_kv_out's buffer size
-  // Workspace for a prompt of n tokens (frees the previous one first); the attention selector decides which
-  // attention runs.
+  // Workspace for a prompt of n tokens (frees the previous one first, unless it is kept:
+  // BackendOptions::prefill_workspace_tokens); the attention selector decides which attention runs.
   Status begin_prefill(int64_t n);
   // The attention settings of the prefills that follow (copy_attention_settings), patterns =
   // shard_patterns().
@@ -205,6 +205,8 @@ class DeviceShard {
   };
   // `w` (freed first) for n rows of sizes `s`, the LM head in steps of logit_rows_per_step(logit_rows, n).
   Status allocate(Workspace& w, const CudaWorkspaceSizes& s, int64_t n, int64_t logit_rows);
+  // Whether `w` holds buffers of at least sizes `s`.
+  static bool fits(const Workspace& w, const CudaWorkspaceSizes& s);
   // step_ws_ for a batch of every slot (a no-op while it is that size).
   Status ensure_step_workspace();
   // Two workspaces: the prefill's, sized for each prompt or chunk by begin_prefill; and the batch steps',
