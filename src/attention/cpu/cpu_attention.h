@@ -1,7 +1,10 @@
 // fp32 attention on the host for the runtime's CPU backend: dense causal GQA, or sparse over a SparseIndex.
-// Not the oracle (src/reference/ is for tests); this one is written for speed: one pass of scores per query
-// row over only the keys the row may see, reading the bf16 KV cache in place (bf16 loads, fp32 accumulation:
-// no per-tile conversion of the prefix), work split over (KV head, query tile).
+// Not the oracle (src/reference/ is for tests); this one is written for speed, as a flash-attention loop: a
+// task is a tile of query rows with all query heads of one KV group that share their keys, run against key
+// blocks of 64 with an online softmax. Each block's bf16 K and V rows are widened to fp32 once per tile (not
+// once per query row) and reused by every row of the tile; scores, the exponential and the accumulation are
+// vectorised over the tile's rows, with AVX2/FMA inner loops chosen at run time where the CPU has them.
+// fp32 accumulation throughout; work split over (KV head, query tile), the tiles with the most keys first.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +18,7 @@ namespace sacc {
 // Query row i sits at position Lk - Lq + i and attends keys j <= that position.
 struct CpuAttentionArgs {
   int64_t num_queries = 0;      // Lq
-  int64_t num_keys = 0;         // Lk >= Lq
+  int64_t num_keys = 0;         // Lk >= Lq, < 2^31
   int num_q_heads = 0;          // Hq
   int num_kv_heads = 0;         // Hkv, Hq % Hkv == 0
   int head_dim = 0;             // d
@@ -28,10 +31,21 @@ struct CpuAttentionArgs {
   Status validate() const;
 };
 
+// The inner loops' instruction set. Both give the same answer up to fp32 rounding (an FMA rounds once where
+// the portable loops round twice); the tests run both.
+enum class CpuAttentionIsa { PORTABLE, AVX2 };
+// AVX2 when the CPU has AVX2 and FMA (CPUID, checked once), else PORTABLE.
+CpuAttentionIsa best_cpu_attention_isa();
+const char* cpu_attention_isa_name(CpuAttentionIsa isa);
+
 Status cpu_attention_dense(const CpuAttentionArgs& args);
+Status cpu_attention_dense(const CpuAttentionArgs& args, CpuAttentionIsa isa);
 
 // Sparse prefill (Lq == Lk == index.geometry.seq_len): row i of query head h attends the keys of the key
-// blocks and single columns the index lists for (index head of h, i / block_q), causally.
+// blocks and single columns the index lists for (index head of h, i / block_q), causally. With every block
+// listed (and block_k = 64) the answer is the dense one bit for bit: the same keys in the same blocks in
+// the same order.
 Status cpu_attention_sparse(const CpuAttentionArgs& args, const SparseIndex& index);
+Status cpu_attention_sparse(const CpuAttentionArgs& args, const SparseIndex& index, CpuAttentionIsa isa);
 
 }  // namespace sacc
