@@ -9,7 +9,9 @@
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
 #include "model/llama_weights.h"
+#include "core/log.h"
 #include "runtime/backend.h"
+#include "runtime/backend_warmup.h"
 #include "tiny_cuda_models.h"
 
 namespace sacc {
@@ -159,6 +161,43 @@ TEST_P(RuntimeCuda, KeptPrefillWorkspaceServesEveryChunk) {
   }
   EXPECT_LT(each.in_use[3], each.in_use[2]);
   EXPECT_GT(kept.in_use[0], each.in_use[0]);  // sized for 512 tokens, not 256
+}
+
+// After a server's warm-up, the chunks and steps of a request meet no GEMM shape for the first time: no
+// cuBLASLt heuristic search (each also loads kernels: ~10 ms per new row bucket on the H200 during serving).
+TEST_P(RuntimeCuda, WarmedBackendSearchesNoGemmAlgorithmWhileServing) {
+  const LlamaWeights w = llama_weights_random(test::tiny_cuda_config(GetParam(), 2), 47);
+  const std::vector<int32_t> prompt = test::fixed_prompt(856, static_cast<int>(w.config.vocab));
+  BackendOptions options;
+  options.device = Device::cuda(0);
+  options.show_progress = false;
+  options.prefill_workspace_tokens = 512;
+  Result<std::unique_ptr<Backend>> backend = make_cuda_backend(w, options);
+  ASSERT_TRUE(backend.is_ok()) << backend.status().to_string();
+  Backend& b = **backend;
+  ASSERT_TRUE(b.set_slot_count(4).is_ok());
+  const Status warmed = warm_row_buckets(b, 512);
+  ASSERT_TRUE(warmed.is_ok()) << warmed.to_string();
+
+  const LogLevel level = log_level();
+  set_log_level(LogLevel::DEBUG);
+  testing::internal::CaptureStderr();
+  std::vector<float> logits;
+  Status s = b.reserve_slot(2, 1000);
+  // Chunks of 88, 256 and 512 rows (a prompt's tail, the first chunks, a grown budget), then a step of two.
+  if (s) s = b.prefill(2, std::span<const int32_t>(prompt).first(88), logits);
+  if (s) s = b.extend(2, std::span<const int32_t>(prompt).subspan(88, 256), logits);
+  if (s) s = b.extend(2, std::span<const int32_t>(prompt).subspan(344, 512), logits);
+  if (s) s = b.reserve_slot(3, 8);
+  if (s) s = b.prefill(3, std::span<const int32_t>(prompt).first(3), logits);
+  const std::vector<int32_t> step_tokens = {7, 9};
+  const std::vector<int> step_slots = {2, 3};
+  if (s) s = b.decode_batch(step_tokens, step_slots, logits);
+  const std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(level);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  EXPECT_NE(log.find("forward of 512 rows"), std::string::npos) << log;  // the debug log was captured
+  EXPECT_EQ(log.find("algorithm search"), std::string::npos) << log;
 }
 
 TEST_P(RuntimeCuda, BudgetTooSmallIsAnOutOfMemoryError) {

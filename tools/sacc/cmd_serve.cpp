@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "runtime/backend_warmup.h"
 #include "runtime/engine.h"
 #include "runtime/memory_plan.h"
 #include "tools/sacc/commands.h"
@@ -83,6 +84,14 @@ int run_serve(const ServeArgs& a) {
   batching.kv_bytes_per_token = kv_cache_bytes(setup->model.weights.config, 1);
   // Slots first: the batch steps' workspace they size is then not counted as room.
   if (Status s = (*backend)->set_slot_count(batching.max_batch); !s) return report_error(s);
+  if (!setup->device.is_cpu()) {
+    // A GPU's one-time costs per row bucket, paid now rather than by the streams running beside the first
+    // chunked prompts (a CPU has none worth a start-up pass).
+    const auto start = std::chrono::steady_clock::now();
+    if (Status s = warm_row_buckets(**backend, batching.prefill_chunk); !s) return report_error(s);
+    SACC_LOG_INFO("serve: warmed up for 1 to {} rows in {:.0f} ms", batching.prefill_chunk,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
   batching.maybe_room_beside = make_room_beside(a.engine, *setup);
 
   ServeMetrics metrics;
