@@ -8,8 +8,8 @@
 
 #include "core/cuda/device_memory.h"
 #include "core/device_info.h"
-#include "model/llama_weights.h"
 #include "core/log.h"
+#include "model/llama_weights.h"
 #include "runtime/backend.h"
 #include "runtime/backend_warmup.h"
 #include "tiny_cuda_models.h"

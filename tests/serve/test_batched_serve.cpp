@@ -176,11 +176,13 @@ TEST(BatchedServe, HangUpFreesTheSlotForTheNextRequest) {
     HeldStream a(server, kLongRun);
     ASSERT_TRUE(eventually([&] { return a.started(); })) << "see " << server.log();
     ASSERT_TRUE(eventually([&] { return metric(server.metrics(), "sacc_active_sequences") == 1; }));
+    EXPECT_GT(metric(server.metrics(), "sacc_kv_cache_bytes"), 0);  // A's slot, sized for kLongRun tokens
     a.hang_up();
   }
   EXPECT_FALSE(server.text("hello", 4).empty());
   const std::string m = server.metrics();
   EXPECT_EQ(metric(m, "sacc_active_sequences"), 0) << m;
+  EXPECT_EQ(metric(m, "sacc_kv_cache_bytes"), 0) << m;
   EXPECT_LT(metric(m, "sacc_generation_tokens_total"), kLongRun) << m;
 }
 

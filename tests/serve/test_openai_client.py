@@ -93,6 +93,21 @@ def main():
         check(plain.choices[0].finish_reason in ("stop", "length"), "completion finish_reason")
         check(plain.usage.prompt_tokens > 0 and 0 < plain.usage.completion_tokens <= 8, "completion usage")
 
+        generated = subprocess.run([args.sacc, "-q", "generate", "--device", "cpu", "--json", "-m", args.model,
+                                    "-n", "8", "-p", prompt], capture_output=True, text=True, timeout=600)
+        lines = [line for line in generated.stdout.splitlines() if line.startswith("{")]
+        check(generated.returncode == 0 and lines and json.loads(lines[-1])["text"] == text,
+              f"completion {text!r} != sacc generate's {generated.stdout!r}")
+
+        if len(text) >= 3:
+            stop = text[2]  # a character the greedy text holds: the text ends before its first occurrence
+            stopped = client.completions.create(model=model_id, prompt=prompt, max_tokens=8, temperature=0,
+                                                stop=[stop])
+            check(stopped.choices[0].text == text[:text.index(stop)], f"stop {stop!r}: {stopped.choices[0].text!r}")
+            check(stopped.choices[0].finish_reason == "stop", "stop finish_reason")
+        else:
+            check(False, f"greedy text {text!r} too short for the stop check")
+
         streamed = "".join(c.choices[0].text for c in client.completions.create(
             model=model_id, prompt=prompt, max_tokens=8, temperature=0, stream=True))
         check(streamed == text, f"streamed completion {streamed!r} != {text!r}")

@@ -89,8 +89,9 @@ int run_serve(const ServeArgs& a) {
     // chunked prompts (a CPU has none worth a start-up pass).
     const auto start = std::chrono::steady_clock::now();
     if (Status s = warm_row_buckets(**backend, batching.prefill_chunk); !s) return report_error(s);
-    SACC_LOG_INFO("serve: warmed up for 1 to {} rows in {:.0f} ms", batching.prefill_chunk,
-                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    SACC_LOG_INFO(
+        "serve: warmed up for 1 to {} rows in {:.0f} ms", batching.prefill_chunk,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   batching.maybe_room_beside = make_room_beside(a.engine, *setup);
 

@@ -77,9 +77,10 @@ void ServeMetrics::count_decode_step(int64_t rows) {
   decode_rows_ += static_cast<uint64_t>(rows);
 }
 
-void ServeMetrics::set_active_sequences(int64_t sequences) {
+void ServeMetrics::set_active(int64_t sequences, uint64_t kv_bytes) {
   std::lock_guard lock(mutex_);
   active_sequences_ = sequences;
+  kv_cache_bytes_ = kv_bytes;
 }
 
 void ServeMetrics::observe_prefill_attention(const PrefillAttentionStats& attention) {
@@ -130,6 +131,11 @@ std::string ServeMetrics::render() const {
       "# HELP sacc_active_sequences Requests in a sequence slot (prefilling or decoding).\n"
       "# TYPE sacc_active_sequences gauge\n";
   out += fmt::format("sacc_active_sequences {}\n", active_sequences_);
+  out +=
+      "# HELP sacc_kv_cache_bytes KV cache bytes held by the requests in sequence slots (each sized for its "
+      "prompt + max_tokens).\n"
+      "# TYPE sacc_kv_cache_bytes gauge\n";
+  out += fmt::format("sacc_kv_cache_bytes {}\n", kv_cache_bytes_);
   out +=
       "# HELP sacc_decode_steps_total Decode steps (one forward over every decoding request).\n"
       "# TYPE sacc_decode_steps_total counter\n";

@@ -57,7 +57,8 @@ class ServeMetrics {
   // One observation per phase of a request that has finished generating.
   void observe_phases(const RequestPhaseTimes& times);
   void set_queue_depth(int64_t depth);
-  void set_active_sequences(int64_t sequences);
+  // The requests in a sequence slot and the KV bytes their slots hold (each: prompt + max_tokens positions).
+  void set_active(int64_t sequences, uint64_t kv_bytes);
   void count_prefill_chunk();            // a prefill step that ran part of a prompt (others decoding)
   void count_decode_step(int64_t rows);  // a decode step over `rows` requests
   // One per request that finished generating: its prefill's attention (a prefix hit's suffix runs dense).
@@ -77,6 +78,7 @@ class ServeMetrics {
   std::array<BoundsHistogram, kRequestPhases> phases_ = make_phase_histograms();
   int64_t queue_depth_ = 0;
   int64_t active_sequences_ = 0;
+  uint64_t kv_cache_bytes_ = 0;
   uint64_t prefill_chunks_ = 0;
   uint64_t decode_steps_ = 0, decode_rows_ = 0;
   PrefillAttentionStats last_prefill_;

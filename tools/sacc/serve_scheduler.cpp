@@ -349,8 +349,14 @@ void Scheduler::finish(Sequence& seq, JobOutcome outcome) {
 }
 
 void Scheduler::publish_active() {
-  metrics_.set_active_sequences(
-      std::count_if(active_.begin(), active_.end(), [](const Sequence& s) { return !s.done; }));
+  int64_t sequences = 0;
+  uint64_t kv_bytes = 0;
+  for (const Sequence& s : active_) {
+    if (s.done) continue;
+    ++sequences;
+    kv_bytes += s.kv_bytes;
+  }
+  metrics_.set_active(sequences, kv_bytes);
 }
 
 void Scheduler::remember(const Sequence& seq, uint64_t limit) {

@@ -169,7 +169,7 @@ class Scheduler {
   void remember(const Sequence& seq, uint64_t limit);
   // The room the prefix cache may hold beside `job`'s run and the other running sequences' KV caches.
   uint64_t cache_limit(const GenerationJob& job, uint64_t others_kv) const;
-  void publish_active();  // the sacc_active_sequences gauge: the sequences not ended
+  void publish_active();  // the sacc_active_sequences and sacc_kv_cache_bytes gauges: the sequences not ended
 
   Backend& backend_;
   std::shared_ptr<const Tokenizer> maybe_tokenizer_;
