@@ -5,7 +5,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "model/hf_checkpoint.h"
 #include "runtime/backend.h"
 #include "runtime/backend_warmup.h"
 #include "runtime/tiny_model.h"
@@ -18,9 +17,7 @@ class BackendWarmup : public ::testing::Test {
   void SetUp() override {
     dir_ = test::make_temp_dir("warmup");
     test::write_hf_dir(test::make_tiny_weights(test::TinySpec{}), dir_, 1);
-    Result<HfCheckpoint> ckpt = HfCheckpoint::open(dir_, false);
-    ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
-    Result<LlamaWeights> w = ckpt->weights();
+    Result<LlamaWeights> w = test::load_hf_dir(dir_);
     ASSERT_TRUE(w.is_ok()) << w.status().to_string();
     weights_ = std::move(w).value();
   }

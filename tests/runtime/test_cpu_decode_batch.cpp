@@ -6,7 +6,6 @@
 #include <cmath>
 #include <filesystem>
 
-#include "model/hf_checkpoint.h"
 #include "runtime/backend.h"
 #include "runtime/tiny_model.h"
 
@@ -25,9 +24,7 @@ class CpuDecodeBatch : public ::testing::Test {
     tiny_ = test::make_tiny_weights(test::TinySpec{});
     dir_ = test::make_temp_dir("batch");
     test::write_hf_dir(tiny_, dir_, 1);
-    Result<HfCheckpoint> ckpt = HfCheckpoint::open(dir_, false);
-    ASSERT_TRUE(ckpt.is_ok()) << ckpt.status().to_string();
-    Result<LlamaWeights> w = ckpt->weights();
+    Result<LlamaWeights> w = test::load_hf_dir(dir_);
     ASSERT_TRUE(w.is_ok()) << w.status().to_string();
     weights_ = std::move(w).value();
   }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "core/dtype.h"
+#include "model/hf_checkpoint.h"
 
 namespace sacc::test {
 namespace {
@@ -284,6 +285,12 @@ std::string make_temp_dir(const std::string& tag) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
+}
+
+Result<LlamaWeights> load_hf_dir(const std::string& directory) {
+  Result<HfCheckpoint> checkpoint = HfCheckpoint::open(directory, false);
+  if (!checkpoint) return checkpoint.status();
+  return checkpoint->weights();
 }
 
 }  // namespace sacc::test

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
+#include "model/llama_weights.h"
+
 namespace sacc::test {
 
 struct TinySpec {
@@ -55,6 +58,9 @@ struct ReferenceQkv {
   std::vector<double> q, k, v;
 };
 std::vector<ReferenceQkv> reference_qkv(const TinyWeights& weights, const std::vector<int32_t>& tokens);
+
+// The weights of an HF directory written by write_hf_dir, as the runtime loads them.
+Result<LlamaWeights> load_hf_dir(const std::string& directory);
 
 // A fresh temporary directory, removed by the caller.
 std::string make_temp_dir(const std::string& tag);
