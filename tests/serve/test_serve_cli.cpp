@@ -13,6 +13,7 @@
 
 #include "cli/run_sacc.h"
 #include "serve/serve_process.h"
+#include "serve/serve_test_text.h"
 
 namespace sacc::test {
 namespace {
@@ -107,7 +108,8 @@ class ServeCli : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!std::filesystem::exists(kModel)) return;
     server_ = std::make_unique<ServeProcess>();
-    ASSERT_TRUE(server_->start({"-m", kModel, "--device", "cpu", "--api-key", kApiKey}, log_path("suite")));
+    ASSERT_TRUE(server_->start({"-m", kModel, "--device", "cpu", "--api-key", kApiKey, "--max-queue", "32"},
+                               log_path("suite")));
     ASSERT_TRUE(server_->wait_healthy()) << "see " << log_path("suite");
   }
   static void TearDownTestSuite() {
@@ -129,6 +131,20 @@ class ServeCli : public ::testing::Test {
   }
   static httplib::Result post(const std::string& path, const json& body, const std::string& key = kApiKey) {
     return client(key)->Post(path.c_str(), body.dump(), "application/json");
+  }
+
+  // A /metrics value once `want` is reached (a request is counted once its response has been written, which
+  // can be just after the client has read it): polled at most 5 s; without `want`, read once.
+  static double settled_metric(const std::string& name, double want = -1) {
+    double value = -1;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      auto res = client()->Get("/metrics");
+      if (!res || res->status != 200) return -1;
+      value = metric(res->body, name);
+      if (want < 0 || value >= want) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return value;
   }
 
   static std::unique_ptr<ServeProcess> server_;
@@ -254,15 +270,6 @@ TEST_F(ServeCli, ApiKeyRequired) {
   EXPECT_EQ(health->status, 200);
 }
 
-// The value of the first metric line that starts with `prefix` (-1 when absent).
-double metric(const std::string& text, const std::string& prefix) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind(prefix + " ", 0) == 0) return std::stod(line.substr(prefix.size() + 1));
-  return -1;
-}
-
 TEST_F(ServeCli, MetricsCountRequests) {
   ASSERT_EQ(post("/v1/completions", completion_body(false))->status, 200);
   ASSERT_EQ(post("/v1/completions", completion_body(true))->status, 200);
@@ -289,10 +296,20 @@ TEST_F(ServeCli, MetricsCountRequests) {
   EXPECT_TRUE(sparse == 0 || sparse == 1) << m;
 }
 
-TEST_F(ServeCli, ConcurrentStreamsAllComplete) {
-  constexpr int kClients = 8;
-  const std::string expected =
-      json::parse(post("/v1/completions", completion_body(false))->body)["choices"][0]["text"];
+// 32 streaming clients at once (the suite's server queues up to 32): every stream complete, well-formed and
+// the greedy text; /metrics then counts exactly those 32 requests, their prompt and their generated tokens.
+TEST_F(ServeCli, ConcurrentStreamsAllCompleteAndMetricsAgree) {
+  constexpr int kClients = 32;
+  const json reference = json::parse(post("/v1/completions", completion_body(false))->body);
+  const std::string expected = reference["choices"][0]["text"];
+  const int prompt_tokens = reference["usage"]["prompt_tokens"];
+  const int completion_tokens = reference["usage"]["completion_tokens"];
+  // /metrics requests count among the 200s too: completions are counted exactly by the time-to-first-token
+  // histogram and the token counters.
+  const double ok_before = settled_metric("sacc_requests_total{code=\"200\"}");
+  const double ttft_before = settled_metric("sacc_time_to_first_token_seconds_count");
+  const double prompt_before = settled_metric("sacc_prompt_tokens_total");
+  const double generated_before = settled_metric("sacc_generation_tokens_total");
   std::vector<std::string> bodies(kClients);
   std::vector<int> statuses(kClients, 0);
   std::vector<std::thread> threads;
@@ -311,6 +328,13 @@ TEST_F(ServeCli, ConcurrentStreamsAllComplete) {
     EXPECT_TRUE(s.well_formed && s.done) << "client " << i << ": " << bodies[i];
     EXPECT_EQ(stream_text(s, false), expected) << "client " << i;
   }
+  EXPECT_GE(settled_metric("sacc_requests_total{code=\"200\"}", ok_before + kClients), ok_before + kClients);
+  EXPECT_EQ(settled_metric("sacc_time_to_first_token_seconds_count", ttft_before + kClients),
+            ttft_before + kClients);
+  EXPECT_EQ(settled_metric("sacc_prompt_tokens_total"), prompt_before + kClients * prompt_tokens);
+  EXPECT_EQ(settled_metric("sacc_generation_tokens_total"), generated_before + kClients * completion_tokens);
+  EXPECT_EQ(settled_metric("sacc_active_sequences"), 0);
+  EXPECT_EQ(settled_metric("sacc_kv_cache_bytes"), 0);
 }
 
 // SIGTERM while a stream is being sent: the stream still ends with [DONE] and the server exits 0.
