@@ -11,8 +11,13 @@
 
 #include "attention/cpu/attention_kernels.h"
 
+// GCC's pragma, and clang's spelling of the same for the tools that parse with clang (clang-tidy).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 
 namespace sacc::cpu_attn {
 namespace {
@@ -168,4 +173,8 @@ const TileKernels& avx2_kernels() {
 
 }  // namespace sacc::cpu_attn
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
