@@ -3,6 +3,7 @@
 // was accepted, exit 0.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -86,12 +87,18 @@ int run_serve(const ServeArgs& a) {
   if (Status s = (*backend)->set_slot_count(batching.max_batch); !s) return report_error(s);
   if (!setup->device.is_cpu()) {
     // A GPU's one-time costs per row bucket, paid now rather than by the streams running beside the first
-    // chunked prompts (a CPU has none worth a start-up pass).
+    // chunked prompts (a CPU has none worth a start-up pass). A chunk and its extend must fit the context.
+    // Failing it only costs speed: the server still starts.
+    const int64_t rows = std::min<int64_t>(batching.prefill_chunk, context / 2);
     const auto start = std::chrono::steady_clock::now();
-    if (Status s = warm_row_buckets(**backend, batching.prefill_chunk); !s) return report_error(s);
-    SACC_LOG_INFO(
-        "serve: warmed up for 1 to {} rows in {:.0f} ms", batching.prefill_chunk,
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    if (Status s = warm_row_buckets(**backend, rows); !s) {
+      SACC_LOG_WARN("serve: warm-up skipped ({}); the first chunk of each size may be slower", s.to_string());
+      for (int slot = 0; slot < batching.max_batch; ++slot) (void)(*backend)->release_slot(slot);
+    } else {
+      SACC_LOG_INFO(
+          "serve: warmed up for 1 to {} rows in {:.0f} ms", rows,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
   }
   batching.maybe_room_beside = make_room_beside(a.engine, *setup);
 
