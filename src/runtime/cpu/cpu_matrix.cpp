@@ -18,9 +18,15 @@ constexpr int64_t kActRowsPerPass = 64;
 
 void quant_matmul(const CpuMatrix& w, const QuantizedInput& in, float* y, int64_t rows, bool accumulate) {
   const int64_t n_blocks = w.cols / kActBlock;
-  const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  // Decode (one activation row): one contiguous run of weight rows per thread, which each thread streams
+  // from memory front to back, measured faster than 16-row tasks handed out in turn
+  // (Qwen2.5-0.5B decode, 2 threads: 33.9 -> 22.5 ms/token; SmolLM2-135M 12.5 -> 7.9).
+  const int64_t threads = cpu_thread_count();
+  const int64_t rows_per_task =
+      rows == 1 ? std::max(kRowsPerTask, (w.rows + threads - 1) / threads) : kRowsPerTask;
+  const int64_t tasks = (w.rows + rows_per_task - 1) / rows_per_task;
   parallel_for(tasks, [&](int64_t task) {
-    const int64_t o0 = task * kRowsPerTask, o1 = std::min(w.rows, o0 + kRowsPerTask);
+    const int64_t o0 = task * rows_per_task, o1 = std::min(w.rows, o0 + rows_per_task);
     float dots[kMaxTileRows * kMaxTileWeights];  // [activation row, weight row] of one tile
     for (int64_t p0 = 0; p0 < rows; p0 += kActRowsPerPass) {
       const int64_t p1 = std::min(rows, p0 + kActRowsPerPass);
