@@ -1,6 +1,7 @@
 #include "tools/sacc/serve_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +23,11 @@ constexpr int64_t kSpareHttpThreads = 4;
 constexpr const char* kRetryAfterSeconds = "1";
 constexpr std::chrono::milliseconds kDrainPoll{50};
 constexpr int64_t kCompletionsDefaultMaxTokens = 16;  // OpenAI's default for /v1/completions
+// Connections the kernel queues before they are accepted. Debian's compiled cpp-httplib listens with a
+// backlog of 5: a burst of clients connecting at once then overflows it, and some of them lose their
+// connection (seen with 32 concurrent streaming clients). listen() is called again on the bound socket with
+// this value (the kernel caps it at net.core.somaxconn).
+constexpr int kListenBacklog = 1024;
 
 void send_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
@@ -268,6 +274,13 @@ ServeServer::ServeServer(const ServeArgs& args, const EngineSetup& setup, Schedu
     : server_(std::make_unique<httplib::Server>()), args_(args) {
   const size_t threads = static_cast<size_t>(args.max_queue + kSpareHttpThreads);
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Replaces httplib's default socket options (SO_REUSEADDR), and remembers the listening socket for
+  // listen().
+  server_->set_socket_options([this](int socket) {
+    const int on = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    listen_socket_ = socket;
+  });
   routes_ = std::make_shared<CompletionRoutes>(args, setup, scheduler);
   auto routes = routes_;
   const std::string model_id = served_model_id(args);
@@ -319,7 +332,11 @@ ServeServer::ServeServer(const ServeArgs& args, const EngineSetup& setup, Schedu
 ServeServer::~ServeServer() = default;
 
 bool ServeServer::listen() {
-  return server_->listen(args_.host, args_.port);
+  if (!server_->bind_to_port(args_.host, args_.port)) return false;
+  if (listen_socket_ < 0 || ::listen(listen_socket_, kListenBacklog) != 0)
+    SACC_LOG_WARN("serve: could not raise the listen backlog to {}; bursts of connections may be refused",
+                  kListenBacklog);
+  return server_->listen_after_bind();
 }
 
 void ServeServer::stop() {

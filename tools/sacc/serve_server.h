@@ -31,6 +31,7 @@ class ServeServer {
   std::unique_ptr<httplib::Server> server_;
   const ServeArgs& args_;
   std::shared_ptr<CompletionRoutes> routes_;
+  int listen_socket_ = -1;  // the bound socket, from httplib's socket-options hook
 };
 
 }  // namespace sacc::cli

@@ -124,12 +124,17 @@ std::mutex g_pool_mutex;  // guards the pool's creation and replacement, and ser
 std::unique_ptr<ThreadPool> g_pool;
 int g_requested_threads = 0;
 
+// Read once: std::thread::hardware_concurrency() opens and reads a sysfs file, and parallel_for runs
+// hundreds of times per decoded token.
 int default_thread_count() {
-  if (const char* env = std::getenv("SACC_THREADS")) {
-    const int n = std::atoi(env);
-    if (n > 0) return n;
-  }
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  static const int threads = [] {
+    if (const char* env = std::getenv("SACC_THREADS")) {
+      const int n = std::atoi(env);
+      if (n > 0) return n;
+    }
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return threads;
 }
 
 }  // namespace
