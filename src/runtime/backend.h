@@ -35,7 +35,8 @@ using QkvObserver = std::function<void(int layer, const float* q, const float* k
 struct BackendOptions {
   Device device;
   AttentionMode attention = AttentionMode::AUTO;
-  int64_t chunk = 8192;                  // tokens per linear-layer chunk
+  int64_t chunk = 0;                     // tokens per linear-layer chunk; 0: linear_chunk_rows' default
+                                         // (the backends resolve it when they are made)
   LinearMode linear = LinearMode::BF16;  // FP8: the CUDA backend only (the CPU backend refuses it)
   // Per-layer patterns for sparse attention ([N] entries; empty: dense everywhere).
   std::vector<LayerPatterns> patterns;
@@ -60,6 +61,12 @@ struct BackendOptions {
   uint64_t per_gpu_cap = 0;  // bytes each GPU may use (0: its free memory)
   int64_t max_tokens = 0;    // positions (prompt + generated) the layer placement must hold (0: the context)
 };
+
+// `options` with chunk 0 replaced by the backend's default (linear_chunk_rows).
+inline BackendOptions with_linear_chunk(BackendOptions options, bool cpu) {
+  options.chunk = linear_chunk_rows(options.chunk, cpu);
+  return options;
+}
 
 // Copies what configure_attention (attention_policy.h) fills — attention, patterns, sparse_min_length,
 // auto_basis — from `from` into `to`, the rest of `to` untouched.

@@ -62,7 +62,7 @@ struct ShardMemory {
 // rows (BackendOptions::prefill_logit_rows), computed on the shard with the LM head.
 struct ShardSizing {
   int64_t tokens = 0;  // prompt + generated positions
-  int64_t chunk = 8192;
+  int64_t chunk = kGpuLinearChunk;
   uint64_t attention_workspace = 0;
   bool separate_output = false;
   int64_t logit_rows = 1;

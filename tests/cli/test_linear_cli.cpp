@@ -24,6 +24,22 @@ TEST(LinearCli, UnknownValueIsRefusedByEveryCommand) {
   }
 }
 
+TEST(LinearCli, ChunkBelowOneOrNotANumberIsRefused) {
+  for (const char* command : {"generate -m random:smollm2-135m --device cpu --prompt-tokens 8 -n 1",
+                              "bench -m random:smollm2-135m --device cpu --ctx 16 --attention dense",
+                              "info -m random:smollm2-135m --device cpu"}) {
+    for (const char* value : {"0", "-3", "2k"}) {
+      const test::SaccRun run = run_sacc_binary(std::string("-q ") + command + " --chunk " + value);
+      EXPECT_NE(run.exit_code, 0) << command << " --chunk " << value << "\n" << run.output;
+      EXPECT_NE(
+          run.output.find("--chunk: must be a whole number of tokens >= 1, not '" + std::string(value) + "'"),
+          std::string::npos)
+          << command << "\n"
+          << run.output;
+    }
+  }
+}
+
 TEST(LinearCli, Fp8OnTheCpuIsRefused) {
   const test::SaccRun run =
       run_sacc_binary("-q generate -m random:smollm2-135m --device cpu --prompt-tokens 8 -n 1 --linear fp8");

@@ -55,6 +55,23 @@ TEST(LinearMode, MemoryPlanCountsFp8WeightsAndScales) {
   EXPECT_EQ(m.layer_weights, N * layer_weight_bytes(c, LinearMode::FP8));
 }
 
+// Chunk 0 is each device's default: 512 rows on the CPU, 8192 on a GPU, in the memory plan as in the
+// backends.
+TEST(LinearMode, ChunkZeroIsEachDevicesDefault) {
+  EXPECT_EQ(linear_chunk_rows(0, true), kCpuLinearChunk);
+  EXPECT_EQ(linear_chunk_rows(0, false), kGpuLinearChunk);
+  EXPECT_EQ(linear_chunk_rows(100, true), 100);
+  const ModelConfig c = *builtin_model_config("smollm2-135m");
+  EXPECT_EQ(plan_memory(c, 8192, 0, Device::cpu()).workspace,
+            plan_memory(c, 8192, kCpuLinearChunk, Device::cpu()).workspace);
+  EXPECT_LT(plan_memory(c, 8192, 0, Device::cpu()).workspace,
+            plan_memory(c, 8192, 8192, Device::cpu()).workspace);
+  EXPECT_EQ(plan_memory(c, 8192, 0, Device::cuda(0)).workspace,
+            plan_memory(c, 8192, kGpuLinearChunk, Device::cuda(0)).workspace);
+  BackendOptions options;
+  EXPECT_EQ(with_linear_chunk(options, true).chunk, kCpuLinearChunk);
+}
+
 TEST(LinearMode, CpuBackendRefusesFp8) {
   Result<LoadedModel> model = load_model("random:smollm2-135m", {});
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();

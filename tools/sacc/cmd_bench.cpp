@@ -44,7 +44,7 @@ struct BenchArgs {
   std::string pattern;
   std::string pattern_config;
   std::string text_path;  // real prose prompts instead of random ids
-  int64_t chunk = 8192;
+  int64_t chunk = 0;      // 0: the backend's default (linear_chunk_rows)
   std::string linear = "bf16";
   uint64_t seed = 0;
   int64_t max_context = 0;
@@ -336,7 +336,7 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   cmd->add_option("--pattern-config", args->pattern_config, "per-head patterns: our JSON or MInference's");
   cmd->add_option("--text", args->text_path,
                   "prompts cut from this prose (plain or .gz; needs a tokenizer) instead of random ids");
-  cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  add_chunk_option(cmd, args->chunk);
   add_linear_option(cmd, args->linear);
   cmd->add_option("--seed", args->seed, "random weights and prompts (default 0)");
   add_max_context_option(cmd, args->max_context);

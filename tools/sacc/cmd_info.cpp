@@ -9,6 +9,7 @@
 #include "tools/sacc/commands.h"
 #include "tools/sacc/context_option.h"
 #include "tools/sacc/gpu_options.h"
+#include "tools/sacc/linear_option.h"
 
 namespace sacc::cli {
 
@@ -16,7 +17,7 @@ void add_info_command(CLI::App& app, CommandBody& body) {
   struct Args {
     std::string model;
     int64_t ctx = 0;
-    int64_t chunk = 8192;
+    int64_t chunk = 0;  // 0: the backend's default (linear_chunk_rows)
     std::string device;
     std::string budget;
     int64_t max_context = 0;
@@ -27,7 +28,7 @@ void add_info_command(CLI::App& app, CommandBody& body) {
       app.add_subcommand("info", "print a model's config and the memory plan for a context length");
   cmd->add_option("-m,--model", args->model, "HF model directory, .gguf file or random:<name>")->required();
   cmd->add_option("--ctx", args->ctx, "tokens to plan for (default: the model's context)");
-  cmd->add_option("--chunk", args->chunk, "tokens per linear-layer chunk (default 8192)");
+  add_chunk_option(cmd, args->chunk);
   cmd->add_option("--device", args->device, "cpu or cuda[:N] (default: cuda when present)");
   cmd->add_option("--budget", args->budget, "memory budget of the device, e.g. 24GiB");
   add_max_context_option(cmd, args->max_context);

@@ -20,7 +20,7 @@ void add_engine_options(CLI::App& cmd, EngineArgs& args) {
   cmd.add_option("--pattern", args.pattern,
                  fmt::format("one sparse pattern for every head (default {})", kDefaultSparsePattern));
   cmd.add_option("--pattern-config", args.pattern_config, "per-head patterns: our JSON or MInference's");
-  cmd.add_option("--chunk", args.chunk, "tokens per linear-layer chunk (default 8192)");
+  add_chunk_option(&cmd, args.chunk);
   add_linear_option(&cmd, args.linear);
   cmd.add_option("--budget", args.budget,
                  "memory budget of the device, e.g. 24GiB (emulates a smaller card)");
@@ -35,7 +35,6 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
   SACC_RETURN_IF_ERROR(apply_gpu_args(a.gpu, setup.device, setup.options));
   SACC_ASSIGN_OR_RETURN(setup.mode, parse_attention_mode(a.attention));
   SACC_ASSIGN_OR_RETURN(setup.options.linear, parse_linear_mode(a.linear));
-  if (a.chunk < 1) return make_error(StatusCode::INVALID_ARGUMENT, "--chunk {} must be >= 1", a.chunk);
 
   ModelLoadOptions load;
   load.seed = a.seed;

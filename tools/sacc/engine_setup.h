@@ -22,7 +22,7 @@ struct EngineArgs {
   std::string attention = "auto";
   std::string pattern;
   std::string pattern_config;
-  int64_t chunk = 8192;
+  int64_t chunk = 0;  // 0: the backend's default (linear_chunk_rows)
   std::string linear = "bf16";
   std::string budget;
   int64_t max_context = 0;
