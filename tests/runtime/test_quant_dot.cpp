@@ -1,7 +1,7 @@
-// The quantised dot products against dequantise-then-fp64 on random blocks of every supported format, the
-// AVX2 kernels against the scalar ones, every tile shape against the same dots computed one pair at a time,
-// activation blocks quantised alone and in groups sharing a scale, and the inline half-to-float conversion
-// against the library's.
+// The quantised dot products against dequantise-then-fp64 on random blocks of every supported format (every
+// kernel family the CPU runs), the vector kernels (AVX2, AVX-512) against the scalar ones, every tile shape
+// against the same dots computed one pair at a time, activation blocks quantised alone and in groups sharing
+// a scale, and the inline half-to-float conversion against the library's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,34 +13,13 @@
 #include "core/dtype.h"
 #include "runtime/cpu/quant_dot.h"
 #include "runtime/cpu/quant_formats.h"
+#include "runtime/quant_blocks.h"
 
 namespace sacc {
 namespace {
 
-struct FormatCase {
-  GgmlType type;
-  std::vector<int> f16_offsets;  // byte offsets of the f16 scale fields in a block
-};
-
-const FormatCase kCases[] = {
-    {GgmlType::Q4_0, {0}}, {GgmlType::Q4_1, {0, 2}}, {GgmlType::Q5_0, {0}},   {GgmlType::Q5_1, {0, 2}},
-    {GgmlType::Q8_0, {0}}, {GgmlType::Q4_K, {0, 2}}, {GgmlType::Q6_K, {208}},
-};
-
-// Random bytes are valid blocks once the scale fields hold finite halves (a block has no other constraint).
-std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t cols, const std::vector<int>& f16s,
-                                 std::mt19937& rng) {
-  const int64_t blocks = cols / ggml_block_size(type), bytes = ggml_block_bytes(type);
-  std::vector<uint8_t> data(rows * blocks * bytes);
-  for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
-  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-  for (int64_t b = 0; b < rows * blocks; ++b)
-    for (int offset : f16s) {
-      const uint16_t h = float_to_fp16(scale(rng));
-      std::memcpy(&data[b * bytes + offset], &h, 2);
-    }
-  return data;
-}
+using test::FormatCase;
+using test::random_rows;
 
 class QuantDotTest : public ::testing::TestWithParam<FormatCase> {};
 
@@ -59,7 +38,7 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
   std::vector<ActBlock> act(rows * n_blocks);  // [rows, cols / 32]
   quantize_act_rows(x.data(), rows, cols, act.data(), quant_act_group(c.type));
 
-  for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
+  for (QuantIsa isa : test::runnable_quant_isas()) {
     const QuantTileFn dot = quant_dot_kernel(c.type, isa);
     ASSERT_NE(dot, nullptr);
     for (int nr = 1; nr <= kMaxTileRows; ++nr) {
@@ -85,7 +64,7 @@ TEST_P(QuantDotTest, MatchesDequantisedReferenceWithinActivationRounding) {
 
 TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
   const FormatCase& c = GetParam();
-  if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
+  if (!cpu_runs_quant_isa(QuantIsa::AVX2)) GTEST_SKIP() << "no AVX2 on this CPU";
   const int64_t cols = 1024, rows = 3, n_blocks = cols / kActBlock;
   const int64_t row_bytes = cols / ggml_block_size(c.type) * ggml_block_bytes(c.type);
   std::mt19937 rng(17u + static_cast<uint32_t>(c.type));
@@ -95,23 +74,27 @@ TEST_P(QuantDotTest, VectorKernelMatchesScalarKernel) {
   for (float& v : x) v = normal(rng);
   std::vector<ActBlock> act(rows * n_blocks);
   quantize_act_rows(x.data(), rows, cols, act.data(), quant_act_group(c.type));
-  float scalar[kMaxTileRows * kMaxTileWeights], vector[kMaxTileRows * kMaxTileWeights];
+  float scalar[kMaxTileRows * kMaxTileWeights];
   quant_dot_scalar(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, scalar,
                            kMaxTileWeights);
-  quant_dot_avx2(c.type)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks, vector,
-                         kMaxTileWeights);
   // Both round in fp32 relative to the terms they add (Q6_K's products and its -32 offset cancel), so the
   // tolerance is relative to Σ |w_i x_i|, not to the result.
   std::vector<float> w_f32(kMaxTileWeights * cols);
   dequantize_to_f32(c.type, w.data(), kMaxTileWeights * cols, w_f32.data());
-  for (int k = 0; k < rows * kMaxTileWeights; ++k) {
-    const int r = k / kMaxTileWeights, i = k % kMaxTileWeights;
-    double magnitude = 0.0;
-    for (int64_t e = 0; e < cols; ++e)
-      magnitude += std::fabs(static_cast<double>(w_f32[i * cols + e]) * x[r * cols + e]);
-    EXPECT_NEAR(vector[k], scalar[k], 1e-5 * (magnitude + 1.0))
-        << ggml_type_name(c.type) << " activation row " << r << ", weight row " << i << ", magnitude "
-        << magnitude;
+  for (QuantIsa isa : test::runnable_quant_isas()) {
+    if (isa == QuantIsa::SCALAR) continue;
+    float vector[kMaxTileRows * kMaxTileWeights];
+    quant_dot_kernel(c.type, isa)(w.data(), row_bytes, kMaxTileWeights, act.data(), n_blocks, rows, n_blocks,
+                                  vector, kMaxTileWeights);
+    for (int k = 0; k < rows * kMaxTileWeights; ++k) {
+      const int r = k / kMaxTileWeights, i = k % kMaxTileWeights;
+      double magnitude = 0.0;
+      for (int64_t e = 0; e < cols; ++e)
+        magnitude += std::fabs(static_cast<double>(w_f32[i * cols + e]) * x[r * cols + e]);
+      EXPECT_NEAR(vector[k], scalar[k], 1e-5 * (magnitude + 1.0))
+          << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " activation row " << r
+          << ", weight row " << i << ", magnitude " << magnitude;
+    }
   }
 }
 
@@ -133,7 +116,7 @@ TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
   std::vector<ActBlock> act(x_rows * n_blocks);
   quantize_act_rows(x.data(), x_rows, cols, act.data(), quant_act_group(c.type));
 
-  for (QuantIsa isa : {QuantIsa::SCALAR, best_quant_isa()}) {
+  for (QuantIsa isa : test::runnable_quant_isas()) {
     const QuantTileFn dot = quant_dot_kernel(c.type, isa);
     std::vector<float> single(x_rows * w_rows);  // [activation row, weight row]
     for (int64_t r = 0; r < x_rows; ++r)
@@ -159,7 +142,7 @@ TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, QuantDotTest, ::testing::ValuesIn(kCases),
+INSTANTIATE_TEST_SUITE_P(Formats, QuantDotTest, ::testing::ValuesIn(test::kQuantFormats),
                          [](const ::testing::TestParamInfo<FormatCase>& info) {
                            return std::string(ggml_type_name(info.param.type));
                          });
@@ -209,7 +192,7 @@ TEST(QuantDot, GroupedActivationBlocksShareOneScale) {
 // The vector quantisation against the scalar one, bit for bit: values, scales and sums, alone and grouped,
 // with halves of the scale among the inputs (ties round to even in both).
 TEST(QuantDot, VectorActivationQuantisationMatchesScalar) {
-  if (best_quant_isa() == QuantIsa::SCALAR) GTEST_SKIP() << "no AVX2 on this CPU";
+  if (!cpu_runs_quant_isa(QuantIsa::AVX2)) GTEST_SKIP() << "no AVX2 on this CPU";
   const int64_t rows = 3, cols = 1024, n_blocks = cols / kActBlock;
   std::mt19937 rng(5u);
   std::normal_distribution<float> normal(0.0f, 2.0f);

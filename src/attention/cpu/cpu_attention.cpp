@@ -8,6 +8,7 @@
 #include "attention/cpu/attention_kernels.h"
 #include "attention/cpu/cpu_attention_tile.h"
 #include "attention/cpu/parallel_for.h"
+#include "core/cpu_isa.h"
 
 namespace sacc {
 namespace {
@@ -49,7 +50,8 @@ CpuAttentionIsa best_cpu_attention_isa() {
   static const CpuAttentionIsa isa = [] {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuAttentionIsa::AVX2;
+    if (cpu_isa_cap() >= CpuIsaCap::AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return CpuAttentionIsa::AVX2;
 #endif
     return CpuAttentionIsa::PORTABLE;
   }();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_isa.h"
 #include "runtime/cpu/quant_formats.h"
 
 namespace sacc {
@@ -42,7 +43,7 @@ void dot_scalar(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, i
 }  // namespace
 
 void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group) {
-  if (best_quant_isa() == QuantIsa::AVX2) {
+  if (best_quant_isa() != QuantIsa::SCALAR) {
     quantize_act_rows_avx2(x, rows, cols, out, group);
   } else {
     quantize_act_rows_scalar(x, rows, cols, out, group);
@@ -77,26 +78,58 @@ int64_t quant_act_group(GgmlType type) {
   return type == GgmlType::Q6_K ? 8 : 1;
 }
 
+bool cpu_runs_quant_isa(QuantIsa isa) {
+  __builtin_cpu_init();
+  const bool avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  switch (isa) {
+    case QuantIsa::SCALAR:
+      return true;
+    case QuantIsa::AVX2:
+      return avx2;
+    case QuantIsa::AVX512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
 QuantIsa best_quant_isa() {
   static const QuantIsa isa = [] {
-    __builtin_cpu_init();
-    const bool avx2 =
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    return avx2 ? QuantIsa::AVX2 : QuantIsa::SCALAR;
+    const CpuIsaCap cap = cpu_isa_cap();
+    if (cap >= CpuIsaCap::AVX512 && cpu_runs_quant_isa(QuantIsa::AVX512)) return QuantIsa::AVX512;
+    if (cap >= CpuIsaCap::AVX2 && cpu_runs_quant_isa(QuantIsa::AVX2)) return QuantIsa::AVX2;
+    return QuantIsa::SCALAR;
   }();
   return isa;
 }
 
 const char* quant_isa_name(QuantIsa isa) {
-  return isa == QuantIsa::AVX2 ? "avx2" : "scalar";
+  switch (isa) {
+    case QuantIsa::AVX512:
+      return "avx512";
+    case QuantIsa::AVX2:
+      return "avx2";
+    case QuantIsa::SCALAR:
+      break;
+  }
+  return "scalar";
 }
 
 bool quant_dot_supported(GgmlType type) {
   return quant_dot_scalar(type) != nullptr;
 }
 
+// A format without a kernel in the chosen family falls back to the next family down.
 QuantTileFn quant_dot_kernel(GgmlType type, QuantIsa isa) {
-  return isa == QuantIsa::AVX2 ? quant_dot_avx2(type) : quant_dot_scalar(type);
+  if (isa == QuantIsa::AVX512) {
+    if (QuantTileFn f = quant_dot_avx512(type)) return f;
+    isa = QuantIsa::AVX2;
+  }
+  if (isa == QuantIsa::AVX2) {
+    if (QuantTileFn f = quant_dot_avx2(type)) return f;
+  }
+  return quant_dot_scalar(type);
 }
 
 QuantTileFn quant_dot_scalar(GgmlType type) {

@@ -2,7 +2,8 @@
 // quantised to 8 bits per block of 32 (one fp32 scale per block, as llama.cpp's Q8_0; per 8 blocks for Q6_K,
 // as its Q8_K), and each block's (Q6_K: super-block's) products are summed in integers before one float
 // multiply. One portable scalar kernel per format (the
-// reference the tests compare against) and AVX2 kernels chosen at run time from CPUID.
+// reference the tests compare against), AVX2 kernels and AVX-512 VNNI kernels (the same bits as AVX2's),
+// chosen at run time from CPUID within the cap of SACC_CPU_ISA (core/cpu_isa.h).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,8 @@ static_assert(sizeof(ActBlock) == 44);
 // 32 * group. The `group` consecutive blocks of a row share one scale (the largest magnitude among them):
 // the Q6_K kernel sums a whole 256-element super-block in integers, which a scale per block would not allow
 // (llama.cpp's Q8_K activations have the same precision).
-// Runs the AVX2 version when the CPU has it; both give the same bits (the tests compare them).
+// Runs the AVX2 version when the CPU has it (also under AVX-512); both give the same bits (the tests compare
+// them).
 void quantize_act_rows(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group = 1);
 void quantize_act_rows_scalar(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
 void quantize_act_rows_avx2(const float* x, int64_t rows, int64_t cols, ActBlock* out, int64_t group);
@@ -52,10 +54,13 @@ constexpr int kMaxTileWeights = 2;
 using QuantTileFn = void (*)(const uint8_t* w, int64_t w_stride, int nw, const ActBlock* x, int64_t x_stride,
                              int nr, int64_t n_act_blocks, float* y, int64_t y_stride);
 
-enum class QuantIsa { SCALAR, AVX2 };
+enum class QuantIsa { SCALAR, AVX2, AVX512 };
 
-// The best kernel family this CPU runs (AVX2 needs AVX2, FMA and F16C).
+// The best kernel family this CPU runs within SACC_CPU_ISA's cap (AVX2 needs AVX2, FMA and F16C; AVX512 also
+// AVX-512 F, BW, VL and VNNI).
 QuantIsa best_quant_isa();
+// Whether this CPU can run `isa`'s kernels, whatever the cap (the tests compare every family it can run).
+bool cpu_runs_quant_isa(QuantIsa isa);
 const char* quant_isa_name(QuantIsa isa);
 // Whether the kernels handle `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K).
 bool quant_dot_supported(GgmlType type);
@@ -63,5 +68,6 @@ bool quant_dot_supported(GgmlType type);
 QuantTileFn quant_dot_kernel(GgmlType type, QuantIsa isa);
 QuantTileFn quant_dot_scalar(GgmlType type);
 QuantTileFn quant_dot_avx2(GgmlType type);
+QuantTileFn quant_dot_avx512(GgmlType type);
 
 }  // namespace sacc
