@@ -1,6 +1,8 @@
 // Random weight rows in every format the quantised dot products support, for the tests of quant_dot.h.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -42,6 +44,21 @@ inline std::vector<QuantIsa> runnable_quant_isas() {
   for (QuantIsa isa : {QuantIsa::SCALAR, QuantIsa::AVX2, QuantIsa::AVX512})
     if (cpu_runs_quant_isa(isa)) isas.push_back(isa);
   return isas;
+}
+
+// y [x_rows, w_rows] from `dot` in tiles of tile_w weight rows by tile_r activation rows.
+inline std::vector<float> tiled(QuantTileFn dot, const std::vector<uint8_t>& w, int64_t w_rows,
+                                int64_t row_bytes, const std::vector<ActBlock>& act, int64_t x_rows,
+                                int64_t n_blocks, int tile_w, int tile_r) {
+  std::vector<float> y(x_rows * w_rows, std::nanf(""));
+  for (int64_t r0 = 0; r0 < x_rows; r0 += tile_r)
+    for (int64_t o0 = 0; o0 < w_rows; o0 += tile_w) {
+      const int nr = static_cast<int>(std::min<int64_t>(tile_r, x_rows - r0));
+      const int nw = static_cast<int>(std::min<int64_t>(tile_w, w_rows - o0));
+      dot(w.data() + o0 * row_bytes, row_bytes, nw, act.data() + r0 * n_blocks, n_blocks, nr, n_blocks,
+          &y[r0 * w_rows + o0], w_rows);
+    }
+  return y;
 }
 
 }  // namespace sacc::test

@@ -20,6 +20,7 @@ namespace {
 
 using test::FormatCase;
 using test::random_rows;
+using test::tiled;
 
 class QuantDotTest : public ::testing::TestWithParam<FormatCase> {};
 
@@ -125,14 +126,7 @@ TEST_P(QuantDotTest, EveryTileShapeGivesTheSameBitsAsSinglePairs) {
             &single[r * w_rows + o], 1);
     for (int tile_w = 1; tile_w <= kMaxTileWeights; ++tile_w)
       for (int tile_r = 1; tile_r <= kMaxTileRows; ++tile_r) {
-        std::vector<float> y(x_rows * w_rows, std::nanf(""));
-        for (int64_t r0 = 0; r0 < x_rows; r0 += tile_r)
-          for (int64_t o0 = 0; o0 < w_rows; o0 += tile_w) {
-            const int nr = static_cast<int>(std::min<int64_t>(tile_r, x_rows - r0));
-            const int nw = static_cast<int>(std::min<int64_t>(tile_w, w_rows - o0));
-            dot(w.data() + o0 * row_bytes, row_bytes, nw, act.data() + r0 * n_blocks, n_blocks, nr, n_blocks,
-                &y[r0 * w_rows + o0], w_rows);
-          }
+        const std::vector<float> y = tiled(dot, w, w_rows, row_bytes, act, x_rows, n_blocks, tile_w, tile_r);
         for (int64_t k = 0; k < x_rows * w_rows; ++k)
           ASSERT_EQ(std::memcmp(&y[k], &single[k], sizeof(float)), 0)
               << ggml_type_name(c.type) << " " << quant_isa_name(isa) << " tile " << tile_w << "x" << tile_r
