@@ -274,8 +274,8 @@ ServeServer::ServeServer(const ServeArgs& args, const EngineSetup& setup, Schedu
     : server_(std::make_unique<httplib::Server>()), args_(args) {
   const size_t threads = static_cast<size_t>(args.max_queue + kSpareHttpThreads);
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  // Replaces httplib's default socket options (SO_REUSEADDR), and remembers the listening socket for
-  // listen().
+  // SO_REUSEADDR in place of httplib's default SO_REUSEPORT (with which a second server on the same port
+  // shared it instead of failing); the listening socket is remembered for listen().
   server_->set_socket_options([this](int socket) {
     const int on = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
