@@ -21,7 +21,7 @@ Status validate_pattern_spec(const PatternSpec& spec, int head) {
                       to_string(spec));
   }
   if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0 ||
-      spec.alternative_blocks < 0) {
+      spec.alternative_blocks < 0 || spec.tail < 0) {
     return make_error(StatusCode::INVALID_ARGUMENT, "index head {} has a negative budget ({})", head,
                       to_string(spec));
   }

@@ -98,6 +98,22 @@ double estimator_flops(const PatternSpec& spec, const IndexGeometry& geometry, i
 
 AttentionCost predict_cost(const PatternSpec& spec, const IndexGeometry& geometry, int head_dim,
                            const EstimationConfig& config) {
+  if (spec.tail > 0) {  // an upper bound: the tail's query blocks counted dense on top of the pattern
+    PatternSpec untailed = spec;
+    untailed.tail = 0;
+    AttentionCost cost = predict_cost(untailed, geometry, head_dim, config);
+    int64_t tail_tiles = 0;
+    for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) {
+      const int64_t last_row = std::min(geometry.seq_len, (qb + 1) * geometry.block_q) - 1;
+      if (in_dense_tail(last_row, geometry.seq_len, spec.tail))
+        tail_tiles += geometry.last_causal_k_block(qb) + 1;
+    }
+    const double tile = tile_flops(geometry.block_q, geometry.block_k, head_dim);
+    cost.visited_tiles = std::min(cost.visited_tiles + tail_tiles, cost.causal_tiles);
+    cost.kernel_flops =
+        std::min(cost.kernel_flops + static_cast<double>(tail_tiles) * tile, cost.causal_flops);
+    return cost;
+  }
   if (spec.has_alternative()) {
     const AttentionCost slash = predict_cost(spec.primary(), geometry, head_dim, config);
     const AttentionCost cluster = predict_cost(spec.alternative(), geometry, head_dim, config);

@@ -13,7 +13,8 @@ constexpr const char* kPatternHelp =
     "patterns: dense | triangular:SINK,WINDOW | interval-slash:VERTICAL,SLASH | block-cluster:BLOCKS, "
     "optionally followed by @GAMMA (0 < GAMMA <= 1) for an adaptive budget; "
     "interval-slash:...|block-cluster:... chooses between the two per head and input, "
-    "interval-slash:...+block-cluster:... joins them";
+    "interval-slash:...+block-cluster:... joins them; a trailing +tail:ROWS makes the query blocks of the "
+    "prompt's last ROWS rows dense";
 
 Result<int64_t> parse_count(const std::string& text, const std::string& whole) {
   errno = 0;
@@ -136,7 +137,11 @@ Result<PatternSpec> parse_single(const std::string& text) {
 
 }  // namespace
 
-Result<PatternSpec> parse_pattern(const std::string& text) {
+namespace {
+
+constexpr const char* kTailPrefix = "+tail:";
+
+Result<PatternSpec> parse_without_tail(const std::string& text) {
   const size_t split_at = text.find_first_of("|+");
   if (split_at == std::string::npos) return parse_single(text);
   SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_single(text.substr(0, split_at)));
@@ -150,6 +155,24 @@ Result<PatternSpec> parse_pattern(const std::string& text) {
   spec.alternative_blocks = alternative.blocks;
   spec.alternative_gamma = alternative.gamma;
   spec.alternative_union = text[split_at] == '+';
+  return spec;
+}
+
+}  // namespace
+
+Result<PatternSpec> parse_pattern(const std::string& text) {
+  const size_t tail_at = text.rfind(kTailPrefix);
+  if (tail_at == std::string::npos) return parse_without_tail(text);
+  SACC_ASSIGN_OR_RETURN(PatternSpec spec, parse_without_tail(text.substr(0, tail_at)));
+  SACC_ASSIGN_OR_RETURN(spec.tail, parse_count(text.substr(tail_at + std::string(kTailPrefix).size()), text));
+  if (spec.tail < 1) {
+    return make_error(StatusCode::INVALID_ARGUMENT, "pattern '{}': a dense tail needs at least one row",
+                      text);
+  }
+  if (spec.kind == PatternKind::DENSE) {
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "pattern '{}': dense is dense everywhere, it takes no tail", text);
+  }
   return spec;
 }
 
@@ -173,6 +196,7 @@ std::string to_string(const PatternSpec& spec) {
     out += spec.alternative_union ? '+' : '|';
     out += to_string(spec.alternative());
   }
+  if (spec.tail > 0) out += fmt::format("{}{}", kTailPrefix, spec.tail);
   return out;
 }
 
@@ -182,6 +206,7 @@ PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry
   out.window = std::min(out.window, geometry.seq_len);
   out.vertical = std::min(out.vertical, geometry.seq_len);
   out.slash = std::min(out.slash, geometry.seq_len);
+  out.tail = std::min(out.tail, geometry.seq_len);
   out.blocks = std::min(out.blocks, geometry.num_k_blocks());
   out.alternative_blocks = std::min(out.alternative_blocks, geometry.num_k_blocks());
   return out;

@@ -15,11 +15,17 @@
 // head takes Block-Cluster iff mass(block-cluster) > mass(interval-slash) (ties keep Interval-Slash). When
 // the estimating rows lie in the last query block (L mod Bq = 0 or >= m) this is the exact mass each index
 // keeps on those rows; otherwise the last block's key set stands in for the earlier block's.
+//
+// Dense tail: a trailing "+tail:T" on any pattern but dense ("block-cluster:512@0.99+tail:256") lists every
+// causal key block, and no single column, for the query blocks that hold any of the prompt's last T rows
+// (in_dense_tail, attention/dense_tail.h), whatever the pattern chose for them. The rows at the end of a
+// prompt are where a question is asked and its answer starts; they cost one query block of a dense row each.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "attention/dense_tail.h"
 #include "core/status.h"
 
 namespace sacc {
@@ -38,6 +44,7 @@ struct PatternSpec {
   int64_t alternative_blocks = 0;  // the alternative's kb
   double alternative_gamma = 0.0;  // the alternative's adaptive mass target (0: fixed kb)
   bool alternative_union = false;  // true: both indices joined ('+'); false: the runtime choice ('|')
+  int64_t tail = 0;                // dense tail: the last `tail` rows' query blocks attend densely (0: none)
 
   bool is_adaptive() const { return gamma > 0.0; }
   bool has_alternative() const { return alternative_blocks > 0; }
@@ -56,7 +63,7 @@ std::string to_string(const PatternSpec& spec);  // round-trips through parse_pa
 
 struct IndexGeometry;
 // Budgets larger than an input of this geometry offers, reduced to what it offers (sink, window, vertical,
-// slash <= L; blocks <= key blocks), so one configured pattern serves prompts of any length.
+// slash, tail <= L; blocks <= key blocks), so one configured pattern serves prompts of any length.
 PatternSpec clamp_pattern_to_length(const PatternSpec& spec, const IndexGeometry& geometry);
 
 // Settings of the online estimators (DESIGN.md §4).

@@ -13,11 +13,15 @@
 namespace sacc::ref {
 namespace {
 
-HeadIndex dense_head_index(const IndexGeometry& geometry) {
+// Every causal key block for the query blocks in a dense tail of `tail` rows (attention/dense_tail.h; tail =
+// L: every query block), nothing for the others.
+HeadIndex dense_tail_head_index(int64_t tail, const IndexGeometry& geometry) {
   HeadIndex head;
   head.blocks.resize(geometry.num_q_blocks());
   head.columns.resize(geometry.num_q_blocks());
   for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) {
+    const int64_t last_row = std::min(geometry.seq_len, (qb + 1) * geometry.block_q) - 1;
+    if (!in_dense_tail(last_row, geometry.seq_len, tail)) continue;
     for (int64_t kb = 0; kb <= geometry.last_causal_k_block(qb); ++kb) {
       head.blocks[qb].push_back(static_cast<int32_t>(kb));
     }
@@ -77,7 +81,7 @@ Result<HeadIndex> build_head(const QkvView& qkv, const PatternSpec& spec, const 
   *kind = spec.kind;
   switch (spec.kind) {
     case PatternKind::DENSE:
-      return dense_head_index(geometry);
+      return dense_tail_head_index(geometry.seq_len, geometry);
     case PatternKind::TRIANGULAR:
       return triangular_head_index(spec, geometry);
     case PatternKind::INTERVAL_SLASH: {
@@ -133,6 +137,8 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
                    config, geometry, &taken[h]);
     if (head.is_ok()) {
       heads[h] = std::move(head).value();
+      const int64_t tail = std::min(spec.tail, geometry.seq_len);
+      if (tail > 0) heads[h] = join_head_indices(heads[h], dense_tail_head_index(tail, geometry), geometry);
     } else {
       errors[h] = head.status();
     }

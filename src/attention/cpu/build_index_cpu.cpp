@@ -92,9 +92,15 @@ std::vector<int32_t> select_top(const float* scores, int64_t count, const std::v
 }
 
 HeadLists dense_lists(const IndexGeometry& geometry) {
+  return dense_tail_lists(geometry.seq_len, geometry);
+}
+
+HeadLists dense_tail_lists(int64_t tail, const IndexGeometry& geometry) {
   ListBuilder builder(geometry.num_q_blocks());
   for (int64_t qb = 0; qb < geometry.num_q_blocks(); ++qb) {
-    for (int64_t kb = 0; kb <= geometry.last_causal_k_block(qb); ++kb) builder.add_block(kb);
+    if (in_dense_tail(last_row_of(geometry, qb), geometry.seq_len, tail)) {
+      for (int64_t kb = 0; kb <= geometry.last_causal_k_block(qb); ++kb) builder.add_block(kb);
+    }
     builder.finish_block();
   }
   return builder.take();

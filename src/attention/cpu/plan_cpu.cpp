@@ -208,6 +208,8 @@ Result<SparseIndex> plan_cpu(const AttentionParams& params, const LayerPatterns&
         lists[h] = block_cluster(first_member, spec);
         break;
     }
+    if (spec.tail > 0)
+      lists[h] = cpu_plan::join_lists(lists[h], cpu_plan::dense_tail_lists(spec.tail, geometry), geometry);
   });
   return pack(geometry, lists);
 }

@@ -74,6 +74,9 @@ struct HeadLists {
 };
 
 HeadLists dense_lists(const IndexGeometry& geometry);
+// Every causal key block for the query blocks in a dense tail of `tail` rows (attention/dense_tail.h),
+// nothing for the others: joined (join_lists) with a head's lists, it makes the tail dense.
+HeadLists dense_tail_lists(int64_t tail, const IndexGeometry& geometry);
 // Triangular(S, W) rounded to key blocks: full sink blocks and every block the window touches; sink keys of
 // a partial block as columns unless the window lists that block.
 HeadLists triangular_lists(const PatternSpec& spec, const IndexGeometry& geometry);

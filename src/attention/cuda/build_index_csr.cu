@@ -9,6 +9,7 @@
 //    loads from the prefix count over chosen offsets; chosen verticals j <= r1 outside the listed blocks
 //    become single columns.
 //  * BLOCK_CLUSTER: the staged selection.
+//  * any head's slots in its dense tail (attention/dense_tail.h): as DENSE.
 //  * INTERVAL_SLASH with a Block-Cluster alternative: whichever head_choice names (choose_pattern.cu); joined
 //    (alt_union), a key block is listed when either pattern lists it (binary search over the staged
 //    Block-Cluster ids, which are ascending) and verticals inside any listed block are dropped.
@@ -64,11 +65,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
   const int index_head = static_cast<int>(slot / dims.num_q_blocks);
   const int q_block = static_cast<int>(slot % dims.num_q_blocks);
   HeadPlan head = args.heads.head[index_head];
+  const SlotRows rows = slot_rows(dims, q_block);
+  if (in_head_tail(head, dims, rows)) head.kind = kKindDense;
   if (head.kind == kKindIntervalSlash && estimates_block_cluster(head) && !head.alt_union &&
       args.head_choice[index_head] == kKindBlockCluster) {
     head = block_cluster_plan(head);
   }
-  const SlotRows rows = slot_rows(dims, q_block);
   int32_t* blocks_out = kFill ? args.block_ids + args.block_offsets[slot] : nullptr;
   int32_t* columns_out = kFill ? args.column_ids + args.column_offsets[slot] : nullptr;
   int num_blocks = 0;

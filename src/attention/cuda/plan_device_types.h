@@ -15,7 +15,7 @@ constexpr int32_t kKindTriangular = 1;
 constexpr int32_t kKindIntervalSlash = 2;
 constexpr int32_t kKindBlockCluster = 3;
 
-// Index heads one plan call supports (the per-head table travels as a kernel parameter: 128 x 36 B, inside
+// Index heads one plan call supports (the per-head table travels as a kernel parameter: 128 x 40 B, inside
 // the 32 KiB parameter block of CUDA 12.1+ on Volta and later).
 constexpr int kMaxPlanHeads = 128;
 // Interval-Slash estimation tiles: estimating rows are processed 64 at a time against 64-key tiles.
@@ -39,6 +39,7 @@ struct HeadPlan {
   float alt_gamma = 0.0f;
   int32_t alt_ordinal = 0;
   int32_t alt_union = 0;  // 1: the index lists both patterns' blocks; 0: the runtime choice picks one
+  int32_t tail = 0;       // dense tail (attention/dense_tail.h): the last `tail` rows' query blocks are dense
 };
 
 struct PlanHeads {

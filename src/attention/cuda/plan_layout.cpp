@@ -30,7 +30,7 @@ size_t align_up(size_t bytes) {
 
 Status check_spec(const PatternSpec& spec, int head) {
   if (spec.sink < 0 || spec.window < 0 || spec.vertical < 0 || spec.slash < 0 || spec.blocks < 0 ||
-      spec.alternative_blocks < 0) {
+      spec.alternative_blocks < 0 || spec.tail < 0) {
     return make_error(StatusCode::INVALID_ARGUMENT, "plan: index head {} has a negative budget ({})", head,
                       to_string(spec));
   }
@@ -103,6 +103,7 @@ Result<PlanLayout> make_plan_layout(const AttentionShape& shape, const LayerPatt
     HeadPlan& head = layout.heads.head[h];
     head.kind = static_cast<int32_t>(spec.kind);
     head.gamma = static_cast<float>(spec.gamma);
+    head.tail = clamp_to(spec.tail, seq_len);
     switch (spec.kind) {
       case PatternKind::DENSE:
         break;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "attention/cuda/plan_device_types.h"
+#include "attention/dense_tail.h"
 
 #if defined(__CUDACC__)
 #define SACC_PLAN_HD __host__ __device__ inline
@@ -131,9 +132,16 @@ SACC_PLAN_HD SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanD
   return cap;
 }
 
+// Whether a head's slot lies in its dense tail: listed like a DENSE head's.
+SACC_PLAN_HD bool in_head_tail(const HeadPlan& head, const PlanDims& dims, const SlotRows& rows) {
+  return in_dense_tail(rows.last_row, dims.seq_len, head.tail);
+}
+
 // A head's bounds: with a runtime alternative, the larger of both patterns' (either may be chosen); joined,
-// their sum (capped by the causal blocks).
+// their sum (capped by the causal blocks); in the dense tail, every causal block.
 SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+  const SlotRows rows = slot_rows(dims, q_block);
+  if (in_head_tail(head, dims, rows)) return {rows.last_block + 1, 0};
   SlotCapacity cap = single_slot_capacity(head, dims, q_block);
   if (head.kind != kKindBlockCluster && estimates_block_cluster(head)) {
     const SlotCapacity alt = single_slot_capacity(block_cluster_plan(head), dims, q_block);
