@@ -39,9 +39,9 @@ TEST(DenseTail, ParsesAndRoundTrips) {
 }
 
 TEST(DenseTail, RejectsBadTails) {
-  for (const std::string text : {"dense+tail:64", "block-cluster:8+tail:0", "block-cluster:8+tail:-1",
-                                 "block-cluster:8+tail:x", "block-cluster:8+tail:", "+tail:5",
-                                 "block-cluster:8+tail:5+tail:6", "block-cluster:8+tail:5@0.9"}) {
+  for (const std::string text :
+       {"dense+tail:64", "block-cluster:8+tail:0", "block-cluster:8+tail:-1", "block-cluster:8+tail:x",
+        "block-cluster:8+tail:", "+tail:5", "block-cluster:8+tail:5+tail:6", "block-cluster:8+tail:5@0.9"}) {
     EXPECT_FALSE(parse_pattern(text).is_ok()) << text;
   }
   const Result<PatternSpec> dense = parse_pattern("dense+tail:64");
@@ -112,13 +112,16 @@ void check_tail(const TailCase& c) {
         grew += static_cast<int64_t>(all.size()) -
                 static_cast<int64_t>(slot_ids(plain->block_offsets, plain->block_ids, slot).size());
       } else {
-        EXPECT_EQ(blocks, slot_ids(plain->block_offsets, plain->block_ids, slot)) << c.pattern << " qb " << qb;
-        EXPECT_EQ(columns, slot_ids(plain->column_offsets, plain->column_ids, slot)) << c.pattern << " qb " << qb;
+        EXPECT_EQ(blocks, slot_ids(plain->block_offsets, plain->block_ids, slot))
+            << c.pattern << " qb " << qb;
+        EXPECT_EQ(columns, slot_ids(plain->column_offsets, plain->column_ids, slot))
+            << c.pattern << " qb " << qb;
       }
     }
   }
   const int64_t first_tail_row = std::max<int64_t>(0, c.shape.seq_len - spec.tail);
-  const int64_t tail_blocks = (c.shape.seq_len - 1) / geometry.block_q - first_tail_row / geometry.block_q + 1;
+  const int64_t tail_blocks =
+      (c.shape.seq_len - 1) / geometry.block_q - first_tail_row / geometry.block_q + 1;
   EXPECT_EQ(tail_slots, geometry.num_heads * tail_blocks);
   EXPECT_GT(grew, 0) << "the tail added no block: the case does not exercise it";
 

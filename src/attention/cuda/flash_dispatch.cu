@@ -1,7 +1,8 @@
 // Runtime -> compile-time dispatch of the flash kernel family (head dim x body x visit policy; the body and
 // GQA packing come decided from the attention selector), plus the sparse work order: items run longest-first
 // so heads with very different budgets balance across the SMs (the hardware hands out CTAs roughly in
-// blockIdx order; the Hopper body's persistent CTAs stride through the order). No host synchronisation.
+// blockIdx order; the Hopper body's persistent CTAs take it round by round, back and forth). No host
+// synchronisation.
 #include <cub/device/device_radix_sort.cuh>
 
 #include <cudaTypedefs.h>

@@ -8,8 +8,9 @@
 // (flash_softmax.cuh), epilogue (flash_epilogue.cuh) and PTX wrappers (ptx.cuh) as the mma.sync body.
 //
 // Persistent (visit policies with kPersistentGrid, the sparse ones; flash_policy.cuh says why not dense): a
-// launch has min(items, SMs x resident CTAs) CTAs (flash_dispatch.cu) and CTA c runs work items
-// c, c + gridDim.x, ... of the longest-first order. Barriers are initialised once; the K/V ring runs on
+// launch has min(items, SMs x resident CTAs) CTAs (flash_dispatch.cu) and CTA c runs one work item of each
+// round of gridDim.x items of the longest-first order, the rounds alternating direction (persistent_item).
+// Barriers are initialised once; the K/V ring runs on
 // across items, and Q is double-buffered, so the producer loads the next item's Q and first K/V tiles while
 // the consumers finish the current item and store its O. With one CTA per item (SACC_FLASH_PERSISTENT=0) the
 // same code runs one item per CTA.
@@ -66,6 +67,17 @@ __device__ __forceinline__ ItemTiles item_tiles(const Visit& visit) {
   return it;
 }
 
+// The work item CTA blockIdx.x runs in its round r: item c = blockIdx.x of round r in even rounds, item
+// gridDim.x - 1 - c in odd ones. The items are sorted longest-first, so a plain stride (c, c + gridDim.x,
+// ...) would give CTA 0 the longest item of every round and CTA gridDim.x - 1 the shortest: at the real Qwen
+// prompt's density (~0.4, items of 2 to 500 tiles) that gap sums to about one longest item per CTA. Going
+// back and forth evens it out. Items only grow with the round, so the first round past num_items ends the
+// CTA.
+__device__ __forceinline__ int persistent_item(int round) {
+  const int c = (round & 1) ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
+  return round * static_cast<int>(gridDim.x) + c;
+}
+
 // num_items: work items of the launch (Visit(p, item) for item in [0, num_items)); gridDim.x <= num_items.
 //
 // Phase bookkeeping. The barriers are initialised once per CTA, so their phases run on across its items, and
@@ -73,7 +85,7 @@ __device__ __forceinline__ ItemTiles item_tiles(const Visit& visit) {
 // P returns once the phase of parity P has completed; it is only correct while the barrier is at most one
 // phase past the one waited for, which each pair below guarantees (a barrier can complete its next phase only
 // after the other side has waited on its partner for the current one).
-//   round r: how many items this CTA ran before the current one (r = (item - blockIdx.x) / gridDim.x).
+//   round r: how many items this CTA ran before the current one (item = persistent_item(r)).
 //   Q buffer b = r % 2, in its u = r / 2-th use:
 //     q_full[b] (1 arrival + the Q bytes): phase u completes when item r's Q has landed. The consumers wait
 //       on parity u & 1.
@@ -137,7 +149,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     // ---- producer ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
     int tiles_before = 0;  // K/V tiles loaded for this CTA's earlier items
-    for (int item = blockIdx.x, round = 0; item < num_items; item += gridDim.x, ++round) {
+    for (int round = 0, item = persistent_item(0); item < num_items; item = persistent_item(++round)) {
       const Visit visit(p, item);
       const ItemTiles it = item_tiles(visit);
       const int kv_head = visit.consumer_head(0) / p.group_size;  // both consumers' heads share it
@@ -223,7 +235,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   const int quad_row = lane >> 2;
   const int quad_col = lane & 3;
   int tiles_before = 0;  // K/V tiles consumed for this CTA's earlier items
-  for (int item = blockIdx.x, round = 0; item < num_items; item += gridDim.x, ++round) {
+  for (int round = 0, item = persistent_item(0); item < num_items; item = persistent_item(++round)) {
     const Visit visit(p, item);
     const ItemTiles it = item_tiles(visit);
     const int b = round & 1;

@@ -54,10 +54,11 @@ extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(co
                                                                               cudaStream_t);
 
 // CTAs of a Hopper-body launch of `kernel` (threads, dynamic shared memory) over num_items work items on the
-// current device: persistent, min(num_items, SMs x CTAs of `kernel` resident per SM), each CTA running items
-// blockIdx.x, blockIdx.x + gridDim.x, ... (SM count and residency queried once per device and kernel).
-// SACC_FLASH_PERSISTENT=0 in the environment (read once per process; an A/B switch for measurements, not a
-// setting) gives one CTA per item instead. Defined in flash_dispatch.cu.
+// current device: persistent, min(num_items, SMs x CTAs of `kernel` resident per SM), each CTA running one
+// item of every round of gridDim.x items, rounds alternating direction (flash_kernel_sm90.cuh,
+// persistent_item; SM count and residency queried once per device and kernel). SACC_FLASH_PERSISTENT=0 in the
+// environment (read once per process; an A/B switch for measurements, not a setting) gives one CTA per item
+// instead. Defined in flash_dispatch.cu.
 cudaError_t sm90_grid_size(const void* kernel, int threads, size_t smem_bytes, int num_items, int* num_ctas);
 
 // SMs of `device`, queried once per device.
