@@ -66,17 +66,14 @@ struct FlashTiles : FlashConfig<kHeadDim> {
 // and the consumers to 224 (S 64 + O d/2 + P 32 accumulators and fragments).
 template <int kHeadDim>
 struct FlashTilesSm90 {
-  static constexpr int kStages = 2;  // K/V ring depth; 3 would need 257 KB at d = 128 (with two Q buffers)
+  static constexpr int kStages = 2;  // K/V ring depth; 3 would need 224 KB at d = 128
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
   static constexpr int kQElems = kBlockM * kHeadDim;
   static constexpr int kKvElems = kTileKeys * kHeadDim;
-  // Two Q buffers (persistent CTAs load the next item's Q while the current one runs) + stages x (K + V) +
-  // 4 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered columns' key positions are not
-  // kept here: the consumers read them from the index. d = 64: 99392 bytes; d = 128: 197696 bytes.
-  static constexpr int kQBuffers = 2;
-  static constexpr int kSmemBytes =
-      2 * (kQBuffers * kQElems + 2 * kStages * kKvElems) + 8 * (4 + 2 * kStages) + 1024;
+  // Q + stages x (K + V) + 1 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered
+  // columns' key positions are not kept here: the consumers read them from the index.
+  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) + 8 * (1 + 2 * kStages) + 1024;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma tiles are built from 64-column (128-byte) blocks");
   static_assert(kBlockM == 128, "two consumer warpgroups x 64 rows");

@@ -1,18 +1,10 @@
 // Runtime -> compile-time dispatch of the flash kernel family (head dim x body x visit policy; the body and
-// GQA packing come decided from the attention selector), plus the sparse work order: items run longest-first
-// so heads with very different budgets balance across the SMs (the hardware hands out CTAs roughly in
-// blockIdx order; the Hopper body's persistent CTAs take it round by round, back and forth). No host
-// synchronisation.
+// GQA packing come decided from the attention selector), plus the sparse work order: CTAs are launched
+// longest-first so heads with very different budgets balance across the SMs (the hardware hands out CTAs
+// roughly in blockIdx order). No host synchronisation.
 #include <cub/device/device_radix_sort.cuh>
 
 #include <cudaTypedefs.h>
-
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include "attention/cuda/flash_config.h"
 #include "attention/cuda/flash_launch.h"
@@ -120,53 +112,7 @@ cudaError_t launch_for_head_dim(int head_dim, FlashBody body, const FlashParams&
   }
 }
 
-// SACC_FLASH_PERSISTENT=0: one CTA per work item (flash_launch.h).
-bool persistent_grid_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("SACC_FLASH_PERSISTENT");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
-  return enabled;
-}
-
 }  // namespace
-
-cudaError_t device_sm_count(int device, int* num_sms) {
-  static std::mutex mutex;
-  static std::map<int, int> counts;
-  const std::lock_guard<std::mutex> lock(mutex);
-  auto found = counts.find(device);
-  if (found == counts.end()) {
-    int count = 0;
-    const cudaError_t error = cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
-    if (error != cudaSuccess) return error;
-    found = counts.emplace(device, count).first;
-  }
-  *num_sms = found->second;
-  return cudaSuccess;
-}
-
-cudaError_t sm90_grid_size(const void* kernel, int threads, size_t smem_bytes, int num_items, int* num_ctas) {
-  *num_ctas = num_items;
-  if (!persistent_grid_enabled() || num_items <= 0) return cudaSuccess;
-  int device = 0;
-  cudaError_t error = cudaGetDevice(&device);
-  if (error != cudaSuccess) return error;
-  static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, int> resident;  // (kernel, device) -> CTAs of the whole GPU
-  const std::lock_guard<std::mutex> lock(mutex);
-  auto found = resident.find({kernel, device});
-  if (found == resident.end()) {
-    int num_sms = 0, per_sm = 0;
-    error = device_sm_count(device, &num_sms);
-    if (error == cudaSuccess)
-      error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem_bytes);
-    if (error != cudaSuccess) return error;
-    found = resident.emplace(std::pair{kernel, device}, num_sms * std::max(per_sm, 1)).first;
-  }
-  *num_ctas = std::min(num_items, found->second);
-  return cudaSuccess;
-}
 
 cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const FlashParams& params,
                                void* workspace, size_t workspace_bytes, cudaStream_t stream) {
@@ -178,7 +124,8 @@ cudaError_t launch_flash_dense(int head_dim, FlashKernelChoice choice, const Fla
   if (params.q_begin > 0 && workspace != nullptr) {
     int device = 0, num_sms = 0;
     cudaError_t error = cudaGetDevice(&device);
-    if (error == cudaSuccess) error = device_sm_count(device, &num_sms);
+    if (error == cudaSuccess)
+      error = cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);
     if (error != cudaSuccess) return error;
     splits = suffix_key_splits(params, items, num_sms, head_dim, workspace_bytes);
   }

@@ -27,11 +27,10 @@ extern template cudaError_t launch_flash_forward<128, SparseIndexVisit>(const Fl
                                                                         cudaStream_t);
 
 // The Hopper body (flash_kernel_sm90.cuh: warp-specialised, TMA + wgmma); maps are the launch's Q/K/V tensor
-// maps. It runs num_items work items (the mma.sync body's num_ctas): on a persistent grid, sm90_grid_size(),
-// where the visit policy's kPersistentGrid says so (sparse), else one CTA per item (dense).
+// maps.
 struct FlashTmaMaps;
 template <int kHeadDim, class Visit>
-cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaMaps& maps, int num_items,
+cudaError_t launch_flash_forward_sm90(const FlashParams& params, const FlashTmaMaps& maps, int num_ctas,
                                       cudaStream_t stream);
 
 extern template cudaError_t launch_flash_forward_sm90<64, DenseCausalVisit>(const FlashParams&,
@@ -52,17 +51,6 @@ extern template cudaError_t launch_flash_forward_sm90<64, SparsePackedVisit>(con
 extern template cudaError_t launch_flash_forward_sm90<128, SparsePackedVisit>(const FlashParams&,
                                                                               const FlashTmaMaps&, int,
                                                                               cudaStream_t);
-
-// CTAs of a Hopper-body launch of `kernel` (threads, dynamic shared memory) over num_items work items on the
-// current device: persistent, min(num_items, SMs x CTAs of `kernel` resident per SM), each CTA running one
-// item of every round of gridDim.x items, rounds alternating direction (flash_kernel_sm90.cuh,
-// persistent_item; SM count and residency queried once per device and kernel). SACC_FLASH_PERSISTENT=0 in the
-// environment (read once per process; an A/B switch for measurements, not a setting) gives one CTA per item
-// instead. Defined in flash_dispatch.cu.
-cudaError_t sm90_grid_size(const void* kernel, int threads, size_t smem_bytes, int num_items, int* num_ctas);
-
-// SMs of `device`, queried once per device.
-cudaError_t device_sm_count(int device, int* num_sms);
 
 // Runtime -> compile-time dispatch (flash_dispatch.cu) of the body `choice` names, over the query blocks from
 // params.q_begin on. Head dims other than 64/128 and a q_begin that is not a multiple of kBlockM give

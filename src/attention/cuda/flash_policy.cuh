@@ -22,10 +22,6 @@ namespace sacc::flash {
 // before q_begin, which every row of the launch sees whole, and the last split also the rest up to the
 // diagonal: no split is empty for any row.
 struct DenseCausalVisit {
-  // One CTA per item on the Hopper body: dense items run from 1 to L / 64 key blocks, and the hardware's
-  // dynamic CTA scheduling balances them better than a persistent grid's static stride (H200, d128,
-  // Hq 32 / Hkv 8, 131072 keys: 271 ms one CTA per item, 316 ms persistent).
-  static constexpr bool kPersistentGrid = false;
   int q_head = 0;
   int q_block = 0;
   int first_block = 0;
@@ -57,9 +53,6 @@ struct DenseCausalVisit {
 
 // Sparse: the slot's CSR key blocks, then its CSR single columns gathered kBlockN at a time.
 struct SparseIndexVisit {
-  // Persistent on the Hopper body: a sparse item is few tiles, so the next item's Q load and the previous
-  // one's O store overlapping its tiles pay (H200, 32768 keys, density 0.025-0.075: 2-16 % faster).
-  static constexpr bool kPersistentGrid = true;
   int q_head = 0;
   int q_block = 0;
   const int32_t* blocks = nullptr;   // [num_blocks] ascending key block ids
