@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/device_info.h"
+#include "plan_test_util.h"
 #include "reference/build_index.h"
 #include "reference/estimate_interval_slash.h"
 #include "reference/synthetic.h"
@@ -95,10 +96,7 @@ std::vector<PatternKind> check_choice(const ChoiceCase& c) {
   Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic_of(c));
   EXPECT_TRUE(input.is_ok()) << input.status().to_string();
   if (!input.is_ok()) return {};
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
 
   const LayerPatterns both = patterns_of(c, false, false);
   std::vector<PatternSpec> clamped;
@@ -194,10 +192,7 @@ TEST(PlanChoice, VariedHeadsBothOutcomes) {
 void check_union(const ChoiceCase& c) {
   Result<ref::SyntheticInput> input = ref::make_synthetic_input(synthetic_of(c));
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   GpuPlanResult joined, captured, slash, cluster;
   run_gpu_plan(input->qkv, patterns_of(c, false, false), geometry, /*capture=*/false, &joined);
   run_gpu_plan(input->qkv, patterns_of(c, false, false), geometry, /*capture=*/true, &captured);

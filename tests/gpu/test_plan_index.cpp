@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/device_info.h"
+#include "plan_test_util.h"
 #include "reference/build_index.h"
 #include "reference/estimate_block_cluster.h"
 #include "reference/estimate_interval_slash.h"
@@ -32,9 +33,7 @@ struct PlanCase {
 };
 
 PatternSpec parse(const std::string& text) {
-  Result<PatternSpec> spec = parse_pattern(text);
-  EXPECT_TRUE(spec.is_ok()) << text;
-  return spec.is_ok() ? *spec : PatternSpec{};
+  return test::parse_or_fail(text);
 }
 
 std::vector<int> query_heads(const PlanCase& c, int index_head) {
@@ -123,12 +122,9 @@ void check_plan(const PlanCase& c) {
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
   const ref::QkvView qkv = input->qkv.view();
 
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   geometry.block_q = c.block_q;
   geometry.block_k = c.block_k;
-  geometry.shared_per_kv_group = c.shared;
   LayerPatterns patterns;
   patterns.shared_per_kv_group = c.shared;
   patterns.estimation = c.estimation;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/device_info.h"
+#include "plan_test_util.h"
 #include "reference/synthetic.h"
 #include "test_plan_support.h"
 
@@ -38,10 +39,7 @@ void check_tail(const TailCase& c) {
   config.shape = c.shape;
   Result<ref::SyntheticInput> input = ref::make_synthetic_input(config);
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   GpuPlanResult tailed, captured, plain;
   run_gpu_plan(input->qkv, patterns_of(c, true), geometry, /*capture=*/false, &tailed);
   run_gpu_plan(input->qkv, patterns_of(c, true), geometry, /*capture=*/true, &captured);

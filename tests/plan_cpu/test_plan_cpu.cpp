@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/cpu/plan_cpu.h"
+#include "plan_test_util.h"
 #include "reference/build_index.h"
 #include "reference/synthetic.h"
 
@@ -33,12 +34,9 @@ std::string describe(const Case& c) {
 }
 
 IndexGeometry geometry_of(const Case& c) {
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   geometry.block_q = c.block_q;
   geometry.block_k = c.block_k;
-  geometry.shared_per_kv_group = c.shared;
   return geometry;
 }
 

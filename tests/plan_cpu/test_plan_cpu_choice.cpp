@@ -13,6 +13,7 @@
 
 #include "attention/cost_model.h"
 #include "attention/cpu/plan_cpu.h"
+#include "plan_test_util.h"
 #include "reference/build_index.h"
 #include "reference/synthetic.h"
 
@@ -20,9 +21,7 @@ namespace sacc {
 namespace {
 
 PatternSpec parse(const std::string& text) {
-  Result<PatternSpec> spec = parse_pattern(text);
-  EXPECT_TRUE(spec.is_ok()) << text << ": " << spec.status().to_string();
-  return spec.is_ok() ? *spec : PatternSpec{};
+  return test::parse_or_fail(text);
 }
 
 TEST(PatternChoice, ParsesAndRoundTrips) {
@@ -132,10 +131,7 @@ HeadSlice head_slice(const SparseIndex& index, int head) {
 
 // Index heads: one per query head, or one per KV group when shared.
 IndexGeometry geometry_of(const ChoiceCase& c) {
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   return geometry;
 }
 

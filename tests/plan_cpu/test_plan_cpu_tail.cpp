@@ -9,6 +9,7 @@
 
 #include "attention/cost_model.h"
 #include "attention/cpu/plan_cpu.h"
+#include "plan_test_util.h"
 #include "reference/build_index.h"
 #include "reference/synthetic.h"
 
@@ -16,9 +17,7 @@ namespace sacc {
 namespace {
 
 PatternSpec parse(const std::string& text) {
-  Result<PatternSpec> spec = parse_pattern(text);
-  EXPECT_TRUE(spec.is_ok()) << text << ": " << spec.status().to_string();
-  return spec.is_ok() ? *spec : PatternSpec{};
+  return test::parse_or_fail(text);
 }
 
 TEST(DenseTail, ParsesAndRoundTrips) {
@@ -85,10 +84,7 @@ void check_tail(const TailCase& c) {
   config.vary_heads = true;
   Result<ref::SyntheticInput> input = ref::make_synthetic_input(config);
   ASSERT_TRUE(input.is_ok()) << input.status().to_string();
-  IndexGeometry geometry;
-  geometry.seq_len = c.shape.seq_len;
-  geometry.num_heads = c.shared ? c.shape.num_kv_heads : c.shape.num_q_heads;
-  geometry.shared_per_kv_group = c.shared;
+  IndexGeometry geometry = test::index_geometry_of(c.shape, c.shared);
   const PatternSpec spec = parse(c.pattern);
   ASSERT_GT(spec.tail, 0);
   PatternSpec untailed = spec;
