@@ -2,6 +2,7 @@
 // the host index must equal the oracle's exactly (same CSR arrays) for every pattern kind, fixed and adaptive
 // budgets, per head and shared per KV group, awkward lengths, GQA groups, head dims and block sizes; fp32 and
 // bf16 inputs and strided views give the same index; exact ties follow the documented lower-id rule.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -195,9 +196,8 @@ std::vector<SweepParam> sweep_params() {
 INSTANTIATE_TEST_SUITE_P(Shapes, PlanCpuSweep, ::testing::ValuesIn(sweep_params()),
                          [](const ::testing::TestParamInfo<SweepParam>& info) {
                            const SweepParam& s = info.param;
-                           return "L" + std::to_string(s.seq_len) + "_g" + std::to_string(s.group) + "_d" +
-                                  std::to_string(s.head_dim) + "_q" + std::to_string(s.block_q) + "_k" +
-                                  std::to_string(s.block_k) + (s.shared ? "_shared" : "_head");
+                           return fmt::format("L{}_g{}_d{}_q{}_k{}_{}", s.seq_len, s.group, s.head_dim,
+                                              s.block_q, s.block_k, s.shared ? "shared" : "head");
                          });
 
 // Zero queries make every causal softmax row uniform: all keys a row sees tie, so every key in
