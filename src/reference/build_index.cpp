@@ -137,8 +137,8 @@ Result<SparseIndex> build_index(const QkvView& qkv, const std::vector<PatternSpe
                    config, geometry, &taken[h]);
     if (head.is_ok()) {
       heads[h] = std::move(head).value();
-      const int64_t tail = std::min(spec.tail, geometry.seq_len);
-      if (tail > 0) heads[h] = join_head_indices(heads[h], dense_tail_head_index(tail, geometry), geometry);
+      if (spec.tail > 0)
+        heads[h] = join_head_indices(heads[h], dense_tail_head_index(spec.tail, geometry), geometry);
     } else {
       errors[h] = head.status();
     }
