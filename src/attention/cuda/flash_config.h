@@ -66,14 +66,16 @@ struct FlashTiles : FlashConfig<kHeadDim> {
 // and the consumers to 224 (S 64 + O d/2 + P 32 accumulators and fragments).
 template <int kHeadDim>
 struct FlashTilesSm90 {
-  static constexpr int kStages = 2;  // K/V ring depth; 3 would need 224 KB at d = 128
+  // K/V ring depth. Deeper rings (d = 128: 3 stages, d = 64: 4) ran gathered tiles no faster and d = 128's
+  // 8 % slower on the H200 (bench/results/density_sweep_h200.md, "twelfth session").
+  static constexpr int kStages = 2;
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
   static constexpr int kQElems = kBlockM * kHeadDim;
   static constexpr int kKvElems = kTileKeys * kHeadDim;
-  // Q + stages x (K + V) + 1 + 2 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered
+  // Q + stages x (K + V) + 1 + 3 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered
   // columns' key positions are not kept here: the consumers read them from the index.
-  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) + 8 * (1 + 2 * kStages) + 1024;
+  static constexpr int kSmemBytes = 2 * (kQElems + 2 * kStages * kKvElems) + 8 * (1 + 3 * kStages) + 1024;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma tiles are built from 64-column (128-byte) blocks");
   static_assert(kBlockM == 128, "two consumer warpgroups x 64 rows");

@@ -86,6 +86,11 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
         : "memory");
   } while (!done);
 }
+// One of the mbarrier's expected arrivals, made once every cp.async this thread issued so far has landed
+// (.noinc: the barrier's count already includes it).
+__device__ __forceinline__ void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
 // 3-D tiled TMA load (coordinates: column, head, row) completing on an mbarrier.
 __device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, int column, int head, int row,
                                             uint64_t* bar) {
