@@ -1,11 +1,11 @@
 // Hopper body of the flash kernel family (sm_90a), warp-specialised: one producer warpgroup moves K/V into a
-// shared-memory ring (FlashTilesSm90::kStages deep) guarded by mbarriers, two consumer warpgroups (64 query rows each) run
-// S = Q K^T and O += P V on wgmma with the online softmax in between; setmaxnreg hands the producer's
-// registers to the consumers. A tile is two 64-key halves taken in order from the visit policy's list: index
-// key blocks (one TMA box per 64 columns of d, for K and V) and then groups of 64 listed single columns,
-// which the producer gathers row by row with cp.async because TMA cannot gather arbitrary rows on sm_90. Both
-// GEMMs are m64n128 per k16 step. Same visit policies (flash_policy.cuh), masking rule, online softmax
-// (flash_softmax.cuh), epilogue (flash_epilogue.cuh) and PTX wrappers (ptx.cuh) as the mma.sync body.
+// shared-memory ring (FlashTilesSm90::kStages deep) guarded by mbarriers, two consumer warpgroups (64 query
+// rows each) run S = Q K^T and O += P V on wgmma with the online softmax in between; setmaxnreg hands the
+// producer's registers to the consumers. A tile is two 64-key halves taken in order from the visit policy's
+// list: index key blocks (one TMA box per 64 columns of d, for K and V) and then groups of 64 listed single
+// columns, which the producer gathers row by row with cp.async because TMA cannot gather arbitrary rows on
+// sm_90. Both GEMMs are m64n128 per k16 step. Same visit policies (flash_policy.cuh), masking rule, online
+// softmax (flash_softmax.cuh), epilogue (flash_epilogue.cuh) and PTX wrappers (ptx.cuh) as the mma.sync body.
 //
 // One CTA per work item, the hardware handing out CTAs in the longest-first order. A persistent grid (K/V
 // ring and a second Q buffer carried across items) was built and removed: on the real Qwen2.5-0.5B prompt at
