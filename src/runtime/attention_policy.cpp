@@ -99,4 +99,11 @@ Status configure_attention(const ModelConfig& config, AttentionMode mode, const 
   return Status::ok();
 }
 
+std::string describe_auto_choice(const BackendOptions& options, int64_t max_context) {
+  const std::string choice = options.sparse_min_length > max_context
+                                 ? fmt::format("dense prefill at every length up to {} tokens", max_context)
+                                 : fmt::format("sparse prefill from {} tokens", options.sparse_min_length);
+  return fmt::format("{} (break-even from {})", choice, options.auto_basis);
+}
+
 }  // namespace sacc

@@ -62,4 +62,9 @@ std::string sparse_setting_name(const std::string& pattern, const std::string& p
 Status configure_attention(const ModelConfig& config, AttentionMode mode, const std::string& pattern,
                            const std::string& pattern_config, BackendOptions& options);
 
+// What AUTO decided, for logs and reports, from the options configure_attention filled: "sparse prefill from
+// N tokens" or "dense prefill at every length up to `max_context` tokens" (a calibration where sparse never
+// won stores an unreachable break-even), then where the break-even came from.
+std::string describe_auto_choice(const BackendOptions& options, int64_t max_context);
+
 }  // namespace sacc

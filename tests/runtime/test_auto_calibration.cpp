@@ -44,6 +44,20 @@ TEST(AutoCalibration, BreakEvenIsWhereSparseWinsFromThenOn) {
   EXPECT_EQ(break_even_from_points({}), kNever);
 }
 
+// A calibration where sparse never won stores an unreachable break-even: reports say "dense", not a number.
+TEST(AutoCalibration, DescriptionSaysDenseWhenSparseNeverWins) {
+  BackendOptions options;
+  options.auto_basis = "a test";
+  options.sparse_min_length = kNever;
+  EXPECT_EQ(describe_auto_choice(options, 8192),
+            "dense prefill at every length up to 8192 tokens (break-even from a test)");
+  options.sparse_min_length = 12288;
+  EXPECT_EQ(describe_auto_choice(options, 32768),
+            "sparse prefill from 12288 tokens (break-even from a test)");
+  EXPECT_EQ(describe_auto_choice(options, 8192),
+            "dense prefill at every length up to 8192 tokens (break-even from a test)");
+}
+
 TEST(AutoCalibration, KeyNamesDeviceShapeAndSetting) {
   const ModelConfig c = *builtin_model_config("llama-3.1-8b");
   const CalibrationKey key = calibration_key(c, Device::cpu(), "interval-slash:64,512");

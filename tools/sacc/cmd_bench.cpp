@@ -266,8 +266,7 @@ int run_bench(const BenchArgs& a) {
       return report_error(s);
     }
     if (modes[m] == AttentionMode::AUTO)
-      report.meta.push_back({"auto", fmt::format("sparse from {} tokens, from {}", options.sparse_min_length,
-                                                 options.auto_basis)});
+      report.meta.push_back({"auto", describe_auto_choice(options, config.max_context)});
     Result<std::unique_ptr<Backend>> backend = device->is_cpu() ? make_cpu_backend(model->weights, options)
                                                                 : make_cuda_backend(model->weights, options);
     // A placement over several GPUs that cannot hold the longest context fails here: every cell says why.

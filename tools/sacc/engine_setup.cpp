@@ -46,11 +46,7 @@ Result<EngineSetup> load_engine(const EngineArgs& a, bool quiet) {
   setup.options.chunk = a.chunk;
   SACC_RETURN_IF_ERROR(configure_attention(config, setup.mode, a.pattern, a.pattern_config, setup.options));
   if (setup.mode == AttentionMode::AUTO && !quiet)
-    SACC_LOG_INFO("auto: sparse prefill {} (break-even from {})",
-                  setup.options.sparse_min_length > config.max_context
-                      ? std::string("never up to the context")
-                      : fmt::format("from {} tokens", setup.options.sparse_min_length),
-                  setup.options.auto_basis);
+    SACC_LOG_INFO("auto: {}", describe_auto_choice(setup.options, config.max_context));
   return setup;
 }
 
