@@ -67,7 +67,7 @@ struct FlashTiles : FlashConfig<kHeadDim> {
 template <int kHeadDim>
 struct FlashTilesSm90 {
   // K/V ring depth. Deeper rings (d = 128: 3 stages, d = 64: 4) ran gathered tiles no faster and d = 128's
-  // 8 % slower on the H200 (bench/results/density_sweep_h200.md, "twelfth session").
+  // 8 % slower on the H200 (bench/results/real_models_h200.md, "twelfth session").
   static constexpr int kStages = 2;
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
