@@ -69,8 +69,13 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   auto stream = static_cast<cudaStream_t>(maybe_stream);
   char* base = static_cast<char*>(workspace);
   // The two estimations read Q/K and write disjoint parts of the workspace. With both present, Block-Cluster
-  // runs on a second stream beside Interval-Slash: the latter's selection is one CTA per (head, kind), far
-  // too few for the GPU alone.
+  // runs on a second stream beside Interval-Slash's selection, which is one CTA per (head, kind), far too few
+  // for the GPU alone. It is forked after Interval-Slash's estimation (which fills the GPU by itself), so
+  // that it fills the SMs the selection leaves idle: forked before it, the real Qwen2.5-0.5B prompt's sparse
+  // prefill at 32K took 0.6-1.6 % longer (H200, bench/results/real_models_h200.md, "twelfth session").
+  SACC_RETURN_IF_ERROR(
+      cuda_status(plan_detail::launch_interval_slash_estimation(layout, inputs, base, stream),
+                  "plan: interval-slash estimation"));
   std::optional<StreamFork> fork;
   if (layout.num_is_heads > 0 && layout.num_bc_heads > 0) {
     SACC_ASSIGN_OR_RETURN(StreamFork forked, fork_stream(stream));
@@ -79,9 +84,6 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   SACC_RETURN_IF_ERROR(cuda_status(
       plan_detail::launch_block_cluster_estimation(layout, inputs, base, fork ? fork->side() : stream),
       "plan: block-cluster estimation"));
-  SACC_RETURN_IF_ERROR(
-      cuda_status(plan_detail::launch_interval_slash_estimation(layout, inputs, base, stream),
-                  "plan: interval-slash estimation"));
   if (layout.num_is_heads > 0) {
     SACC_RETURN_IF_ERROR(cuda_status(plan_detail::launch_interval_slash_select(layout, base, stream),
                                      "plan: interval-slash selection"));
