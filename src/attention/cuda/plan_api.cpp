@@ -72,7 +72,7 @@ Result<SparseIndexView> plan(const AttentionParams& params, const LayerPatterns&
   // runs on a second stream beside Interval-Slash's selection, which is one CTA per (head, kind), far too few
   // for the GPU alone. It is forked after Interval-Slash's estimation (which fills the GPU by itself), so
   // that it fills the SMs the selection leaves idle: forked before it, the real Qwen2.5-0.5B prompt's sparse
-  // prefill at 32K took 0.6-1.6 % longer (H200, bench/results/real_models_h200.md, "twelfth session").
+  // prefill at 32K took 0.4-1.7 % longer (H200, bench/results/real_models_h200.md, "twelfth session").
   SACC_RETURN_IF_ERROR(
       cuda_status(plan_detail::launch_interval_slash_estimation(layout, inputs, base, stream),
                   "plan: interval-slash estimation"));
