@@ -148,8 +148,8 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       if (any_gathered) {
         // The gather completes on the stage's own barrier, asynchronously: the producer goes on to the next
         // stage with these rows in flight. (Waiting for them here kept one tile's gather in flight; on the
-        // H200 the asynchronous arrival runs Interval-Slash indices 2-5 % faster at d = 128 (density 0.05 and up), no
-        // faster at d = 64: bench/results/real_models_h200.md, "twelfth session".)
+        // H200 the asynchronous arrival runs Interval-Slash indices 2-5 % faster at d = 128 (density 0.05 and
+        // up), no faster at d = 64: bench/results/real_models_h200.md, "twelfth session".)
         cp_async_mbarrier_arrive_noinc(gathered + s);
       }
       if (tid == 0) {
