@@ -203,7 +203,10 @@ def main():
                    [{"pattern": "triangular:64,1024"}, {"pattern": "block-cluster:16@0.9"}]]}))
 
     for i, p in enumerate(["dense", "triangular:64,1024", "interval-slash:1000,6096@0.95", "block-cluster:16",
-                           "block-cluster:8@0.5", "interval-slash:1,1"]):
+                           "block-cluster:8@0.5", "interval-slash:1,1",
+                           "interval-slash:1000,256@0.95+block-cluster:512@0.99",
+                           "block-cluster:512@0.99+tail:128",
+                           "interval-slash:1000,256@0.95+block-cluster:512@0.99+tail:256"]):
         put("pattern", f"p{i}", p)
     for i, s in enumerate(["24GiB", "512MiB", "1.5G", "1000000", "3 KiB", "0.5TB", "7k"]):
         put("size", f"s{i}", s)
