@@ -44,6 +44,17 @@ TEST(MaxContextCli, BenchCellAsLongAsTheWindowRuns) {
   EXPECT_EQ(run.output.find("exceed"), std::string::npos) << run.output;
 }
 
+// A bench asked for a length past the window stops before measuring anything, naming the flag that allows it.
+TEST(MaxContextCli, BenchRefusesALengthPastTheWindow) {
+  const test::SaccRun run = run_sacc_binary(
+      "-q bench -m random:smollm2-135m --device cpu --ctx 300,20000 --attention dense -r 1 --warmup 0");
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("--ctx 20000"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("8192"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--max-context 20000"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("TTFT"), std::string::npos) << run.output;
+}
+
 TEST(MaxContextCli, RejectsNonPositive) {
   const test::SaccRun run = run_sacc_binary("info -m random:smollm2-135m --device cpu --max-context -5");
   EXPECT_NE(run.exit_code, 0);

@@ -220,6 +220,10 @@ int run_bench(const BenchArgs& a) {
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
   if (Status s = apply_max_context(a.max_context, model->weights.config); !s) return report_error(s);
+  if (Status s = check_within_context(*std::max_element(contexts->begin(), contexts->end()), "--ctx",
+                                      model->weights.config);
+      !s)
+    return report_error(s);
   std::vector<int32_t> prose;
   if (!a.text_path.empty()) {
     if (!model->maybe_tokenizer)

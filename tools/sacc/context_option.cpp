@@ -23,4 +23,12 @@ Status apply_max_context(int64_t max_context, ModelConfig& config) {
   return Status::ok();
 }
 
+Status check_within_context(int64_t tokens, const char* flag, const ModelConfig& config) {
+  if (tokens <= config.max_context) return Status::ok();
+  return make_error(StatusCode::INVALID_ARGUMENT,
+                    "{} {} is longer than the model's context window of {} tokens; pass --max-context {} to "
+                    "run past it",
+                    flag, tokens, config.max_context, tokens);
+}
+
 }  // namespace sacc::cli

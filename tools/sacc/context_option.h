@@ -16,4 +16,8 @@ void add_max_context_option(CLI::App* cmd, int64_t& max_context);
 // 0 keeps the model's own window; a positive value replaces it (with a warning when it is longer).
 Status apply_max_context(int64_t max_context, ModelConfig& config);
 
+// A prompt of `tokens` (the longest a command was asked for, named by `flag`) must fit the run's window
+// (after apply_max_context); else an error naming --max-context.
+Status check_within_context(int64_t tokens, const char* flag, const ModelConfig& config);
+
 }  // namespace sacc::cli
