@@ -37,16 +37,14 @@ Result<std::string> read_text(const std::string& path) {
   return text.str();
 }
 
-// The prompt's token ids: from the tokenizer (plain or chat), or for models without one (random:) the text's
-// bytes taken as ids, or --prompt-tokens seeded random ids for benchmarks.
-Result<std::vector<int32_t>> prompt_ids(const GenerateArgs& a, const LoadedModel& model) {
+// The prompt's token ids from its text (-p, or -f's file read before the model loads): from the tokenizer
+// (plain or chat), or for models without one (random:) the text's bytes taken as ids, or --prompt-tokens
+// seeded random ids for benchmarks.
+Result<std::vector<int32_t>> prompt_ids(const GenerateArgs& a, const std::string& text,
+                                        const LoadedModel& model) {
   const ModelConfig& config = model.weights.config;
   if (a.prompt_tokens > 0) {
     return random_prompt(a.prompt_tokens, config, a.engine.seed + 1);
-  }
-  std::string text = a.prompt;
-  if (!a.prompt_file.empty()) {
-    SACC_ASSIGN_OR_RETURN(text, read_text(a.prompt_file));
   }
   if (!model.maybe_tokenizer) {
     if (a.chat) return make_error(StatusCode::INVALID_ARGUMENT, "--chat needs a model with a tokenizer");
@@ -68,12 +66,16 @@ Result<std::vector<int32_t>> prompt_ids(const GenerateArgs& a, const LoadedModel
 int run_generate(const GenerateArgs& a) {
   if (a.prompt.empty() == a.prompt_file.empty() && a.prompt_tokens == 0)
     return report_error(make_error(StatusCode::INVALID_ARGUMENT, "give exactly one of -p TEXT or -f FILE"));
+  // A missing prompt file fails before a model of several GB is loaded.
+  Result<std::string> prompt_text =
+      a.prompt_file.empty() ? Result<std::string>(a.prompt) : read_text(a.prompt_file);
+  if (!prompt_text) return report_error(prompt_text.status());
   Result<EngineSetup> setup = load_engine(a.engine, a.json);
   if (!setup) return report_error(setup.status());
   const ModelConfig& config = setup->model.weights.config;
   const Device& device = setup->device;
   BackendOptions& options = setup->options;
-  Result<std::vector<int32_t>> prompt = prompt_ids(a, setup->model);
+  Result<std::vector<int32_t>> prompt = prompt_ids(a, *prompt_text, setup->model);
   if (!prompt) return report_error(prompt.status());
   std::string placement;
   if (Status fits = check_run_fits(a.engine, *setup, static_cast<int64_t>(prompt->size()), a.max_new_tokens,
