@@ -27,6 +27,9 @@
 #   serve      `sacc serve` + bench/serve_load.py: a repeated ~32000-token document with new questions (prefix KV
 #              reuse), dense and the default attention, Qwen
 #   frontier   perplexity at 32768 (last 4096) and TTFT at 32000 of dense and each SACC_REAL_SETTINGS, Qwen
+#   ab         builds of sacc side by side (scripts/build_variant.sh makes them, SACC_STAGE_EXTRA carries them):
+#              every binary named in $SACC_AB_BINS (default: all /root/sacc/bin/sacc*), $SACC_AB_ROUNDS rounds
+#              (default 2) in alternation, `sacc bench` dense and the default sparse at 16000 and 32000, Qwen
 #   load       `sacc serve` under bench/serve_load.py: concurrency 1/8/32 (8K-token prompts, 128 tokens each;
 #              --max-batch 32 --max-queue 64, no prefix cache), dense and sparse servers, then running streams' inter-token latency while a
 #              32K-token prompt is prefilled (default server), Qwen
@@ -192,6 +195,16 @@ run_stage() {
         kill -TERM $pid; wait $pid
         port=$((port + 1))
       done 2>&1 | tee "$OUT/load.txt" ;;
+    ab)
+      local bins round bin
+      bins=${SACC_AB_BINS:-$(cd /root/sacc/bin && ls sacc* | grep -vE '\.(so|COMMIT)|_tests' | tr '\n' ' ')}
+      for round in $(seq "${SACC_AB_ROUNDS:-2}"); do
+        for bin in $bins; do
+          echo "-- $bin (round $round, $(cat "/root/sacc/bin/$bin.COMMIT" 2>/dev/null || cat /root/sacc/bin/COMMIT))"
+          "/root/sacc/bin/$bin" -q bench -m "$QWEN" --text "$TEXT" --ctx 16000,32000 --attention dense,sparse \
+            -r 5 2>&1 | grep -E '^\| ctx|^\| *[0-9]+ \| 0'
+        done
+      done 2>&1 | tee "$OUT/ab.txt" ;;
     *) echo "bench_real_models: unknown stage $1" >&2; return 2 ;;
   esac
 }

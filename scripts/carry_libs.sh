@@ -10,6 +10,8 @@ carry_binaries() {
   local binary
   for binary in "$@"; do
     cp "$binary" "$dest/"
+    # scripts/build_variant.sh writes the commit a copy was built from beside it.
+    if [ -f "$binary.COMMIT" ]; then cp "$binary.COMMIT" "$dest/"; fi
     ldd "$binary" | awk '/=> \// {print $3}' |
       { grep -E 'libfmt|libopenblas|libpcre2|libgfortran|libquadmath|libz\.|libgtest|libgmock|libcpp-httplib|libbrotli|libssl|libcrypto' || true; } |
       while read -r lib; do cp -L "$lib" "$dest/"; done
