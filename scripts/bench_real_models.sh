@@ -196,8 +196,12 @@ run_stage() {
         port=$((port + 1))
       done 2>&1 | tee "$OUT/load.txt" ;;
     ab)
-      local bins round bin
-      bins=${SACC_AB_BINS:-$(cd /root/sacc/bin && ls sacc* | grep -vE '\.(so|COMMIT)|_tests' | tr '\n' ' ')}
+      local bins=${SACC_AB_BINS:-} round bin
+      if [ -z "$bins" ]; then
+        for bin in /root/sacc/bin/sacc*; do
+          case $bin in *.so* | *.COMMIT | *_tests) ;; *) bins+="${bin##*/} " ;; esac
+        done
+      fi
       for round in $(seq "${SACC_AB_ROUNDS:-2}"); do
         for bin in $bins; do
           echo "-- $bin (round $round, $(cat "/root/sacc/bin/$bin.COMMIT" 2>/dev/null || cat /root/sacc/bin/COMMIT))"
