@@ -55,6 +55,20 @@ TEST(MaxContextCli, BenchRefusesALengthPastTheWindow) {
   EXPECT_EQ(run.output.find("TTFT"), std::string::npos) << run.output;
 }
 
+// Without --ctx the default lengths stop at the window (here --max-context 1000 keeps only 1000).
+TEST(MaxContextCli, BenchDefaultLengthsStopAtTheWindow) {
+  const test::SaccRun run = run_sacc_binary(
+      "-q bench -m random:smollm2-135m --device cpu --attention dense -r 1 --warmup 0 --max-context 1000 -o "
+      "csv");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("1000"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("4000"), std::string::npos) << run.output;
+  const test::SaccRun none = run_sacc_binary(
+      "-q bench -m random:smollm2-135m --device cpu --attention dense -r 1 --warmup 0 --max-context 500");
+  EXPECT_NE(none.exit_code, 0) << none.output;
+  EXPECT_NE(none.output.find("give --ctx"), std::string::npos) << none.output;
+}
+
 TEST(MaxContextCli, RejectsNonPositive) {
   const test::SaccRun run = run_sacc_binary("info -m random:smollm2-135m --device cpu --max-context -5");
   EXPECT_NE(run.exit_code, 0);

@@ -31,7 +31,7 @@ namespace {
 
 struct BenchArgs {
   std::string model;
-  std::string contexts = "1000,4000,8000,16000,32000,64000,128000";
+  std::string contexts;  // empty: kDefaultContexts up to the model's window
   std::string methods = "dense,sparse,auto";
   int repeats = 3;
   int warmup = 1;
@@ -51,6 +51,9 @@ struct BenchArgs {
   GpuArgs gpu;
   std::vector<std::string> argv;
 };
+
+// Without --ctx: these lengths, those past the model's window (after --max-context) left out.
+constexpr int64_t kDefaultContexts[] = {1000, 4000, 8000, 16000, 32000, 64000, 128000};
 
 Result<std::vector<int64_t>> parse_contexts(const std::string& text) {
   std::vector<int64_t> contexts;
@@ -185,7 +188,8 @@ Status write_output(const std::string& path, const std::string& text) {
 }
 
 int run_bench(const BenchArgs& a) {
-  Result<std::vector<int64_t>> contexts = parse_contexts(a.contexts);
+  Result<std::vector<int64_t>> contexts =
+      a.contexts.empty() ? Result<std::vector<int64_t>>(std::vector<int64_t>()) : parse_contexts(a.contexts);
   if (!contexts) return report_error(contexts.status());
   if (a.repeats < 1) return report_error(make_error(StatusCode::INVALID_ARGUMENT, "-r must be >= 1"));
   const Result<LinearMode> linear = parse_linear_mode(a.linear);
@@ -220,10 +224,18 @@ int run_bench(const BenchArgs& a) {
   Result<LoadedModel> model = load_model(a.model, load);
   if (!model) return report_error(model.status());
   if (Status s = apply_max_context(a.max_context, model->weights.config); !s) return report_error(s);
-  if (Status s = check_within_context(*std::max_element(contexts->begin(), contexts->end()), "--ctx",
-                                      model->weights.config);
-      !s)
+  if (a.contexts.empty()) {
+    for (int64_t ctx : kDefaultContexts)
+      if (ctx <= model->weights.config.max_context) contexts->push_back(ctx);
+    if (contexts->empty())
+      return report_error(make_error(StatusCode::INVALID_ARGUMENT,
+                                     "no default length fits the model's window of {} tokens; give --ctx",
+                                     model->weights.config.max_context));
+  } else if (Status s = check_within_context(*std::max_element(contexts->begin(), contexts->end()), "--ctx",
+                                             model->weights.config);
+             !s) {
     return report_error(s);
+  }
   std::vector<int32_t> prose;
   if (!a.text_path.empty()) {
     if (!model->maybe_tokenizer)
@@ -319,8 +331,10 @@ void add_bench_command(CLI::App& app, CommandBody& body, int argc, char** argv) 
   CLI::App* cmd = app.add_subcommand(
       "bench", "TTFT and peak memory against prompt length for several attention methods (tables and plots)");
   cmd->add_option("-m,--model", args->model, "HF model directory, .gguf file or random:<name>")->required();
-  cmd->add_option("--ctx", args->contexts,
-                  "comma-separated prompt lengths, e.g. 1000,8K,128K (default 1K..128K)");
+  cmd->add_option(
+      "--ctx", args->contexts,
+      "comma-separated prompt lengths, e.g. 1000,8K,128K (default 1K, 4K, 8K, ... 128K, up to the "
+      "model's window; a length past it needs --max-context)");
   cmd->add_option(
       "--attention", args->methods,
       "comma-separated methods among auto, dense, cudnn, eager, sparse (default dense,sparse,auto)");
