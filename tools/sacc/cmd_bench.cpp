@@ -231,16 +231,13 @@ int run_bench(const BenchArgs& a) {
       return report_error(make_error(StatusCode::INVALID_ARGUMENT,
                                      "no default length fits the model's window of {} tokens; give --ctx",
                                      model->weights.config.max_context));
-  } else if (Status s = check_within_context(*std::max_element(contexts->begin(), contexts->end()), "--ctx",
-                                             model->weights.config);
-             !s) {
-    return report_error(s);
   }
+  const int64_t longest = *std::max_element(contexts->begin(), contexts->end());
+  if (Status s = check_within_context(longest, "--ctx", model->weights.config); !s) return report_error(s);
   std::vector<int32_t> prose;
   if (!a.text_path.empty()) {
     if (!model->maybe_tokenizer)
       return report_error(make_error(StatusCode::INVALID_ARGUMENT, "--text needs a model with a tokenizer"));
-    const int64_t longest = *std::max_element(contexts->begin(), contexts->end());
     Result<std::vector<int32_t>> ids =
         prose_ids(*model, a.text_path, longest + kProseStride * (a.warmup + a.repeats));
     if (!ids) return report_error(ids.status());
@@ -277,7 +274,7 @@ int run_bench(const BenchArgs& a) {
     options.chunk = a.chunk;
     options.linear = *linear;
     options.show_progress = false;
-    options.max_tokens = kv_positions_needed(*std::max_element(contexts->begin(), contexts->end()), 1);
+    options.max_tokens = kv_positions_needed(longest, 1);
     if (Status s = configure_attention(config, modes[m], a.pattern, a.pattern_config, options); !s) {
       return report_error(s);
     }
