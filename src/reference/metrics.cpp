@@ -4,14 +4,11 @@
 #include <cmath>
 #include <limits>
 
-#include "reference/kv_head.h"
-#include "reference/parallel.h"
+#include "reference/attention_probabilities.h"
 #include "reference/sparse_attention.h"
 
 namespace sacc::ref {
 namespace {
-
-constexpr int kRowTile = 4;
 
 // Dense probability mass of row `row` that one index slot covers. `p` holds the row's probabilities [row +
 // 1].
@@ -40,45 +37,26 @@ Result<std::vector<RecallReport>> attention_recall(const QkvView& qkv,
   }
   const AttentionShape& shape = qkv.shape;
   const int64_t seq_len = shape.seq_len;
-  const int d = shape.head_dim;
   const int group = shape.group_size();
   const size_t count = indices.size();
-  const int64_t tiles = (seq_len + kRowTile - 1) / kRowTile;
+  const int64_t tiles = (seq_len + kProbabilityRowChunk - 1) / kProbabilityRowChunk;
   // Per (index, query head, tile) partial sums, so threads never share an accumulator and the total does not
   // depend on scheduling.
   std::vector<double> partial(count * shape.num_q_heads * tiles, 0.0);
-  for (int kv_head = 0; kv_head < shape.num_kv_heads; ++kv_head) {
-    const KvHeadF64 kv = load_kv_head(qkv, kv_head);
-    parallel_for(group * tiles, [&](int64_t item) {
-      const int q_head = kv_head * group + static_cast<int>(item / tiles);
-      const int64_t tile = item % tiles;
-      const int64_t row0 = tile * kRowTile;
-      const int rows = static_cast<int>(std::min<int64_t>(kRowTile, seq_len - row0));
-      const int64_t key_end = row0 + rows;
-      std::vector<double> q(static_cast<size_t>(rows * d));
-      for (int r = 0; r < rows; ++r) load_scaled_query(qkv, q_head, row0 + r, q.data() + r * d);
-      std::vector<double> scores(static_cast<size_t>(rows * key_end));
-      score_rows(kv.kt.data(), kv.seq_len, d, q.data(), rows, key_end, scores.data());
-      for (int r = 0; r < rows; ++r) {
-        const int64_t row = row0 + r;
-        double* p = scores.data() + r * key_end;
-        double max_score = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j <= row; ++j) max_score = std::max(max_score, p[j]);
-        double sum = 0.0;
-        for (int64_t j = 0; j <= row; ++j) {
-          p[j] = std::exp(p[j] - max_score);
-          sum += p[j];
+  SACC_RETURN_IF_ERROR(visit_attention_probabilities(
+      qkv, kProbabilityRowChunk,
+      [&](int q_head, int64_t tile, int64_t row0, int rows, const double* p, int64_t stride) {
+        for (int r = 0; r < rows; ++r) {
+          const int64_t row = row0 + r;
+          for (size_t n = 0; n < count; ++n) {
+            const SparseIndex& index = *indices[n];
+            const int index_head = index.geometry.shared_per_kv_group ? q_head / group : q_head;
+            const int64_t slot = index_head * index.geometry.num_q_blocks() + row / index.geometry.block_q;
+            partial[(n * shape.num_q_heads + q_head) * tiles + tile] +=
+                covered_mass(index, slot, row, p + r * stride);
+          }
         }
-        for (int64_t j = 0; j <= row; ++j) p[j] /= sum;
-        for (size_t n = 0; n < count; ++n) {
-          const SparseIndex& index = *indices[n];
-          const int index_head = index.geometry.shared_per_kv_group ? kv_head : q_head;
-          const int64_t slot = index_head * index.geometry.num_q_blocks() + row / index.geometry.block_q;
-          partial[(n * shape.num_q_heads + q_head) * tiles + tile] += covered_mass(index, slot, row, p);
-        }
-      }
-    });
-  }
+      }));
   std::vector<RecallReport> reports(count);
   for (size_t n = 0; n < count; ++n) {
     reports[n].per_head.assign(shape.num_q_heads, 0.0);

@@ -86,24 +86,42 @@ TEST_F(RealModelEval, NeedleGridSparseLosesNoCellDensePasses) {
 
 // --device on recall: the Q/K/V come from a prefill on that device; on the CPU, every requested layer is
 // measured for every setting; a triangular window that skips keys keeps most but not all of the attention
-// (512 tokens: four query blocks of the kernel tile, so the window leaves key blocks out).
+// (512 tokens: four query blocks of the kernel tile, so the window leaves key blocks out); the oracle at 0.9
+// covers at least 0.9 of every query block's attention with fewer key blocks than dense.
 TEST_F(RealModelEval, RecallOnTheRequestedDevice) {
   std::string output;
   const std::filesystem::path out = dir_ / "recall.json";
-  ASSERT_EQ(run_sacc("eval recall -m " + kModel +
-                         " --device cpu --length 512 --layers 0,5 --sparse 'triangular:64,64' --out " +
-                         out.string(),
-                     output),
-            0)
+  ASSERT_EQ(
+      run_sacc("eval recall -m " + kModel +
+                   " --device cpu --length 512 --layers 0,5 --sparse 'triangular:64,64;oracle@0.9' --out " +
+                   out.string(),
+               output),
+      0)
       << output;
   const nlohmann::json result = read_json(out);
   ASSERT_FALSE(result.is_discarded()) << output;
-  ASSERT_EQ(result["settings"].size(), 1u);
+  ASSERT_EQ(result["settings"].size(), 2u);
   ASSERT_EQ(result["settings"][0]["layers"].size(), 2u);
   EXPECT_EQ(result["settings"][0]["layers"][1]["layer"].get<int>(), 5);
   const double recall = result["settings"][0]["mean_recall"].get<double>();
   EXPECT_GT(recall, 0.5);
   EXPECT_LT(recall, 1.0);
+  for (const nlohmann::json& layer : result["settings"][1]["layers"]) {
+    for (const nlohmann::json& head : layer["recall_per_head"]) EXPECT_GE(head.get<double>(), 0.9 - 1e-4);
+    EXPECT_LT(layer["density"].get<double>(), 1.0);
+  }
+}
+
+// A malformed setting is refused before the model loads, naming the form it needs.
+TEST(EvalCli, RecallRejectsABadOracleRecall) {
+  for (const char* setting : {"oracle@1.5", "oracle@", "oracle@0.9x", "interval-slash:oops"}) {
+    std::string output;
+    EXPECT_NE(
+        run_sacc(std::string("eval recall -m /nonexistent/model.gguf --sparse '") + setting + "'", output),
+        0);
+    EXPECT_NE(output.find(setting), std::string::npos) << output;
+    EXPECT_EQ(output.find("nonexistent"), std::string::npos) << output;
+  }
 }
 
 // A GPU that is not there is named before any model is loaded, with the way out.

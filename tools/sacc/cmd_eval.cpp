@@ -77,7 +77,10 @@ void add_eval_command(CLI::App& app, CommandBody& body) {
       ->required();
   r->add_option("--length", recall->length, "prompt tokens (default 2048)");
   r->add_option("--layers", recall->layers, "layers to measure (default every fourth)")->delimiter(',');
-  r->add_option("--sparse", recall->sparse, settings_help);
+  r->add_option("--sparse", recall->sparse,
+                "';'-separated sparse settings compared with dense: pattern strings (interval-slash:64,512), "
+                "config:FILE, or oracle@G (per query block the fewest key blocks whose exact attention mass "
+                "reaches G: the least density any block estimator needs for that recall)");
   r->add_option("--text", recall->text_path, "the text (default: Debian's Jargon File)");
   add_threads_option(r);
   r->add_option("--device", recall->device,

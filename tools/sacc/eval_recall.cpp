@@ -1,18 +1,22 @@
 // `sacc eval recall`: on a real model's Q/K/V (captured from one prefill of real prose on the CPU or a GPU),
 // per layer and head, the attention recall and the relative O error of each pattern setting, computed by the
 // CPU oracle, and the pattern kind each head took (the runtime choice of
-// "interval-slash:...|block-cluster:...").
+// "interval-slash:...|block-cluster:..."). The setting "oracle@G" is the best block index at recall G
+// (reference/oracle_index.h): the floor any estimator's density can reach.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "model/head_config.h"
 #include "reference/build_index.h"
 #include "reference/dense_attention.h"
 #include "reference/metrics.h"
+#include "reference/oracle_index.h"
 #include "reference/sparse_attention.h"
 #include "search/pattern_search.h"
 #include "tools/sacc/commands.h"
@@ -38,9 +42,46 @@ Result<std::vector<PatternSpec>> setting_specs(const std::string& setting, int l
   return std::vector<PatternSpec>(num_heads, spec);
 }
 
+constexpr std::string_view kOraclePrefix = "oracle@";
+
+// G of an "oracle@G" setting (none for other settings); G must be a number in (0, 1].
+Result<std::optional<double>> oracle_gamma(const std::string& setting) {
+  if (setting.rfind(kOraclePrefix, 0) != 0) return std::optional<double>();
+  const std::string_view text = std::string_view(setting).substr(kOraclePrefix.size());
+  double gamma = 0.0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), gamma);
+  if (error != std::errc() || end != text.data() + text.size() || !(gamma > 0.0 && gamma <= 1.0))
+    return make_error(StatusCode::INVALID_ARGUMENT,
+                      "{}: the oracle's recall must be a number in (0, 1], e.g. oracle@0.99", setting);
+  return std::optional<double>(gamma);
+}
+
+// The index of `setting` at `layer` and the pattern kind each head took (none for the oracle).
+Result<SparseIndex> setting_index(const std::string& setting, int layer, const ref::QkvView& view,
+                                  const IndexGeometry& geometry, std::vector<PatternKind>* kinds,
+                                  std::vector<PatternSpec>* specs) {
+  SACC_ASSIGN_OR_RETURN(std::optional<double> gamma, oracle_gamma(setting));
+  if (gamma) return ref::oracle_block_index(view, *gamma, geometry);
+  SACC_ASSIGN_OR_RETURN(*specs, setting_specs(setting, layer, view.shape.num_q_heads));
+  for (PatternSpec& spec : *specs) spec = ref::clamp_pattern_to_length(spec, geometry);
+  return ref::build_index(view, *specs, EstimationConfig{}, geometry, kinds);
+}
+
+// Every setting checked before the model loads, so a typo costs no prefill ("config:" files are read per
+// layer).
+Status check_settings(const std::vector<std::string>& settings) {
+  for (const std::string& setting : settings) {
+    SACC_ASSIGN_OR_RETURN(std::optional<double> gamma, oracle_gamma(setting));
+    if (!gamma && setting.rfind("config:", 0) != 0) SACC_RETURN_IF_ERROR(parse_pattern(setting).status());
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 int run_eval_recall(const RecallArgs& a) {
+  const std::vector<std::string> settings = split_settings(a.sparse);
+  if (Status s = check_settings(settings); !s) return report_error(s);
   Result<EvalModel> eval = load_eval_model(a.model, a.device, true, a.linear);
   if (!eval) return report_error(eval.status());
   const ModelConfig& config = eval->model.weights.config;
@@ -55,7 +96,6 @@ int run_eval_recall(const RecallArgs& a) {
   if (!a.dump_qkv_dir.empty()) {
     if (Status s = dump_qkv(*captured, a.dump_qkv_dir); !s) return report_error(s);
   }
-  const std::vector<std::string> settings = split_settings(a.sparse);
   nlohmann::json out;
   out["model"] = a.model;
   out["tokens"] = a.length;
@@ -74,11 +114,9 @@ int run_eval_recall(const RecallArgs& a) {
     if (!dense) return report_error(dense.status());
     const IndexGeometry geometry{qkv.shape.seq_len, qkv.shape.num_q_heads, a.block_q, a.block_k, false};
     for (size_t s = 0; s < settings.size(); ++s) {
-      Result<std::vector<PatternSpec>> specs = setting_specs(settings[s], layer, qkv.shape.num_q_heads);
-      if (!specs) return report_error(specs.status());
-      for (PatternSpec& spec : *specs) spec = ref::clamp_pattern_to_length(spec, geometry);
       std::vector<PatternKind> kinds;
-      Result<SparseIndex> index = ref::build_index(view, *specs, EstimationConfig{}, geometry, &kinds);
+      std::vector<PatternSpec> specs;
+      Result<SparseIndex> index = setting_index(settings[s], layer, view, geometry, &kinds, &specs);
       if (!index) return report_error(index.status());
       Result<ref::RecallReport> recall = ref::attention_recall(view, *index);
       Result<ref::AttentionResult> sparse = ref::sparse_attention(view, *index);
@@ -101,11 +139,11 @@ int run_eval_recall(const RecallArgs& a) {
       std::string cluster_heads;
       for (size_t h = 0; h < kinds.size(); ++h) {
         kind_names.push_back(pattern_kind_name(kinds[h]));
-        if (kinds[h] == PatternKind::BLOCK_CLUSTER && (*specs)[h].has_alternative()) {
+        if (kinds[h] == PatternKind::BLOCK_CLUSTER && specs[h].has_alternative()) {
           cluster_heads += (cluster_heads.empty() ? "" : ",") + std::to_string(h);
         }
       }
-      if (std::any_of(specs->begin(), specs->end(),
+      if (std::any_of(specs.begin(), specs.end(),
                       [](const PatternSpec& x) { return x.chooses_alternative(); })) {
         std::printf("       runtime choice: block-cluster on heads [%s], interval-slash on the others\n",
                     cluster_heads.c_str());
