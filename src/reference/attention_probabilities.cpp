@@ -10,10 +10,12 @@
 
 namespace sacc::ref {
 
-Status visit_attention_probabilities(const QkvView& qkv, int64_t rows_per_item, const ProbabilityVisitor& visit) {
+Status visit_attention_probabilities(const QkvView& qkv, int64_t rows_per_item,
+                                     const ProbabilityVisitor& visit) {
   SACC_RETURN_IF_ERROR(qkv.validate());
   if (rows_per_item <= 0)
-    return make_error(StatusCode::INVALID_ARGUMENT, "attention probabilities: {} rows per item", rows_per_item);
+    return make_error(StatusCode::INVALID_ARGUMENT, "attention probabilities: {} rows per item",
+                      rows_per_item);
   const AttentionShape& shape = qkv.shape;
   const int64_t seq_len = shape.seq_len;
   const int d = shape.head_dim;

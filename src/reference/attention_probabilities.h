@@ -21,6 +21,7 @@ using ProbabilityVisitor =
 // Calls `visit` for every row of every query head. Work items (query head, `rows_per_item` consecutive rows)
 // run in parallel; one item's chunks run on one thread in ascending row order, so a visitor that writes only
 // to its item's own accumulators gives results independent of the thread count.
-Status visit_attention_probabilities(const QkvView& qkv, int64_t rows_per_item, const ProbabilityVisitor& visit);
+Status visit_attention_probabilities(const QkvView& qkv, int64_t rows_per_item,
+                                     const ProbabilityVisitor& visit);
 
 }  // namespace sacc::ref

@@ -16,15 +16,17 @@ Result<SparseIndex> oracle_block_index(const QkvView& qkv, double gamma, const I
     return make_error(StatusCode::INVALID_ARGUMENT, "oracle index: gamma {} outside (0, 1]", gamma);
   if (geometry.seq_len != qkv.shape.seq_len || geometry.shared_per_kv_group ||
       geometry.num_heads != qkv.shape.num_q_heads)
-    return make_error(StatusCode::INVALID_ARGUMENT,
-                      "oracle index: needs one index head per query head over {} tokens (got {} heads over {})",
-                      qkv.shape.seq_len, geometry.num_heads, geometry.seq_len);
+    return make_error(
+        StatusCode::INVALID_ARGUMENT,
+        "oracle index: needs one index head per query head over {} tokens (got {} heads over {})",
+        qkv.shape.seq_len, geometry.num_heads, geometry.seq_len);
   const int64_t num_q_blocks = geometry.num_q_blocks();
   const int64_t num_k_blocks = geometry.num_k_blocks();
   // mass[(h * num_q_blocks + qb) * num_k_blocks + kb]: summed over the rows of qb, each item owning its row.
   std::vector<double> mass(static_cast<size_t>(qkv.shape.num_q_heads) * num_q_blocks * num_k_blocks, 0.0);
   SACC_RETURN_IF_ERROR(visit_attention_probabilities(
-      qkv, geometry.block_q, [&](int q_head, int64_t q_block, int64_t row0, int rows, const double* p, int64_t stride) {
+      qkv, geometry.block_q,
+      [&](int q_head, int64_t q_block, int64_t row0, int rows, const double* p, int64_t stride) {
         double* block_mass = mass.data() + (q_head * num_q_blocks + q_block) * num_k_blocks;
         for (int r = 0; r < rows; ++r) {
           const int64_t last = row0 + r;
@@ -42,9 +44,11 @@ Result<SparseIndex> oracle_block_index(const QkvView& qkv, double gamma, const I
       double total = 0.0;
       for (int64_t kb = 0; kb <= last_block; ++kb) total += block_mass[kb];
       std::vector<int32_t> forced{0};
-      for (int64_t kb = std::max<int64_t>(1, qb * geometry.block_q / geometry.block_k); kb <= last_block; ++kb)
+      for (int64_t kb = std::max<int64_t>(1, qb * geometry.block_q / geometry.block_k); kb <= last_block;
+           ++kb)
         forced.push_back(static_cast<int32_t>(kb));
-      heads[h].blocks[qb] = select_top(scores, forced, {last_block + 1, gamma, total, /*keep_all_forced=*/true});
+      heads[h].blocks[qb] =
+          select_top(scores, forced, {last_block + 1, gamma, total, /*keep_all_forced=*/true});
     }
   }
   return assemble_index(geometry, heads);

@@ -1,8 +1,8 @@
 // The block index an estimator could at best produce: per query head and query block, the sink block and the
 // diagonal blocks (what every Block-Cluster index keeps), then the remaining key blocks in descending exact
-// attention mass (the mean over the block's rows) until gamma of the block's mass is covered. Within one query
-// block no set of whole key blocks reaches that mass with fewer blocks, so an estimator's density over the
-// oracle's at equal recall is what a better estimate could still save (`sacc eval recall --sparse
+// attention mass (the mean over the block's rows) until gamma of the block's mass is covered. Within one
+// query block no set of whole key blocks reaches that mass with fewer blocks, so an estimator's density over
+// the oracle's at equal recall is what a better estimate could still save (`sacc eval recall --sparse
 // oracle@0.99`). Costs a dense attention pass.
 #pragma once
 

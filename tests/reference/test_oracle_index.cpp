@@ -12,11 +12,12 @@ namespace sacc::ref {
 namespace {
 
 std::vector<int32_t> slot_blocks(const SparseIndex& index, int64_t slot) {
-  return {index.block_ids.begin() + index.block_offsets[slot], index.block_ids.begin() + index.block_offsets[slot + 1]};
+  return {index.block_ids.begin() + index.block_offsets[slot],
+          index.block_ids.begin() + index.block_offsets[slot + 1]};
 }
 
-// Every query looks for dimension 0; only the keys of key block 3 carry it, so past that block nearly all of the
-// attention sits there: each query block's oracle index is the sink, block 3 and its own diagonal blocks.
+// Every query looks for dimension 0; only the keys of key block 3 carry it, so past that block nearly all of
+// the attention sits there: each query block's oracle index is the sink, block 3 and its own diagonal blocks.
 TEST(OracleIndex, KeepsTheBlockThatHoldsTheAttention) {
   const AttentionShape shape{256, 2, 1, 8};
   HostQkv qkv = testing::random_qkv(shape, 3, 0.1f);

@@ -80,6 +80,15 @@ TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
   smollm2_h200.shape = "layers 30, heads 9/3, head dim 64, hidden 576";
   ASSERT_TRUE(shipped_break_even(smollm2_h200).has_value());
   EXPECT_EQ(*shipped_break_even(smollm2_h200), kNever);
+  // The CPU: the default setting on both real models' shapes, not another setting.
+  CalibrationKey qwen_cpu = default_h200;
+  qwen_cpu.device = "cpu";
+  ASSERT_TRUE(shipped_break_even(qwen_cpu).has_value());
+  EXPECT_EQ(*shipped_break_even(qwen_cpu), 2560);
+  CalibrationKey smollm2_cpu = smollm2_h200;
+  smollm2_cpu.device = "cpu";
+  ASSERT_TRUE(shipped_break_even(smollm2_cpu).has_value());
+  EXPECT_EQ(*shipped_break_even(smollm2_cpu), 2560);
   CalibrationKey other = qwen_h200;
   other.device = "cpu";
   EXPECT_FALSE(shipped_break_even(other).has_value());
