@@ -74,6 +74,14 @@ void accumulate_scores(BlockScores& sum, const BlockScores& other) {
   for (size_t n = 0; n < sum.prob.size(); ++n) sum.prob[n] += other.prob[n];
 }
 
+std::vector<int32_t> block_cluster_forced_blocks(const IndexGeometry& geometry, int64_t q_block) {
+  std::vector<int32_t> forced{0};
+  const int64_t first_diagonal = q_block * geometry.block_q / geometry.block_k;
+  for (int64_t kb = std::max<int64_t>(1, first_diagonal); kb <= geometry.last_causal_k_block(q_block); ++kb)
+    forced.push_back(static_cast<int32_t>(kb));
+  return forced;
+}
+
 Result<HeadIndex> select_block_cluster(const BlockScores& scores, const PatternSpec& spec,
                                        const IndexGeometry& geometry) {
   if (spec.kind != PatternKind::BLOCK_CLUSTER) {
@@ -92,11 +100,7 @@ Result<HeadIndex> select_block_cluster(const BlockScores& scores, const PatternS
   head.columns.resize(scores.num_q_blocks);
   for (int64_t qb = 0; qb < scores.num_q_blocks; ++qb) {
     const int64_t last_block = geometry.last_causal_k_block(qb);
-    const int64_t first_diagonal = qb * geometry.block_q / geometry.block_k;
-    std::vector<int32_t> forced{0};
-    for (int64_t kb = std::max<int64_t>(1, first_diagonal); kb <= last_block; ++kb) {
-      forced.push_back(static_cast<int32_t>(kb));
-    }
+    const std::vector<int32_t> forced = block_cluster_forced_blocks(geometry, qb);
     const float* p = scores.prob.data() + qb * scores.num_k_blocks;
     const std::vector<float> row(p, p + last_block + 1);
     double row_mass = 0.0;

@@ -24,6 +24,10 @@ struct BlockScores {
 Result<BlockScores> block_cluster_scores(const QkvView& qkv, int q_head, const IndexGeometry& geometry);
 void accumulate_scores(BlockScores& sum, const BlockScores& other);
 
+// The key blocks every Block-Cluster index keeps for query block `q_block`: block 0 and the diagonal blocks
+// (those meeting the query block's own rows), ascending.
+std::vector<int32_t> block_cluster_forced_blocks(const IndexGeometry& geometry, int64_t q_block);
+
 // Per query block: the chosen key blocks, ascending. Adaptive (gamma > 0): the fewest blocks (forced first,
 // then by score) whose pooled mass reaches gamma of the row's mass, capped by kb. INVALID_ARGUMENT when kb
 // exceeds the number of key blocks.

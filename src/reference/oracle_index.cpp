@@ -1,9 +1,9 @@
 #include "reference/oracle_index.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "reference/attention_probabilities.h"
+#include "reference/estimate_block_cluster.h"
 #include "reference/head_index.h"
 #include "reference/top_selection.h"
 
@@ -43,12 +43,8 @@ Result<SparseIndex> oracle_block_index(const QkvView& qkv, double gamma, const I
       const std::vector<float> scores(block_mass, block_mass + last_block + 1);
       double total = 0.0;
       for (int64_t kb = 0; kb <= last_block; ++kb) total += block_mass[kb];
-      std::vector<int32_t> forced{0};
-      for (int64_t kb = std::max<int64_t>(1, qb * geometry.block_q / geometry.block_k); kb <= last_block;
-           ++kb)
-        forced.push_back(static_cast<int32_t>(kb));
-      heads[h].blocks[qb] =
-          select_top(scores, forced, {last_block + 1, gamma, total, /*keep_all_forced=*/true});
+      heads[h].blocks[qb] = select_top(scores, block_cluster_forced_blocks(geometry, qb),
+                                       {last_block + 1, gamma, total, /*keep_all_forced=*/true});
     }
   }
   return assemble_index(geometry, heads);

@@ -91,7 +91,8 @@ std::string render_markdown(const BenchReport& report) {
       out << "\n";
     }
   }
-  out << "\n**Peak memory (MiB)**: one row per device (a GPU, or on the CPU the tracked tensors and the process RSS "
+  out << "\n**Peak memory (MiB)**: one row per device (a GPU, or on the CPU the tracked tensors and the "
+         "process RSS "
          "high-water), then the total\n\n| ctx | device |";
   for (const std::string& m : methods) out << " " << m << " |";
   out << "\n| --- | --- |";
