@@ -56,7 +56,9 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   constexpr int kStages = Tiles::kStages;
   constexpr int kTileKeys = Tiles::kTileKeys;
   constexpr int kColumnBlocks = kHeadDim / 64;
-  constexpr int kChunks = kHeadDim / 8;
+  constexpr int kChunks = kHeadDim / 8;                  // 16-byte chunks of one K or V row
+  constexpr int kGatherRowStep = 128 / kChunks;          // rows between one producer thread's gathered rows
+  constexpr int kGatherRows = kBlockN / kGatherRowStep;  // gathered rows per producer thread and half
   constexpr int kSRegs = kTileKeys / 2;
   constexpr int kORegs = kHeadDim / 2;
   constexpr uint32_t kHalfBytes = kBlockN * kHeadDim * 2;  // one 64-key half of K (or V)
@@ -109,9 +111,6 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     const uint16_t* v_base = p.v + kv_head * p.kv_head_stride;
     for (int t = 0; t < num_tiles; ++t) {
       const int s = t % kStages;
-      if (t >= kStages) mbarrier_wait(empty + s, ((t / kStages) - 1) & 1);
-      uint16_t* k_tile = s_k + s * Tiles::kKvElems;
-      uint16_t* v_tile = s_v + s * Tiles::kKvElems;
       KeyHalf halves[2] = {key_half(visit, 2 * t, num_blocks, num_halves),
                            key_half(visit, 2 * t + 1, num_blocks, num_halves)};
       // A half past the list repeats a block half (finite data, masked) or is gathered with no columns
@@ -123,6 +122,24 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
           halves[1].group = INT_MAX;
         }
       }
+      // Key positions of the rows this thread gathers (rows tid / kChunks + k * kGatherRowStep, chunk
+      // tid % kChunks), all loaded before the stage wait: the loads are in flight together and behind the
+      // wait, instead of one index round trip per row between the cp.async issues.
+      int gather_key[2][kGatherRows];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const bool listed = halves[h].group >= 0 && halves[h].group != INT_MAX;
+        const int c0 = listed ? halves[h].group * kBlockN : 0;
+        const int count = listed ? min(kBlockN, visit.num_key_columns() - c0) : 0;
+#pragma unroll
+        for (int k = 0; k < kGatherRows; ++k) {
+          const int r = tid / kChunks + k * kGatherRowStep;
+          gather_key[h][k] = r < count ? __ldg(visit.key_columns() + c0 + r) : INT_MAX;
+        }
+      }
+      if (t >= kStages) mbarrier_wait(empty + s, ((t / kStages) - 1) & 1);
+      uint16_t* k_tile = s_k + s * Tiles::kKvElems;
+      uint16_t* v_tile = s_v + s * Tiles::kKvElems;
       bool any_gathered = false;
       uint32_t tma_bytes = 0;
 #pragma unroll
@@ -132,14 +149,12 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
           continue;
         }
         any_gathered = true;
-        const int c0 = halves[h].group == INT_MAX ? 0 : halves[h].group * kBlockN;
-        const int count = halves[h].group == INT_MAX ? 0 : min(kBlockN, visit.num_key_columns() - c0);
-        const int32_t* columns = visit.key_columns() + c0;
-        for (int i = tid; i < kBlockN * kChunks; i += 128) {
-          const int r = i / kChunks, c = i % kChunks;
-          const int key = r < count ? __ldg(columns + r) : INT_MAX;
-          const bool valid = key < p.seq_len;
-          const int64_t offset = static_cast<int64_t>(valid ? key : 0) * p.kv_token_stride + c * 8;
+#pragma unroll
+        for (int k = 0; k < kGatherRows; ++k) {
+          const int r = tid / kChunks + k * kGatherRowStep, c = tid % kChunks;
+          const bool valid = gather_key[h][k] < p.seq_len;
+          const int64_t offset =
+              static_cast<int64_t>(valid ? gather_key[h][k] : 0) * p.kv_token_stride + c * 8;
           const int row = h * kBlockN + r;
           cp_async_16(k_tile + sw128_offset<kTileKeys>(row, c), k_base + offset, valid);
           cp_async_16(v_tile + sw128_offset<kTileKeys>(row, c), v_base + offset, valid);
