@@ -203,14 +203,34 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
   mbarrier_wait(q_full, 0);
   for (int t = 0; t < num_tiles; ++t) {
     const int s = t % kStages;
-    mbarrier_wait(full + s, (t / kStages) & 1);
-    const uint16_t* k_tile = s_k + s * Tiles::kKvElems;
-    const uint16_t* v_tile = s_v + s * Tiles::kKvElems;
     // Key of each half's first column (INT_MAX: gathered or unused); gathered halves read the list below.
     const KeyHalf half0 = key_half(visit, 2 * t, num_blocks, num_halves);
     const KeyHalf half1 = key_half(visit, 2 * t + 1, num_blocks, num_halves);
     const bool gathered0 = half0.group >= 0, gathered1 = half1.group >= 0;
     const bool any_gathered = gathered0 || gathered1;
+    // Key positions of this thread's gathered columns (j * 8 + quad_col * 2 + {0, 1} of a gathered half),
+    // straight from the visit policy's list with the producer's rule (INT_MAX past the count), loaded
+    // before the stage wait so that their latency hides behind it. Reading them from the list rather than
+    // from a shared copy the producer wrote keeps the consumers' reads off shared memory, whose ordering
+    // through the stage's mbarriers compute-sanitizer racecheck does not follow. Only tiles with a gathered
+    // half load them (a warpgroup-uniform branch): per-element predicated loads on every tile cost the real
+    // Qwen2.5-0.5B prompt 13 % of its sparse prefill at 32K (H200: 108.6 against 122.5 ms).
+    int column_key[kTileKeys / 8][2];  // read by the mask for gathered halves only
+    if (any_gathered) {
+#pragma unroll
+      for (int j = 0; j < kTileKeys / 8; ++j) {
+        const KeyHalf& half = j >= kBlockN / 8 ? half1 : half0;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = half.group * kBlockN + ((j * 8 + quad_col * 2 + e) & (kBlockN - 1));
+          column_key[j][e] =
+              half.group >= 0 && c < visit.num_key_columns() ? __ldg(visit.key_columns() + c) : INT_MAX;
+        }
+      }
+    }
+    mbarrier_wait(full + s, (t / kStages) & 1);
+    const uint16_t* k_tile = s_k + s * Tiles::kKvElems;
+    const uint16_t* v_tile = s_v + s * Tiles::kKvElems;
     if (any_gathered) {
       // Gathered rows were written by cp.async (generic proxy) and are read by wgmma (async proxy): the
       // barrier wait makes them visible to this thread, the proxy fence orders them before its wgmma. The
@@ -235,26 +255,6 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
         wgmma_m64n128k16_ss(acc_s, desc_q, desc_k, kk > 0 ? 1 : 0);
       }
       wgmma_commit();
-      // Key positions of this thread's gathered columns (j * 8 + quad_col * 2 + {0, 1} of a gathered half),
-      // straight from the visit policy's list with the producer's rule (INT_MAX past the count), loaded
-      // while the S GEMM runs. Reading them from the list rather than from a shared copy the producer wrote
-      // keeps the consumers' reads off shared memory, whose ordering through the stage's mbarriers
-      // compute-sanitizer racecheck does not follow. Only tiles with a gathered half load them (a
-      // warpgroup-uniform branch): per-element predicated loads on every tile cost the real Qwen2.5-0.5B
-      // prompt 13 % of its sparse prefill at 32K (H200: 108.6 against 122.5 ms).
-      int column_key[kTileKeys / 8][2];  // read by the mask for gathered halves only
-      if (any_gathered) {
-#pragma unroll
-        for (int j = 0; j < kTileKeys / 8; ++j) {
-          const KeyHalf& half = j >= kBlockN / 8 ? half1 : half0;
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int c = half.group * kBlockN + ((j * 8 + quad_col * 2 + e) & (kBlockN - 1));
-            column_key[j][e] =
-                half.group >= 0 && c < visit.num_key_columns() ? __ldg(visit.key_columns() + c) : INT_MAX;
-          }
-        }
-      }
       wgmma_wait<0>();
       fence_registers(acc_s);
 
