@@ -4,8 +4,8 @@
   python3 bench/block_estimate_study.py DIR/layer_2.safetensors DIR/layer_12.safetensors ...
 
 Needs NumPy (`python3 -m pip install numpy`; not a dependency of the build). For every query head and query
-block (128 rows; key blocks of 64) it computes the exact attention mass per key block, then for each estimate and
-threshold G selects the sink and diagonal blocks, then blocks in descending estimated mass until G of the
+block (the kernel tile of src/attention/kernel_tile.h: 128 rows; key blocks of 64) it computes the exact
+attention mass per key block, then for each estimate and threshold G selects the sink and diagonal blocks, then blocks in descending estimated mass until G of the
 estimated mass, and prints the mean density (kept over causal blocks), the mean recall (exact mass kept), the
 5th-percentile query block and the lowest head. Estimates: `meanpool` (pooled Q and K, what the planner runs),
 `qmean_keys` (the pooled query against every key), `rowsN` (N exact query rows per block, the last row first) and
@@ -13,12 +13,21 @@ estimated mass, and prints the mean density (kept over causal blocks), the mean 
 are `sacc eval recall`'s (they agreed at 8192 tokens, bench/results/block_oracle_qwen.md).
 """
 import json
+import pathlib
+import re
 import struct
 import sys
 
 import numpy as np
 
-BLOCK_Q, BLOCK_K = 128, 64
+
+def kernel_tile():
+    """(Bq, Bk) from src/attention/kernel_tile.h, the one definition of the kernel tile."""
+    text = (pathlib.Path(__file__).resolve().parent.parent / "src/attention/kernel_tile.h").read_text()
+    return tuple(int(re.search(rf"{name} = (\d+);", text).group(1)) for name in ("kTileBlockQ", "kTileBlockK"))
+
+
+BLOCK_Q, BLOCK_K = kernel_tile()
 SAMPLED_ROWS = [4, 8, 16]
 THRESHOLDS = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
 
