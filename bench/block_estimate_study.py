@@ -7,7 +7,8 @@ Needs NumPy (`python3 -m pip install numpy`; not a dependency of the build). For
 block (the kernel tile of src/attention/kernel_tile.h: 128 rows; key blocks of 64) it computes the exact
 attention mass per key block, then for each estimate and threshold G selects the sink and diagonal blocks,
 then blocks in descending estimated mass until G of the estimated mass, and prints the mean density (kept over
-causal blocks), the mean recall (exact mass kept), the 5th-percentile query block and the lowest head. Estimates: `meanpool` (pooled Q and K, what the planner runs),
+causal blocks), the mean recall (exact mass kept), the 5th-percentile query block and the lowest head.
+Estimates: `meanpool` (pooled Q and K, what the planner runs),
 `qmean_keys` (the pooled query against every key), `rowsN` (N exact query rows per block, the last row first) and
 `oracle` (the exact mass itself: `sacc eval recall --sparse oracle@G`). fp32, so a fast study; the fp64 figures
 are `sacc eval recall`'s (they agreed at 8192 tokens, bench/results/block_oracle_qwen.md).
