@@ -47,6 +47,18 @@ __device__ __forceinline__ KeyHalf key_half(const Visit& visit, int half, int nu
   return kh;
 }
 
+// Whether a half of a tile can hold a key right of row `row0` (or an unused slot), so that rows from row0 on
+// need the causal mask: its last key is a block's last column or a gathered half's last listed column
+// (columns ascend); a half past the list, or a gathered half with unused slots, always does.
+template <class Visit>
+__device__ __forceinline__ bool half_needs_mask(const Visit& visit, const KeyHalf& half, int row0) {
+  if (half.group >= 0) {
+    const int last = half.group * kBlockN + kBlockN - 1;
+    return last >= visit.num_key_columns() || __ldg(visit.key_columns() + last) > row0;
+  }
+  return half.key0 == INT_MAX || half.key0 + kBlockN - 1 > row0;
+}
+
 template <int kHeadDim, class Visit>
 __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     flash_forward_sm90_kernel(const __grid_constant__ FlashParams p,
@@ -208,15 +220,21 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
     const KeyHalf half1 = key_half(visit, 2 * t + 1, num_blocks, num_halves);
     const bool gathered0 = half0.group >= 0, gathered1 = half1.group >= 0;
     const bool any_gathered = gathered0 || gathered1;
+    // The causal mask (which also drops padded, repeated and unused keys) is needed only where a half can
+    // reach right of this warp's first row. Blocks and gathered columns both ascend, so a half's last key
+    // decides: a block's last column, or a gathered half's last slot (INT_MAX when the half has unused
+    // slots). A gathered half is usually a set of verticals left of the query block: no mask, and no reads of
+    // its column positions.
+    const bool mask = half_needs_mask(visit, half0, warp_row0) || half_needs_mask(visit, half1, warp_row0);
     // Key positions of this thread's gathered columns (j * 8 + quad_col * 2 + {0, 1} of a gathered half),
     // straight from the visit policy's list with the producer's rule (INT_MAX past the count), loaded
-    // before the stage wait so that their latency hides behind it. Reading them from the list rather than
-    // from a shared copy the producer wrote keeps the consumers' reads off shared memory, whose ordering
-    // through the stage's mbarriers compute-sanitizer racecheck does not follow. Only tiles with a gathered
-    // half load them (a warpgroup-uniform branch): per-element predicated loads on every tile cost the real
-    // Qwen2.5-0.5B prompt 13 % of its sparse prefill at 32K (H200: 108.6 against 122.5 ms).
+    // before the stage wait so that their latency hides behind it, and only when the tile is masked.
+    // Reading them from the list rather than from a shared copy the producer wrote keeps the consumers' reads
+    // off shared memory, whose ordering through the stage's mbarriers compute-sanitizer racecheck does not
+    // follow. Per-element predicated loads on every tile cost the real Qwen2.5-0.5B prompt 13 % of its
+    // sparse prefill at 32K (H200: 108.6 against 122.5 ms), hence the warp-uniform branch.
     int column_key[kTileKeys / 8][2];  // read by the mask for gathered halves only
-    if (any_gathered) {
+    if (any_gathered && mask) {
 #pragma unroll
       for (int j = 0; j < kTileKeys / 8; ++j) {
         const KeyHalf& half = j >= kBlockN / 8 ? half1 : half0;
@@ -258,10 +276,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       wgmma_wait<0>();
       fence_registers(acc_s);
 
-      // Causal mask (also drops padded, repeated and unused keys), only where the tile can cross it.
-      const bool half1_block = !gathered1 && half1.key0 != INT_MAX;
-      const int last_key0 = half1_block ? half1.key0 : half0.key0;
-      if (any_gathered || !half1_block || last_key0 + kBlockN - 1 > warp_row0) {
+      if (mask) {
 #pragma unroll
         for (int j = 0; j < kTileKeys / 8; ++j) {
           const bool second = j >= kBlockN / 8;

@@ -2,12 +2,16 @@
 // holds for one m16 row tile. In the mma.sync m16n8 layout, and in wgmma's m64 layout per warp, a thread owns
 // two rows (h = 0: quad_row, h = 1: quad_row + 8) and, of every n8 column tile j, the elements
 // [j * 4 + 2 * h, j * 4 + 2 * h + 1] of its fragment; the row's other columns live in the quad's 3 other
-// lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max).
+// lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max), one
+// ex2.approx.ftz each: exp2f's subnormal handling added two predicated multiplies per element, for values
+// below 2^-126 of the row's largest P (which is 1).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cmath>
+
+#include "attention/cuda/ptx.cuh"
 
 namespace sacc::flash {
 
@@ -32,13 +36,13 @@ __device__ __forceinline__ void softmax_rescale(float (&s)[kSRegs], float (&o)[k
     const float new_max = fmaxf(rows.max[h], mx * scale_log2);
     // A row with no visible key yet keeps max -inf; offset 0 keeps exp2 finite (all terms are 0).
     const float offset = new_max == -INFINITY ? 0.f : new_max;
-    const float alpha = exp2f(rows.max[h] - offset);
+    const float alpha = ptx::fast_exp2(rows.max[h] - offset);
     rows.max[h] = new_max;
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < kSRegs / 4; ++j) {
-      const float p0 = exp2f(fmaf(s[j * 4 + 2 * h], scale_log2, -offset));
-      const float p1 = exp2f(fmaf(s[j * 4 + 2 * h + 1], scale_log2, -offset));
+      const float p0 = ptx::fast_exp2(fmaf(s[j * 4 + 2 * h], scale_log2, -offset));
+      const float p1 = ptx::fast_exp2(fmaf(s[j * 4 + 2 * h + 1], scale_log2, -offset));
       s[j * 4 + 2 * h] = p0;
       s[j * 4 + 2 * h + 1] = p1;
       sum += p0 + p1;
