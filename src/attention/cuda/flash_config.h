@@ -71,6 +71,10 @@ struct FlashTilesSm90 {
   static constexpr int kStages = 2;
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
+  // Every kExpPolyPeriod-th n8 column tile of S takes its exponentials from the FMA pipe (flash_softmax.cuh,
+  // poly_exp2); 0: all on the special-function unit. Only d 64 is bound by that unit: at d 128 the tensor
+  // cores need twice the clocks per tile.
+  static constexpr int kExpPolyPeriod = kHeadDim == 64 ? 4 : 0;
   static constexpr int kQElems = kBlockM * kHeadDim;
   static constexpr int kKvElems = kTileKeys * kHeadDim;
   // Q + stages x (K + V) + 1 + 3 x kStages mbarriers + 1024 to re-align to the swizzle atom. Gathered

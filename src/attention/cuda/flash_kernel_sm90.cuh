@@ -294,7 +294,7 @@ __global__ void __launch_bounds__(FlashTilesSm90<kHeadDim>::kThreads, 1)
       }
 
       // Online softmax (flash_softmax.cuh): S becomes P, the running O and sum are rescaled.
-      softmax_rescale(acc_s, acc_o, rows, p.scale_log2);
+      softmax_rescale<kSRegs, kORegs, Tiles::kExpPolyPeriod>(acc_s, acc_o, rows, p.scale_log2);
       // The S accumulator layout of two adjacent n8 tiles is the A register fragment of one k16 step of P V.
       uint32_t p_frag[kTileKeys / 16][4];
 #pragma unroll
