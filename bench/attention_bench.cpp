@@ -78,6 +78,7 @@ struct Options {
   std::string driver, commit = "unknown";
   double max_seconds = 0.0;  // 0: no limit; else lengths not started within it are reported as not run
   int device = 0;
+  double density = 0.0;  // > 0: triangular / block-cluster rows at this predicted density (else equal cost)
 };
 
 Result<BenchShape> shape_named(const std::string& name) {
@@ -215,7 +216,7 @@ Row bench_method(Method method, const BenchShape& shape, int64_t L, const LayerB
     std::replace(row.status.begin(), row.status.end(), '\n', ' ');
     return row;
   };
-  Result<MethodSetup> setup = setup_method(method, s, budgets);
+  Result<MethodSetup> setup = setup_method(method, s, budgets, opt.density);
   if (!setup.is_ok()) return fail(setup.status());
   row.pattern = setup->pattern;
   DeviceAllocator::reset_peak(opt.device);
@@ -442,6 +443,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-seconds", opt.max_seconds,
                  "lengths not started within this many seconds are skipped");
   app.add_option("--device", opt.device, "CUDA device ordinal");
+  app.add_option("--density", opt.density,
+                 "triangular and block-cluster rows at this predicted density of the causal tiles (e.g. "
+                 "0.05), plan included as always; default: equal predicted cost to the MInference layer")
+      ->check(CLI::Range(0.001, 1.0));
   bool density_sweep = false;
   sacc::bench::SweepOptions sweep;
   app.add_flag(

@@ -82,7 +82,8 @@ const LayerBudgets& typical_layer(const std::vector<LayerBudgets>& layers) {
   return layers[totals[totals.size() / 2].second];
 }
 
-Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, const LayerBudgets& budgets) {
+Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, const LayerBudgets& budgets,
+                                 double density) {
   MethodSetup setup;
   setup.method = method;
   if (!is_sparse(method)) return setup;
@@ -93,11 +94,14 @@ Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, con
   }
   setup.geometry = geometry_for(shape);
   const IndexGeometry& g = setup.geometry;
-  const double target = predicted_kernel_flops(budgets.heads, g, shape.head_dim);
   const double causal =
       predict_cost(PatternSpec{}, g, shape.head_dim, EstimationConfig{}).kernel_flops * shape.num_q_heads;
-  const std::string equal_cost = fmt::format("equal predicted cost to layer {} (density {:.3f})",
-                                             budgets.layer, causal > 0.0 ? target / causal : 0.0);
+  const double layer_target = predicted_kernel_flops(budgets.heads, g, shape.head_dim);
+  const double target = density > 0.0 ? density * causal : layer_target;
+  const std::string sizing = density > 0.0
+                                 ? fmt::format("predicted density {:.3f}", density)
+                                 : fmt::format("equal predicted cost to layer {} (density {:.3f})",
+                                               budgets.layer, causal > 0.0 ? layer_target / causal : 0.0);
   switch (method) {
     case Method::INTERVAL_SLASH:
     case Method::ADAPTIVE:
@@ -119,7 +123,7 @@ Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, con
       };
       const int64_t window = equal_cost_knob(shape.seq_len, target, g, shape.head_dim, make);
       setup.patterns.heads.assign(shape.num_q_heads, make(window));
-      setup.pattern = fmt::format("{} (all heads), {}", to_string(make(window)), equal_cost);
+      setup.pattern = fmt::format("{} (all heads), {}", to_string(make(window)), sizing);
       break;
     }
     case Method::BLOCK_CLUSTER: {
@@ -131,7 +135,7 @@ Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, con
       };
       const int64_t blocks = equal_cost_knob(g.num_k_blocks(), target, g, shape.head_dim, make);
       setup.patterns.heads.assign(shape.num_q_heads, make(blocks));
-      setup.pattern = fmt::format("{} (all heads), {}", to_string(make(blocks)), equal_cost);
+      setup.pattern = fmt::format("{} (all heads), {}", to_string(make(blocks)), sizing);
       break;
     }
     default:

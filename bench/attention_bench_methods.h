@@ -40,8 +40,11 @@ struct MethodSetup {
   IndexGeometry geometry;  // sparse rows
 };
 
-// Fails for sparse methods when the layer's head count differs from the shape's query heads.
-Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, const LayerBudgets& budgets);
+// Fails for sparse methods when the layer's head count differs from the shape's query heads. Triangular and
+// Block-Cluster rows take their knob from `density` (predicted share of the causal tiles) when it is > 0,
+// else from equal predicted cost to the layer's budgets.
+Result<MethodSetup> setup_method(Method method, const AttentionShape& shape, const LayerBudgets& budgets,
+                                 double density = 0.0);
 
 // Workspaces of one method at one shape, allocated once before timing.
 class MethodRunner {
