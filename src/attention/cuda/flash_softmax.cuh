@@ -2,9 +2,9 @@
 // holds for one m16 row tile. In the mma.sync m16n8 layout, and in wgmma's m64 layout per warp, a thread owns
 // two rows (h = 0: quad_row, h = 1: quad_row + 8) and, of every n8 column tile j, the elements
 // [j * 4 + 2 * h, j * 4 + 2 * h + 1] of its fragment; the row's other columns live in the quad's 3 other
-// lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max), one
-// ex2.approx.ftz each: exp2f's subnormal handling added two predicated multiplies per element, for values
-// below 2^-126 of the row's largest P (which is 1).
+// lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max), by
+// ex2.approx.ftz (or poly_exp2, below): exp2f's subnormal handling added two predicated multiplies per
+// element, for values below 2^-126 of the row's largest P (which is 1).
 //
 // The special-function unit does 16 exponentials per clock per SM, a quarter of the FP32 pipe's rate. At d 64
 // a 128 x 128 tile needs as many of its clocks (16384 exponentials) as of the tensor cores' (4.2 MFLOP), so
