@@ -3,7 +3,7 @@
 // two rows (h = 0: quad_row, h = 1: quad_row + 8) and, of every n8 column tile j, the elements
 // [j * 4 + 2 * h, j * 4 + 2 * h + 1] of its fragment; the row's other columns live in the quad's 3 other
 // lanes. Scores are kept in the log2 domain: max of s * scale_log2, P = exp2(s * scale_log2 - max), by
-// ex2.approx.ftz (or poly_exp2, below): exp2f's subnormal handling added two predicated multiplies per
+// ex2.approx.ftz (or poly_exp2, poly_exp2.h): exp2f's subnormal handling added two predicated multiplies per
 // element, for values below 2^-126 of the row's largest P (which is 1).
 //
 // The special-function unit does 16 exponentials per clock per SM, a quarter of the FP32 pipe's rate. At d 64
@@ -15,23 +15,10 @@
 
 #include <cmath>
 
+#include "attention/cuda/poly_exp2.h"
 #include "attention/cuda/ptx.cuh"
 
 namespace sacc::flash {
-
-// 2^x for x <= 0 without the special-function unit: x = j + f, j = round(x), f in [-0.5, 0.5]; 2^f from a
-// cubic with the constant term 1 (the others fitted here for the least largest relative error on the
-// interval: 1.0e-4 in fp32, under bf16's 2^-9 rounding of P), 2^j added to the exponent bits. x is clamped
-// to -127 first: -inf (a masked score) then gives j = -127, f = 0, the cubic's exact 1, and +0 exactly.
-__device__ __forceinline__ float poly_exp2(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: x + kRound keeps round(x) in its low mantissa bits
-  x = fmaxf(x, -127.0f);
-  const float shifted = __fadd_rn(x, kRound);  // the _rn intrinsics are never contracted or reordered
-  const float f = __fsub_rn(x, __fsub_rn(shifted, kRound));
-  const float p = fmaf(fmaf(fmaf(0.05500888f, f, 0.24221118f), f, 0.69328296f), f, 1.0f);
-  // The low 9 bits of shifted's pattern hold j (two's complement, as kRound's low bits are 0).
-  return __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
-}
 
 // Running max (log2 domain) and this thread's partial sum of exp2(score - max), for its two rows.
 struct SoftmaxRows {

@@ -8,12 +8,7 @@
 
 #include "attention/cuda/plan_device_types.h"
 #include "attention/dense_tail.h"
-
-#if defined(__CUDACC__)
-#define SACC_PLAN_HD __host__ __device__ inline
-#else
-#define SACC_PLAN_HD inline
-#endif
+#include "core/host_device.h"
 
 namespace sacc::plan_detail {
 
@@ -23,7 +18,7 @@ struct SlotRows {
   int last_block = 0;  // last key block the causal mask allows
 };
 
-SACC_PLAN_HD SlotRows slot_rows(const PlanDims& dims, int q_block) {
+SACC_HOST_DEVICE inline SlotRows slot_rows(const PlanDims& dims, int q_block) {
   SlotRows rows;
   rows.first_row = q_block * dims.block_q;
   rows.last_row = std::min(dims.seq_len, rows.first_row + dims.block_q) - 1;
@@ -40,8 +35,8 @@ struct TriangularSlot {
   int column_end = 0;
 };
 
-SACC_PLAN_HD TriangularSlot triangular_slot(const HeadPlan& head, const PlanDims& dims,
-                                            const SlotRows& rows) {
+SACC_HOST_DEVICE inline TriangularSlot triangular_slot(const HeadPlan& head, const PlanDims& dims,
+                                                       const SlotRows& rows) {
   TriangularSlot slot;
   const int full_sink_blocks = head.a / dims.block_k;  // blocks lying entirely inside [0, S)
   slot.window_first = std::max(0, rows.first_row - head.b + 1) / dims.block_k;
@@ -54,15 +49,15 @@ SACC_PLAN_HD TriangularSlot triangular_slot(const HeadPlan& head, const PlanDims
   return slot;
 }
 
-SACC_PLAN_HD int triangular_block_count(const TriangularSlot& slot, const SlotRows& rows) {
+SACC_HOST_DEVICE inline int triangular_block_count(const TriangularSlot& slot, const SlotRows& rows) {
   return slot.sink_end + std::max(0, rows.last_block - slot.window_first + 1);
 }
 
 // Block-Cluster's always-kept blocks: block 0 and the diagonal blocks [first_row / Bk, last_block].
-SACC_PLAN_HD int block_cluster_diagonal_first(const PlanDims& dims, const SlotRows& rows) {
+SACC_HOST_DEVICE inline int block_cluster_diagonal_first(const PlanDims& dims, const SlotRows& rows) {
   return rows.first_row / dims.block_k;
 }
-SACC_PLAN_HD int block_cluster_forced_count(const PlanDims& dims, const SlotRows& rows) {
+SACC_HOST_DEVICE inline int block_cluster_forced_count(const PlanDims& dims, const SlotRows& rows) {
   const int diagonal_first = block_cluster_diagonal_first(dims, rows);
   return (diagonal_first > 0 ? 1 : 0) + rows.last_block - diagonal_first + 1;
 }
@@ -73,22 +68,23 @@ struct OffsetRange {
   int lo = 0;
   int hi = 0;
 };
-SACC_PLAN_HD OffsetRange covering_offsets(const PlanDims& dims, int first_row, int last_row, int k_block) {
+SACC_HOST_DEVICE inline OffsetRange covering_offsets(const PlanDims& dims, int first_row, int last_row,
+                                                     int k_block) {
   const int first_key = k_block * dims.block_k;
   return {std::max(0, first_row - (first_key + dims.block_k - 1)), last_row - first_key};
 }
 
 // Entry of the cover table for a full query block and a causal key block (dims.cover_ratio > 0).
-SACC_PLAN_HD int cover_entry(const PlanDims& dims, int q_block, int k_block) {
+SACC_HOST_DEVICE inline int cover_entry(const PlanDims& dims, int q_block, int k_block) {
   return q_block * dims.cover_ratio - k_block + dims.cover_ratio - 1;
 }
 
 // Whether a head runs the Block-Cluster estimation, and the Block-Cluster plan it estimates: the head itself,
 // or its runtime alternative (a = kb, gamma, ordinal among Block-Cluster estimations).
-SACC_PLAN_HD bool estimates_block_cluster(const HeadPlan& head) {
+SACC_HOST_DEVICE inline bool estimates_block_cluster(const HeadPlan& head) {
   return head.kind == kKindBlockCluster || head.alt_blocks > 0;
 }
-SACC_PLAN_HD HeadPlan block_cluster_plan(const HeadPlan& head) {
+SACC_HOST_DEVICE inline HeadPlan block_cluster_plan(const HeadPlan& head) {
   if (head.kind == kKindBlockCluster) return head;
   HeadPlan out;
   out.kind = kKindBlockCluster;
@@ -104,7 +100,8 @@ struct SlotCapacity {
 };
 
 // Upper bounds of one slot's lists under one (clamped) pattern.
-SACC_PLAN_HD SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+SACC_HOST_DEVICE inline SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanDims& dims,
+                                                          int q_block) {
   const SlotRows rows = slot_rows(dims, q_block);
   const int64_t causal_blocks = rows.last_block + 1;
   SlotCapacity cap;
@@ -133,13 +130,13 @@ SACC_PLAN_HD SlotCapacity single_slot_capacity(const HeadPlan& head, const PlanD
 }
 
 // Whether a head's slot lies in its dense tail: listed like a DENSE head's.
-SACC_PLAN_HD bool in_head_tail(const HeadPlan& head, const PlanDims& dims, const SlotRows& rows) {
+SACC_HOST_DEVICE inline bool in_head_tail(const HeadPlan& head, const PlanDims& dims, const SlotRows& rows) {
   return in_dense_tail(rows.last_row, dims.seq_len, head.tail);
 }
 
 // A head's bounds: with a runtime alternative, the larger of both patterns' (either may be chosen); joined,
 // their sum (capped by the causal blocks); in the dense tail, every causal block.
-SACC_PLAN_HD SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
+SACC_HOST_DEVICE inline SlotCapacity slot_capacity(const HeadPlan& head, const PlanDims& dims, int q_block) {
   const SlotRows rows = slot_rows(dims, q_block);
   if (in_head_tail(head, dims, rows)) return {rows.last_block + 1, 0};
   SlotCapacity cap = single_slot_capacity(head, dims, q_block);
