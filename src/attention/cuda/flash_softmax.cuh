@@ -6,7 +6,7 @@
 // ex2.approx.ftz (or poly_exp2, poly_exp2.h): exp2f's subnormal handling added two predicated multiplies per
 // element, for values below 2^-126 of the row's largest P (which is 1).
 //
-// The special-function unit does 16 exponentials per clock per SM, a quarter of the FP32 pipe's rate. At d 64
+// The special-function unit does 16 exponentials per clock per SM, an eighth of the FP32 pipe's rate. At d 64
 // a 128 x 128 tile needs as many of its clocks (16384 exponentials) as of the tensor cores' (4.2 MFLOP), so
 // the kernel can ask for some of its P columns (kPolyPeriod) from poly_exp2 on the FMA and integer pipes.
 #pragma once
