@@ -1,7 +1,7 @@
 // poly_exp2 (attention/cuda/poly_exp2.h), the FMA-pipe exponential of the flash kernels' softmax, through its
-// host copy of the same arithmetic: relative error against std::exp2 over the whole range the softmax feeds it
-// (scores minus the row maximum: [-126, 0], and a rounding step above 0), and the exact values the kernels rely
-// on: 1 at 0, +0 for a masked (-inf) score and everything at or below -127.
+// host copy of the same arithmetic: relative error against std::exp2 over the whole range the softmax feeds
+// it (scores minus the row maximum: [-126, 0], and a rounding step above 0), and the exact values the kernels
+// rely on: 1 at 0, +0 for a masked (-inf) score and everything at or below -127.
 #include <gtest/gtest.h>
 
 #include <cmath>

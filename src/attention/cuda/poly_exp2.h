@@ -20,8 +20,8 @@ namespace sacc::flash {
 SACC_HOST_DEVICE inline float poly_exp2(float x) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: x + kRound keeps round(x) in its low mantissa bits
   constexpr float kC1 = 0.69328296f, kC2 = 0.24221118f, kC3 = 0.05500888f;
-  // The low 9 bits of shifted's pattern hold j (two's complement, as kRound's low bits are 0); shifted left by
-  // 23 (unsigned, modulo 2^32) they add j to the exponent field.
+  // The low 9 bits of shifted's pattern hold j (two's complement, as kRound's low bits are 0); shifted left
+  // by 23 (unsigned, modulo 2^32) they add j to the exponent field.
 #if defined(__CUDA_ARCH__)
   x = fmaxf(x, -127.0f);
   const float shifted = __fadd_rn(x, kRound);  // the _rn intrinsics are never contracted or reordered
