@@ -72,9 +72,9 @@ struct FlashTilesSm90 {
   static constexpr int kTileKeys = 2 * kBlockN;
   static constexpr int kThreads = 3 * 128;
   // Every kExpPolyPeriod-th n8 column tile of S takes its exponentials from the FMA pipe (flash_softmax.cuh,
-  // poly_exp2); 0: all on the special-function unit. H200, dense 16K-128K: d 64 4-6 % faster with period 4
-  // (period 3 about the same, period 2 slower than none); d 128, where the tensor cores need twice the clocks
-  // per tile, 3-5 % slower with period 4 (bench/results/real_models_h200.md, "fifteenth session").
+  // poly_exp2); 0: all on the special-function unit. H200, dense 16K-128K: d 64 2-6 % faster with period 4
+  // (period 3 about the same, period 2 no better than none); d 128, where the tensor cores need twice the
+  // clocks per tile, 3-5 % slower with period 4 (bench/results/real_models_h200.md, "fifteenth session").
   static constexpr int kExpPolyPeriod = kHeadDim == 64 ? 4 : 0;
   static constexpr int kQElems = kBlockM * kHeadDim;
   static constexpr int kKvElems = kTileKeys * kHeadDim;
