@@ -1,7 +1,8 @@
 // The CPU attention (attention/cpu/cpu_attention.h) against a straightforward fp64 definition written here,
 // on random inputs: dense causal with and without an offset (Lk > Lq), GQA groups 1/2/3/7, head dims 64 and
 // 128 and odd ones, lengths that are not tile multiples, sparse indices with blocks, single columns and empty
-// slots; every case on both instruction sets (AVX2 where the CPU has it).
+// slots; every case on every instruction set the CPU has (portable, AVX2, AVX-512 BF16), each against the
+// error bound of its precision.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,7 +21,13 @@
 namespace sacc {
 namespace {
 
-constexpr double kUlp = 1.0 / (1 << 24);  // fp32 unit roundoff u = 2^-24
+constexpr double kUlp = 1.0 / (1 << 24);     // fp32 unit roundoff u = 2^-24
+constexpr double kBf16Ulp = 1.0 / (1 << 8);  // bf16 unit roundoff (8 significant bits)
+
+// Whether a set rounds the queries and the probabilities to bf16 for its products (even d only).
+bool bf16_products(CpuAttentionIsa isa, int d) {
+  return isa == CpuAttentionIsa::AVX512_BF16 && d % 2 == 0;
+}
 
 struct Problem {
   int64_t lq = 0, lk = 0;
@@ -60,11 +67,14 @@ CpuAttentionArgs args_of(const Problem& p, std::vector<float>& o) {
 }
 
 // The output of one (query row, head) by the definition, in fp64 (`want`) and naively in fp32 (`naive`:
-// sequential dot products, std::exp, sequential sums, as a same-precision baseline of the error). Returns the
-// number of visible keys; `score_abs` gets the largest sum of |q_c k_c| * scale, `v_abs` the largest |v|.
+// sequential dot products, std::exp, sequential sums, as a same-precision baseline of the error; with `bf16`
+// the queries and the weights are rounded to bf16 for their products). Returns the number of visible keys;
+// `score_abs` gets the largest sum of |q_c k_c| * scale, `v_abs` the largest |v|.
 template <class Visible>
-int64_t reference_row(const Problem& p, int64_t i, int h, Visible visible, std::vector<double>& want,
-                      std::vector<float>& naive, double& score_abs, double& v_abs) {
+int64_t reference_row(const Problem& p, int64_t i, int h, Visible visible, bool bf16,
+                      std::vector<double>& want, std::vector<float>& naive, double& score_abs,
+                      double& v_abs) {
+  auto round = [bf16](float x) { return bf16 ? bf16_to_float(float_to_bf16(x)) : x; };
   const int kvh = h / (p.hq / p.hkv);
   const double scale = 1.0 / std::sqrt(static_cast<double>(p.d));
   const float scale32 = 1.0f / std::sqrt(static_cast<float>(p.d));
@@ -85,7 +95,7 @@ int64_t reference_row(const Problem& p, int64_t i, int h, Visible visible, std::
     for (int c = 0; c < p.d; ++c) {
       dot += double(q[c]) * k_at(j, c);
       abs_dot += std::abs(double(q[c]) * k_at(j, c));
-      dot32 += q[c] * k_at(j, c);
+      dot32 += round(q[c]) * k_at(j, c);
       v_abs = std::max(v_abs, std::abs(double(v_at(j, c))));
     }
     score[j] = dot * scale;
@@ -107,7 +117,7 @@ int64_t reference_row(const Problem& p, int64_t i, int h, Visible visible, std::
     sum32 += w32;
     for (int c = 0; c < p.d; ++c) {
       want[c] += w * v_at(j, c);
-      naive[c] += w32 * v_at(j, c);
+      naive[c] += round(w32) * v_at(j, c);
     }
   }
   for (double& x : want) x /= sum;
@@ -120,8 +130,10 @@ int64_t reference_row(const Problem& p, int64_t i, int h, Visible visible, std::
 //  * the largest error of the case at most 3 times the naive fp32 computation's, plus 16 u of the largest |v|
 //    (the style guide's "no worse than a same-precision reference"; the tight check).
 template <class Visible>
-void expect_matches_fp64(const Problem& p, const std::vector<float>& o, Visible visible,
+void expect_matches_fp64(const Problem& p, const std::vector<float>& o, Visible visible, CpuAttentionIsa isa,
                          const std::string& what) {
+  const bool bf16 = bf16_products(isa, p.d);
+  const double ub = bf16 ? kBf16Ulp : 0.0;
   int64_t checked = 0, failures = 0;
   double worst_ratio = 0.0, max_err = 0.0, max_naive_err = 0.0, max_v = 0.0;
   std::vector<double> want;
@@ -129,7 +141,7 @@ void expect_matches_fp64(const Problem& p, const std::vector<float>& o, Visible 
   for (int64_t i = 0; i < p.lq; ++i) {
     for (int h = 0; h < p.hq; ++h) {
       double score_abs = 0.0, v_abs = 0.0;
-      const int64_t n = reference_row(p, i, h, visible, want, naive, score_abs, v_abs);
+      const int64_t n = reference_row(p, i, h, visible, bf16, want, naive, score_abs, v_abs);
       max_v = std::max(max_v, v_abs);
       // Worst-case fp32 error of one output row:
       //  * a base-2 score sums d products and scales the query once: |err| <= (d + 3) u A, with A the largest
@@ -138,8 +150,12 @@ void expect_matches_fp64(const Problem& p, const std::vector<float>& o, Visible 
       //  * the exponential's own error is a few u (Exp2 below), its rounded argument x costs ln 2 |x| u
       //    relative with 2^-x |x| <= 0.53, and the sums of weights and of weighted values over n keys add
       //    n u each: together under (3 n + 64) u of the largest |v|.
+      //  * bf16 products (ub = bf16's unit roundoff): each scaled query element is off by ub relative, which
+      //    adds ub A to a score, and each weight times its value by ub, ub of the largest |v| in all (twice
+      //    both, as a margin, like the fp32 terms).
       const double a_log2 = score_abs * 1.4426950408889634;
-      const double tol = v_abs * (4.0 * std::log(2.0) * (p.d + 3) * kUlp * a_log2 + (3.0 * n + 64) * kUlp);
+      const double tol =
+          v_abs * (4.0 * std::log(2.0) * ((p.d + 3) * kUlp + ub) * a_log2 + (3.0 * n + 64) * kUlp + 2.0 * ub);
       const float* got = &o[(i * p.hq + h) * p.d];
       for (int c = 0; c < p.d; ++c) {
         const double err = std::abs(double(got[c]) - want[c]);
@@ -158,13 +174,14 @@ void expect_matches_fp64(const Problem& p, const std::vector<float>& o, Visible 
   EXPECT_LE(max_err, 3.0 * max_naive_err + 16.0 * kUlp * max_v)
       << what << ": largest error " << max_err << " against the naive fp32 computation's " << max_naive_err;
   ::testing::Test::RecordProperty(what + ": worst error / bound", std::to_string(worst_ratio));
-  ::testing::Test::RecordProperty(what + ": largest error / naive fp32's",
+  ::testing::Test::RecordProperty(what + ": largest error / naive same-precision's",
                                   std::to_string(max_err / std::max(max_naive_err, 1e-30)));
 }
 
 std::vector<CpuAttentionIsa> isas() {
   std::vector<CpuAttentionIsa> out = {CpuAttentionIsa::PORTABLE};
-  if (best_cpu_attention_isa() == CpuAttentionIsa::AVX2) out.push_back(CpuAttentionIsa::AVX2);
+  for (CpuAttentionIsa isa : {CpuAttentionIsa::AVX2, CpuAttentionIsa::AVX512_BF16})
+    if (best_cpu_attention_isa() >= isa) out.push_back(isa);
   return out;
 }
 
@@ -191,7 +208,7 @@ TEST_P(CpuAttentionDense, MatchesFp64) {
     std::vector<float> o;
     ASSERT_TRUE(cpu_attention_dense(args_of(p, o), isa).is_ok());
     expect_matches_fp64(
-        p, o, [&](int64_t i, int, int64_t j) { return j <= offset + i; },
+        p, o, [&](int64_t i, int, int64_t j) { return j <= offset + i; }, isa,
         std::string(c.name) + "/" + cpu_attention_isa_name(isa));
   }
 }
@@ -303,7 +320,7 @@ TEST_P(CpuAttentionSparse, MatchesFp64) {
   for (CpuAttentionIsa isa : isas()) {
     std::vector<float> o;
     ASSERT_TRUE(cpu_attention_sparse(args_of(p, o), index, isa).is_ok());
-    expect_matches_fp64(p, o, visible, std::string(c.name) + "/" + cpu_attention_isa_name(isa));
+    expect_matches_fp64(p, o, visible, isa, std::string(c.name) + "/" + cpu_attention_isa_name(isa));
   }
 }
 
@@ -354,6 +371,71 @@ TEST(CpuAttentionErrors, BadArgumentsAreErrors) {
             StatusCode::INVALID_ARGUMENT);
 }
 
+// ---- the bf16 operand packing
+
+// pack_pairs rounds to nearest even (dtype.h's float_to_bf16) and puts row 2i in a word's low half, row
+// 2i + 1 in its high half; interleave_rows does the same for bf16 rows, with a dim tail (d = 72).
+TEST(CpuAttentionPairs, PackedWordsHoldBothRowsRoundedToNearestEven) {
+  if (best_cpu_attention_isa() < CpuAttentionIsa::AVX512_BF16) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  const cpu_attn::TileKernels& k = cpu_attn::avx512_bf16_kernels();
+  constexpr int n = 6, rp = 32, d = 72;
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 10.0f);
+  std::vector<float> x(n * rp);
+  for (float& e : x) e = normal(rng);
+  x[5] = 1.0f + 1.0f / 256;       // a tie: rounds down to the even 1.0
+  x[rp + 5] = 1.0f + 3.0f / 256;  // a tie: rounds up to the even 1 + 4/256
+  std::vector<uint32_t> words(n / 2 * rp);
+  k.pack_pairs(x.data(), n, rp, words.data());
+  for (int i = 0; i < n / 2; ++i)
+    for (int r = 0; r < rp; ++r) {
+      const uint32_t w = words[i * rp + r];
+      ASSERT_EQ(w & 0xffffu, float_to_bf16(x[2 * i * rp + r])) << "pair " << i << " row " << r;
+      ASSERT_EQ(w >> 16, float_to_bf16(x[(2 * i + 1) * rp + r])) << "pair " << i << " row " << r;
+    }
+  EXPECT_EQ(words[5] & 0xffffu, float_to_bf16(1.0f));
+  EXPECT_EQ(words[5] >> 16, float_to_bf16(1.0f + 4.0f / 256));
+  std::vector<uint16_t> h(n * d);
+  for (uint16_t& e : h) e = static_cast<uint16_t>(rng());
+  std::vector<uint32_t> interleaved(n / 2 * d);
+  k.interleave_rows(h.data(), n, d, interleaved.data());
+  for (int i = 0; i < n / 2; ++i)
+    for (int c = 0; c < d; ++c)
+      ASSERT_EQ(interleaved[i * d + c], h[2 * i * d + c] | uint32_t{h[(2 * i + 1) * d + c]} << 16)
+          << "pair " << i << " dim " << c;
+}
+
+// softmax_pairs is the AVX2 softmax (the same operations in the same order on 16 lanes instead of 8) with
+// its probabilities packed: equal bit for bit, masked and not, over a first block and a second one.
+TEST(CpuAttentionPairs, SoftmaxPairsIsTheAvx2SoftmaxPacked) {
+  if (best_cpu_attention_isa() < CpuAttentionIsa::AVX512_BF16) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  const cpu_attn::TileKernels& pairs = cpu_attn::avx512_bf16_kernels();
+  const cpu_attn::TileKernels& avx2 = cpu_attn::avx2_kernels();
+  constexpr int bk = cpu_attn::kKeyBlock, rp = 48;
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<int32_t> row_pos(rp), key_pos(bk);
+  for (int r = 0; r < rp; ++r) row_pos[r] = 100 + r;
+  for (int t = 0; t < bk; ++t) key_pos[t] = 90 + t;  // rows 100.. see keys up to their own position
+  std::vector<float> max_a(rp, -std::numeric_limits<float>::infinity()), max_b = max_a;
+  std::vector<float> sum_a(rp, 0.0f), sum_b = sum_a, rescale_a(rp), rescale_b(rp);
+  for (bool masked : {true, false}) {
+    std::vector<float> s(bk * rp);
+    for (float& e : s) e = normal(rng);
+    std::vector<float> s_a = s, s_b = s;
+    std::vector<uint32_t> want(bk / 2 * rp), got(bk / 2 * rp);
+    avx2.softmax(s_a.data(), rp, key_pos.data(), row_pos.data(), masked, max_a.data(), sum_a.data(),
+                 rescale_a.data());
+    pairs.pack_pairs(s_a.data(), bk, rp, want.data());
+    pairs.softmax_pairs(s_b.data(), rp, key_pos.data(), row_pos.data(), masked, max_b.data(), sum_b.data(),
+                        rescale_b.data(), got.data());
+    EXPECT_EQ(got, want) << (masked ? "masked" : "unmasked");
+    EXPECT_EQ(max_b, max_a);
+    EXPECT_EQ(sum_b, sum_a);
+    EXPECT_EQ(rescale_b, rescale_a);
+  }
+}
+
 // ---- the exponential
 
 TEST(CpuAttentionExp2, WithinFourUlpsOfExactAndExactAtTheEnds) {
@@ -364,7 +446,9 @@ TEST(CpuAttentionExp2, WithinFourUlpsOfExactAndExactAtTheEnds) {
                                        -1000.0f};
   x.insert(x.end(), specials.begin(), specials.end());
   std::vector<const cpu_attn::TileKernels*> sets = {&cpu_attn::portable_kernels()};
-  if (best_cpu_attention_isa() == CpuAttentionIsa::AVX2) sets.push_back(&cpu_attn::avx2_kernels());
+  if (best_cpu_attention_isa() >= CpuAttentionIsa::AVX2) sets.push_back(&cpu_attn::avx2_kernels());
+  if (best_cpu_attention_isa() >= CpuAttentionIsa::AVX512_BF16)
+    sets.push_back(&cpu_attn::avx512_bf16_kernels());
   for (const cpu_attn::TileKernels* kernels : sets) {
     std::vector<float> y(x.size());
     kernels->exp2(x.data(), y.data(), static_cast<int64_t>(x.size()));

@@ -100,8 +100,16 @@ void exp2_rows_portable(const float* x, float* y, int64_t n) {
 }  // namespace
 
 const TileKernels& portable_kernels() {
-  static const TileKernels kernels{widen_portable, scores_portable, softmax_portable, accumulate_portable,
-                                   exp2_rows_portable};
+  static const TileKernels kernels{widen_portable,
+                                   scores_portable,
+                                   softmax_portable,
+                                   accumulate_portable,
+                                   exp2_rows_portable,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr};
   return kernels;
 }
 

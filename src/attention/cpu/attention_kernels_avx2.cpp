@@ -167,7 +167,8 @@ void exp2_rows_avx2(const float* x, float* y, int64_t n) {
 }  // namespace
 
 const TileKernels& avx2_kernels() {
-  static const TileKernels kernels{widen_avx2, scores_avx2, softmax_avx2, accumulate_avx2, exp2_rows_avx2};
+  static const TileKernels kernels{widen_avx2, scores_avx2, softmax_avx2, accumulate_avx2, exp2_rows_avx2,
+                                   nullptr,    nullptr,     nullptr,      nullptr,         nullptr};
   return kernels;
 }
 

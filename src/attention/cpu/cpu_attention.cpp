@@ -20,9 +20,10 @@ using cpu_attn::TileRows;
 
 Result<const TileKernels*> kernels_for(CpuAttentionIsa isa) {
   if (isa == CpuAttentionIsa::PORTABLE) return &cpu_attn::portable_kernels();
-  if (best_cpu_attention_isa() != CpuAttentionIsa::AVX2)
-    return make_error(StatusCode::UNSUPPORTED, "cpu attention: this CPU lacks AVX2/FMA");
-  return &cpu_attn::avx2_kernels();
+  if (best_cpu_attention_isa() < isa)
+    return make_error(StatusCode::UNSUPPORTED, "cpu attention: this CPU (or SACC_CPU_ISA) does not allow {}",
+                      cpu_attention_isa_name(isa));
+  return isa == CpuAttentionIsa::AVX2 ? &cpu_attn::avx2_kernels() : &cpu_attn::avx512_bf16_kernels();
 }
 
 // Keys [first, last) in blocks of Bk, aligned to multiples of Bk from `first`.
@@ -50,8 +51,13 @@ CpuAttentionIsa best_cpu_attention_isa() {
   static const CpuAttentionIsa isa = [] {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (cpu_isa_cap() >= CpuIsaCap::AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return CpuAttentionIsa::AVX2;
+    const bool avx2 =
+        cpu_isa_cap() >= CpuIsaCap::AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2 && cpu_isa_cap() >= CpuIsaCap::AVX512 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bf16"))
+      return CpuAttentionIsa::AVX512_BF16;
+    if (avx2) return CpuAttentionIsa::AVX2;
 #endif
     return CpuAttentionIsa::PORTABLE;
   }();
@@ -59,7 +65,15 @@ CpuAttentionIsa best_cpu_attention_isa() {
 }
 
 const char* cpu_attention_isa_name(CpuAttentionIsa isa) {
-  return isa == CpuAttentionIsa::AVX2 ? "avx2" : "portable";
+  switch (isa) {
+    case CpuAttentionIsa::AVX512_BF16:
+      return "avx512-bf16";
+    case CpuAttentionIsa::AVX2:
+      return "avx2";
+    case CpuAttentionIsa::PORTABLE:
+      break;
+  }
+  return "portable";
 }
 
 Status cpu_attention_dense(const CpuAttentionArgs& a) {

@@ -1,10 +1,12 @@
-// fp32 attention on the host for the runtime's CPU backend: dense causal GQA, or sparse over a SparseIndex.
+// Attention on the host for the runtime's CPU backend: dense causal GQA, or sparse over a SparseIndex.
 // Not the oracle (src/reference/ is for tests); this one is written for speed, as a flash-attention loop: a
 // task is a tile of query rows with all query heads of one KV group that share their keys, run against key
-// blocks of 64 with an online softmax. Each block's bf16 K and V rows are widened to fp32 once per tile (not
-// once per query row) and reused by every row of the tile; scores, the exponential and the accumulation are
-// vectorised over the tile's rows, with AVX2/FMA inner loops chosen at run time where the CPU has them.
-// fp32 accumulation throughout; work split over (KV head, query tile), the tiles with the most keys first.
+// blocks of 64 with an online softmax. Each block's bf16 K and V rows are prepared once per tile (not once
+// per query row) and reused by every row of the tile; scores, the exponential and the accumulation are
+// vectorised over the tile's rows, with inner loops chosen at run time from what the CPU has. fp32
+// accumulation throughout; the products are fp32 (portable, AVX2/FMA) or, with AVX-512 BF16, bf16 queries and
+// probabilities times the bf16 keys and values, as on the GPU. Work split over (KV head, query tile), the
+// tiles with the most keys first.
 #pragma once
 
 #include <cstdint>
@@ -31,10 +33,12 @@ struct CpuAttentionArgs {
   Status validate() const;
 };
 
-// The inner loops' instruction set. Both give the same answer up to fp32 rounding (an FMA rounds once where
-// the portable loops round twice); the tests run both.
-enum class CpuAttentionIsa { PORTABLE, AVX2 };
-// AVX2 when the CPU has AVX2 and FMA (CPUID, checked once), else PORTABLE.
+// The inner loops' instruction set, ordered. PORTABLE and AVX2 give the same answer up to fp32 rounding (an
+// FMA rounds once where the portable loops round twice); AVX512_BF16 rounds the queries and the
+// probabilities to bf16 (even head dims; odd ones run its AVX2 loops). The tests run every set the CPU has.
+enum class CpuAttentionIsa { PORTABLE, AVX2, AVX512_BF16 };
+// The best set the CPU has (CPUID, checked once) within SACC_CPU_ISA's cap: AVX512_BF16 needs AVX-512
+// F/BW/VL/BF16 and the AVX2 set's AVX2 and FMA.
 CpuAttentionIsa best_cpu_attention_isa();
 const char* cpu_attention_isa_name(CpuAttentionIsa isa);
 

@@ -49,7 +49,7 @@ class QueryTile {
   void write_output();
 
  private:
-  // Widens key / value row `key` into row t of the block buffers.
+  // Copies (bf16 products) or widens (fp32) key / value row `key` into row t of the block buffers.
   void load_key(int t, int64_t key);
   // Runs the block that load_key filled for the first `count` keys (the rest are padding).
   void run_block(int64_t count, int64_t max_key);
@@ -58,8 +58,9 @@ class QueryTile {
   const TileKernels& kernels_;
   TileRows rows_;
   int d_ = 0;
-  int num_rows_ = 0;  // R real rows
-  int rp_ = 0;        // R rounded up to kRowAlign
+  bool pairs_ = false;  // bf16 products (TileKernels::scores_bf16, even d)
+  int num_rows_ = 0;    // R real rows
+  int rp_ = 0;          // R rounded up to kRowAlign (kPairRowAlign with pairs_)
   int64_t min_pos_ = 0, max_pos_ = 0;
   const uint16_t* k_ = nullptr;  // the KV head's first key row; row j at k_ + j * kv_stride_
   const uint16_t* v_ = nullptr;
@@ -68,13 +69,19 @@ class QueryTile {
   float* qt_ = nullptr;         // [d, rp]  queries, transposed, times scale * log2(e)
   float* s_ = nullptr;          // [Bk, rp] scores, then probabilities
   float* ot_ = nullptr;         // [d, rp]  output accumulator, transposed
-  float* kb_ = nullptr;         // [Bk, d]  the block's keys, fp32
-  float* vb_ = nullptr;         // [Bk, d]  the block's values, fp32
+  float* kb_ = nullptr;         // [Bk, d]  the block's keys, fp32 (not with pairs_)
+  float* vb_ = nullptr;         // [Bk, d]  the block's values, fp32 (not with pairs_)
   float* row_max_ = nullptr;    // [rp]
   float* row_sum_ = nullptr;    // [rp]
   float* rescale_ = nullptr;    // [rp]
   int32_t* row_pos_ = nullptr;  // [rp] position of each row (padding rows repeat the last real one)
   int32_t* key_pos_ = nullptr;  // [Bk] position of each key (padding: INT32_MAX, hidden from all rows)
+  // With pairs_ only:
+  uint16_t* kh_ = nullptr;  // [Bk, d]    the block's keys, bf16
+  uint16_t* vh_ = nullptr;  // [Bk, d]    the block's values, bf16
+  uint32_t* qp_ = nullptr;  // [d/2, rp]  qt in bf16 pairs
+  uint32_t* pp_ = nullptr;  // [Bk/2, rp] the probabilities in bf16 pairs
+  uint32_t* vp_ = nullptr;  // [Bk/2, d]  the values in bf16 pairs
 };
 
 }  // namespace sacc::cpu_attn
