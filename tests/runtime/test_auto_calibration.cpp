@@ -84,11 +84,11 @@ TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
   CalibrationKey qwen_cpu = default_h200;
   qwen_cpu.device = "cpu";
   ASSERT_TRUE(shipped_break_even(qwen_cpu).has_value());
-  EXPECT_EQ(*shipped_break_even(qwen_cpu), 2560);
+  EXPECT_EQ(*shipped_break_even(qwen_cpu), 3072);
   CalibrationKey smollm2_cpu = smollm2_h200;
   smollm2_cpu.device = "cpu";
   ASSERT_TRUE(shipped_break_even(smollm2_cpu).has_value());
-  EXPECT_EQ(*shipped_break_even(smollm2_cpu), 2560);
+  EXPECT_EQ(*shipped_break_even(smollm2_cpu), 3072);
   CalibrationKey other = qwen_h200;
   other.device = "cpu";
   EXPECT_FALSE(shipped_break_even(other).has_value());
