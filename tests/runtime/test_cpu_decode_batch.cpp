@@ -46,7 +46,7 @@ class CpuDecodeBatch : public ::testing::Test {
 // A batch's GEMM blocks its rows differently from a one-row call: a last-ulp fp32 difference can flip a K/V
 // element's bf16 rounding (2^-8 relative), which moves logits by ~1e-4 of their scale (as chunked against
 // whole prefills in test_cpu_forward.cpp); 5e-4 of the scale bounds it. Against the fp64 reference the
-// tolerance is test_cpu_forward.cpp's 2e-3.
+// tolerance is test::cpu_logit_tolerance(), as in test_cpu_forward.cpp.
 void expect_rows_near(std::span<const float> got, std::span<const float> want, double relative,
                       const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
@@ -100,7 +100,7 @@ TEST_F(CpuDecodeBatch, RowsEqualEachSequenceDecodedAlone) {
       expect_rows_near(row, one, 5e-4, what + " vs alone");
       const std::vector<double> reference = test::reference_logits(tiny_, sequences[s]);
       const std::vector<float> reference_f(reference.begin(), reference.end());
-      expect_rows_near(row, reference_f, 2e-3, what + " vs fp64 reference");
+      expect_rows_near(row, reference_f, test::cpu_logit_tolerance(), what + " vs fp64 reference");
       EXPECT_EQ(batched->position(slots[r]), static_cast<int64_t>(sequences[s].size()));
     }
   }
@@ -124,14 +124,15 @@ TEST_F(CpuDecodeBatch, ReleasedSlotLeavesTheOthersAndIsReusable) {
   ASSERT_TRUE(b->decode_batch(token, std::vector<int>{0}, rows).is_ok());
   kept.push_back(5);
   const std::vector<double> reference = test::reference_logits(tiny_, kept);
-  expect_rows_near(rows, std::vector<float>(reference.begin(), reference.end()), 2e-3, "kept slot");
+  expect_rows_near(rows, std::vector<float>(reference.begin(), reference.end()), test::cpu_logit_tolerance(),
+                   "kept slot");
   // Reused for a new sequence.
   const std::vector<int32_t> fresh = prompt_of(11, V, 5);
   ASSERT_TRUE(b->reserve_slot(1, 16).is_ok());
   ASSERT_TRUE(b->prefill(1, fresh, logits).is_ok());
   const std::vector<double> fresh_reference = test::reference_logits(tiny_, fresh);
-  expect_rows_near(logits, std::vector<float>(fresh_reference.begin(), fresh_reference.end()), 2e-3,
-                   "reused slot");
+  expect_rows_near(logits, std::vector<float>(fresh_reference.begin(), fresh_reference.end()),
+                   test::cpu_logit_tolerance(), "reused slot");
 }
 
 // The CPU backend with Backend's own decode_batch (row after row through decode(): what a backend without a

@@ -10,6 +10,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "attention/cpu/cpu_attention.h"
 #include "core/dtype.h"
 #include "model/hf_checkpoint.h"
 
@@ -266,6 +267,11 @@ std::vector<double> reference_forward(const TinyWeights& w, const std::vector<in
 }
 
 }  // namespace
+
+double cpu_logit_tolerance() {
+  const bool bf16_products = best_cpu_attention_isa() == CpuAttentionIsa::AVX512_BF16;
+  return 2e-3 + (bf16_products ? 1.0 / 256 : 0.0);
+}
 
 std::vector<double> reference_logits(const TinyWeights& w, const std::vector<int32_t>& tokens) {
   return reference_forward(w, tokens, nullptr);
