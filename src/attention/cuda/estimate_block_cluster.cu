@@ -2,9 +2,10 @@
 // blocks (Bk keys) in fp32, P = softmax(Qbar Kbar^T * scale) causal over blocks, then per query block the
 // top-kb key blocks with block 0 and the diagonal blocks (those meeting the block's own rows) always kept and
 // counted inside kb; adaptive (gamma > 0): the fewest blocks, forced first, reaching gamma of the row's mass.
-// Shared per KV group: the group's query heads' P are summed. One CTA per (head, query block) computes its
-// row of block scores in shared memory and selects from it (plan_select.h); the choice is staged per slot for
-// the index builder. Interval-Slash heads with a Block-Cluster alternative are estimated here too.
+// Shared per KV group: the group's query heads' P are summed. One CTA per (head, group of query blocks)
+// computes their rows of block scores in shared memory, from tiles of pooled keys staged once for the group,
+// and selects from each row (plan_select.h); the choice is staged per slot for the index builder.
+// Interval-Slash heads with a Block-Cluster alternative are estimated here too.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -76,74 +77,14 @@ __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterAr
   }
 }
 
-__global__ void __launch_bounds__(kSelectThreads) block_cluster_select_kernel(const BlockClusterArgs args) {
-  __shared__ SelectScratch<kSelectThreads> scratch;
-  __shared__ float reduce_s[kSelectWarps];
-  extern __shared__ float dyn[];
-  const PlanDims& dims = args.dims;
-  const int q_block = blockIdx.x;
-  const int ordinal = blockIdx.y;
-  int index_head = 0;
-  for (int h = 0; h < dims.num_heads; ++h) {
-    if (is_block_cluster(args.heads, h) && block_cluster_plan(args.heads.head[h]).ordinal == ordinal) {
-      index_head = h;
-    }
-  }
-  const HeadPlan head = block_cluster_plan(args.heads.head[index_head]);
+// The choice for one query block from its summed block probabilities prob [n]: block 0 and the diagonal
+// blocks forced, then the top a (or the fewest reaching gamma of the num_q heads' mass), staged for the index
+// build.
+__device__ void select_block(const BlockClusterArgs& args, const PlanDims& dims, const HeadPlan& head,
+                             int ordinal, int q_block, const float* prob, int num_q,
+                             SelectScratch<kSelectThreads>& scratch) {
   const SlotRows rows = slot_rows(dims, q_block);
   const int n = rows.last_block + 1;
-  float* prob = dyn;           // [n] summed block probabilities
-  float* logits = dyn + n;     // [n] one head's scaled block scores (log2 domain)
-  float* q_bar = dyn + 2 * n;  // [d]
-  const int warp = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-
-  for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) prob[kb] = 0.0f;
-  const int first_q = dims.shared ? index_head * dims.group_size : index_head;
-  const int num_q = dims.shared ? dims.group_size : 1;
-  const float scale_log2 = dims.scale * kLog2e;
-  for (int q_head = first_q; q_head < first_q + num_q; ++q_head) {
-    const int kv = q_head / dims.group_size;
-    __syncthreads();
-    for (int t = threadIdx.x; t < dims.head_dim; t += kSelectThreads) {
-      q_bar[t] =
-          args.q_pooled[(static_cast<int64_t>(q_head) * dims.num_q_blocks + q_block) * dims.head_dim + t];
-    }
-    __syncthreads();
-    float local_max = -INFINITY;
-    for (int kb = warp; kb < n; kb += kSelectWarps) {
-      const float* k_bar =
-          args.k_pooled + (static_cast<int64_t>(kv) * dims.num_k_blocks + kb) * dims.head_dim;
-      float dot = 0.0f;
-      for (int t = lane; t < dims.head_dim; t += 32) dot += q_bar[t] * k_bar[t];
-      for (int width = 16; width > 0; width /= 2) dot += __shfl_xor_sync(0xFFFFFFFFu, dot, width);
-      dot *= scale_log2;
-      if (lane == 0) logits[kb] = dot;
-      local_max = fmaxf(local_max, dot);
-    }
-    for (int width = 16; width > 0; width /= 2) {
-      local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
-    }
-    if (lane == 0) reduce_s[warp] = local_max;
-    __syncthreads();
-    float row_max = -INFINITY;
-    for (int w = 0; w < kSelectWarps; ++w) row_max = fmaxf(row_max, reduce_s[w]);
-    float local_sum = 0.0f;
-    for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) {
-      logits[kb] = exp2f(logits[kb] - row_max);
-      local_sum += logits[kb];
-    }
-    for (int width = 16; width > 0; width /= 2) local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, width);
-    __syncthreads();
-    if (lane == 0) reduce_s[warp] = local_sum;
-    __syncthreads();
-    float row_sum = 0.0f;
-    for (int w = 0; w < kSelectWarps; ++w) row_sum += reduce_s[w];
-    const float inv = 1.0f / row_sum;
-    for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) prob[kb] += logits[kb] * inv;
-  }
-  __syncthreads();
-
   const int diagonal_first = block_cluster_diagonal_first(dims, rows);
   auto key_of = [&](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
   // The forced blocks are kept even beyond kb (the oracle's keep_all_forced).
@@ -173,6 +114,129 @@ __global__ void __launch_bounds__(kSelectThreads) block_cluster_select_kernel(co
   if (threadIdx.x == 0) args.stage_count[stage] = total;
 }
 
+// Query blocks per selection CTA: their rows of block scores share every staged tile of pooled keys, so each
+// pooled key row is read once per group rather than once per query block (at 128K tokens, 2048 key blocks of
+// 512 bytes per query block otherwise). Fewer when a row of scores per query block would not fit (very long
+// prompts; launch_block_cluster_estimation).
+constexpr int kGroupBlocks = 4;
+constexpr int kDotKeys =
+    kSelectThreads / kGroupBlocks;  // pooled key rows per staged tile: thread = (row, block)
+constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
+// Dynamic shared memory a group may take: sm_90's 227 KB per CTA less the selection scratch, with room to
+// spare.
+constexpr size_t kSelectSmemBudget = 192 * 1024;
+
+// Dynamic shared memory of a selection CTA for `group` query blocks: prob and logits [group][n_stride], q_bar
+// [group][d], the staged tile [kDotKeys][d + kTilePad] (floats; n_stride a multiple of 4 keeps each part
+// 16-byte aligned).
+size_t select_smem_bytes(const PlanDims& dims, int group) {
+  const size_t n_stride = (static_cast<size_t>(dims.num_k_blocks) + 3) / 4 * 4;
+  return (2 * group * n_stride + static_cast<size_t>(group) * dims.head_dim +
+          static_cast<size_t>(kDotKeys) * (dims.head_dim + kTilePad)) *
+         sizeof(float);
+}
+
+// grid (ceil(num_q_blocks / group), num_bc_heads): `group` consecutive query blocks of one index head.
+__global__ void __launch_bounds__(kSelectThreads)
+    block_cluster_select_kernel(const BlockClusterArgs args, int group) {
+  __shared__ SelectScratch<kSelectThreads> scratch;
+  __shared__ float reduce_s[kSelectWarps];
+  extern __shared__ float4 dyn4[];
+  const PlanDims& dims = args.dims;
+  const int first_block = blockIdx.x * group;
+  const int blocks = min(group, dims.num_q_blocks - first_block);
+  const int ordinal = blockIdx.y;
+  int index_head = 0;
+  for (int h = 0; h < dims.num_heads; ++h) {
+    if (is_block_cluster(args.heads, h) && block_cluster_plan(args.heads.head[h]).ordinal == ordinal) {
+      index_head = h;
+    }
+  }
+  const HeadPlan head = block_cluster_plan(args.heads.head[index_head]);
+  const int d = dims.head_dim;
+  const int n_stride = (dims.num_k_blocks + 3) / 4 * 4;
+  const int n_max = slot_rows(dims, first_block + blocks - 1).last_block + 1;  // the group's widest row
+  float* prob = reinterpret_cast<float*>(dyn4);  // [group][n_stride] summed block probabilities
+  float* logits = prob + group * n_stride;       // [group][n_stride] one head's scaled scores (log2 domain)
+  float* q_bar = logits + group * n_stride;      // [group][d]
+  float* k_tile = q_bar + group * d;             // [kDotKeys][d + kTilePad]
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+
+  for (int i = threadIdx.x; i < blocks * n_stride; i += kSelectThreads) prob[i] = 0.0f;
+  const int first_q = dims.shared ? index_head * dims.group_size : index_head;
+  const int num_q = dims.shared ? dims.group_size : 1;
+  const float scale_log2 = dims.scale * kLog2e;
+  // Thread t scores key row t % kDotKeys of each tile against query block t / kDotKeys (warp-uniform).
+  const int dot_row = threadIdx.x % kDotKeys;
+  const int dot_block = threadIdx.x / kDotKeys;
+  for (int q_head = first_q; q_head < first_q + num_q; ++q_head) {
+    const int kv = q_head / dims.group_size;
+    __syncthreads();
+    for (int i = threadIdx.x; i < blocks * d; i += kSelectThreads) {
+      q_bar[i] = args.q_pooled[(static_cast<int64_t>(q_head) * dims.num_q_blocks + first_block) * d + i];
+    }
+    const float4* k_rows = reinterpret_cast<const float4*>(
+        args.k_pooled + static_cast<int64_t>(kv) * dims.num_k_blocks * d);  // [num_k_blocks][d / 4]
+    const int vectors = d / 4;
+    for (int kb0 = 0; kb0 < n_max; kb0 += kDotKeys) {
+      __syncthreads();  // the previous tile is consumed (and q_bar is in place)
+      const int rows = min(kDotKeys, n_max - kb0);
+      for (int v = threadIdx.x; v < rows * vectors; v += kSelectThreads) {
+        const int r = v / vectors;
+        *reinterpret_cast<float4*>(k_tile + r * (d + kTilePad) + (v % vectors) * 4) =
+            k_rows[static_cast<int64_t>(kb0 + r) * vectors + v % vectors];
+      }
+      __syncthreads();
+      if (dot_block < blocks && dot_row < rows) {
+        const float4* k4 = reinterpret_cast<const float4*>(k_tile + dot_row * (d + kTilePad));
+        const float4* q4 = reinterpret_cast<const float4*>(q_bar + dot_block * d);
+        float dot = 0.0f;
+        for (int v = 0; v < vectors; ++v) {
+          const float4 k = k4[v];
+          const float4 q = q4[v];  // the same address across the warp: a broadcast
+          dot = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, dot))));
+        }
+        logits[dot_block * n_stride + kb0 + dot_row] = dot * scale_log2;
+      }
+    }
+    // Causal softmax of each query block's row over its own n = last_block + 1 key blocks, added to prob.
+    for (int b = 0; b < blocks; ++b) {
+      const int n = slot_rows(dims, first_block + b).last_block + 1;
+      float* row_logits = logits + b * n_stride;
+      __syncthreads();  // the logits are written; reduce_s is free
+      float local_max = -INFINITY;
+      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) local_max = fmaxf(local_max, row_logits[kb]);
+      for (int width = 16; width > 0; width /= 2) {
+        local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
+      }
+      if (lane == 0) reduce_s[warp] = local_max;
+      __syncthreads();
+      float row_max = -INFINITY;
+      for (int w = 0; w < kSelectWarps; ++w) row_max = fmaxf(row_max, reduce_s[w]);
+      float local_sum = 0.0f;
+      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) {
+        row_logits[kb] = exp2f(row_logits[kb] - row_max);
+        local_sum += row_logits[kb];
+      }
+      for (int width = 16; width > 0; width /= 2) local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, width);
+      __syncthreads();
+      if (lane == 0) reduce_s[warp] = local_sum;
+      __syncthreads();
+      float row_sum = 0.0f;
+      for (int w = 0; w < kSelectWarps; ++w) row_sum += reduce_s[w];
+      const float inv = 1.0f / row_sum;
+      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads)
+        prob[b * n_stride + kb] += row_logits[kb] * inv;
+    }
+  }
+
+  for (int b = 0; b < blocks; ++b) {
+    __syncthreads();  // prob is complete; the previous selection is done with the scratch
+    select_block(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q, scratch);
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const PlanInputs& params,
@@ -197,12 +261,14 @@ cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const Plan
   pool_kernel<<<pool_grid, kPoolThreads, 0, stream>>>(args);
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;
-  const size_t smem = (2 * static_cast<size_t>(dims.num_k_blocks) + dims.head_dim) * sizeof(float);
+  int group = kGroupBlocks;
+  while (group > 1 && select_smem_bytes(dims, group) > kSelectSmemBudget) group /= 2;
+  const size_t smem = select_smem_bytes(dims, group);
   error = cudaFuncSetAttribute(block_cluster_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem));
   if (error != cudaSuccess) return error;
-  block_cluster_select_kernel<<<dim3(dims.num_q_blocks, layout.num_bc_heads), kSelectThreads, smem, stream>>>(
-      args);
+  const dim3 grid((dims.num_q_blocks + group - 1) / group, layout.num_bc_heads);
+  block_cluster_select_kernel<<<grid, kSelectThreads, smem, stream>>>(args, group);
   return cudaGetLastError();
 }
 
