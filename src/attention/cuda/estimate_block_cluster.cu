@@ -51,8 +51,10 @@ __device__ inline bool kv_head_needed(const BlockClusterArgs& args, int kv) {
 }
 
 // grid (num_q_blocks + num_k_blocks, max(Hq, Hkv)): x < num_q_blocks pools a query block, the rest key
-// blocks.
+// blocks. Thread t reads 16-byte chunk t % (d / 8) of rows t / (d / 8), + kPoolThreads / (d / 8), ... (a warp
+// reads whole rows), sums them in fp32, and the row groups' sums are added in shared memory.
 __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterArgs args) {
+  __shared__ float partial[kPoolThreads * 8];  // [row group][d]: every thread's 8 sums
   const PlanDims& dims = args.dims;
   const bool is_key = static_cast<int>(blockIdx.x) >= dims.num_q_blocks;
   const int block = is_key ? blockIdx.x - dims.num_q_blocks : blockIdx.x;
@@ -70,9 +72,29 @@ __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterAr
   float* out = is_key
                    ? args.k_pooled + (static_cast<int64_t>(head) * dims.num_k_blocks + block) * dims.head_dim
                    : args.q_pooled + (static_cast<int64_t>(head) * dims.num_q_blocks + block) * dims.head_dim;
+  const int chunks = dims.head_dim / 8;  // plan() checks head_dim % 8 == 0 and 16-byte aligned rows
+  const int groups = kPoolThreads / chunks;
+  const int chunk = threadIdx.x % chunks;
+  const int group = threadIdx.x / chunks;
+  if (group < groups) {
+    float sum[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int row = first + group; row < last; row += groups) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(base + row * token_stride + chunk * 8);
+      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __bfloat1622float2(pairs[e]);
+        sum[2 * e] += f.x;
+        sum[2 * e + 1] += f.y;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) partial[group * dims.head_dim + chunk * 8 + e] = sum[e];
+  }
+  __syncthreads();
   for (int t = threadIdx.x; t < dims.head_dim; t += kPoolThreads) {
     float sum = 0.0f;
-    for (int row = first; row < last; ++row) sum += __bfloat162float(base[row * token_stride + t]);
+    for (int g = 0; g < groups; ++g) sum += partial[g * dims.head_dim + t];
     out[t] = sum / static_cast<float>(last - first);
   }
 }
