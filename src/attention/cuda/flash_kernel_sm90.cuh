@@ -10,7 +10,10 @@
 // One CTA per work item, the hardware handing out CTAs in the longest-first order. A persistent grid (K/V
 // ring and a second Q buffer carried across items) was built and removed: on the real Qwen2.5-0.5B prompt at
 // 32K it ran dense 3 % slower and sparse no faster than this body (H200, bench/results/real_models_h200.md,
-// "eleventh session").
+// "eleventh session"). Ping-pong turns between the two consumer warpgroups (named barriers ordering their S
+// GEMMs) ran dense 9-11 % slower on the H200; a softmax overlapped with the previous tile's P V is on branch
+// exp/softmax-overlap, its only measurement void because ptxas serialised its wgmma (C7520, which
+// tests/kernels/check_ptxas.py now rejects): bench/results/flash_schedule_h200.md.
 #pragma once
 
 #include <cuda_runtime.h>
