@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 HOPPER_KERNEL = "flash_forward_sm90_kernel"
-ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\w+)'")
+ENTRY = re.compile(r"Compiling entry function '([^']+)'")
 SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 SERIALIZED = re.compile(r"\(C7520\).*in the function '([^']+)'")
 
