@@ -173,7 +173,7 @@ Status run_attention_file_cuda(const FileOptions& file, const IndexOptions& opti
   Result<GpuPatternRun> run = session->run(spec, geometry, options.estimation);
   if (!run.is_ok()) return with_memory_hint(run.status().with_context(to_string(spec)));
 
-  print_attention_summary(spec, shape, index_cost(run->index, shape.head_dim).density(), run->plan_ms,
+  print_attention_summary(spec, shape, index_cost(run->index, shape.head_dim), run->plan_ms,
                           run->attention_ms, cuda_device_label(device) + "; " + kTimingNote);
   Status compared;
   if (file.compare) {

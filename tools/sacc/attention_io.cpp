@@ -1,5 +1,6 @@
 #include "tools/sacc/attention_io.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -63,11 +64,16 @@ Status write_attention_output(const std::string& path, const AttentionOutput& ou
   return write_safetensors(path, tensors, metadata);
 }
 
-void print_attention_summary(const PatternSpec& spec, const AttentionShape& shape, double density,
+void print_attention_summary(const PatternSpec& spec, const AttentionShape& shape, const AttentionCost& cost,
                              double plan_ms, double attention_ms, const std::string& where) {
-  std::printf("%s: L=%lld Hq=%d Hkv=%d d=%d, density %.4f, plan %.1f ms, attention %.1f ms (%s)\n",
-              to_string(spec).c_str(), static_cast<long long>(shape.seq_len), shape.num_q_heads,
-              shape.num_kv_heads, shape.head_dim, density, plan_ms, attention_ms, where.c_str());
+  const double causal = static_cast<double>(std::max<int64_t>(cost.causal_tiles, 1));
+  const double block_part = static_cast<double>(cost.visited_tiles) / causal;
+  std::printf(
+      "%s: L=%lld Hq=%d Hkv=%d d=%d, density %.4f (key blocks %.4f, gathered columns %.4f), plan %.1f ms, "
+      "attention %.1f ms (%s)\n",
+      to_string(spec).c_str(), static_cast<long long>(shape.seq_len), shape.num_q_heads, shape.num_kv_heads,
+      shape.head_dim, cost.density(), block_part, cost.density() - block_part, plan_ms, attention_ms,
+      where.c_str());
 }
 
 }  // namespace sacc::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/attention_params.h"
+#include "attention/cost_model.h"
 #include "attention/pattern.h"
 #include "attention/sparse_index.h"
 #include "core/status.h"
@@ -38,8 +39,9 @@ AttentionOutput output_from_oracle(const ref::AttentionResult& result);
 Status write_attention_output(const std::string& path, const AttentionOutput& output, const PatternSpec& spec,
                               const std::string& producer, const SparseIndex* maybe_index);
 
-// "<pattern>: L=.. Hq=.. Hkv=.. d=.., density D, plan P ms, attention A ms (<where>)".
-void print_attention_summary(const PatternSpec& spec, const AttentionShape& shape, double density,
+// "<pattern>: L=.. Hq=.. Hkv=.. d=.., density D (key blocks B, gathered columns C), plan P ms, attention A ms
+// (<where>)": B and C are the two parts of D (visited tiles and gathered columns / Bk over causal tiles).
+void print_attention_summary(const PatternSpec& spec, const AttentionShape& shape, const AttentionCost& cost,
                              double plan_ms, double attention_ms, const std::string& where);
 
 }  // namespace sacc::cli

@@ -67,7 +67,7 @@ Status run_on_cpu(const FileOptions& file, const IndexOptions& options) {
       spec.kind == PatternKind::DENSE ? ref::dense_attention(qkv) : ref::sparse_attention(qkv, index);
   SACC_RETURN_IF_ERROR(result.status());
   const double run_seconds = seconds_since(start);
-  print_attention_summary(spec, shape, index_cost(index, shape.head_dim).density(), 1e3 * plan_seconds,
+  print_attention_summary(spec, shape, index_cost(index, shape.head_dim), 1e3 * plan_seconds,
                           1e3 * run_seconds, "CPU oracle");
   if (file.compare && spec.kind != PatternKind::DENSE) {
     SACC_ASSIGN_OR_RETURN(ref::AttentionResult dense, ref::dense_attention(qkv));
