@@ -62,9 +62,9 @@ struct BackendOptions {
   int64_t max_tokens = 0;    // positions (prompt + generated) the layer placement must hold (0: the context)
 };
 
-// `options` with chunk 0 replaced by the backend's default (linear_chunk_rows).
-inline BackendOptions with_linear_chunk(BackendOptions options, bool cpu) {
-  options.chunk = linear_chunk_rows(options.chunk, cpu);
+// `options` with chunk 0 replaced by the backend's default for model `c` (linear_chunk_rows).
+inline BackendOptions with_linear_chunk(BackendOptions options, bool cpu, const ModelConfig& c) {
+  options.chunk = linear_chunk_rows(options.chunk, cpu, c);
   return options;
 }
 

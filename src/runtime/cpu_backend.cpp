@@ -49,7 +49,7 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(const LlamaWeights& weights, const BackendOptions& options)
       : config_(weights.config),
-        options_(with_linear_chunk(options, true)),
+        options_(with_linear_chunk(options, true, weights.config)),
         inv_freq_(rope_inverse_frequencies(weights.config)),
         qkv_feed_(options.maybe_qkv_observer) {}
 

@@ -66,7 +66,7 @@ MemoryPlan plan_memory(const ModelConfig& c, int64_t tokens, int64_t chunk, cons
   const uint64_t params = static_cast<uint64_t>(c.parameter_count());
   const uint64_t L = static_cast<uint64_t>(std::max<int64_t>(tokens, 1));
   plan.kv_cache = kv_cache_bytes(c, static_cast<int64_t>(L));
-  chunk = linear_chunk_rows(chunk, device.is_cpu());
+  chunk = linear_chunk_rows(chunk, device.is_cpu(), c);
   if (device.is_cpu()) {
     const uint64_t C = static_cast<uint64_t>(std::clamp<int64_t>(chunk, 1, tokens));
     plan.weights = params * kF32;

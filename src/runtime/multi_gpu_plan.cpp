@@ -248,7 +248,7 @@ Status check_shards_fit(const ModelConfig& model, const std::vector<ShardSpec>& 
 Result<GpuPlacement> plan_gpu_placement(const ModelConfig& model, const BackendOptions& options) {
   GpuPlacement p;
   p.sizing.tokens = options.max_tokens > 0 ? options.max_tokens : model.max_context;
-  p.sizing.chunk = linear_chunk_rows(options.chunk, false);
+  p.sizing.chunk = linear_chunk_rows(options.chunk, false, model);
   p.sizing.separate_output = attention_needs_separate_output(options.attention);
   p.sizing.logit_rows = options.prefill_logit_rows;
   p.sizing.linear = options.linear;

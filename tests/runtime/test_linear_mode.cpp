@@ -55,21 +55,33 @@ TEST(LinearMode, MemoryPlanCountsFp8WeightsAndScales) {
   EXPECT_EQ(m.layer_weights, N * layer_weight_bytes(c, LinearMode::FP8));
 }
 
-// Chunk 0 is each device's default: 512 rows on the CPU, 8192 on a GPU, in the memory plan as in the
-// backends.
+// Chunk 0 is each device's default: 512 rows on the CPU; on a GPU the most rows, a power of two from 8192,
+// whose gate/up activations fit kGpuChunkActivationBytes — in the memory plan as in the backends.
 TEST(LinearMode, ChunkZeroIsEachDevicesDefault) {
-  EXPECT_EQ(linear_chunk_rows(0, true), kCpuLinearChunk);
-  EXPECT_EQ(linear_chunk_rows(0, false), kGpuLinearChunk);
-  EXPECT_EQ(linear_chunk_rows(100, true), 100);
-  const ModelConfig c = *builtin_model_config("smollm2-135m");
-  EXPECT_EQ(plan_memory(c, 8192, 0, Device::cpu()).workspace,
-            plan_memory(c, 8192, kCpuLinearChunk, Device::cpu()).workspace);
-  EXPECT_LT(plan_memory(c, 8192, 0, Device::cpu()).workspace,
-            plan_memory(c, 8192, 8192, Device::cpu()).workspace);
-  EXPECT_EQ(plan_memory(c, 8192, 0, Device::cuda(0)).workspace,
-            plan_memory(c, 8192, kGpuLinearChunk, Device::cuda(0)).workspace);
+  const ModelConfig smol = *builtin_model_config("smollm2-135m");   // F 1536
+  const ModelConfig qwen = *builtin_model_config("qwen2.5-0.5b");   // F 4864
+  const ModelConfig llama = *builtin_model_config("llama-3.1-8b");  // F 14336
+  EXPECT_EQ(linear_chunk_rows(0, true, qwen), kCpuLinearChunk);
+  EXPECT_EQ(linear_chunk_rows(100, true, qwen), 100);
+  EXPECT_EQ(linear_chunk_rows(100, false, qwen), 100);
+  EXPECT_EQ(linear_chunk_rows(0, false, llama), kGpuLinearChunk);  // 16384 rows would take 896 MiB
+  EXPECT_EQ(linear_chunk_rows(0, false, qwen), 16384);             // 304 MiB; 32768 would take 608
+  EXPECT_EQ(linear_chunk_rows(0, false, smol), 65536);             // 384 MiB
+  for (const ModelConfig* c : {&smol, &qwen, &llama}) {
+    const int64_t rows = linear_chunk_rows(0, false, *c);
+    EXPECT_LE(static_cast<uint64_t>(rows) * 4 * static_cast<uint64_t>(c->ffn), kGpuChunkActivationBytes);
+  }
+  EXPECT_EQ(plan_memory(smol, 8192, 0, Device::cpu()).workspace,
+            plan_memory(smol, 8192, kCpuLinearChunk, Device::cpu()).workspace);
+  EXPECT_LT(plan_memory(smol, 8192, 0, Device::cpu()).workspace,
+            plan_memory(smol, 8192, 8192, Device::cpu()).workspace);
+  EXPECT_EQ(plan_memory(qwen, 32768, 0, Device::cuda(0)).workspace,
+            plan_memory(qwen, 32768, 16384, Device::cuda(0)).workspace);
+  EXPECT_GT(plan_memory(qwen, 32768, 0, Device::cuda(0)).workspace,
+            plan_memory(qwen, 32768, kGpuLinearChunk, Device::cuda(0)).workspace);
   BackendOptions options;
-  EXPECT_EQ(with_linear_chunk(options, true).chunk, kCpuLinearChunk);
+  EXPECT_EQ(with_linear_chunk(options, true, qwen).chunk, kCpuLinearChunk);
+  EXPECT_EQ(with_linear_chunk(options, false, qwen).chunk, 16384);
 }
 
 TEST(LinearMode, CpuBackendRefusesFp8) {

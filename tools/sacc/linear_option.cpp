@@ -17,9 +17,10 @@ void add_linear_option(CLI::App* cmd, std::string& linear) {
 
 void add_chunk_option(CLI::App* cmd, int64_t& chunk) {
   cmd->add_option("--chunk", chunk,
-                  fmt::format("prompt tokens per linear-layer chunk (default {} on a GPU, {} on the CPU: "
+                  fmt::format("prompt tokens per linear-layer chunk (default on a GPU: the most, a power of "
+                              "two from {}, whose gate/up activations take at most {} MiB; {} on the CPU: "
                               "larger chunks cost memory)",
-                              kGpuLinearChunk, kCpuLinearChunk))
+                              kGpuLinearChunk, kGpuChunkActivationBytes >> 20, kCpuLinearChunk))
       ->check(CLI::Validator(
           [](std::string& text) {
             int64_t rows = 0;

@@ -109,7 +109,7 @@ DeviceShard::DeviceShard(const LlamaWeights& weights, const ShardSpec& spec, con
     : model_(weights.config),
       config_(shard_config(weights.config, spec)),
       spec_(spec),
-      options_(with_linear_chunk(options, false)),
+      options_(with_linear_chunk(options, false, weights.config)),
       qkv_feed_(options.maybe_qkv_observer) {}
 
 DeviceShard::~DeviceShard() {
