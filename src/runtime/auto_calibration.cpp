@@ -33,8 +33,13 @@ struct ShippedCalibration {
 // 1.07x / 1.17x at 8192 (Qwen / SmolLM2), 1.20x at 16384 (Qwen). With the fp32 AVX2 attention the same
 // host measured 2560 for both (bench/results/cpu_sparse_prefill/calibrate_{qwen,smollm2}.log); between 2560
 // and 4096 the two methods are within 4 % either way. The CPU's attention is a larger share of its prefill
-// than a GPU's, so sparse pays from shorter prompts there.
+// than a GPU's, so sparse pays from shorter prompts there. On an H100 (80GB HBM3), Qwen with the default
+// setting on 2026-12-05 (bench/results/real_models_h200/2026-12-05-eighteenth/re/calibration_h100.json: 1.01x
+// at 12800 tokens, 0.99x at 12288); before it was shipped, `auto` on an H100 fell back to the cost model and
+// ran Qwen's 32000-token prompts dense (0.1535 s against 0.1092 s sparse, .../re/ttft_qwen.md).
 constexpr ShippedCalibration kShipped[] = {
+    {"NVIDIA H100 80GB HBM3", "layers 24, heads 14/2, head dim 64, hidden 896",
+     "interval-slash:1000,256@0.95+block-cluster:512@0.99", 12800},
     {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", 12288},
     {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896", "interval-slash:1000,6096@0.95", 12800},

@@ -75,6 +75,13 @@ TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
   default_h200.setting = kDefaultSparsePattern;
   ASSERT_TRUE(shipped_break_even(default_h200).has_value());
   EXPECT_EQ(*shipped_break_even(default_h200), 12288);
+  // The H100 (80GB HBM3): the default setting on Qwen's shape only.
+  CalibrationKey default_h100 = default_h200;
+  default_h100.device = "NVIDIA H100 80GB HBM3";
+  ASSERT_TRUE(shipped_break_even(default_h100).has_value());
+  EXPECT_EQ(*shipped_break_even(default_h100), 12800);
+  default_h100.setting = "interval-slash:1000,6096@0.95";
+  EXPECT_FALSE(shipped_break_even(default_h100).has_value());
   // SmolLM2's shape: sparse never won within its window, so the shipped break-even is unreachable.
   CalibrationKey smollm2_h200 = default_h200;
   smollm2_h200.shape = "layers 30, heads 9/3, head dim 64, hidden 576";
