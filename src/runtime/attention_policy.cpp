@@ -82,15 +82,15 @@ Status configure_attention(const ModelConfig& config, AttentionMode mode, const 
       calibration_key(config, options.device, sparse_setting_name(pattern, pattern_config));
   Result<std::optional<Calibration>> measured = find_calibration(key);
   if (!measured) SACC_LOG_WARN("auto: {} (using the cost model)", measured.status().message());
-  const std::optional<int64_t> shipped = shipped_break_even(key);
+  const std::optional<ShippedBreakEven> shipped = shipped_break_even(key);
   if (measured && *measured) {
     options.sparse_min_length = (*measured)->break_even;
     options.auto_basis = fmt::format("measured by `sacc calibrate` on {} ({})", key.device, key.setting);
   } else if (shipped) {
-    options.sparse_min_length = *shipped;
+    options.sparse_min_length = shipped->break_even;
     options.auto_basis = fmt::format(
-        "the project's measurement on {} for this model shape ({}; `sacc calibrate` measures your own)",
-        key.device, key.setting);
+        "the project's measurement on {}{} for this model shape ({}; `sacc calibrate` measures your own)",
+        shipped->device, shipped->this_device ? "" : fmt::format(", another {} GPU", key.arch), key.setting);
   } else {
     options.sparse_min_length = sparse_break_even_length(config, options.patterns);
     options.auto_basis = fmt::format("the cost model (no calibration for {} on {}: run `sacc calibrate`)",

@@ -17,6 +17,7 @@ namespace {
 constexpr int kCacheVersion = 1;
 
 struct ShippedCalibration {
+  const char* arch;
   const char* device;
   const char* shape;
   const char* setting;
@@ -38,16 +39,17 @@ struct ShippedCalibration {
 // at 12800 tokens, 0.99x at 12288); before it was shipped, `auto` on an H100 fell back to the cost model and
 // ran Qwen's 32000-token prompts dense (0.1535 s against 0.1092 s sparse, .../re/ttft_qwen.md).
 constexpr ShippedCalibration kShipped[] = {
-    {"NVIDIA H100 80GB HBM3", "layers 24, heads 14/2, head dim 64, hidden 896",
+    {"sm_90", "NVIDIA H100 80GB HBM3", "layers 24, heads 14/2, head dim 64, hidden 896",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", 12800},
-    {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
+    {"sm_90", "NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", 12288},
-    {"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896", "interval-slash:1000,6096@0.95", 12800},
-    {"NVIDIA H200", "layers 30, heads 9/3, head dim 64, hidden 576",
+    {"sm_90", "NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
+     "interval-slash:1000,6096@0.95", 12800},
+    {"sm_90", "NVIDIA H200", "layers 30, heads 9/3, head dim 64, hidden 576",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", std::numeric_limits<int64_t>::max()},
-    {"cpu", "layers 24, heads 14/2, head dim 64, hidden 896",
+    {"cpu", "cpu", "layers 24, heads 14/2, head dim 64, hidden 896",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", 3072},
-    {"cpu", "layers 30, heads 9/3, head dim 64, hidden 576",
+    {"cpu", "cpu", "layers 30, heads 9/3, head dim 64, hidden 576",
      "interval-slash:1000,256@0.95+block-cluster:512@0.99", 3072},
 };
 
@@ -62,8 +64,9 @@ nlohmann::json to_json(const Calibration& c) {
 
 Calibration from_json(const nlohmann::json& j) {
   Calibration c;
-  c.key = {j.at("device").get<std::string>(), j.at("shape").get<std::string>(),
-           j.at("setting").get<std::string>()};
+  c.key.device = j.at("device").get<std::string>();
+  c.key.shape = j.at("shape").get<std::string>();
+  c.key.setting = j.at("setting").get<std::string>();
   c.break_even = j.at("break_even").get<int64_t>();
   for (const nlohmann::json& p : j.at("points"))
     c.points.push_back(
@@ -100,9 +103,11 @@ std::string CalibrationKey::id() const {
 CalibrationKey calibration_key(const ModelConfig& config, const Device& device, const std::string& setting) {
   CalibrationKey key;
   key.device = "cpu";
+  key.arch = "cpu";
   if (!device.is_cpu()) {
     Result<GpuInfo> gpu = query_gpu(device.index);
     key.device = gpu ? gpu->name : device.to_string();
+    key.arch = gpu ? fmt::format("sm_{}{}", gpu->sm_major, gpu->sm_minor) : "";
   }
   key.shape = fmt::format("layers {}, heads {}/{}, head dim {}, hidden {}", config.num_layers,
                           config.num_heads, config.num_kv_heads, config.head_dim, config.hidden);
@@ -147,12 +152,16 @@ Result<std::optional<Calibration>> find_calibration(const CalibrationKey& key) {
   return std::optional<Calibration>();
 }
 
-std::optional<int64_t> shipped_break_even(const CalibrationKey& key) {
+std::optional<ShippedBreakEven> shipped_break_even(const CalibrationKey& key) {
+  std::optional<ShippedBreakEven> same_arch;
   for (const ShippedCalibration& entry : kShipped) {
-    if (key.device == entry.device && key.shape == entry.shape && key.setting == entry.setting)
-      return entry.break_even;
+    if (key.shape != entry.shape || key.setting != entry.setting) continue;
+    if (key.device == entry.device) return ShippedBreakEven{entry.break_even, entry.device, true};
+    if (!key.arch.empty() && key.arch == entry.arch &&
+        (!same_arch || entry.break_even > same_arch->break_even))
+      same_arch = ShippedBreakEven{entry.break_even, entry.device, false};
   }
-  return std::nullopt;
+  return same_arch;
 }
 
 Status store_calibration(const Calibration& calibration) {

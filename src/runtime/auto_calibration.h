@@ -22,8 +22,11 @@ struct CalibrationKey {
   std::string device;   // "NVIDIA H200", or "cpu"
   std::string shape;    // "layers 24, heads 14/2, head dim 64, hidden 896"
   std::string setting;  // the sparse setting: a pattern string, or "config:<file name>"
+  // "sm_90" for a GPU, "cpu": not part of id(). Where the project shipped no measurement for this device, one
+  // of another GPU of the same architecture stands in (shipped_break_even).
+  std::string arch;
 
-  std::string id() const;  // one line joining the three, the cache's lookup key
+  std::string id() const;  // one line joining device, shape and setting, the cache's lookup key
 };
 
 CalibrationKey calibration_key(const ModelConfig& config, const Device& device, const std::string& setting);
@@ -52,9 +55,18 @@ std::string calibration_cache_path();
 // reported as an error naming the file (delete it or run `sacc calibrate` again).
 Result<std::optional<Calibration>> find_calibration(const CalibrationKey& key);
 
-// Break-evens the project measured with `sacc calibrate` and ships, for keys a user has not calibrated yet
-// (bench/results/real_models_h200.md); nullopt for any other key.
-std::optional<int64_t> shipped_break_even(const CalibrationKey& key);
+// A break-even the project measured with `sacc calibrate` and ships (bench/results/real_models_h200.md).
+struct ShippedBreakEven {
+  int64_t break_even = 0;
+  std::string device;  // the GPU (or "cpu") it was measured on
+  bool this_device = true;
+};
+
+// For keys a user has not calibrated yet: the measurement of key.device for this shape and setting; else,
+// when key.arch names an architecture, the largest break-even measured on other GPUs of that architecture for
+// them (Hopper GPUs run the same kernels: Qwen's default on the H100 and the H200 broke even at 12800 and
+// 12288 tokens); nullopt for any other key.
+std::optional<ShippedBreakEven> shipped_break_even(const CalibrationKey& key);
 
 // Adds or replaces the entry for `calibration.key` (the file is rewritten whole, through a temporary file).
 Status store_calibration(const Calibration& calibration);
