@@ -66,44 +66,45 @@ TEST(AutoCalibration, KeyNamesDeviceShapeAndSetting) {
   EXPECT_NE(key.id(), calibration_key(c, Device::cpu(), "interval-slash:64,1024").id());
 }
 
+// The shipped break-even for `key`, or kAbsent when none applies.
+constexpr int64_t kAbsent = -1;
+int64_t shipped_at(const CalibrationKey& key) {
+  const std::optional<ShippedBreakEven> shipped = shipped_break_even(key);
+  return shipped ? shipped->break_even : kAbsent;
+}
+
 TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
   // No architecture: exact keys only.
   const CalibrationKey qwen_h200{"NVIDIA H200", "layers 24, heads 14/2, head dim 64, hidden 896",
                                  "interval-slash:1000,6096@0.95", ""};
-  ASSERT_TRUE(shipped_break_even(qwen_h200).has_value());
-  EXPECT_EQ(shipped_break_even(qwen_h200)->break_even, 12800);
+  EXPECT_EQ(shipped_at(qwen_h200), 12800);
   EXPECT_TRUE(shipped_break_even(qwen_h200)->this_device);
   CalibrationKey default_h200 = qwen_h200;
   default_h200.setting = kDefaultSparsePattern;
-  ASSERT_TRUE(shipped_break_even(default_h200).has_value());
-  EXPECT_EQ(shipped_break_even(default_h200)->break_even, 12288);
+  EXPECT_EQ(shipped_at(default_h200), 12288);
   // The H100 (80GB HBM3): the default setting on Qwen's shape only.
   CalibrationKey default_h100 = default_h200;
   default_h100.device = "NVIDIA H100 80GB HBM3";
-  ASSERT_TRUE(shipped_break_even(default_h100).has_value());
-  EXPECT_EQ(shipped_break_even(default_h100)->break_even, 12800);
+  EXPECT_EQ(shipped_at(default_h100), 12800);
   default_h100.setting = "interval-slash:1000,6096@0.95";
-  EXPECT_FALSE(shipped_break_even(default_h100).has_value());
+  EXPECT_EQ(shipped_at(default_h100), kAbsent);
   // SmolLM2's shape: sparse never won within its window, so the shipped break-even is unreachable.
   CalibrationKey smollm2_h200 = default_h200;
   smollm2_h200.shape = "layers 30, heads 9/3, head dim 64, hidden 576";
-  ASSERT_TRUE(shipped_break_even(smollm2_h200).has_value());
-  EXPECT_EQ(shipped_break_even(smollm2_h200)->break_even, kNever);
+  EXPECT_EQ(shipped_at(smollm2_h200), kNever);
   // The CPU: the default setting on both real models' shapes, not another setting.
   CalibrationKey qwen_cpu = default_h200;
   qwen_cpu.device = "cpu";
-  ASSERT_TRUE(shipped_break_even(qwen_cpu).has_value());
-  EXPECT_EQ(shipped_break_even(qwen_cpu)->break_even, 3072);
+  EXPECT_EQ(shipped_at(qwen_cpu), 3072);
   CalibrationKey smollm2_cpu = smollm2_h200;
   smollm2_cpu.device = "cpu";
-  ASSERT_TRUE(shipped_break_even(smollm2_cpu).has_value());
-  EXPECT_EQ(shipped_break_even(smollm2_cpu)->break_even, 3072);
+  EXPECT_EQ(shipped_at(smollm2_cpu), 3072);
   CalibrationKey other = qwen_h200;
   other.device = "cpu";
-  EXPECT_FALSE(shipped_break_even(other).has_value());
+  EXPECT_EQ(shipped_at(other), kAbsent);
   other = qwen_h200;
   other.setting = "interval-slash:1000,6096@0.9";
-  EXPECT_FALSE(shipped_break_even(other).has_value());
+  EXPECT_EQ(shipped_at(other), kAbsent);
 }
 
 // A GPU the project did not measure stands in for by another of its architecture: the largest break-even
@@ -119,15 +120,14 @@ TEST(AutoCalibration, AnotherGpuOfTheSameArchitectureStandsIn) {
   // SmolLM2's shape on Hopper: only the H200's "never".
   CalibrationKey smollm2 = gh200;
   smollm2.shape = "layers 30, heads 9/3, head dim 64, hidden 576";
-  ASSERT_TRUE(shipped_break_even(smollm2).has_value());
-  EXPECT_EQ(shipped_break_even(smollm2)->break_even, kNever);
+  EXPECT_EQ(shipped_at(smollm2), kNever);
   CalibrationKey ampere = gh200;
   ampere.device = "NVIDIA A100-SXM4-80GB";
   ampere.arch = "sm_80";
-  EXPECT_FALSE(shipped_break_even(ampere).has_value());
+  EXPECT_EQ(shipped_at(ampere), kAbsent);
   CalibrationKey unknown = gh200;
   unknown.arch.clear();
-  EXPECT_FALSE(shipped_break_even(unknown).has_value());
+  EXPECT_EQ(shipped_at(unknown), kAbsent);
 }
 
 TEST_F(CalibrationCache, StoresFindsAndReplaces) {
