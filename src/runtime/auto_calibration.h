@@ -1,7 +1,8 @@
 // The measured side of --attention auto: from which prompt length sparse prefill beats dense prefill on THIS
 // device, for one model shape and one sparse setting. `sacc calibrate` measures whole prefills of both at a
 // ladder of lengths and stores the result in a small JSON cache; configure_attention() reads it back. Without
-// an entry for the key, auto falls back to the tile cost model (attention_policy.h).
+// an entry for the key, auto takes a measurement the project ships (shipped_break_even), else the tile cost
+// model (attention_policy.h).
 #pragma once
 
 #include <cstdint>

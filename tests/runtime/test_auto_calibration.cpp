@@ -107,8 +107,8 @@ TEST(AutoCalibration, ShippedMeasurementsMatchOnlyTheirExactKey) {
   EXPECT_EQ(shipped_at(other), kAbsent);
 }
 
-// A GPU the project did not measure stands in for by another of its architecture: the largest break-even
-// among them, naming where it was measured; another architecture, or a key without one, gets nothing.
+// For a GPU the project did not measure, the shipped measurements of its architecture stand in: the largest
+// break-even among them, naming where it was measured; another architecture, or a key without one, gets none.
 TEST(AutoCalibration, AnotherGpuOfTheSameArchitectureStandsIn) {
   CalibrationKey gh200{"NVIDIA GH200 480GB", "layers 24, heads 14/2, head dim 64, hidden 896",
                        kDefaultSparsePattern, "sm_90"};
