@@ -25,7 +25,7 @@ uint64_t layer_weight_bytes(const ModelConfig& c, LinearMode mode);
 // Rows per chunk of the linear layers when none is asked for (chunk 0). A GPU needs large GEMMs to fill its
 // SMs: it takes the most rows, a power of two from kGpuLinearChunk up, whose gate/up activations ([rows, 2F]
 // bf16) stay within kGpuChunkActivationBytes, so a narrow model runs longer GEMMs (Qwen2.5-0.5B, F 4864:
-// 16384 rows, its 16K and 32K prefills 2-3.5 % faster than with 8192 on an H100, 32768 no faster) and a wide
+// 16384 rows, its 16K and 32K prefills 2-3.6 % faster than with 8192 on an H100, 32768 no faster) and a wide
 // one keeps 8192 (Llama-3.1-8B, F 14336: 16384 rows no faster, 512 MiB more;
 // bench/results/real_models_h200.md, "eighteenth session"). The CPU's matmuls gain nothing past a few
 // hundred rows, and its fp32 [chunk, F] activation buffers only raise the peak memory (SmolLM2, a 4096-token
