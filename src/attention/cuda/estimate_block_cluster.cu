@@ -3,15 +3,17 @@
 // top-kb key blocks with block 0 and the diagonal blocks (those meeting the block's own rows) always kept and
 // counted inside kb; adaptive (gamma > 0): the fewest blocks, forced first, reaching gamma of the row's mass.
 // Shared per KV group: the group's query heads' P are summed. One CTA per (head, group of query blocks)
-// computes their rows of block scores in shared memory, from tiles of pooled keys staged once for the group,
-// and selects from each row (plan_select.h); the choice is staged per slot for the index builder.
+// computes their rows of block scores in shared memory, from tiles of pooled keys staged once for several of
+// the group's query heads, and one warp per row selects (plan_select_warp.h); the choice is staged per slot
+// for the index builder.
 // Interval-Slash heads with a Block-Cluster alternative are estimated here too.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "attention/cuda/plan_kernels.h"
-#include "attention/cuda/plan_select.h"
+#include "attention/cuda/plan_select_warp.h"
 #include "attention/cuda/plan_slot_capacity.h"
 
 namespace sacc::plan_detail {
@@ -99,70 +101,69 @@ __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterAr
   }
 }
 
-// The choice for one query block from its summed block probabilities prob [n]: block 0 and the diagonal
-// blocks forced, then the top a (or the fewest reaching gamma of the num_q heads' mass), staged for the index
-// build.
-__device__ void select_block(const BlockClusterArgs& args, const PlanDims& dims, const HeadPlan& head,
-                             int ordinal, int q_block, const float* prob, int num_q,
-                             SelectScratch<kSelectThreads>& scratch) {
+// The choice for one query block from its summed block probabilities prob [n], made by one warp: block 0 and
+// the diagonal blocks forced, then the top a (or the fewest reaching gamma of the num_q heads' mass), staged
+// for the index build.
+__device__ __forceinline__ void select_block(const BlockClusterArgs& args, const PlanDims& dims,
+                                             const HeadPlan& head, int ordinal, int q_block,
+                                             const float* prob, int num_q) {
   const SlotRows rows = slot_rows(dims, q_block);
   const int n = rows.last_block + 1;
   const int diagonal_first = block_cluster_diagonal_first(dims, rows);
-  auto key_of = [&](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
+  auto key_of = [=](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
   // The forced blocks are kept even beyond kb (the oracle's keep_all_forced).
   int budget = max(min(head.a, n), block_cluster_forced_count(dims, rows));
   Threshold threshold;
   bool have_threshold = false;
   if (head.gamma > 0.0f) {
-    auto score_of = [&](int kb) { return prob[kb]; };
-    const double target = static_cast<double>(head.gamma) * num_q;  // each head's row sums to one
-    const MassSelection mass =
-        select_mass_count(n, target, /*keep_all_forced=*/true, key_of, score_of, scratch);
+    auto score_of = [=](int kb) { return prob[kb]; };
+    const float target = head.gamma * static_cast<float>(num_q);  // each head's row sums to one
+    const MassSelection mass = warp_select_mass_count(n, target, key_of, score_of);
     if (mass.count <= budget && mass.exact) {
       threshold = mass.threshold;
       have_threshold = true;
     }
     budget = min(budget, mass.count);
   }
-  if (budget > 0 && !have_threshold) threshold = select_count(n, budget, key_of, scratch);
+  if (budget > 0 && !have_threshold) threshold = warp_select_count(n, budget, key_of);
   const int64_t stage = static_cast<int64_t>(ordinal) * dims.num_q_blocks + q_block;
   int32_t* ids = args.stage_ids + stage * dims.bc_capacity;
-  const int total = emit_selected<kSelectThreads, 4>(
-      n, threshold, key_of,
-      [&](int kb, int before, bool chosen) {
-        if (chosen) ids[before] = kb;
-      },
-      scratch);
-  if (threadIdx.x == 0) args.stage_count[stage] = total;
+  const int total =
+      warp_emit_selected(n, threshold, key_of, [&](int kb, int position) { ids[position] = kb; });
+  if ((threadIdx.x & 31u) == 0) args.stage_count[stage] = total;
 }
 
-// Query blocks per selection CTA: their rows of block scores share every staged tile of pooled keys, so each
-// pooled key row is read once per group rather than once per query block (at 128K tokens, 2048 key blocks of
-// 512 bytes per query block otherwise). Fewer when a row of scores per query block would not fit (very long
-// prompts; launch_block_cluster_estimation).
+// Query blocks per selection CTA (at most): their rows of block scores share every staged tile of pooled
+// keys, so each pooled key row is read once per group rather than once per query block (at 128K tokens, 2048
+// key blocks of 512 bytes per query block otherwise). Fewer when the grid would leave SMs idle, or when the
+// rows would not fit (very long prompts; launch_block_cluster_estimation).
 constexpr int kGroupBlocks = 4;
-constexpr int kDotKeys =
-    kSelectThreads / kGroupBlocks;  // pooled key rows per staged tile: thread = (row, block)
+// Query heads of a shared index scored per pass over the pooled keys: their rows of logits sit in shared
+// memory together (fewer for very long prompts).
+constexpr int kHeadsPerPass = 4;
+constexpr int kDotKeys = 64;                          // pooled key rows per staged tile
+constexpr int kDotSlots = kSelectThreads / kDotKeys;  // thread = (tile row, query block slot)
 constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
-// Dynamic shared memory a group may take: sm_90's 227 KB per CTA less the selection scratch, with room to
-// spare.
+// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA, with room to spare.
 constexpr size_t kSelectSmemBudget = 192 * 1024;
 
-// Dynamic shared memory of a selection CTA for `group` query blocks: prob and logits [group][n_stride], q_bar
-// [group][d], the staged tile [kDotKeys][d + kTilePad] (floats; n_stride a multiple of 4 keeps each part
-// 16-byte aligned).
-size_t select_smem_bytes(const PlanDims& dims, int group) {
+// Dynamic shared memory of a selection CTA for `group` query blocks and `heads` query heads per pass (floats;
+// n_stride a multiple of 4 keeps each part 16-byte aligned): prob [group][n_stride], logits
+// [heads][group][n_stride], q_bar [heads][group][d], the staged tile [kDotKeys][d + kTilePad].
+size_t select_smem_bytes(const PlanDims& dims, int group, int heads) {
   const size_t n_stride = (static_cast<size_t>(dims.num_k_blocks) + 3) / 4 * 4;
-  return (2 * group * n_stride + static_cast<size_t>(group) * dims.head_dim +
+  return ((1 + static_cast<size_t>(heads)) * group * n_stride +
+          static_cast<size_t>(heads) * group * dims.head_dim +
           static_cast<size_t>(kDotKeys) * (dims.head_dim + kTilePad)) *
          sizeof(float);
 }
 
-// grid (ceil(num_q_blocks / group), num_bc_heads): `group` consecutive query blocks of one index head.
+// grid (ceil(num_q_blocks / group), num_bc_heads): `group` consecutive query blocks of one index head. Per
+// pass of `heads` query heads: each staged tile of pooled keys is scored against every (head, query block)
+// pair, one warp per row then takes the causal softmax, and the rows are added to prob in head order. Then
+// one warp per query block selects.
 __global__ void __launch_bounds__(kSelectThreads)
-    block_cluster_select_kernel(const BlockClusterArgs args, int group) {
-  __shared__ SelectScratch<kSelectThreads> scratch;
-  __shared__ float reduce_s[kSelectWarps];
+    block_cluster_select_kernel(const BlockClusterArgs args, int group, int heads_per_pass) {
   extern __shared__ float4 dyn4[];
   const PlanDims& dims = args.dims;
   const int first_block = blockIdx.x * group;
@@ -178,29 +179,32 @@ __global__ void __launch_bounds__(kSelectThreads)
   const int d = dims.head_dim;
   const int n_stride = (dims.num_k_blocks + 3) / 4 * 4;
   const int n_max = slot_rows(dims, first_block + blocks - 1).last_block + 1;  // the group's widest row
-  float* prob = reinterpret_cast<float*>(dyn4);  // [group][n_stride] summed block probabilities
-  float* logits = prob + group * n_stride;       // [group][n_stride] one head's scaled scores (log2 domain)
-  float* q_bar = logits + group * n_stride;      // [group][d]
-  float* k_tile = q_bar + group * d;             // [kDotKeys][d + kTilePad]
+  float* prob = reinterpret_cast<float*>(dyn4);               // [group][n_stride] summed block probabilities
+  float* logits = prob + group * n_stride;                    // [heads][group][n_stride] scaled scores (log2)
+  float* q_bar = logits + heads_per_pass * group * n_stride;  // [heads][group][d]
+  float* k_tile = q_bar + heads_per_pass * group * d;         // [kDotKeys][d + kTilePad]
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
 
   for (int i = threadIdx.x; i < blocks * n_stride; i += kSelectThreads) prob[i] = 0.0f;
   const int first_q = dims.shared ? index_head * dims.group_size : index_head;
   const int num_q = dims.shared ? dims.group_size : 1;
+  const int kv = first_q / dims.group_size;
   const float scale_log2 = dims.scale * kLog2e;
-  // Thread t scores key row t % kDotKeys of each tile against query block t / kDotKeys (warp-uniform).
+  const float4* k_rows = reinterpret_cast<const float4*>(
+      args.k_pooled + static_cast<int64_t>(kv) * dims.num_k_blocks * d);  // [num_k_blocks][d / 4]
+  const int vectors = d / 4;
   const int dot_row = threadIdx.x % kDotKeys;
-  const int dot_block = threadIdx.x / kDotKeys;
-  for (int q_head = first_q; q_head < first_q + num_q; ++q_head) {
-    const int kv = q_head / dims.group_size;
-    __syncthreads();
-    for (int i = threadIdx.x; i < blocks * d; i += kSelectThreads) {
-      q_bar[i] = args.q_pooled[(static_cast<int64_t>(q_head) * dims.num_q_blocks + first_block) * d + i];
+  const int dot_slot = threadIdx.x / kDotKeys;  // warp-uniform
+  for (int pass_q = first_q; pass_q < first_q + num_q; pass_q += heads_per_pass) {
+    const int heads = min(heads_per_pass, first_q + num_q - pass_q);
+    __syncthreads();  // the previous pass's logits are added to prob
+    for (int i = threadIdx.x; i < heads * blocks * d; i += kSelectThreads) {
+      const int h = i / (blocks * d);
+      const int rest = i % (blocks * d);
+      q_bar[h * group * d + rest] =
+          args.q_pooled[(static_cast<int64_t>(pass_q + h) * dims.num_q_blocks + first_block) * d + rest];
     }
-    const float4* k_rows = reinterpret_cast<const float4*>(
-        args.k_pooled + static_cast<int64_t>(kv) * dims.num_k_blocks * d);  // [num_k_blocks][d / 4]
-    const int vectors = d / 4;
     for (int kb0 = 0; kb0 < n_max; kb0 += kDotKeys) {
       __syncthreads();  // the previous tile is consumed (and q_bar is in place)
       const int rows = min(kDotKeys, n_max - kb0);
@@ -210,53 +214,51 @@ __global__ void __launch_bounds__(kSelectThreads)
             k_rows[static_cast<int64_t>(kb0 + r) * vectors + v % vectors];
       }
       __syncthreads();
-      if (dot_block < blocks && dot_row < rows) {
+      if (dot_row < rows) {
         const float4* k4 = reinterpret_cast<const float4*>(k_tile + dot_row * (d + kTilePad));
-        const float4* q4 = reinterpret_cast<const float4*>(q_bar + dot_block * d);
-        float dot = 0.0f;
-        for (int v = 0; v < vectors; ++v) {
-          const float4 k = k4[v];
-          const float4 q = q4[v];  // the same address across the warp: a broadcast
-          dot = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, dot))));
+        for (int b = dot_slot; b < blocks; b += kDotSlots) {
+          for (int h = 0; h < heads; ++h) {
+            const float4* q4 = reinterpret_cast<const float4*>(q_bar + (h * group + b) * d);  // a broadcast
+            float dot = 0.0f;
+            for (int v = 0; v < vectors; ++v) {
+              const float4 k = k4[v];
+              const float4 q = q4[v];
+              dot = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, dot))));
+            }
+            logits[(h * group + b) * n_stride + kb0 + dot_row] = dot * scale_log2;
+          }
         }
-        logits[dot_block * n_stride + kb0 + dot_row] = dot * scale_log2;
       }
     }
-    // Causal softmax of each query block's row over its own n = last_block + 1 key blocks, added to prob.
-    for (int b = 0; b < blocks; ++b) {
+    __syncthreads();
+    // Causal softmax of each (head, query block) row over its own n = last_block + 1 key blocks, in place.
+    for (int r = warp; r < heads * blocks; r += kSelectWarps) {
+      const int b = r % blocks;
       const int n = slot_rows(dims, first_block + b).last_block + 1;
-      float* row_logits = logits + b * n_stride;
-      __syncthreads();  // the logits are written; reduce_s is free
-      float local_max = -INFINITY;
-      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) local_max = fmaxf(local_max, row_logits[kb]);
-      for (int width = 16; width > 0; width /= 2) {
-        local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
-      }
-      if (lane == 0) reduce_s[warp] = local_max;
-      __syncthreads();
+      float* row = logits + (r / blocks * group + b) * n_stride;
       float row_max = -INFINITY;
-      for (int w = 0; w < kSelectWarps; ++w) row_max = fmaxf(row_max, reduce_s[w]);
-      float local_sum = 0.0f;
-      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) {
-        row_logits[kb] = exp2f(row_logits[kb] - row_max);
-        local_sum += row_logits[kb];
+      for (int kb = lane; kb < n; kb += 32) row_max = fmaxf(row_max, row[kb]);
+      for (int width = 16; width > 0; width /= 2)
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xFFFFFFFFu, row_max, width));
+      float sum = 0.0f;
+      for (int kb = lane; kb < n; kb += 32) {
+        row[kb] = exp2f(row[kb] - row_max);
+        sum += row[kb];
       }
-      for (int width = 16; width > 0; width /= 2) local_sum += __shfl_xor_sync(0xFFFFFFFFu, local_sum, width);
-      __syncthreads();
-      if (lane == 0) reduce_s[warp] = local_sum;
-      __syncthreads();
-      float row_sum = 0.0f;
-      for (int w = 0; w < kSelectWarps; ++w) row_sum += reduce_s[w];
-      const float inv = 1.0f / row_sum;
-      for (int kb = threadIdx.x; kb < n; kb += kSelectThreads)
-        prob[b * n_stride + kb] += row_logits[kb] * inv;
+      const float inv = 1.0f / warp_sum(sum);
+      for (int kb = lane; kb < n; kb += 32) row[kb] *= inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < blocks * n_stride; i += kSelectThreads) {
+      if (i % n_stride >= slot_rows(dims, first_block + i / n_stride).last_block + 1) continue;
+      float p = prob[i];
+      for (int h = 0; h < heads; ++h) p += logits[h * group * n_stride + i];
+      prob[i] = p;
     }
   }
-
-  for (int b = 0; b < blocks; ++b) {
-    __syncthreads();  // prob is complete; the previous selection is done with the scratch
-    select_block(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q, scratch);
-  }
+  __syncthreads();
+  for (int b = warp; b < blocks; b += kSelectWarps)
+    select_block(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q);
 }
 
 }  // namespace
@@ -283,14 +285,24 @@ cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const Plan
   pool_kernel<<<pool_grid, kPoolThreads, 0, stream>>>(args);
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;
+  // The group: the most query blocks (up to kGroupBlocks) that still leave two CTAs per SM; then as many
+  // heads per pass, and query blocks, as fit in shared memory.
+  int device = 0, num_sms = 0;
+  error = cudaGetDevice(&device);
+  if (error == cudaSuccess) error = cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);
+  if (error != cudaSuccess) return error;
+  auto ctas = [&](int group) { return (dims.num_q_blocks + group - 1) / group * layout.num_bc_heads; };
   int group = kGroupBlocks;
-  while (group > 1 && select_smem_bytes(dims, group) > kSelectSmemBudget) group /= 2;
-  const size_t smem = select_smem_bytes(dims, group);
+  while (group > 1 && ctas(group) < 2 * num_sms) group /= 2;
+  int heads = std::min(dims.shared ? dims.group_size : 1, kHeadsPerPass);
+  while (heads > 1 && select_smem_bytes(dims, group, heads) > kSelectSmemBudget) heads = (heads + 1) / 2;
+  while (group > 1 && select_smem_bytes(dims, group, heads) > kSelectSmemBudget) group /= 2;
+  const size_t smem = select_smem_bytes(dims, group, heads);
   error = cudaFuncSetAttribute(block_cluster_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem));
   if (error != cudaSuccess) return error;
   const dim3 grid((dims.num_q_blocks + group - 1) / group, layout.num_bc_heads);
-  block_cluster_select_kernel<<<grid, kSelectThreads, smem, stream>>>(args, group);
+  block_cluster_select_kernel<<<grid, kSelectThreads, smem, stream>>>(args, group, heads);
   return cudaGetLastError();
 }
 
