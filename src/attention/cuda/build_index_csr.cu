@@ -7,7 +7,7 @@
 //    [ks, ke] is listed iff a chosen offset lies in [max(0, r0 - ke), r1 - ks]: for full query blocks one
 //    byte of the cover table (indexed by block distance, contiguous over a slot's key blocks), otherwise two
 //    loads from the prefix count over chosen offsets; chosen verticals j <= r1 outside the listed blocks
-//    become single columns.
+//    (a bitmap per warp in shared memory, written as the blocks are listed) become single columns.
 //  * BLOCK_CLUSTER: the staged selection.
 //  * any head's slots in its dense tail (attention/dense_tail.h): as DENSE.
 //  * INTERVAL_SLASH with a Block-Cluster alternative: whichever head_choice names (choose_pattern.cu); joined
@@ -48,6 +48,11 @@ struct BuildArgs {
   int32_t* column_ids;             // [total columns]
 };
 
+// 32-bit words of one warp's bitmap of listed key blocks (shared memory).
+__host__ __device__ inline int listed_words(const PlanDims& dims) {
+  return (dims.num_k_blocks + 31) / 32;
+}
+
 // Appends the lanes' ids for which `take` holds, in lane order; returns the new list length.
 template <bool kFill>
 __device__ inline int append(int32_t* out, int length, int id, bool take, int lane) {
@@ -58,6 +63,8 @@ __device__ inline int append(int32_t* out, int length, int id, bool take, int la
 
 template <bool kFill>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const BuildArgs args) {
+  extern __shared__ uint32_t
+      listed_bits[];  // [kWarpsPerBlock][listed_words] Interval-Slash listed key blocks
   const PlanDims& dims = args.dims;
   const int64_t slot = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -94,41 +101,53 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
       const uint8_t* cover = args.is_cover + static_cast<int64_t>(head.ordinal) * dims.cover_stride;
       const bool full_block = rows.last_row - rows.first_row + 1 == dims.block_q;
       const bool use_table = dims.cover_ratio > 0 && full_block;
-      // The joined Block-Cluster ids of this slot (none without alt_union).
+      // The joined Block-Cluster ids of this slot (none without alt_union), walked along with the key blocks:
+      // every id below the current group has been consumed, so the group's ids are the next ones.
       const int64_t stage = static_cast<int64_t>(head.alt_ordinal) * dims.num_q_blocks + q_block;
       const int32_t* staged = head.alt_union ? args.bc_stage_ids + stage * dims.bc_capacity : nullptr;
       const int num_staged = head.alt_union ? args.bc_stage_count[stage] : 0;
-      auto staged_lists = [&](int kb) {
-        int lo = 0, hi = num_staged;
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          if (staged[mid] < kb)
-            lo = mid + 1;
-          else
-            hi = mid;
-        }
-        return lo < num_staged && staged[lo] == kb;
-      };
+      int next_staged = 0;
       auto covered = [&](int kb) {
-        if (num_staged > 0 && staged_lists(kb)) return true;
         if (use_table) return cover[cover_entry(dims, q_block, kb)] != 0;
         const OffsetRange range = covering_offsets(dims, rows.first_row, rows.last_row, kb);
         return prefix[range.hi + 1] - prefix[range.lo] > 0;
       };
       // kBuildIlp groups of 32 candidates per step: their loads are in flight together, appends stay in
-      // order.
+      // order. Each group's listed blocks also go to the warp's bitmap, which the verticals below consult.
+      uint32_t* listed = listed_bits + (threadIdx.x / 32) * listed_words(dims);
       for (int base = 0; base <= rows.last_block; base += 32 * kBuildIlp) {
+        uint32_t staged_bits[kBuildIlp] = {};
+        int consumed = 0;
+#pragma unroll
+        for (int u = 0; u < kBuildIlp; ++u) {
+          // At most 32 * kBuildIlp staged ids fall in this step's range, and they come first.
+          const int i = next_staged + u * 32 + lane;
+          const int id = i < num_staged ? staged[i] : INT_MAX;
+          const bool in_step = id < base + 32 * kBuildIlp;
+          consumed += __popc(__ballot_sync(0xFFFFFFFFu, in_step));
+#pragma unroll
+          for (int g = 0; g < kBuildIlp; ++g) {
+            const bool in_group = in_step && id >= base + 32 * g && id < base + 32 * (g + 1);
+            staged_bits[g] |= in_group ? 1u << (id - base - 32 * g) : 0u;
+          }
+        }
+        next_staged += consumed;
         bool take[kBuildIlp];
 #pragma unroll
         for (int u = 0; u < kBuildIlp; ++u) {
           const int kb = base + u * 32 + lane;
-          take[u] = kb <= rows.last_block && covered(kb);
+          const bool joined = (__reduce_or_sync(0xFFFFFFFFu, staged_bits[u]) >> lane) & 1u;
+          take[u] = kb <= rows.last_block && (joined || covered(kb));
         }
 #pragma unroll
         for (int u = 0; u < kBuildIlp; ++u) {
+          const unsigned taken = __ballot_sync(0xFFFFFFFFu, take[u]);
+          if (lane == 0 && base + u * 32 <= rows.last_block) listed[(base >> 5) + u] = taken;
           num_blocks = append<kFill>(blocks_out, num_blocks, base + u * 32 + lane, take[u], lane);
         }
       }
+      __syncwarp();
+      auto listed_block = [&](int kb) { return (listed[kb >> 5] >> (kb & 31)) & 1u; };
       const int32_t* verticals = args.is_columns + static_cast<int64_t>(head.ordinal) * dims.seq_len;
       const int count = args.is_column_count[head.ordinal];
       for (int base = 0; base < count; base += 32 * kBuildIlp) {
@@ -140,7 +159,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) build_index_kernel(const 
         }
         bool take[kBuildIlp];
 #pragma unroll
-        for (int u = 0; u < kBuildIlp; ++u) take[u] = j[u] <= rows.last_row && !covered(j[u] / dims.block_k);
+        for (int u = 0; u < kBuildIlp; ++u)
+          take[u] = j[u] <= rows.last_row && !listed_block(j[u] / dims.block_k);
 #pragma unroll
         for (int u = 0; u < kBuildIlp; ++u)
           num_columns = append<kFill>(columns_out, num_columns, j[u], take[u], lane);
@@ -230,13 +250,18 @@ cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaSt
 
   const int64_t slots = layout.num_slots;
   const unsigned grid = static_cast<unsigned>((slots + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  build_index_kernel<false><<<grid, kWarpsPerBlock * 32, 0, stream>>>(args);
-  cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) return error;
+  const size_t smem = static_cast<size_t>(kWarpsPerBlock) * listed_words(layout.dims) * sizeof(uint32_t);
+  cudaError_t error = cudaSuccess;
+  for (auto kernel : {build_index_kernel<false>, build_index_kernel<true>}) {
+    error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (error != cudaSuccess) return error;
+  }
+  build_index_kernel<false><<<grid, kWarpsPerBlock * 32, smem, stream>>>(args);
+  if ((error = cudaGetLastError()) != cudaSuccess) return error;
   scan_counts_kernel<<<2, kScanThreads, 0, stream>>>(slots, args.block_counts, block_offsets,
                                                      args.column_counts, column_offsets);
   if ((error = cudaGetLastError()) != cudaSuccess) return error;
-  build_index_kernel<true><<<grid, kWarpsPerBlock * 32, 0, stream>>>(args);
+  build_index_kernel<true><<<grid, kWarpsPerBlock * 32, smem, stream>>>(args);
   return cudaGetLastError();
 }
 

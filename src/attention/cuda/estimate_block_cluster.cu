@@ -135,17 +135,21 @@ __device__ __forceinline__ void select_block(const BlockClusterArgs& args, const
 
 // Query blocks per selection CTA (at most): their rows of block scores share every staged tile of pooled
 // keys, so each pooled key row is read once per group rather than once per query block (at 128K tokens, 2048
-// key blocks of 512 bytes per query block otherwise). Fewer when the grid would leave SMs idle, or when the
-// rows would not fit (very long prompts; launch_block_cluster_estimation).
-constexpr int kGroupBlocks = 4;
+// key blocks of 512 bytes per query block otherwise), and each of the CTA's warps selects for one of them.
+// Fewer when the grid would leave SMs idle or two CTAs would not fit on an SM
+// (launch_block_cluster_estimation).
+constexpr int kGroupBlocks = 8;
 // Query heads of a shared index scored per pass over the pooled keys: their rows of logits sit in shared
 // memory together (fewer for very long prompts).
 constexpr int kHeadsPerPass = 4;
 constexpr int kDotKeys = 64;                          // pooled key rows per staged tile
 constexpr int kDotSlots = kSelectThreads / kDotKeys;  // thread = (tile row, query block slot)
+constexpr int kDotBlocks = kGroupBlocks / kDotSlots;  // query blocks per slot
 constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
-// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA, with room to spare.
+// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA, with room to spare; and what two
+// CTAs on one SM (228 KB, 1 KB of it reserved per CTA) may take each.
 constexpr size_t kSelectSmemBudget = 192 * 1024;
+constexpr size_t kPairSmemBudget = 112 * 1024;
 
 // Dynamic shared memory of a selection CTA for `group` query blocks and `heads` query heads per pass (floats;
 // n_stride a multiple of 4 keeps each part 16-byte aligned): prob [group][n_stride], logits
@@ -215,17 +219,31 @@ __global__ void __launch_bounds__(kSelectThreads)
       }
       __syncthreads();
       if (dot_row < rows) {
+        // This thread's (query block, head) pairs side by side: independent accumulators, one k read per
+        // step.
         const float4* k4 = reinterpret_cast<const float4*>(k_tile + dot_row * (d + kTilePad));
-        for (int b = dot_slot; b < blocks; b += kDotSlots) {
-          for (int h = 0; h < heads; ++h) {
-            const float4* q4 = reinterpret_cast<const float4*>(q_bar + (h * group + b) * d);  // a broadcast
-            float dot = 0.0f;
-            for (int v = 0; v < vectors; ++v) {
-              const float4 k = k4[v];
-              const float4 q = q4[v];
-              dot = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, dot))));
+        float acc[kDotBlocks][kHeadsPerPass] = {};
+        for (int v = 0; v < vectors; ++v) {
+          const float4 k = k4[v];
+#pragma unroll
+          for (int j = 0; j < kDotBlocks; ++j) {
+#pragma unroll
+            for (int h = 0; h < kHeadsPerPass; ++h) {
+              const int b = dot_slot + j * kDotSlots;
+              if (b >= blocks || h >= heads) continue;  // warp-uniform
+              const float4 q =
+                  reinterpret_cast<const float4*>(q_bar + (h * group + b) * d)[v];  // a broadcast
+              acc[j][h] = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, acc[j][h]))));
             }
-            logits[(h * group + b) * n_stride + kb0 + dot_row] = dot * scale_log2;
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kDotBlocks; ++j) {
+#pragma unroll
+          for (int h = 0; h < kHeadsPerPass; ++h) {
+            const int b = dot_slot + j * kDotSlots;
+            if (b < blocks && h < heads)
+              logits[(h * group + b) * n_stride + kb0 + dot_row] = acc[j][h] * scale_log2;
           }
         }
       }
@@ -285,18 +303,20 @@ cudaError_t launch_block_cluster_estimation(const PlanLayout& layout, const Plan
   pool_kernel<<<pool_grid, kPoolThreads, 0, stream>>>(args);
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;
-  // The group: the most query blocks (up to kGroupBlocks) that still leave two CTAs per SM; then as many
-  // heads per pass, and query blocks, as fit in shared memory.
+  // The group: the most query blocks (up to kGroupBlocks) that still leave two CTAs per SM, both in the grid
+  // and in shared memory; then as many heads per pass as fit.
   int device = 0, num_sms = 0;
   error = cudaGetDevice(&device);
   if (error == cudaSuccess) error = cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);
   if (error != cudaSuccess) return error;
   auto ctas = [&](int group) { return (dims.num_q_blocks + group - 1) / group * layout.num_bc_heads; };
-  int group = kGroupBlocks;
-  while (group > 1 && ctas(group) < 2 * num_sms) group /= 2;
   int heads = std::min(dims.shared ? dims.group_size : 1, kHeadsPerPass);
+  int group = kGroupBlocks;
+  while (group > 1 &&
+         (ctas(group) < 2 * num_sms || select_smem_bytes(dims, group, heads) > kPairSmemBudget)) {
+    group /= 2;
+  }
   while (heads > 1 && select_smem_bytes(dims, group, heads) > kSelectSmemBudget) heads = (heads + 1) / 2;
-  while (group > 1 && select_smem_bytes(dims, group, heads) > kSelectSmemBudget) group /= 2;
   const size_t smem = select_smem_bytes(dims, group, heads);
   error = cudaFuncSetAttribute(block_cluster_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem));

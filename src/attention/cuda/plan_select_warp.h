@@ -74,7 +74,8 @@ __device__ __forceinline__ Threshold warp_select_count(int n, int k, KeyOf key_o
 // Adaptive budget with every forced entry kept (select_mass_count of plan_select.h, keep_all_forced): the
 // forced entries and then the fewest entries by descending score whose scores sum to at least `target`.
 template <class KeyOf, class ScoreOf>
-__device__ __forceinline__ MassSelection warp_select_mass_count(int n, float target, KeyOf key_of, ScoreOf score_of) {
+__device__ __forceinline__ MassSelection warp_select_mass_count(int n, float target, KeyOf key_of,
+                                                                ScoreOf score_of) {
   const WarpTally forced = warp_tally_from(n, kForcedKey, key_of, score_of);
   MassSelection result;
   result.exact = true;
@@ -83,7 +84,9 @@ __device__ __forceinline__ MassSelection warp_select_mass_count(int n, float tar
     result.threshold.take_equal = forced.count;
     return result;
   }
-  auto reaches = [&](uint32_t t) { return forced.mass + warp_tally_from(n, t, key_of, score_of).mass >= target; };
+  auto reaches = [&](uint32_t t) {
+    return forced.mass + warp_tally_from(n, t, key_of, score_of).mass >= target;
+  };
   if (!reaches(0)) {  // rounding left the target just out of reach: keep everything
     result.count = n;
     result.exact = false;
