@@ -231,6 +231,14 @@ TEST(PlanUnion, JoinsBothPatternsPerSlot) {
   check_union(c);
 }
 
+TEST(PlanUnion, StagedIdsWalkedAcrossSteps) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  ChoiceCase c;
+  c.shape = {9000, 4, 2, 64};  // 141 key blocks: the index build walks the staged ids over two steps of 128
+  c.patterns.assign(4, "interval-slash:64,64+block-cluster:60@0.95");
+  check_union(c);
+}
+
 TEST(PlanUnion, SharedMixedWithChoiceAndOtherKinds) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   ChoiceCase c;

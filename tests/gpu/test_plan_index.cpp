@@ -230,6 +230,16 @@ TEST(PlanIndex, QueryBlocksSmallerThanKeyBlocks) {
   check_plan(c);
 }
 
+TEST(PlanIndex, BlockClusterRowsByWarpAndByCta) {
+  PlanCase c;
+  c.shape = {9000, 4, 2, 64};
+  c.block_q = 64;
+  c.block_k = 16;  // up to 563 key blocks a row: the late query blocks' rows are chosen by the whole CTA
+  c.patterns = {"block-cluster:40", "block-cluster:300@0.9", "interval-slash:100,200",
+                "block-cluster:600@0.95"};
+  check_plan(c);
+}
+
 TEST(PlanIndex, LongerSequenceSharedIntervalSlash) {
   PlanCase c;
   c.shape = {16384, 8, 2, 128};

@@ -4,8 +4,8 @@
 // counted inside kb; adaptive (gamma > 0): the fewest blocks, forced first, reaching gamma of the row's mass.
 // Shared per KV group: the group's query heads' P are summed. One CTA per (head, group of query blocks)
 // computes their rows of block scores in shared memory, from tiles of pooled keys staged once for several of
-// the group's query heads, and one warp per row selects (plan_select_warp.h); the choice is staged per slot
-// for the index builder.
+// the group's query heads, and selects from each row (one warp per short row, plan_select_warp.h; the CTA
+// for long ones, plan_select.h); the choice is staged per slot for the index builder.
 // Interval-Slash heads with a Block-Cluster alternative are estimated here too.
 #include <cuda_bf16.h>
 
@@ -101,36 +101,63 @@ __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const BlockClusterAr
   }
 }
 
-// The choice for one query block from its summed block probabilities prob [n], made by one warp: block 0 and
-// the diagonal blocks forced, then the top a (or the fewest reaching gamma of the num_q heads' mass), staged
-// for the index build.
+// Rows of at most this many key blocks are selected by one warp each from registers (plan_select_warp.h),
+// longer rows by the whole CTA (plan_select.h). The warps measured faster at 32K tokens (500 key blocks), the
+// CTA at 128K (2048): bench/results/plan_bc_select_h100.md.
+constexpr int kWarpSelectPerLane = 16;
+constexpr int kWarpSelectEntries = 32 * kWarpSelectPerLane;
+
+// The threshold of a choice from its two selections: the adaptive one when the head has a mass target and its
+// set fits the budget, else the top `budget` (capped by the adaptive count).
+template <class MassOf, class CountOf>
+__device__ __forceinline__ Threshold choose_threshold(const HeadPlan& head, int budget, MassOf mass_of,
+                                                      CountOf count_of) {
+  if (head.gamma > 0.0f) {
+    const MassSelection mass = mass_of();
+    if (mass.count <= budget && mass.exact) return mass.threshold;
+    budget = min(budget, mass.count);
+  }
+  return budget > 0 ? count_of(budget) : Threshold{};
+}
+
+// The choice for one query block from its summed block probabilities prob [n]: block 0 and the diagonal
+// blocks forced, then the top a (or the fewest reaching gamma of the num_q heads' mass), staged for the index
+// build. kWarp: one warp chooses (n <= kWarpSelectEntries); otherwise the whole CTA.
+template <bool kWarp>
 __device__ __forceinline__ void select_block(const BlockClusterArgs& args, const PlanDims& dims,
                                              const HeadPlan& head, int ordinal, int q_block,
-                                             const float* prob, int num_q) {
+                                             const float* prob, int num_q,
+                                             SelectScratch<kSelectThreads>& scratch) {
   const SlotRows rows = slot_rows(dims, q_block);
   const int n = rows.last_block + 1;
   const int diagonal_first = block_cluster_diagonal_first(dims, rows);
   auto key_of = [=](int kb) { return (kb == 0 || kb >= diagonal_first) ? kForcedKey : score_key(prob[kb]); };
+  auto score_of = [=](int kb) { return prob[kb]; };
   // The forced blocks are kept even beyond kb (the oracle's keep_all_forced).
-  int budget = max(min(head.a, n), block_cluster_forced_count(dims, rows));
-  Threshold threshold;
-  bool have_threshold = false;
-  if (head.gamma > 0.0f) {
-    auto score_of = [=](int kb) { return prob[kb]; };
-    const float target = head.gamma * static_cast<float>(num_q);  // each head's row sums to one
-    const MassSelection mass = warp_select_mass_count(n, target, key_of, score_of);
-    if (mass.count <= budget && mass.exact) {
-      threshold = mass.threshold;
-      have_threshold = true;
-    }
-    budget = min(budget, mass.count);
-  }
-  if (budget > 0 && !have_threshold) threshold = warp_select_count(n, budget, key_of);
+  const int budget = max(min(head.a, n), block_cluster_forced_count(dims, rows));
+  const float target = head.gamma * static_cast<float>(num_q);  // each head's row sums to one
   const int64_t stage = static_cast<int64_t>(ordinal) * dims.num_q_blocks + q_block;
   int32_t* ids = args.stage_ids + stage * dims.bc_capacity;
-  const int total =
-      warp_emit_selected(n, threshold, key_of, [&](int kb, int position) { ids[position] = kb; });
-  if ((threadIdx.x & 31u) == 0) args.stage_count[stage] = total;
+  if constexpr (kWarp) {
+    const WarpRow<kWarpSelectPerLane> row(n, key_of, score_of);
+    const Threshold threshold = choose_threshold(
+        head, budget, [&] { return warp_select_mass_count(row, target); },
+        [&](int k) { return warp_select_count(row, k); });
+    const int total = warp_emit_selected(row, threshold, [&](int kb, int position) { ids[position] = kb; });
+    if ((threadIdx.x & 31u) == 0) args.stage_count[stage] = total;
+  } else {
+    const Threshold threshold = choose_threshold(
+        head, budget,
+        [&] { return select_mass_count(n, target, /*keep_all_forced=*/true, key_of, score_of, scratch); },
+        [&](int k) { return select_count(n, k, key_of, scratch); });
+    const int total = emit_selected<kSelectThreads, 4>(
+        n, threshold, key_of,
+        [&](int kb, int before, bool chosen) {
+          if (chosen) ids[before] = kb;
+        },
+        scratch);
+    if (threadIdx.x == 0) args.stage_count[stage] = total;
+  }
 }
 
 // Query blocks per selection CTA (at most): their rows of block scores share every staged tile of pooled
@@ -138,7 +165,7 @@ __device__ __forceinline__ void select_block(const BlockClusterArgs& args, const
 // key blocks of 512 bytes per query block otherwise), and each of the CTA's warps selects for one of them.
 // Fewer when the grid would leave SMs idle or two CTAs would not fit on an SM
 // (launch_block_cluster_estimation).
-constexpr int kGroupBlocks = 8;
+constexpr int kGroupBlocks = 4;
 // Query heads of a shared index scored per pass over the pooled keys: their rows of logits sit in shared
 // memory together (fewer for very long prompts).
 constexpr int kHeadsPerPass = 4;
@@ -146,10 +173,10 @@ constexpr int kDotKeys = 64;                          // pooled key rows per sta
 constexpr int kDotSlots = kSelectThreads / kDotKeys;  // thread = (tile row, query block slot)
 constexpr int kDotBlocks = kGroupBlocks / kDotSlots;  // query blocks per slot
 constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
-// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA, with room to spare; and what two
-// CTAs on one SM (228 KB, 1 KB of it reserved per CTA) may take each.
+// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA less the static selection scratch,
+// with room to spare; and what each of two CTAs on one SM (228 KB, 1 KB of it reserved per CTA) may take.
 constexpr size_t kSelectSmemBudget = 192 * 1024;
-constexpr size_t kPairSmemBudget = 112 * 1024;
+constexpr size_t kPairSmemBudget = 100 * 1024;
 
 // Dynamic shared memory of a selection CTA for `group` query blocks and `heads` query heads per pass (floats;
 // n_stride a multiple of 4 keeps each part 16-byte aligned): prob [group][n_stride], logits
@@ -168,6 +195,7 @@ size_t select_smem_bytes(const PlanDims& dims, int group, int heads) {
 // one warp per query block selects.
 __global__ void __launch_bounds__(kSelectThreads)
     block_cluster_select_kernel(const BlockClusterArgs args, int group, int heads_per_pass) {
+  __shared__ SelectScratch<kSelectThreads> scratch;  // the whole CTA's selection of long rows
   extern __shared__ float4 dyn4[];
   const PlanDims& dims = args.dims;
   const int first_block = blockIdx.x * group;
@@ -274,9 +302,16 @@ __global__ void __launch_bounds__(kSelectThreads)
       prob[i] = p;
     }
   }
-  __syncthreads();
-  for (int b = warp; b < blocks; b += kSelectWarps)
-    select_block(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q);
+  if (n_max <= kWarpSelectEntries) {
+    __syncthreads();
+    for (int b = warp; b < blocks; b += kSelectWarps)
+      select_block<true>(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q, scratch);
+  } else {
+    for (int b = 0; b < blocks; ++b) {
+      __syncthreads();  // prob is complete; the previous selection is done with the scratch
+      select_block<false>(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q, scratch);
+    }
+  }
 }
 
 }  // namespace
