@@ -252,7 +252,8 @@ cudaError_t launch_index_build(const PlanLayout& layout, char* workspace, cudaSt
   const unsigned grid = static_cast<unsigned>((slots + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const size_t smem = static_cast<size_t>(kWarpsPerBlock) * listed_words(layout.dims) * sizeof(uint32_t);
   cudaError_t error = cudaSuccess;
-  constexpr size_t kDefaultSmemLimit = 48 * 1024;  // above it a kernel must opt in (prompts past ~1.5M tokens)
+  constexpr size_t kDefaultSmemLimit =
+      48 * 1024;  // above it a kernel must opt in (prompts past ~1.5M tokens)
   for (auto kernel : {build_index_kernel<false>, build_index_kernel<true>}) {
     if (smem <= kDefaultSmemLimit) break;
     error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));

@@ -171,7 +171,6 @@ constexpr int kGroupBlocks = 4;
 constexpr int kHeadsPerPass = 4;
 constexpr int kDotKeys = 64;                          // pooled key rows per staged tile
 constexpr int kDotSlots = kSelectThreads / kDotKeys;  // thread = (tile row, query block slot)
-constexpr int kDotBlocks = kGroupBlocks / kDotSlots;  // query blocks per slot
 constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
 // Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA less the static selection scratch,
 // with room to spare; and what each of two CTAs on one SM (228 KB, 1 KB of it reserved per CTA) may take.
@@ -189,13 +188,57 @@ size_t select_smem_bytes(const PlanDims& dims, int group, int heads) {
          sizeof(float);
 }
 
+// row[0, n) = softmax in the log2 domain, in place: one warp.
+__device__ __forceinline__ void softmax_row_warp(float* row, int n) {
+  const int lane = threadIdx.x % 32;
+  float row_max = -INFINITY;
+  for (int kb = lane; kb < n; kb += 32) row_max = fmaxf(row_max, row[kb]);
+  for (int width = 16; width > 0; width /= 2)
+    row_max = fmaxf(row_max, __shfl_xor_sync(0xFFFFFFFFu, row_max, width));
+  float sum = 0.0f;
+  for (int kb = lane; kb < n; kb += 32) {
+    row[kb] = exp2f(row[kb] - row_max);
+    sum += row[kb];
+  }
+  const float inv = 1.0f / warp_sum(sum);
+  for (int kb = lane; kb < n; kb += 32) row[kb] *= inv;
+}
+
+// The same with the whole CTA (every thread calls it; reduce_s: one float per warp).
+__device__ __forceinline__ void softmax_row_cta(float* row, int n, float* reduce_s) {
+  const int warp = threadIdx.x / 32;
+  float local_max = -INFINITY;
+  for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) local_max = fmaxf(local_max, row[kb]);
+  for (int width = 16; width > 0; width /= 2)
+    local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
+  __syncthreads();  // reduce_s is free
+  if (threadIdx.x % 32 == 0) reduce_s[warp] = local_max;
+  __syncthreads();
+  float row_max = -INFINITY;
+  for (int w = 0; w < kSelectWarps; ++w) row_max = fmaxf(row_max, reduce_s[w]);
+  float local_sum = 0.0f;
+  for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) {
+    row[kb] = exp2f(row[kb] - row_max);
+    local_sum += row[kb];
+  }
+  local_sum = warp_sum(local_sum);
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) reduce_s[warp] = local_sum;
+  __syncthreads();
+  float row_sum = 0.0f;
+  for (int w = 0; w < kSelectWarps; ++w) row_sum += reduce_s[w];
+  const float inv = 1.0f / row_sum;
+  for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) row[kb] *= inv;
+}
+
 // grid (ceil(num_q_blocks / group), num_bc_heads): `group` consecutive query blocks of one index head. Per
 // pass of `heads` query heads: each staged tile of pooled keys is scored against every (head, query block)
-// pair, one warp per row then takes the causal softmax, and the rows are added to prob in head order. Then
-// one warp per query block selects.
+// pair, each row takes its causal softmax, and the rows are added to prob in head order. Then each query
+// block's row is selected from. Rows of at most kWarpSelectEntries: one warp per row; longer: the whole CTA.
 __global__ void __launch_bounds__(kSelectThreads)
     block_cluster_select_kernel(const BlockClusterArgs args, int group, int heads_per_pass) {
   __shared__ SelectScratch<kSelectThreads> scratch;  // the whole CTA's selection of long rows
+  __shared__ float reduce_s[kSelectWarps];
   extern __shared__ float4 dyn4[];
   const PlanDims& dims = args.dims;
   const int first_block = blockIdx.x * group;
@@ -211,12 +254,12 @@ __global__ void __launch_bounds__(kSelectThreads)
   const int d = dims.head_dim;
   const int n_stride = (dims.num_k_blocks + 3) / 4 * 4;
   const int n_max = slot_rows(dims, first_block + blocks - 1).last_block + 1;  // the group's widest row
+  const bool short_rows = n_max <= kWarpSelectEntries;
   float* prob = reinterpret_cast<float*>(dyn4);               // [group][n_stride] summed block probabilities
   float* logits = prob + group * n_stride;                    // [heads][group][n_stride] scaled scores (log2)
   float* q_bar = logits + heads_per_pass * group * n_stride;  // [heads][group][d]
   float* k_tile = q_bar + heads_per_pass * group * d;         // [kDotKeys][d + kTilePad]
   const int warp = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
 
   for (int i = threadIdx.x; i < blocks * n_stride; i += kSelectThreads) prob[i] = 0.0f;
   const int first_q = dims.shared ? index_head * dims.group_size : index_head;
@@ -247,52 +290,33 @@ __global__ void __launch_bounds__(kSelectThreads)
       }
       __syncthreads();
       if (dot_row < rows) {
-        // This thread's (query block, head) pairs side by side: independent accumulators, one k read per
-        // step.
         const float4* k4 = reinterpret_cast<const float4*>(k_tile + dot_row * (d + kTilePad));
-        float acc[kDotBlocks][kHeadsPerPass] = {};
-        for (int v = 0; v < vectors; ++v) {
-          const float4 k = k4[v];
-#pragma unroll
-          for (int j = 0; j < kDotBlocks; ++j) {
-#pragma unroll
-            for (int h = 0; h < kHeadsPerPass; ++h) {
-              const int b = dot_slot + j * kDotSlots;
-              if (b >= blocks || h >= heads) continue;  // warp-uniform
-              const float4 q =
-                  reinterpret_cast<const float4*>(q_bar + (h * group + b) * d)[v];  // a broadcast
-              acc[j][h] = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, acc[j][h]))));
+        for (int b = dot_slot; b < blocks; b += kDotSlots) {
+          for (int h = 0; h < heads; ++h) {
+            const float4* q4 = reinterpret_cast<const float4*>(q_bar + (h * group + b) * d);  // a broadcast
+            float dot = 0.0f;
+            for (int v = 0; v < vectors; ++v) {
+              const float4 k = k4[v];
+              const float4 q = q4[v];
+              dot = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, dot))));
             }
-          }
-        }
-#pragma unroll
-        for (int j = 0; j < kDotBlocks; ++j) {
-#pragma unroll
-          for (int h = 0; h < kHeadsPerPass; ++h) {
-            const int b = dot_slot + j * kDotSlots;
-            if (b < blocks && h < heads)
-              logits[(h * group + b) * n_stride + kb0 + dot_row] = acc[j][h] * scale_log2;
+            logits[(h * group + b) * n_stride + kb0 + dot_row] = dot * scale_log2;
           }
         }
       }
     }
     __syncthreads();
-    // Causal softmax of each (head, query block) row over its own n = last_block + 1 key blocks, in place.
-    for (int r = warp; r < heads * blocks; r += kSelectWarps) {
+    // Causal softmax of each (head, query block) row over its own n = last_block + 1 key blocks, in place: a
+    // warp per short row, the CTA per long one.
+    for (int r = short_rows ? warp : 0; r < heads * blocks; r += short_rows ? kSelectWarps : 1) {
       const int b = r % blocks;
       const int n = slot_rows(dims, first_block + b).last_block + 1;
       float* row = logits + (r / blocks * group + b) * n_stride;
-      float row_max = -INFINITY;
-      for (int kb = lane; kb < n; kb += 32) row_max = fmaxf(row_max, row[kb]);
-      for (int width = 16; width > 0; width /= 2)
-        row_max = fmaxf(row_max, __shfl_xor_sync(0xFFFFFFFFu, row_max, width));
-      float sum = 0.0f;
-      for (int kb = lane; kb < n; kb += 32) {
-        row[kb] = exp2f(row[kb] - row_max);
-        sum += row[kb];
+      if (short_rows) {
+        softmax_row_warp(row, n);
+      } else {
+        softmax_row_cta(row, n, reduce_s);
       }
-      const float inv = 1.0f / warp_sum(sum);
-      for (int kb = lane; kb < n; kb += 32) row[kb] *= inv;
     }
     __syncthreads();
     for (int i = threadIdx.x; i < blocks * n_stride; i += kSelectThreads) {
@@ -302,7 +326,7 @@ __global__ void __launch_bounds__(kSelectThreads)
       prob[i] = p;
     }
   }
-  if (n_max <= kWarpSelectEntries) {
+  if (short_rows) {
     __syncthreads();
     for (int b = warp; b < blocks; b += kSelectWarps)
       select_block<true>(args, dims, head, ordinal, first_block + b, prob + b * n_stride, num_q, scratch);
