@@ -142,19 +142,18 @@ __global__ void __launch_bounds__(kThreads) interval_slash_scores_kernel(const S
         run_max[u][x] = -INFINITY;
         run_sum[u][x] = 0.0f;
       }
-    // Estimating rows of this pass's heads (zero rows pad the last row tile) and their row state.
+    // Estimating rows of this pass's heads (zero-filled rows pad the last row tile), copied asynchronously:
+    // they join the first K tile's group, so all of the CTA's loads are in flight together (plain loads kept
+    // one 16-byte vector per thread in flight at a time). Then their row state.
     constexpr int kRowVectors = kDim / 8;
     for (int v = threadIdx.x; v < pass_heads * rows * kRowVectors; v += kThreads) {
       const int hb = v / (rows * kRowVectors);
       const int r = (v / kRowVectors) % rows;
       const int col = (v % kRowVectors) * 8;
-      uint4 value = make_uint4(0, 0, 0, 0);
-      if (r < est_rows) {
-        const uint16_t* src = args.q + static_cast<int64_t>(row0 + r) * args.q_token_stride +
-                              static_cast<int64_t>(heads[pass_first + hb]) * args.q_head_stride + col;
-        value = *reinterpret_cast<const uint4*>(src);
-      }
-      *reinterpret_cast<uint4*>(q_s + (hb * rows + r) * kPitch + col) = value;
+      const bool valid = r < est_rows;
+      const uint16_t* src = args.q + static_cast<int64_t>(row0 + (valid ? r : 0)) * args.q_token_stride +
+                            static_cast<int64_t>(heads[pass_first + hb]) * args.q_head_stride + col;
+      ptx::cp_async_16(q_s + (hb * rows + r) * kPitch + col, src, valid);
     }
     if (kSums) {
       // Pass 2 keeps (row max, 1 / sum) once per row in the first quarter of the stat area.
