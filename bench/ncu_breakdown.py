@@ -5,12 +5,14 @@
         sacc -q bench ... > kernels.csv
     python3 bench/ncu_breakdown.py kernels.csv [--label sparse] [--skip N]
 
---skip drops the first N kernels (a warm-up run). Kernel time only: launch gaps and host work are not in it.
+--skip drops the first N kernels (a warm-up run); --by-kernel lists each kernel (its short name, launches, total
+and mean time) instead of stages, e.g. for a plan A/B under `ncu -k regex:...`. Kernel time only: launch gaps and host work are not in it.
 Stages are recognised by the engine's kernel names (src/attention/cuda, src/runtime/cuda); cuBLAS/cuBLASLt
 kernels are "linear layers".
 """
 import argparse
 import csv
+import gzip
 import io
 import sys
 
@@ -36,6 +38,14 @@ def stage_of(name):
     return "other"
 
 
+def short_name(name):
+    """A kernel's function name with its template arguments, without return type, namespaces or parameters."""
+    for anonymous in ("<unnamed>::", "(anonymous namespace)::"):
+        name = name.replace(anonymous, "")
+    base = name.split("(")[0].removeprefix("void ").strip()
+    return base[base.rfind("::", 0, base.find("<") if "<" in base else len(base)) + 2 :] if "::" in base else base
+
+
 def read_kernels(text):
     """[(kernel name, seconds)] in launch order from ncu's CSV (lines before the header are ncu's log)."""
     start = text.find('"ID"')
@@ -57,23 +67,25 @@ def main():
     ap.add_argument("csv")
     ap.add_argument("--label", default="")
     ap.add_argument("--skip", type=int, default=0, help="kernels of a warm-up run to drop first")
+    ap.add_argument("--by-kernel", action="store_true", help="one row per kernel instead of per stage")
     args = ap.parse_args()
-    with open(args.csv, errors="replace") as f:
+    opener = gzip.open if args.csv.endswith(".gz") else open
+    with opener(args.csv, "rt", errors="replace") as f:
         kernels = read_kernels(f.read())[args.skip:]
     if not kernels:
         raise SystemExit("ncu_breakdown: no kernel durations in " + args.csv)
     total = sum(t for _, t in kernels)
     by_stage, counts = {}, {}
     for name, t in kernels:
-        s = stage_of(name)
+        s = short_name(name) if args.by_kernel else stage_of(name)
         by_stage[s] = by_stage.get(s, 0.0) + t
         counts[s] = counts.get(s, 0) + 1
     print(f"### {args.label or args.csv}: {len(kernels)} kernels, {total * 1e3:.2f} ms of kernel time")
     print()
-    print("| stage | kernels | ms | share |")
-    print("| --- | ---: | ---: | ---: |")
+    print(f"| {'kernel' if args.by_kernel else 'stage'} | kernels | ms | share | mean us |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for s, t in sorted(by_stage.items(), key=lambda kv: -kv[1]):
-        print(f"| {s} | {counts[s]} | {t * 1e3:.2f} | {100 * t / total:.1f} % |")
+        print(f"| {s} | {counts[s]} | {t * 1e3:.2f} | {100 * t / total:.1f} % | {t * 1e6 / counts[s]:.1f} |")
     print()
     return 0
 
