@@ -162,9 +162,10 @@ __device__ __forceinline__ void select_block(const BlockClusterArgs& args, const
 
 // Query blocks per selection CTA (at most): their rows of block scores share every staged tile of pooled
 // keys, so each pooled key row is read once per group rather than once per query block (at 128K tokens, 2048
-// key blocks of 512 bytes per query block otherwise), and each of the CTA's warps selects for one of them.
+// key blocks of 512 bytes per query block otherwise), and short rows are chosen by one warp each at once.
 // Fewer when the grid would leave SMs idle or two CTAs would not fit on an SM
-// (launch_block_cluster_estimation).
+// (launch_block_cluster_estimation). Eight measured slower than four on the real Qwen prompt at 32K tokens
+// (bench/results/plan_bc_select_h100.md).
 constexpr int kGroupBlocks = 4;
 // Query heads of a shared index scored per pass over the pooled keys: their rows of logits sit in shared
 // memory together (fewer for very long prompts).
@@ -172,8 +173,9 @@ constexpr int kHeadsPerPass = 4;
 constexpr int kDotKeys = 64;                          // pooled key rows per staged tile
 constexpr int kDotSlots = kSelectThreads / kDotKeys;  // thread = (tile row, query block slot)
 constexpr int kTilePad = 4;  // floats after each staged row: 16-byte reads of 8 consecutive rows hit 32 banks
-// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA less the static selection scratch,
-// with room to spare; and what each of two CTAs on one SM (228 KB, 1 KB of it reserved per CTA) may take.
+// Dynamic shared memory a selection CTA may take: sm_90's 227 KB per CTA less the static selection scratch
+// (12.5 KB), with room to spare; and what each of two CTAs on one SM (228 KB, 1 KB of it reserved per CTA)
+// may take beside that scratch.
 constexpr size_t kSelectSmemBudget = 192 * 1024;
 constexpr size_t kPairSmemBudget = 100 * 1024;
 
