@@ -195,8 +195,7 @@ __device__ __forceinline__ void softmax_row_warp(float* row, int n) {
   const int lane = threadIdx.x % 32;
   float row_max = -INFINITY;
   for (int kb = lane; kb < n; kb += 32) row_max = fmaxf(row_max, row[kb]);
-  for (int width = 16; width > 0; width /= 2)
-    row_max = fmaxf(row_max, __shfl_xor_sync(0xFFFFFFFFu, row_max, width));
+  row_max = warp_max(row_max);
   float sum = 0.0f;
   for (int kb = lane; kb < n; kb += 32) {
     row[kb] = exp2f(row[kb] - row_max);
@@ -211,8 +210,7 @@ __device__ __forceinline__ void softmax_row_cta(float* row, int n, float* reduce
   const int warp = threadIdx.x / 32;
   float local_max = -INFINITY;
   for (int kb = threadIdx.x; kb < n; kb += kSelectThreads) local_max = fmaxf(local_max, row[kb]);
-  for (int width = 16; width > 0; width /= 2)
-    local_max = fmaxf(local_max, __shfl_xor_sync(0xFFFFFFFFu, local_max, width));
+  local_max = warp_max(local_max);
   __syncthreads();  // reduce_s is free
   if (threadIdx.x % 32 == 0) reduce_s[warp] = local_max;
   __syncthreads();

@@ -25,6 +25,12 @@ __device__ __forceinline__ float warp_sum(float value) {
   return value;
 }
 
+__device__ __forceinline__ float warp_max(float value) {
+  for (int width = 16; width > 0; width /= 2)
+    value = fmaxf(value, __shfl_xor_sync(0xFFFFFFFFu, value, width));
+  return value;
+}
+
 // Entry count and score mass of a set of entries.
 struct WarpTally {
   int count = 0;
